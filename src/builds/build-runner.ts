@@ -1,0 +1,69 @@
+import type { BuildPhase, LogStream, Provenance } from '../protocol/agent-messages.js';
+import type { BuildErrorCode } from './build-error-code.js';
+import type { Build } from './build.js';
+
+/** Why a run was aborted; the manager sets it as the AbortSignal's reason. */
+export type AbortReason =
+  { kind: 'cancel' } | { kind: 'timeout'; seconds: number } | { kind: 'shutdown' };
+
+/** Where a runner reports what happens during one build. Calls are synchronous and cheap. */
+export interface BuildRunSink {
+  /** The VM is starting (status → booting) or the agent started building (→ building) or pushing. */
+  status(status: 'booting' | 'building' | 'pushing'): void;
+  phase(phase: BuildPhase): void;
+  log(stream: LogStream, data: string, at: Date): void;
+  /** Seconds from VM start to the agent's hello. */
+  vmBooted(seconds: number): void;
+}
+
+export interface RunInput {
+  build: Build;
+  /** The build's registry token (DESIGN 3.2); handed to the guest over the channel only. */
+  registryToken: string;
+  /** Secret id → value for the secrets the build asked for. */
+  secrets: Record<string, string>;
+}
+
+export type RunOutcome =
+  | {
+      ok: true;
+      imageDigest: string;
+      /** Repository and tag pushed, relative to the registry (e.g. "acme/web:b_…"). */
+      pushedRef: string;
+      provenance: Provenance;
+      phaseSeconds: Partial<Record<BuildPhase, number>>;
+      bootSeconds: number;
+    }
+  | {
+      ok: false;
+      code: BuildErrorCode;
+      message: string;
+      logTail: string[];
+      phaseSeconds: Partial<Record<BuildPhase, number>>;
+      bootSeconds: number | null;
+    };
+
+/** What a runner found and cleaned up from a previous daemon process. */
+export interface RecoveryReport {
+  killedProcesses: number;
+  removedPaths: number;
+}
+
+/**
+ * Runs one build to its end in an isolated environment (a microVM). The port between the
+ * build lifecycle and the VM world.
+ */
+export interface BuildRunner {
+  /**
+   * Runs the build. Resolves (never rejects for build-level failures) only once everything
+   * the run created — VM process, sockets, volumes — is gone. When `signal` aborts, the VM is
+   * killed and the outcome is `{ ok: false, code: 'cancelled' | 'timeout', … }` per the reason.
+   */
+  run(input: RunInput, sink: BuildRunSink, signal: AbortSignal): Promise<RunOutcome>;
+  /**
+   * Called once at start, before anything is queued: kills VM processes and removes volumes
+   * that a crashed daemon left behind (only what this runner itself recorded starting).
+   */
+  recover(): Promise<RecoveryReport>;
+  close(): Promise<void>;
+}

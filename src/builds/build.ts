@@ -1,0 +1,74 @@
+import type { BuildPhase, Provenance } from '../protocol/agent-messages.js';
+import type { BuildErrorCode } from './build-error-code.js';
+
+/** DESIGN 3.1: queued → booting → building → pushing → ready, or failed / cancelled. */
+export type BuildStatus =
+  'queued' | 'booting' | 'building' | 'pushing' | 'ready' | 'failed' | 'cancelled';
+
+export const TERMINAL_STATUSES: ReadonlySet<BuildStatus> = new Set([
+  'ready',
+  'failed',
+  'cancelled',
+]);
+
+export type NetworkMode = 'isolated' | 'egress';
+export type SourceCompression = 'none' | 'gzip' | 'zstd';
+
+/** What the client asked for, validated (all defaults applied). */
+export interface BuildRequest {
+  dockerfile: string | null;
+  dockerfilePath: string;
+  contextDir: string;
+  buildArgs: Record<string, string>;
+  secretIds: string[];
+  cacheScope: string | null;
+  timeoutSeconds: number;
+  memoryMb: number;
+  cpus: number;
+  networkMode: NetworkMode;
+  /** Repository name within the tenant; the image lands in `<tenant>/<imageName ?? build id>`. */
+  imageName: string | null;
+}
+
+export interface BuildSource {
+  /** Absolute path of the uploaded archive in the build's directory. */
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+  compression: SourceCompression;
+  entries: number;
+  unpackedBytes: number;
+}
+
+export interface BuildFailure {
+  code: BuildErrorCode;
+  message: string;
+  logTail: string[];
+}
+
+export interface BuildResult {
+  imageRef: string;
+  imageDigest: string;
+  provenance: Provenance;
+}
+
+export interface Build {
+  id: string;
+  tenant: string;
+  status: BuildStatus;
+  request: BuildRequest;
+  source: BuildSource;
+  /** Output repository, e.g. "acme/web". */
+  repository: string;
+  /** Cache repository, e.g. "cache/acme/main", or null. */
+  cacheRepository: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  /** Times the build was handed to a runner (restart recovery re-runs once). */
+  attempts: number;
+  result: BuildResult | null;
+  failure: BuildFailure | null;
+  /** Seconds per phase: queued, boot, and the agent's phases. */
+  timings: Partial<Record<'queued' | 'boot' | BuildPhase | 'total', number>>;
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+/**
+ * Small zod helpers for environment variables: every value arrives as a string (or is absent),
+ * so these coerce, apply the default and validate in one place.
+ */
+export const envInt = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? def);
+
+/** A byte size: a whole number with an optional K/M/G/T suffix (binary multiples). */
+export const envBytes = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+\s*([KMGT]i?B?)?$/i, 'must be a byte size such as 512M or 2G')
+    .transform(parseByteSize)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? def);
+
+export const envString = (def: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .optional()
+    .transform((v) => v ?? def);
+
+export const envOptionalString = () => z.string().trim().min(1).optional();
+
+export const envBool = (def: boolean) =>
+  z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no'])
+    .optional()
+    .transform((v) => (v === undefined ? def : v === '1' || v === 'true' || v === 'yes'));
+
+export function parseByteSize(text: string): number {
+  const m = /^(\d+)\s*([KMGT])?/i.exec(text.trim());
+  if (!m?.[1]) return Number.NaN;
+  const unit = (m[2] ?? '').toUpperCase();
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[unit] ?? Number.NaN;
+  return Number(m[1]) * mult;
+}
