@@ -1,0 +1,25 @@
+/**
+ * Scopes an API token may carry (DESIGN 3.2). `registry:admin` is the operator's: it may push
+ * the shared base-image namespace (`library/…`) that every tenant's builds pull from.
+ */
+export const API_SCOPES = [
+  'builds:write',
+  'builds:read',
+  'registry:pull',
+  'registry:admin',
+  'secrets:write',
+] as const;
+
+export type ApiScope = (typeof API_SCOPES)[number];
+
+export function isApiScope(value: string): value is ApiScope {
+  return (API_SCOPES as readonly string[]).includes(value);
+}
+
+/** Tenant names that can never be used: they are registry namespaces (DESIGN 3.3). */
+export const RESERVED_TENANTS: ReadonlySet<string> = new Set(['cache', 'library', 'v2', 'token']);
+
+/** Shared base-image namespace every build may pull from. */
+export const BASE_IMAGE_NAMESPACE = 'library';
+/** Namespace of build caches: `cache/<tenant>/<scope>`. */
+export const CACHE_NAMESPACE = 'cache';

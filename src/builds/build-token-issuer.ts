@@ -1,0 +1,15 @@
+import type { Build } from './build.js';
+
+/**
+ * Issues a build's registry token (DESIGN 3.2): push+pull on the build's repository and its
+ * cache repository, pull on the base-image namespace; lifetime = the build's timeout. The
+ * registry refuses it as soon as the build is terminal (see BuildActivity).
+ */
+export interface BuildTokenIssuer {
+  issueBuildToken(build: Build): Promise<string>;
+}
+
+/** Tells the registry whether a build is still running, so its token stops working at its end. */
+export interface BuildActivity {
+  isBuildActive(buildId: string): boolean;
+}
