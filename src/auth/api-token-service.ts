@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { AppError } from '../errors/app-error.js';
+import type { Clock } from '../time/clock.js';
+import type { ApiPrincipal } from './api-principal.js';
+import { API_AUDIENCE, TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from './key-store.js';
+import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
+
+/** Tenant names (DESIGN 3.3): one lowercase registry path component, never a reserved one. */
+export const TENANT_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** True for a tenant name that may own builds and repositories. */
+export function isValidTenant(tenant: string): boolean {
+  return TENANT_PATTERN.test(tenant) && !RESERVED_TENANTS.has(tenant);
+}
+
+/**
+ * Issues and verifies API tokens (DESIGN 3.2): ES256 JWTs signed with the API key, with
+ * issuer and audience pinned so registry tokens (another key, another audience) never pass.
+ */
+export class ApiTokenService {
+  private readonly key: SigningKey;
+  private readonly clock: Clock;
+
+  constructor(options: { key: SigningKey; clock: Clock }) {
+    this.key = options.key;
+    this.clock = options.clock;
+  }
+
+  /** Signs a token for `tenant` with `scopes`, valid for `ttlSeconds` from the clock's now. */
+  async create(input: { tenant: string; scopes: ApiScope[]; ttlSeconds: number }): Promise<string> {
+    if (!isValidTenant(input.tenant)) {
+      throw new AppError('BAD_REQUEST', `invalid tenant name ${JSON.stringify(input.tenant)}`);
+    }
+    if (input.scopes.length === 0 || !input.scopes.every((s) => isApiScope(s))) {
+      throw new AppError('BAD_REQUEST', 'at least one known scope is required');
+    }
+    if (!Number.isInteger(input.ttlSeconds) || input.ttlSeconds <= 0) {
+      throw new AppError('BAD_REQUEST', 'ttlSeconds must be a positive whole number');
+    }
+    const now = Math.floor(this.clock.now().getTime() / 1000);
+    return new SignJWT({ scope: [...new Set(input.scopes)].join(' ') })
+      .setProtectedHeader({ alg: TOKEN_ALG, kid: this.key.kid, typ: 'JWT' })
+      .setIssuer(TOKEN_ISSUER)
+      .setAudience(API_AUDIENCE)
+      .setSubject(`tenant:${input.tenant}`)
+      .setJti(randomUUID())
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + input.ttlSeconds)
+      .sign(this.key.privateKey);
+  }
+
+  /** Verifies a token; throws AppError INVALID_TOKEN for anything not a valid API token. */
+  async verify(token: string): Promise<ApiPrincipal> {
+    let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
+    try {
+      ({ payload } = await jwtVerify(token, this.key.publicKey, {
+        algorithms: [TOKEN_ALG],
+        issuer: TOKEN_ISSUER,
+        audience: API_AUDIENCE,
+        currentDate: this.clock.now(),
+        requiredClaims: ['exp', 'sub', 'jti'],
+      }));
+    } catch (err) {
+      if (err instanceof joseErrors.JOSEError) {
+        throw new AppError('INVALID_TOKEN', undefined, { cause: err });
+      }
+      throw err;
+    }
+    const sub = payload.sub ?? '';
+    const tenant = sub.startsWith('tenant:') ? sub.slice('tenant:'.length) : '';
+    if (!isValidTenant(tenant) || typeof payload.jti !== 'string') {
+      throw new AppError('INVALID_TOKEN', 'The token names no valid tenant.');
+    }
+    const rawScope = payload.scope;
+    const scopes = new Set<ApiScope>();
+    if (typeof rawScope === 'string') {
+      for (const s of rawScope.split(' ')) if (isApiScope(s)) scopes.add(s);
+    }
+    return { tenant, scopes, tokenId: payload.jti };
+  }
+}
