@@ -62,6 +62,12 @@ export const ERROR_CATALOG = {
   // --- VM side (raised on the host; surfaced as build failures, not HTTP answers) ---
   VMM_UNAVAILABLE: { status: 500, message: 'No usable virtual machine monitor.' },
   VMM_API_ERROR: { status: 500, message: 'The virtual machine monitor refused a request.' },
+  VMM_START_FAILED: { status: 500, message: 'The virtual machine monitor failed to start.' },
+  VMM_NETWORK_UNAVAILABLE: {
+    status: 500,
+    message: 'The network mode needs host setup that is missing.',
+  },
+  VMM_VM_EXITED: { status: 500, message: 'The VM ended before the agent connected.' },
   GUEST_IMAGE_MISSING: { status: 500, message: 'The builder guest image is missing.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
