@@ -1,0 +1,24 @@
+import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
+import type { BuildFailure, BuildResult, BuildStatus } from './build.js';
+
+/** Payloads of the stored build events (DESIGN 3.4); heartbeats are never stored. */
+export type BuildEventData =
+  | { type: 'status'; status: BuildStatus }
+  | { type: 'phase'; phase: BuildPhase }
+  | { type: 'log'; stream: LogStream; data: string; at: string; truncated?: true }
+  | {
+      type: 'result';
+      status: 'ready' | 'failed' | 'cancelled';
+      result: BuildResult | null;
+      failure: BuildFailure | null;
+    };
+
+export type BuildEventType = BuildEventData['type'];
+
+/** One stored event: `id` increases by one per build, starting at 1. */
+export interface BuildEvent {
+  buildId: string;
+  id: number;
+  data: BuildEventData;
+  createdAt: Date;
+}
