@@ -40,6 +40,11 @@ export interface VmHandle {
   /** Host pid of the VMM process. */
   readonly pid: number;
   /**
+   * argv[0] basename the VMM process runs as, for its VmProcessRecord; when absent the
+   * driver's `Vmm.name` is the executable's name.
+   */
+  readonly executable?: string;
+  /**
    * The agent channel: a byte stream to the guest agent (virtio-serial or hybrid vsock),
    * connected once the guest opens its end. Resolves when the connection exists.
    */

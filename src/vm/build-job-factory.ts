@@ -1,0 +1,49 @@
+import type { Build } from '../builds/build.js';
+import type { BuildJob } from '../protocol/build-job.js';
+
+/** Namespace docker.io references resolve to in the Kiln registry (DESIGN 3.3, 3.8). */
+export const DOCKER_HUB_MIRROR_NAMESPACE = 'library';
+
+/**
+ * Builds `build.json` for one build (src/protocol/build-job.ts). Only non-secret facts: the
+ * registry token and secret values travel over the agent channel in `start`, never here.
+ */
+export function createBuildJob(
+  build: Build,
+  options: {
+    guestRegistryAddress: string;
+    limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
+    engine?: BuildJob['engine'];
+  },
+): BuildJob {
+  const { request } = build;
+  return {
+    version: 1,
+    buildId: build.id,
+    tenant: build.tenant,
+    source: {
+      sizeBytes: build.source.sizeBytes,
+      sha256: build.source.sha256,
+      compression: build.source.compression,
+      maxUnpackedBytes: options.limits.maxUnpackedBytes,
+      maxEntries: options.limits.maxEntries,
+      maxPathBytes: options.limits.maxPathBytes,
+    },
+    contextDir: request.contextDir,
+    dockerfilePath: request.dockerfilePath,
+    dockerfile: request.dockerfile,
+    buildArgs: { ...request.buildArgs },
+    secretIds: [...request.secretIds],
+    registry: {
+      host: options.guestRegistryAddress,
+      insecure: true,
+      repository: build.repository,
+      tags: request.imageName === null ? [build.id] : [build.id, 'latest'],
+      cacheRepository: build.cacheRepository,
+      dockerHubMirrorNamespace: DOCKER_HUB_MIRROR_NAMESPACE,
+    },
+    engine: options.engine ?? 'auto',
+    networkMode: request.networkMode,
+    resources: { memoryMb: request.memoryMb, cpus: request.cpus },
+  };
+}

@@ -1,0 +1,122 @@
+import { AGENT_SERIAL_PORT_NAME } from '../../protocol/agent-messages.js';
+import { CMDLINE_KEYS, QEMU_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
+import type { GuestNetwork, VmSpec } from '../vmm.js';
+
+/** Acceleration QEMU runs the guest with. */
+export type QemuAccel = 'kvm' | 'tcg';
+
+/** Guest address the registry forward listens on under QEMU user networking. */
+export const QEMU_GUEST_REGISTRY_ADDRESS = `${QEMU_GUEST_REGISTRY.host}:${QEMU_GUEST_REGISTRY.port}`;
+
+/** Chardev/netdev ids used on the command line. */
+const AGENT_CHARDEV = 'agent';
+const CONSOLE_CHARDEV = 'console';
+const NETDEV = 'n0';
+
+/**
+ * QEMU option values are comma-separated key=value lists; a literal comma inside a value is
+ * written as two commas (qemu-options: "commas in values must be doubled").
+ */
+export function escapeQemuValue(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+/**
+ * The command `guestfwd=…-cmd:` runs for each guest connection to the registry address: it
+ * joins its stdin/stdout to the registry on the host. socat's TCP6 form takes a bracketed
+ * address.
+ */
+export function registryForwardCommand(target: { host: string; port: number }): string {
+  const v6 = target.host.includes(':');
+  const host = v6 ? `[${target.host.replace(/^\[|\]$/g, '')}]` : target.host;
+  return `socat - ${v6 ? 'TCP6' : 'TCP'}:${host}:${target.port}`;
+}
+
+/**
+ * `-netdev user` for a guest network mode (DESIGN 3.7). `isolated`: `restrict=on` cuts the
+ * guest off from the host and the outside world; the one way out is the guestfwd at
+ * 10.0.2.100:5000 to the registry, spawned per connection. `egress`: the same without
+ * `restrict`, so slirp NATs outbound connections (DNS at 10.0.2.3).
+ */
+export function userNetdev(network: GuestNetwork): string {
+  const fwd = `guestfwd=tcp:${QEMU_GUEST_REGISTRY_ADDRESS}-cmd:${escapeQemuValue(
+    registryForwardCommand(network.registryTarget),
+  )}`;
+  const restrict = network.mode === 'isolated' ? ',restrict=on' : '';
+  return `user,id=${NETDEV}${restrict},${fwd}`;
+}
+
+/** Kernel command line under QEMU: the boot contract (src/protocol/guest-boot.ts) + extras. */
+export function qemuKernelCmdline(extra: string): string {
+  const base = [
+    'console=ttyS0',
+    'panic=-1',
+    `${CMDLINE_KEYS.channel}=serial:${AGENT_SERIAL_PORT_NAME}`,
+    `${CMDLINE_KEYS.net}=user`,
+    `${CMDLINE_KEYS.registry}=${QEMU_GUEST_REGISTRY_ADDRESS}`,
+  ];
+  const trimmed = extra.trim();
+  return trimmed === '' ? base.join(' ') : `${base.join(' ')} ${trimmed}`;
+}
+
+/**
+ * The argv (without the binary) of one builder VM: `-M microvm`, no default devices, disks
+ * as virtio-blk-device with their serials, the agent channel as a virtio-serial port backed by
+ * a Unix socket QEMU connects to (the host listens first, DESIGN 3.5), serial console appended
+ * to `spec.consoleLogPath`, user networking per mode, `-no-reboot` so a guest reboot or panic
+ * ends the process.
+ */
+export function buildQemuArgv(
+  spec: VmSpec,
+  options: { accel: QemuAccel; agentSocketPath: string },
+): string[] {
+  const argv: string[] = [
+    '-M',
+    'microvm,x-option-roms=off,rtc=on',
+    '-accel',
+    options.accel,
+    ...(options.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    '-m',
+    `${spec.memoryMb}M`,
+    '-smp',
+    String(spec.cpus),
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-no-reboot',
+    '-kernel',
+    spec.kernelPath,
+    '-initrd',
+    spec.initramfsPath,
+    '-append',
+    qemuKernelCmdline(spec.cmdline),
+    '-chardev',
+    `file,id=${CONSOLE_CHARDEV},path=${escapeQemuValue(spec.consoleLogPath)},append=on`,
+    '-serial',
+    `chardev:${CONSOLE_CHARDEV}`,
+  ];
+  spec.disks.forEach((disk, i) => {
+    const id = `disk${i}`;
+    argv.push(
+      '-drive',
+      `id=${id},file=${escapeQemuValue(disk.path)},format=raw,if=none,readonly=${
+        disk.readOnly ? 'on' : 'off'
+      },aio=threads${disk.readOnly ? '' : ',discard=unmap'}`,
+      '-device',
+      `virtio-blk-device,drive=${id},serial=${escapeQemuValue(disk.serial)}`,
+    );
+  });
+  argv.push(
+    '-chardev',
+    `socket,id=${AGENT_CHARDEV},path=${escapeQemuValue(options.agentSocketPath)},server=off`,
+    '-device',
+    'virtio-serial-device',
+    '-device',
+    `virtserialport,chardev=${AGENT_CHARDEV},name=${AGENT_SERIAL_PORT_NAME}`,
+    '-netdev',
+    userNetdev(spec.network),
+    '-device',
+    `virtio-net-device,netdev=${NETDEV}`,
+  );
+  return argv;
+}
