@@ -1,8 +1,9 @@
 import type { Migration } from './migration.js';
 import { migration0001Builds } from './migrations/0001-builds.js';
+import { migration0002Registry } from './migrations/0002-registry.js';
 
 /**
  * Every migration, in order. Each part of the daemon owns its own migration files under
  * `src/storage/migrations/`; versions are unique and only ever appended.
  */
-export const MIGRATIONS: readonly Migration[] = [migration0001Builds];
+export const MIGRATIONS: readonly Migration[] = [migration0001Builds, migration0002Registry];

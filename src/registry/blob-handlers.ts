@@ -1,0 +1,65 @@
+import { Readable } from 'node:stream';
+import type { Context } from 'hono';
+import { parseRangeHeader } from './byte-range.js';
+import { parseDigest } from './digest.js';
+import { OciError } from './oci-error.js';
+import type { RegistryDeps } from './registry-deps.js';
+
+function blobUnknown(digest: string): OciError {
+  return new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+}
+
+/**
+ * GET/HEAD `/v2/<name>/blobs/<digest>` (spec "Pulling blobs"), with single `Range` requests
+ * answered 206, or 416 when unsatisfiable. The body is streamed from disk.
+ */
+export function getBlob(
+  deps: RegistryDeps,
+  c: Context,
+  name: string,
+  digestText: string,
+): Response {
+  const digest = parseDigest(digestText);
+  const size = deps.store.linkedBlobSize(name, digest.text);
+  if (size === null) throw blobUnknown(digest.text);
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest.text,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${digest.text}"`,
+    'Cache-Control': 'max-age=31536000',
+  };
+  const range = parseRangeHeader(c.req.header('range'), size);
+  if (range === 'unsatisfiable') {
+    throw new OciError('RANGE_INVALID', 'requested range not satisfiable', {
+      headers: { 'Content-Range': `bytes */${size}` },
+      detail: { size },
+    });
+  }
+  const head = c.req.method === 'HEAD';
+  if (range === null) {
+    headers['Content-Length'] = String(size);
+    if (head || size === 0) return new Response(null, { status: 200, headers });
+    return new Response(toWeb(deps, digest.text, undefined), { status: 200, headers });
+  }
+  headers['Content-Length'] = String(range.end - range.start + 1);
+  headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+  if (head) return new Response(null, { status: 206, headers });
+  return new Response(toWeb(deps, digest.text, range), { status: 206, headers });
+}
+
+function toWeb(
+  deps: RegistryDeps,
+  digestText: string,
+  range: { start: number; end: number } | undefined,
+): ReadableStream<Uint8Array> {
+  const stream = deps.blobs.read(parseDigest(digestText), range);
+  return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+}
+
+/** DELETE `/v2/<name>/blobs/<digest>`: unlinks the blob from the repository (202). */
+export function deleteBlob(deps: RegistryDeps, name: string, digestText: string): Response {
+  const digest = parseDigest(digestText);
+  if (!deps.store.unlinkBlob(name, digest.text)) throw blobUnknown(digest.text);
+  return new Response(null, { status: 202, headers: { 'Content-Length': '0' } });
+}

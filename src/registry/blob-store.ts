@@ -1,0 +1,163 @@
+import type { Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { newHash, type ParsedDigest } from './digest.js';
+import { OciError } from './oci-error.js';
+
+interface RunningHash {
+  /** Bytes hashed so far; valid only while it equals the upload file's size. */
+  offset: number;
+  hash: Hash;
+}
+
+/**
+ * Content-addressed blob files (DESIGN 3.3): `<root>/blobs/<alg>/<ab>/<hex>`, uploads in
+ * `<root>/uploads/<id>`. An upload becomes a blob only by `rename` after its bytes were
+ * fsynced and its digest checked, so a crash never leaves a partial or wrong blob visible.
+ * The sha256 of an upload is computed while it streams in; other algorithms, or a hash lost
+ * to a restart, are recomputed from the file at the end.
+ */
+export class BlobStore {
+  readonly #blobsDir: string;
+  readonly #uploadsDir: string;
+  readonly #hashes = new Map<string, RunningHash>();
+
+  constructor(root: string) {
+    this.#blobsDir = path.join(root, 'blobs');
+    this.#uploadsDir = path.join(root, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.#blobsDir, { recursive: true });
+    await mkdir(this.#uploadsDir, { recursive: true });
+  }
+
+  blobPath(digest: ParsedDigest): string {
+    return path.join(this.#blobsDir, digest.algorithm, digest.hex.slice(0, 2), digest.hex);
+  }
+
+  uploadPath(id: string): string {
+    return path.join(this.#uploadsDir, id);
+  }
+
+  /** Creates the (empty) file of a new upload session. */
+  async createUpload(id: string): Promise<void> {
+    const handle = await open(this.uploadPath(id), 'wx', 0o600);
+    await handle.close();
+    this.#hashes.set(id, { offset: 0, hash: newHash('sha256') });
+  }
+
+  /**
+   * Appends `body` to the upload that currently holds `offset` bytes, with back-pressure, and
+   * returns its new size. On any failure the file is cut back to `offset` so a retried chunk
+   * starts from a known state.
+   */
+  async append(id: string, offset: number, body: Readable, maxBytes?: number): Promise<number> {
+    const file = this.uploadPath(id);
+    let running = this.#hashes.get(id);
+    if (running?.offset !== offset) running = undefined;
+    this.#hashes.delete(id);
+    let written = 0;
+    const hasher = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        written += chunk.length;
+        if (maxBytes !== undefined && written > maxBytes) {
+          cb(new OciError('RANGE_INVALID', 'chunk is longer than its Content-Range'));
+          return;
+        }
+        running?.hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, hasher, createWriteStream(file, { flags: 'a' }));
+    } catch (err) {
+      await truncate(file, offset).catch(() => undefined);
+      throw err;
+    }
+    if (running) this.#hashes.set(id, { offset: offset + written, hash: running.hash });
+    return offset + written;
+  }
+
+  /**
+   * Checks the upload against `digest`, makes it durable and renames it into place.
+   * Returns false (and leaves the upload alone) when the digest does not match.
+   */
+  async commit(id: string, digest: ParsedDigest): Promise<{ ok: boolean; size: number }> {
+    const file = this.uploadPath(id);
+    const { size } = await stat(file);
+    const running = this.#hashes.get(id);
+    let actual: string;
+    if (digest.algorithm === 'sha256' && running?.offset === size) {
+      actual = running.hash.copy().digest('hex');
+    } else {
+      actual = await hashFile(file, digest.algorithm);
+    }
+    if (actual !== digest.hex) return { ok: false, size };
+    const handle = await open(file, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const target = this.blobPath(digest);
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(file, target);
+    await syncDir(path.dirname(target));
+    this.#hashes.delete(id);
+    return { ok: true, size };
+  }
+
+  /** Cuts an upload back to `size` bytes (a rejected chunk). */
+  async truncateUpload(id: string, size: number): Promise<void> {
+    this.#hashes.delete(id);
+    await truncate(this.uploadPath(id), size);
+  }
+
+  async removeUpload(id: string): Promise<void> {
+    this.#hashes.delete(id);
+    await rm(this.uploadPath(id), { force: true });
+  }
+
+  /** Names of upload files on disk (for removing orphans after a crash). */
+  async uploadFiles(): Promise<string[]> {
+    return readdir(this.#uploadsDir);
+  }
+
+  async blobExists(digest: ParsedDigest): Promise<boolean> {
+    try {
+      await stat(this.blobPath(digest));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A stream of a blob's bytes, `end` inclusive (as fs ranges are). */
+  read(digest: ParsedDigest, range?: { start: number; end: number }): ReadStream {
+    return createReadStream(this.blobPath(digest), {
+      ...(range ?? {}),
+      highWaterMark: 1024 * 1024,
+    });
+  }
+}
+
+async function hashFile(file: string, algorithm: ParsedDigest['algorithm']): Promise<string> {
+  const hash = newHash(algorithm);
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,38 @@
+import { BASE_IMAGE_NAMESPACE } from '../auth/scopes.js';
+import type { BuildTokenIssuer } from '../builds/build-token-issuer.js';
+import type { Build } from '../builds/build.js';
+import type { AccessEntry } from './access-scope.js';
+import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
+
+/** Seconds a build token outlives the build's timeout, so the final push is never cut off. */
+export const BUILD_TOKEN_MARGIN_SECONDS = 120;
+
+/**
+ * Issues a build's registry token (DESIGN 3.2): push+pull on its output repository and its
+ * cache repository, pull on the base-image namespace, for the build's timeout plus a margin.
+ * The registry refuses it as soon as the build is no longer active.
+ */
+export class BuildTokenService implements BuildTokenIssuer {
+  readonly #tokens: RegistryTokenService;
+
+  constructor(tokens: RegistryTokenService) {
+    this.#tokens = tokens;
+  }
+
+  async issueBuildToken(build: Build): Promise<string> {
+    const access: AccessEntry[] = [
+      { type: 'repository', name: build.repository, actions: ['pull', 'push'] },
+    ];
+    if (build.cacheRepository !== null) {
+      access.push({ type: 'repository', name: build.cacheRepository, actions: ['pull', 'push'] });
+    }
+    access.push({ type: 'repository', name: `${BASE_IMAGE_NAMESPACE}/*`, actions: ['pull'] });
+    const lifetime = build.request.timeoutSeconds + BUILD_TOKEN_MARGIN_SECONDS;
+    const { token } = await this.#tokens.sign(
+      `${BUILD_SUBJECT_PREFIX}${build.id}`,
+      access,
+      lifetime,
+    );
+    return token;
+  }
+}

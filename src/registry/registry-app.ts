@@ -1,0 +1,168 @@
+import { Hono, type Context } from 'hono';
+import { formatScopes, type ScopeRequest } from './access-scope.js';
+import { deleteBlob, getBlob } from './blob-handlers.js';
+import { listReferrers, listTags } from './listing-handlers.js';
+import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
+import { OciError } from './oci-error.js';
+import { InvalidCredentialError, type RegistryCredential } from './registry-authenticator.js';
+import type { RegistryDeps } from './registry-deps.js';
+import {
+  matchRegistryRoute,
+  requiredScopes,
+  ROUTE_METHODS,
+  type RegistryRoute,
+} from './registry-route.js';
+import { assertRepositoryName } from './repository-name.js';
+import { issueToken } from './token-handler.js';
+import {
+  cancelUpload,
+  completeUpload,
+  patchUpload,
+  startUpload,
+  uploadStatus,
+} from './upload-handlers.js';
+
+/** Prefix the daemon mounts the registry under (`app.route('/v2', registry.app)`). */
+export const REGISTRY_PREFIX = '/v2';
+
+/**
+ * `WWW-Authenticate` for a refused request (Docker token spec "How to authenticate"): the
+ * realm follows the Host the client used (a guest reaches the registry through a forward).
+ */
+function challenge(
+  deps: RegistryDeps,
+  c: Context,
+  scopes: readonly ScopeRequest[],
+  error?: 'invalid_token' | 'insufficient_scope',
+): string {
+  const url = new URL(c.req.url);
+  const host = c.req.header('host') ?? url.host;
+  let value = `Bearer realm="${url.protocol}//${host}${REGISTRY_PREFIX}/token",service="${deps.config.service}"`;
+  if (scopes.length > 0) value += `,scope="${formatScopes(scopes)}"`;
+  if (error !== undefined) value += `,error="${error}"`;
+  return value;
+}
+
+function unauthorized(
+  deps: RegistryDeps,
+  c: Context,
+  scopes: readonly ScopeRequest[],
+  error: 'invalid_token' | 'insufficient_scope' | undefined,
+  message: string,
+): OciError {
+  return new OciError('UNAUTHORIZED', message, {
+    headers: { 'WWW-Authenticate': challenge(deps, c, scopes, error) },
+    detail: scopes.map((s) => ({ Type: 'repository', Name: s.name, Action: s.actions.join(',') })),
+  });
+}
+
+async function dispatch(
+  deps: RegistryDeps,
+  c: Context,
+  route: RegistryRoute,
+  credential: RegistryCredential,
+): Promise<Response> {
+  const method = c.req.method;
+  switch (route.kind) {
+    case 'ping':
+      return c.json({});
+    case 'token':
+      return issueToken(deps, c);
+    case 'uploads':
+      return startUpload(deps, c, route.name, credential);
+    case 'upload':
+      if (method === 'GET') return uploadStatus(deps, route.name, route.id);
+      if (method === 'PATCH') return patchUpload(deps, c, route.name, route.id);
+      if (method === 'PUT') return completeUpload(deps, c, route.name, route.id);
+      return cancelUpload(deps, route.name, route.id);
+    case 'blob':
+      if (method === 'DELETE') return deleteBlob(deps, route.name, route.digest);
+      return getBlob(deps, c, route.name, route.digest);
+    case 'manifest':
+      if (method === 'PUT') return putManifest(deps, c, route.name, route.reference);
+      if (method === 'DELETE') return deleteManifest(deps, route.name, route.reference);
+      return getManifest(deps, c, route.name, route.reference);
+    case 'tags':
+      return listTags(deps, c, route.name);
+    case 'referrers':
+      return listReferrers(deps, c, route.name, route.digest);
+  }
+}
+
+/**
+ * The registry's Hono app, routes relative to `/v2`. Every request is matched, authenticated
+ * and authorized here before a handler runs; errors are answered in the OCI error shape, and
+ * unexpected ones are logged and hidden behind a generic 500.
+ */
+export function buildRegistryApp(deps: RegistryDeps): Hono {
+  const app = new Hono();
+
+  app.all('*', async (c) => {
+    c.header('Docker-Distribution-API-Version', 'registry/2.0');
+    const path = c.req.path;
+    const subPath = path.startsWith(REGISTRY_PREFIX) ? path.slice(REGISTRY_PREFIX.length) : path;
+    const route = matchRegistryRoute(subPath);
+    if (route === null) throw new OciError('NAME_UNKNOWN', 'no such endpoint', { status: 404 });
+    if (!ROUTE_METHODS[route.kind].includes(c.req.method)) {
+      throw new OciError('UNSUPPORTED', 'method not allowed on this endpoint', {
+        headers: { Allow: ROUTE_METHODS[route.kind].join(', ') },
+      });
+    }
+    if (route.kind === 'token') return issueToken(deps, c);
+    if ('name' in route) assertRepositoryName(route.name);
+
+    const { required, optional } = requiredScopes(
+      route,
+      c.req.method,
+      new URL(c.req.url).searchParams,
+    );
+    const challengeScopes = [...required, ...optional];
+    let credential: RegistryCredential | null;
+    try {
+      credential = await deps.authenticator.authenticate(c.req.header('authorization'));
+    } catch (err) {
+      if (err instanceof InvalidCredentialError) {
+        throw unauthorized(deps, c, challengeScopes, 'invalid_token', err.message);
+      }
+      throw err;
+    }
+    if (credential === null) {
+      throw unauthorized(deps, c, challengeScopes, undefined, 'authentication required');
+    }
+    if (!required.every((s) => credential.access.allowsAll(s))) {
+      throw unauthorized(
+        deps,
+        c,
+        challengeScopes,
+        'insufficient_scope',
+        'the credential lacks access to this repository',
+      );
+    }
+    return dispatch(deps, c, route, credential);
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof InvalidCredentialError) {
+      err = new OciError('UNAUTHORIZED', err.message, {
+        headers: { 'WWW-Authenticate': challenge(deps, c, [], 'invalid_token') },
+      });
+    }
+    if (err instanceof OciError) {
+      const headers: Record<string, string> = {
+        ...err.headers,
+        'Docker-Distribution-API-Version': 'registry/2.0',
+        'Content-Type': 'application/json',
+      };
+      const body = c.req.method === 'HEAD' ? null : JSON.stringify(err.toBody());
+      return new Response(body, { status: err.status, headers });
+    }
+    deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'registry: request failed');
+    const body = new OciError('UNKNOWN', 'internal server error').toBody();
+    return new Response(JSON.stringify(body), {
+      status: 500,
+      headers: { 'Content-Type': 'application/json' },
+    });
+  });
+
+  return app;
+}

@@ -1,0 +1,292 @@
+import type { Database, Statement } from 'better-sqlite3';
+import type { Clock } from '../time/clock.js';
+
+/** A stored manifest (DESIGN 3.3: manifests, tags and referrers live in SQLite). */
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  subjectDigest: string | null;
+  annotations: Record<string, string> | null;
+  size: number;
+  content: Buffer;
+}
+
+/** A blob upload session (distribution spec "Pushing blobs"). */
+export interface UploadSession {
+  id: string;
+  repository: string;
+  /** Bytes received so far. */
+  size: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+interface ManifestRow {
+  digest: string;
+  media_type: string;
+  artifact_type: string | null;
+  subject_digest: string | null;
+  annotations: string | null;
+  size: number;
+  content: Buffer;
+}
+
+interface SessionRow {
+  id: string;
+  repository: string;
+  size: number;
+  created_at: string;
+  updated_at: string;
+}
+
+function toManifest(row: ManifestRow): StoredManifest {
+  return {
+    digest: row.digest,
+    mediaType: row.media_type,
+    artifactType: row.artifact_type,
+    subjectDigest: row.subject_digest,
+    annotations:
+      row.annotations === null ? null : (JSON.parse(row.annotations) as Record<string, string>),
+    size: row.size,
+    content: row.content,
+  };
+}
+
+function toSession(row: SessionRow): UploadSession {
+  return {
+    id: row.id,
+    repository: row.repository,
+    size: row.size,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+/**
+ * The registry's metadata in SQLite: repositories, blob links, manifests, tags, referrers and
+ * upload sessions. Statements are prepared once; every multi-row change is one transaction.
+ */
+export class RegistryStore {
+  readonly #db: Database;
+  readonly #clock: Clock;
+  readonly #s: {
+    repoId: Statement<[string], { id: number }>;
+    insertRepo: Statement<[string, string]>;
+    insertBlob: Statement<[string, number, string]>;
+    blobSize: Statement<[string], { size: number }>;
+    linkBlob: Statement<[number, string, string]>;
+    linkedBlob: Statement<[string, string], { size: number }>;
+    unlinkBlob: Statement<[number, string]>;
+    getManifest: Statement<[string, string], ManifestRow>;
+    upsertManifest: Statement<
+      [number, string, string, string | null, string | null, string | null, number, Buffer, string]
+    >;
+    deleteManifest: Statement<[number, string]>;
+    tagDigest: Statement<[string, string], { digest: string }>;
+    upsertTag: Statement<[number, string, string, string]>;
+    deleteTag: Statement<[number, string]>;
+    listTags: Statement<[string, string, number], { name: string }>;
+    referrers: Statement<[string, string], ManifestRow>;
+    insertSession: Statement<[string, string, string, string]>;
+    getSession: Statement<[string], SessionRow>;
+    updateSession: Statement<[number, string, string]>;
+    deleteSession: Statement<[string]>;
+    expiredSessions: Statement<[string], SessionRow>;
+    allSessionIds: Statement<[], { id: string }>;
+  };
+
+  constructor(db: Database, clock: Clock) {
+    this.#db = db;
+    this.#clock = clock;
+    this.#s = {
+      repoId: db.prepare('SELECT id FROM registry_repositories WHERE name = ?'),
+      insertRepo: db.prepare(
+        'INSERT INTO registry_repositories (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING',
+      ),
+      insertBlob: db.prepare(
+        'INSERT INTO registry_blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT(digest) DO NOTHING',
+      ),
+      blobSize: db.prepare('SELECT size FROM registry_blobs WHERE digest = ?'),
+      linkBlob: db.prepare(
+        'INSERT INTO registry_blob_links (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+      ),
+      linkedBlob: db.prepare(
+        `SELECT b.size FROM registry_blob_links l
+           JOIN registry_repositories r ON r.id = l.repository_id
+           JOIN registry_blobs b ON b.digest = l.digest
+          WHERE r.name = ? AND l.digest = ?`,
+      ),
+      unlinkBlob: db.prepare(
+        'DELETE FROM registry_blob_links WHERE repository_id = ? AND digest = ?',
+      ),
+      getManifest: db.prepare(
+        `SELECT m.digest, m.media_type, m.artifact_type, m.subject_digest, m.annotations, m.size, m.content
+           FROM registry_manifests m JOIN registry_repositories r ON r.id = m.repository_id
+          WHERE r.name = ? AND m.digest = ?`,
+      ),
+      upsertManifest: db.prepare(
+        `INSERT INTO registry_manifests
+           (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(repository_id, digest) DO UPDATE SET media_type = excluded.media_type`,
+      ),
+      deleteManifest: db.prepare(
+        'DELETE FROM registry_manifests WHERE repository_id = ? AND digest = ?',
+      ),
+      tagDigest: db.prepare(
+        `SELECT t.digest FROM registry_tags t JOIN registry_repositories r ON r.id = t.repository_id
+          WHERE r.name = ? AND t.name = ?`,
+      ),
+      upsertTag: db.prepare(
+        `INSERT INTO registry_tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+      ),
+      deleteTag: db.prepare('DELETE FROM registry_tags WHERE repository_id = ? AND name = ?'),
+      listTags: db.prepare(
+        `SELECT t.name FROM registry_tags t JOIN registry_repositories r ON r.id = t.repository_id
+          WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?`,
+      ),
+      referrers: db.prepare(
+        `SELECT m.digest, m.media_type, m.artifact_type, m.subject_digest, m.annotations, m.size, m.content
+           FROM registry_manifests m JOIN registry_repositories r ON r.id = m.repository_id
+          WHERE r.name = ? AND m.subject_digest = ? ORDER BY m.created_at, m.digest`,
+      ),
+      insertSession: db.prepare(
+        'INSERT INTO registry_upload_sessions (id, repository, size, created_at, updated_at) VALUES (?, ?, 0, ?, ?)',
+      ),
+      getSession: db.prepare('SELECT * FROM registry_upload_sessions WHERE id = ?'),
+      updateSession: db.prepare(
+        'UPDATE registry_upload_sessions SET size = ?, updated_at = ? WHERE id = ?',
+      ),
+      deleteSession: db.prepare('DELETE FROM registry_upload_sessions WHERE id = ?'),
+      expiredSessions: db.prepare('SELECT * FROM registry_upload_sessions WHERE updated_at < ?'),
+      allSessionIds: db.prepare('SELECT id FROM registry_upload_sessions'),
+    };
+  }
+
+  #now(): string {
+    return this.#clock.now().toISOString();
+  }
+
+  #ensureRepo(name: string): number {
+    this.#s.insertRepo.run(name, this.#now());
+    const row = this.#s.repoId.get(name);
+    if (!row) throw new Error(`repository ${name} vanished`);
+    return row.id;
+  }
+
+  repositoryExists(name: string): boolean {
+    return this.#s.repoId.get(name) !== undefined;
+  }
+
+  /** Records a blob that is now on disk and links it into `repository`. */
+  addBlob(repository: string, digest: string, size: number): void {
+    this.#db.transaction(() => {
+      this.#s.insertBlob.run(digest, size, this.#now());
+      this.#s.linkBlob.run(this.#ensureRepo(repository), digest, this.#now());
+    })();
+  }
+
+  /** Size of a blob known on disk (in any repository), or null. */
+  blobSize(digest: string): number | null {
+    return this.#s.blobSize.get(digest)?.size ?? null;
+  }
+
+  /** Links an existing blob into `repository` (cross-repo mount). */
+  linkBlob(repository: string, digest: string): void {
+    this.#db.transaction(() => {
+      this.#s.linkBlob.run(this.#ensureRepo(repository), digest, this.#now());
+    })();
+  }
+
+  /** Size of a blob visible in `repository`, or null. */
+  linkedBlobSize(repository: string, digest: string): number | null {
+    return this.#s.linkedBlob.get(repository, digest)?.size ?? null;
+  }
+
+  /** Removes a blob's link from a repository; false when it was not linked. */
+  unlinkBlob(repository: string, digest: string): boolean {
+    const id = this.#s.repoId.get(repository)?.id;
+    if (id === undefined) return false;
+    return this.#s.unlinkBlob.run(id, digest).changes > 0;
+  }
+
+  getManifest(repository: string, digest: string): StoredManifest | null {
+    const row = this.#s.getManifest.get(repository, digest);
+    return row ? toManifest(row) : null;
+  }
+
+  resolveTag(repository: string, tag: string): string | null {
+    return this.#s.tagDigest.get(repository, tag)?.digest ?? null;
+  }
+
+  /** Stores a manifest and points `tags` at it, in one transaction. */
+  putManifest(repository: string, manifest: StoredManifest, tags: readonly string[]): void {
+    this.#db.transaction(() => {
+      const id = this.#ensureRepo(repository);
+      this.#s.upsertManifest.run(
+        id,
+        manifest.digest,
+        manifest.mediaType,
+        manifest.artifactType,
+        manifest.subjectDigest,
+        manifest.annotations === null ? null : JSON.stringify(manifest.annotations),
+        manifest.size,
+        manifest.content,
+        this.#now(),
+      );
+      for (const tag of tags) this.#s.upsertTag.run(id, tag, manifest.digest, this.#now());
+    })();
+  }
+
+  /** Deletes a manifest and every tag pointing at it; false when unknown. */
+  deleteManifest(repository: string, digest: string): boolean {
+    const id = this.#s.repoId.get(repository)?.id;
+    if (id === undefined) return false;
+    return this.#s.deleteManifest.run(id, digest).changes > 0;
+  }
+
+  deleteTag(repository: string, tag: string): boolean {
+    const id = this.#s.repoId.get(repository)?.id;
+    if (id === undefined) return false;
+    return this.#s.deleteTag.run(id, tag).changes > 0;
+  }
+
+  /** Tags in lexical order after `last`, at most `limit`. */
+  listTags(repository: string, last: string, limit: number): string[] {
+    return this.#s.listTags.all(repository, last, limit).map((r) => r.name);
+  }
+
+  referrers(repository: string, subjectDigest: string): StoredManifest[] {
+    return this.#s.referrers.all(repository, subjectDigest).map(toManifest);
+  }
+
+  createSession(id: string, repository: string): UploadSession {
+    const now = this.#now();
+    this.#s.insertSession.run(id, repository, now, now);
+    return { id, repository, size: 0, createdAt: new Date(now), updatedAt: new Date(now) };
+  }
+
+  getSession(id: string): UploadSession | null {
+    const row = this.#s.getSession.get(id);
+    return row ? toSession(row) : null;
+  }
+
+  updateSessionSize(id: string, size: number): void {
+    this.#s.updateSession.run(size, this.#now(), id);
+  }
+
+  deleteSession(id: string): void {
+    this.#s.deleteSession.run(id);
+  }
+
+  /** Sessions idle since before `cutoff`. */
+  expiredSessions(cutoff: Date): UploadSession[] {
+    return this.#s.expiredSessions.all(cutoff.toISOString()).map(toSession);
+  }
+
+  sessionIds(): Set<string> {
+    return new Set(this.#s.allSessionIds.all().map((r) => r.id));
+  }
+}

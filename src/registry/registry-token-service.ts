@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { jwtVerify, SignJWT } from 'jose';
+import { TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from '../auth/key-store.js';
+import type { Clock } from '../time/clock.js';
+import type { AccessEntry } from './access-scope.js';
+
+/** A verified registry token. */
+export interface RegistryTokenClaims {
+  sub: string;
+  access: AccessEntry[];
+  /** Expiry, seconds since the epoch. */
+  exp: number;
+}
+
+/** `sub` prefix of a build's tokens; the registry checks the build is still active. */
+export const BUILD_SUBJECT_PREFIX = 'build:';
+
+/**
+ * Signs and verifies registry tokens (DESIGN 3.2): ES256 with the registry key, `iss` kiln,
+ * `aud` the registry service; algorithm, issuer and audience pinned on verify and time taken
+ * from the injected clock.
+ */
+export class RegistryTokenService {
+  readonly #key: SigningKey;
+  readonly #audience: string;
+  readonly #clock: Clock;
+
+  constructor(options: { key: SigningKey; audience: string; clock: Clock }) {
+    if (options.audience === '') throw new Error('registry token audience must not be empty');
+    this.#key = options.key;
+    this.#audience = options.audience;
+    this.#clock = options.clock;
+  }
+
+  /** Signs a token for `sub` with `access`, valid `lifetimeSeconds` from now. */
+  async sign(
+    sub: string,
+    access: readonly AccessEntry[],
+    lifetimeSeconds: number,
+  ): Promise<{ token: string; issuedAt: Date; expiresIn: number }> {
+    const issuedAt = this.#clock.now();
+    const iat = Math.floor(issuedAt.getTime() / 1000);
+    const expiresIn = Math.max(1, Math.floor(lifetimeSeconds));
+    const token = await new SignJWT({ access: [...access] })
+      .setProtectedHeader({ alg: TOKEN_ALG, kid: this.#key.kid, typ: 'JWT' })
+      .setIssuer(TOKEN_ISSUER)
+      .setAudience(this.#audience)
+      .setSubject(sub)
+      .setIssuedAt(iat)
+      .setNotBefore(iat)
+      .setExpirationTime(iat + expiresIn)
+      .setJti(randomUUID())
+      .sign(this.#key.privateKey);
+    return { token, issuedAt, expiresIn };
+  }
+
+  /** Verifies a registry token; throws (jose errors, or Error) on anything wrong. */
+  async verify(token: string): Promise<RegistryTokenClaims> {
+    const { payload } = await jwtVerify(token, this.#key.publicKey, {
+      algorithms: [TOKEN_ALG],
+      issuer: TOKEN_ISSUER,
+      audience: this.#audience,
+      currentDate: this.#clock.now(),
+      requiredClaims: ['sub', 'exp', 'iat'],
+    });
+    const access = parseAccessClaim(payload.access);
+    if (typeof payload.sub !== 'string' || typeof payload.exp !== 'number' || !access) {
+      throw new Error('registry token lacks sub, exp or a valid access claim');
+    }
+    return { sub: payload.sub, access, exp: payload.exp };
+  }
+}
+
+function parseAccessClaim(value: unknown): AccessEntry[] | null {
+  if (!Array.isArray(value)) return null;
+  const out: AccessEntry[] = [];
+  for (const item of value as unknown[]) {
+    if (typeof item !== 'object' || item === null) return null;
+    const { type, name, actions } = item as Record<string, unknown>;
+    if (type !== 'repository' || typeof name !== 'string' || !Array.isArray(actions)) continue;
+    const list = (actions as unknown[]).filter((a): a is string => typeof a === 'string');
+    out.push({ type, name, actions: list });
+  }
+  return out;
+}

@@ -1,0 +1,50 @@
+import type { Context } from 'hono';
+import { parseScopeParams } from './access-scope.js';
+import { OciError } from './oci-error.js';
+import type { RegistryCredential } from './registry-authenticator.js';
+import type { RegistryDeps } from './registry-deps.js';
+
+/**
+ * `/v2/token` (Docker token spec; OAuth2 password grant as BuildKit and containerd send it):
+ * GET with Basic credentials and repeated or space-separated `scope`s, or POST
+ * `grant_type=password` with `username`/`password`/`scope` in a form body. Grants the
+ * intersection of what was asked and what the credential allows; the token lives
+ * `tokenTtlSeconds`, never longer than the credential it came from.
+ */
+export async function issueToken(deps: RegistryDeps, c: Context): Promise<Response> {
+  let credential: RegistryCredential | null;
+  let scopeValues: string[];
+  if (c.req.method === 'POST') {
+    const form = new URLSearchParams(await c.req.text());
+    if (form.get('grant_type') !== 'password') {
+      return c.json({ error: 'unsupported_grant_type' }, 400);
+    }
+    credential = await deps.authenticator.fromPassword(form.get('password') ?? '');
+    scopeValues = form.getAll('scope');
+  } else {
+    credential = await deps.authenticator.authenticate(c.req.header('authorization'));
+    scopeValues = c.req.queries('scope') ?? [];
+  }
+  if (credential === null) {
+    throw new OciError('UNAUTHORIZED', 'credentials are required', {
+      headers: { 'WWW-Authenticate': `Basic realm="${deps.config.service}"` },
+    });
+  }
+  const access = credential.access.intersect(parseScopeParams(scopeValues));
+  const nowSeconds = Math.floor(deps.clock.now().getTime() / 1000);
+  let lifetime = deps.config.tokenTtlSeconds;
+  if (credential.expiresAt !== null) {
+    lifetime = Math.min(lifetime, credential.expiresAt - nowSeconds);
+  }
+  const { token, issuedAt, expiresIn } = await deps.tokens.sign(
+    credential.subject,
+    access,
+    lifetime,
+  );
+  return c.json({
+    token,
+    access_token: token,
+    expires_in: expiresIn,
+    issued_at: issuedAt.toISOString(),
+  });
+}
