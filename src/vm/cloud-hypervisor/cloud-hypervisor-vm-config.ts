@@ -1,0 +1,110 @@
+import { AppError } from '../../errors/app-error.js';
+import { AGENT_VSOCK_PORT } from '../../protocol/agent-messages.js';
+import {
+  CMDLINE_KEYS,
+  REGISTRY_VSOCK_PORT,
+  VSOCK_GUEST_REGISTRY,
+} from '../../protocol/guest-boot.js';
+import type { VmSpec } from '../vmm.js';
+
+/**
+ * The subset of Cloud Hypervisor's `VmConfig` (OpenAPI `#/components/schemas/VmConfig`,
+ * shared/reference/cloud-hypervisor-openapi.yaml) that Kiln sends to `PUT /api/v1/vm.create`.
+ * Field names are the API's snake_case; a test validates built payloads against the schema.
+ */
+export interface CloudHypervisorVmConfig {
+  payload: { kernel: string; initramfs: string; cmdline: string };
+  cpus: { boot_vcpus: number; max_vcpus: number };
+  memory: { size: number };
+  disks: { path: string; readonly: boolean; serial: string; id: string }[];
+  net?: { tap: string; ip: string; mask: string; mac: string; id: string }[];
+  rng: { src: string };
+  serial: { mode: 'File'; file: string };
+  console: { mode: 'Off' };
+  vsock: { cid: number; socket: string; id: string };
+}
+
+/** The guest's vsock context id; 0–2 are reserved (2 is the host), so the guest gets 3. */
+export const GUEST_CID = 3;
+
+/** File names inside `VmSpec.runDir`. */
+export const RUN_DIR_FILES = {
+  apiSocket: 'ch-api.sock',
+  vsockSocket: 'vsock.sock',
+} as const;
+
+/** One guest's egress link: a TAP device on a point-to-point /30 (see `egressLink`). */
+export interface EgressLink {
+  tap: string;
+  hostIp: string;
+  guestIp: string;
+  mask: string;
+  guestMac: string;
+}
+
+/** virtio-blk serials are at most 20 bytes (VIRTIO_BLK_ID_BYTES). */
+const MAX_SERIAL_BYTES = 20;
+
+/**
+ * Builds the `vm.create` body for one builder VM. Isolated mode has no network device at all:
+ * the guest reaches the registry through a hybrid-vsock tunnel (`kiln.registry_vsock`). Egress
+ * mode keeps that tunnel for the registry and adds one TAP-backed virtio-net device.
+ */
+export function buildCloudHypervisorVmConfig(
+  spec: VmSpec,
+  paths: { vsockSocket: string },
+  egress?: EgressLink,
+): CloudHypervisorVmConfig {
+  if (spec.network.mode === 'egress' && egress === undefined) {
+    throw new AppError('VMM_NETWORK_UNAVAILABLE', 'egress network mode needs a TAP link');
+  }
+  for (const disk of spec.disks) {
+    if (Buffer.byteLength(disk.serial) > MAX_SERIAL_BYTES) {
+      throw new AppError(
+        'VMM_START_FAILED',
+        `disk serial "${disk.serial}" exceeds ${MAX_SERIAL_BYTES} bytes`,
+      );
+    }
+  }
+  const kernelArgs = [
+    'console=ttyS0',
+    'panic=-1',
+    `${CMDLINE_KEYS.channel}=vsock:${AGENT_VSOCK_PORT}`,
+    spec.network.mode === 'egress' && egress !== undefined
+      ? // Linux `ip=<client>::<gateway>:<netmask>::<device>:off` (kernel nfsroot
+        // documentation); the guest init reads it when kiln.net=tap.
+        `${CMDLINE_KEYS.net}=tap ip=${egress.guestIp}::${egress.hostIp}:${egress.mask}::eth0:off`
+      : `${CMDLINE_KEYS.net}=none`,
+    `${CMDLINE_KEYS.registryVsock}=${REGISTRY_VSOCK_PORT}`,
+    `${CMDLINE_KEYS.registry}=${VSOCK_GUEST_REGISTRY.host}:${VSOCK_GUEST_REGISTRY.port}`,
+  ];
+  const cmdline = [spec.cmdline.trim(), ...kernelArgs].filter((s) => s !== '').join(' ');
+
+  const config: CloudHypervisorVmConfig = {
+    payload: { kernel: spec.kernelPath, initramfs: spec.initramfsPath, cmdline },
+    cpus: { boot_vcpus: spec.cpus, max_vcpus: spec.cpus },
+    memory: { size: spec.memoryMb * 1024 * 1024 },
+    disks: spec.disks.map((disk) => ({
+      path: disk.path,
+      readonly: disk.readOnly,
+      serial: disk.serial,
+      id: disk.serial,
+    })),
+    rng: { src: '/dev/urandom' },
+    serial: { mode: 'File', file: spec.consoleLogPath },
+    console: { mode: 'Off' },
+    vsock: { cid: GUEST_CID, socket: paths.vsockSocket, id: 'kiln-vsock' },
+  };
+  if (spec.network.mode === 'egress' && egress !== undefined) {
+    config.net = [
+      {
+        tap: egress.tap,
+        ip: egress.hostIp,
+        mask: egress.mask,
+        mac: egress.guestMac,
+        id: 'kiln-net0',
+      },
+    ];
+  }
+  return config;
+}
