@@ -1,0 +1,57 @@
+import type { Clock } from '../time/clock.js';
+import type { BuildEvent, BuildEventData } from './build-event.js';
+import type { BuildStore } from './build-store.js';
+
+type Listener = () => void;
+
+/**
+ * Build events (DESIGN 3.4): every event is stored in SQLite first and only then announced.
+ * Subscribers are only woken up — they re-read from the store from their last id — so a slow
+ * client costs no memory here and no event can be dropped.
+ */
+export class EventLog {
+  private readonly listeners = new Map<string, Set<Listener>>();
+
+  constructor(
+    private readonly store: BuildStore,
+    private readonly clock: Clock,
+    private readonly maxLogBytes: number,
+  ) {}
+
+  append(buildId: string, data: Exclude<BuildEventData, { type: 'log' }>): BuildEvent {
+    const event = this.store.appendEvent(buildId, data, this.clock.now());
+    this.notify(buildId);
+    return event;
+  }
+
+  /** Appends a log chunk under the per-build cap (one truncation marker past it). */
+  appendLog(buildId: string, data: Extract<BuildEventData, { type: 'log' }>): void {
+    const stored = this.store.appendLog(buildId, data, this.clock.now(), this.maxLogBytes);
+    if (stored.length > 0) this.notify(buildId);
+  }
+
+  read(buildId: string, afterId: number, limit: number): BuildEvent[] {
+    return this.store.eventsAfter(buildId, afterId, limit);
+  }
+
+  /** Calls `listener` after each new event of the build; returns the unsubscribe function. */
+  subscribe(buildId: string, listener: Listener): () => void {
+    let set = this.listeners.get(buildId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(buildId, set);
+    }
+    set.add(listener);
+    return () => {
+      const current = this.listeners.get(buildId);
+      current?.delete(listener);
+      if (current?.size === 0) this.listeners.delete(buildId);
+    };
+  }
+
+  private notify(buildId: string): void {
+    const set = this.listeners.get(buildId);
+    if (!set) return;
+    for (const listener of [...set]) listener();
+  }
+}

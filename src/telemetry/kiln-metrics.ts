@@ -1,0 +1,91 @@
+import type { Histogram, Counter } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { METRIC_ATTRIBUTES } from './metric-attributes.js';
+
+/** What the queue gauges read when Prometheus scrapes. */
+export interface QueueObservation {
+  queued(): number;
+  active(): number;
+}
+
+const DURATION_BUCKETS = [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
+const BOOT_BUCKETS = [0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
+
+/**
+ * Kiln's OpenTelemetry instruments (created once) and their Prometheus exposition, serialized
+ * on demand for `/metrics` on the daemon's own port (the exporter's server is never started).
+ */
+export class KilnMetrics {
+  private readonly provider: MeterProvider;
+  private readonly exporter: PrometheusExporter;
+  private readonly serializer = new PrometheusSerializer();
+  private readonly buildDuration: Histogram;
+  private readonly buildsTotal: Counter;
+  private readonly uploadBytes: Counter;
+  private readonly vmBoot: Histogram;
+  private observation: QueueObservation | null = null;
+
+  constructor() {
+    this.exporter = new PrometheusExporter({ preventServerStart: true });
+    this.provider = new MeterProvider({ readers: [this.exporter] });
+    const meter = this.provider.getMeter('kiln');
+    this.buildDuration = meter.createHistogram('kiln_build_duration_seconds', {
+      description: 'Wall-clock seconds from acceptance to the final status, by final status.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    });
+    this.buildsTotal = meter.createCounter('kiln_builds_total', {
+      description: 'Builds that reached a final status, by status.',
+    });
+    this.uploadBytes = meter.createCounter('kiln_upload_bytes_total', {
+      description: 'Bytes of source archives accepted by POST /builds.',
+      unit: 'By',
+    });
+    this.vmBoot = meter.createHistogram('kiln_vm_boot_seconds', {
+      description: 'Seconds from VM start to the guest agent hello.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: BOOT_BUCKETS },
+    });
+    const queueLength = meter.createObservableGauge('kiln_queue_length', {
+      description: 'Builds waiting in the queue.',
+    });
+    const active = meter.createObservableGauge('kiln_active_builds', {
+      description: 'Builds handed to a runner and not finished.',
+    });
+    queueLength.addCallback((result) => {
+      if (this.observation) result.observe(this.observation.queued());
+    });
+    active.addCallback((result) => {
+      if (this.observation) result.observe(this.observation.active());
+    });
+  }
+
+  /** Connects the gauges to the live queue. */
+  observeQueue(observation: QueueObservation): void {
+    this.observation = observation;
+  }
+
+  buildFinished(status: 'ready' | 'failed' | 'cancelled', seconds: number): void {
+    this.buildsTotal.add(1, { [METRIC_ATTRIBUTES.status]: status });
+    this.buildDuration.record(seconds, { [METRIC_ATTRIBUTES.status]: status });
+  }
+
+  uploadAccepted(bytes: number): void {
+    this.uploadBytes.add(bytes);
+  }
+
+  vmBooted(seconds: number): void {
+    this.vmBoot.record(seconds);
+  }
+
+  /** Collects every instrument now and returns the Prometheus text exposition. */
+  async render(): Promise<string> {
+    const { resourceMetrics } = await this.exporter.collect();
+    return this.serializer.serialize(resourceMetrics);
+  }
+
+  async close(): Promise<void> {
+    await this.provider.shutdown();
+  }
+}
