@@ -1,0 +1,154 @@
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { list as listTar } from 'tar';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Build } from '../../src/builds/build.js';
+import { createBuildJob } from '../../src/vm/build-job-factory.js';
+import { writeConfigVolume } from '../../src/vm/config-volume.js';
+import { createScratchVolume } from '../../src/vm/scratch-volume.js';
+import { prepareSourceVolume } from '../../src/vm/source-volume.js';
+
+function build(overrides: Partial<Build['request']> = {}): Build {
+  return {
+    id: 'b_aaaaaaaaaaaaaaaaaaaa',
+    tenant: 'acme',
+    status: 'queued',
+    request: {
+      dockerfile: null,
+      dockerfilePath: 'Dockerfile',
+      contextDir: '',
+      buildArgs: { A: '1' },
+      secretIds: ['npm'],
+      cacheScope: 'main',
+      timeoutSeconds: 600,
+      memoryMb: 1024,
+      cpus: 1,
+      networkMode: 'isolated',
+      imageName: null,
+      ...overrides,
+    },
+    source: {
+      path: '/nowhere',
+      sizeBytes: 700,
+      sha256: 'a'.repeat(64),
+      compression: 'gzip',
+      entries: 3,
+      unpackedBytes: 2000,
+    },
+    repository: 'acme/b_aaaaaaaaaaaaaaaaaaaa',
+    cacheRepository: 'cache/acme/main',
+    createdAt: new Date(0),
+    startedAt: null,
+    finishedAt: null,
+    attempts: 0,
+    result: null,
+    failure: null,
+    timings: {},
+  };
+}
+
+const limits = { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 };
+
+describe('volumes', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-volumes-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes the config volume as an uncompressed tar holding only build.json, in whole sectors', async () => {
+    const file = path.join(dir, 'config.tar');
+    const job = createBuildJob(build(), { guestRegistryAddress: '10.0.2.100:5000', limits });
+    await writeConfigVolume(file, job);
+
+    const raw = await readFile(file);
+    expect(raw.length % 512).toBe(0);
+    expect(raw.subarray(257, 262).toString()).toBe('ustar');
+    const names: string[] = [];
+    let body = '';
+    await listTar({
+      file,
+      onReadEntry: (entry) => {
+        names.push(entry.path);
+        entry.on('data', (d: Buffer) => (body += d.toString()));
+      },
+    });
+    expect(names).toEqual(['build.json']);
+    expect(JSON.parse(body)).toEqual(job);
+  });
+
+  it('describes the build in build.json without secrets, tagging the build id only without image_name', () => {
+    const job = createBuildJob(build(), { guestRegistryAddress: '10.0.2.100:5000', limits });
+    expect(job.registry).toEqual({
+      host: '10.0.2.100:5000',
+      insecure: true,
+      repository: 'acme/b_aaaaaaaaaaaaaaaaaaaa',
+      tags: ['b_aaaaaaaaaaaaaaaaaaaa'],
+      cacheRepository: 'cache/acme/main',
+      dockerHubMirrorNamespace: 'library',
+    });
+    expect(job.secretIds).toEqual(['npm']);
+    expect(job.source).toEqual({
+      sizeBytes: 700,
+      sha256: 'a'.repeat(64),
+      compression: 'gzip',
+      maxUnpackedBytes: 5000,
+      maxEntries: 10,
+      maxPathBytes: 255,
+    });
+    expect(JSON.stringify(job)).not.toMatch(/token/i);
+  });
+
+  it('adds the latest tag when the build names its image', () => {
+    const job = createBuildJob(build({ imageName: 'web' }), {
+      guestRegistryAddress: '127.0.0.1:5000',
+      limits,
+    });
+    expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'latest']);
+  });
+
+  it('creates the scratch disk sparse at the configured size', async () => {
+    const file = path.join(dir, 'scratch.img');
+    await createScratchVolume(file, 20 * 1024 ** 3);
+    const st = await stat(file);
+    expect(st.size).toBe(20 * 1024 ** 3);
+    expect(st.blocks * 512).toBeLessThan(1024 * 1024);
+  });
+
+  it('refuses to overwrite an existing scratch disk', async () => {
+    const file = path.join(dir, 'scratch.img');
+    await writeFile(file, 'x');
+    await expect(createScratchVolume(file, 1024 ** 3)).rejects.toThrow(/EEXIST/);
+  });
+
+  it('zero-pads the source archive to whole sectors without changing its bytes', async () => {
+    const file = path.join(dir, 'source.tar.gz');
+    const content = Buffer.alloc(700, 7);
+    await writeFile(file, content);
+    expect(await prepareSourceVolume(file, 700)).toBe(1024);
+    const padded = await readFile(file);
+    expect(padded.length).toBe(1024);
+    expect(padded.subarray(0, 700).equals(content)).toBe(true);
+    expect(padded.subarray(700).every((b) => b === 0)).toBe(true);
+    expect(await prepareSourceVolume(file, 700)).toBe(1024);
+  });
+
+  it('leaves a source already in whole sectors untouched', async () => {
+    const file = path.join(dir, 'source.tar');
+    await writeFile(file, Buffer.alloc(2048, 1));
+    const before = await stat(file);
+    expect(await prepareSourceVolume(file, 2048)).toBe(2048);
+    expect((await stat(file)).mtimeMs).toBe(before.mtimeMs);
+  });
+
+  it('rejects a source shorter than its recorded size', async () => {
+    const file = path.join(dir, 'short.tar');
+    const h = await open(file, 'w');
+    await h.truncate(100);
+    await h.close();
+    await expect(prepareSourceVolume(file, 700)).rejects.toThrow(/shorter/);
+  });
+});
