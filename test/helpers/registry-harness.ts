@@ -1,0 +1,193 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Database } from 'better-sqlite3';
+import { Hono } from 'hono';
+import { pino } from 'pino';
+import { ApiTokenService } from '../../src/auth/api-token-service.js';
+import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
+import type { ApiScope } from '../../src/auth/scopes.js';
+import type { BuildActivity } from '../../src/builds/build-token-issuer.js';
+import type { Build } from '../../src/builds/build.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import { createRegistry, type Registry } from '../../src/registry/create-registry.js';
+import { openDatabase } from '../../src/storage/database.js';
+import { RegistryFakeClock } from './registry-fake-clock.js';
+
+/** Stand-in for the BuildManager's view of running builds: a set of active build ids. */
+export class FakeBuildActivity implements BuildActivity {
+  readonly active = new Set<string>();
+  isBuildActive(buildId: string): boolean {
+    return this.active.has(buildId);
+  }
+}
+
+/** A Build with the fields the registry reads; everything else filled with plain values. */
+export function registryTestBuild(input: {
+  id: string;
+  tenant: string;
+  repository: string;
+  cacheRepository?: string | null;
+  timeoutSeconds?: number;
+}): Build {
+  return {
+    id: input.id,
+    tenant: input.tenant,
+    status: 'building',
+    request: {
+      dockerfile: null,
+      dockerfilePath: 'Dockerfile',
+      contextDir: '.',
+      buildArgs: {},
+      secretIds: [],
+      cacheScope: null,
+      timeoutSeconds: input.timeoutSeconds ?? 600,
+      memoryMb: 1024,
+      cpus: 1,
+      networkMode: 'isolated',
+      imageName: null,
+    },
+    source: {
+      path: '/nonexistent',
+      sizeBytes: 0,
+      sha256: '0'.repeat(64),
+      compression: 'none',
+      entries: 0,
+      unpackedBytes: 0,
+    },
+    repository: input.repository,
+    cacheRepository: input.cacheRepository ?? null,
+    createdAt: new Date(0),
+    startedAt: null,
+    finishedAt: null,
+    attempts: 1,
+    result: null,
+    failure: null,
+    timings: {},
+  };
+}
+
+/**
+ * The real registry (real SQLite, real disk, real keys) served by @hono/node-server on
+ * 127.0.0.1:0 under `/v2`, with a fake clock and a fake BuildActivity as the only stand-ins.
+ */
+export class RegistryHarness {
+  readonly dataDir: string;
+  readonly clock: RegistryFakeClock;
+  readonly activity = new FakeBuildActivity();
+  readonly config: Config;
+  keys!: KeySet;
+  apiTokens!: ApiTokenService;
+  db!: Database;
+  registry!: Registry;
+  #server: ServerType | null = null;
+  port = 0;
+
+  private constructor(dataDir: string, clock: RegistryFakeClock, env: Record<string, string>) {
+    this.dataDir = dataDir;
+    this.clock = clock;
+    this.config = loadConfig({ KILN_DATA_DIR: dataDir, ...env });
+  }
+
+  static async start(
+    options: { env?: Record<string, string>; clock?: RegistryFakeClock } = {},
+  ): Promise<RegistryHarness> {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-registry-'));
+    const h = new RegistryHarness(
+      dataDir,
+      options.clock ?? new RegistryFakeClock(),
+      options.env ?? {},
+    );
+    await h.open();
+    return h;
+  }
+
+  /** `127.0.0.1:<port>`, as clients name the registry. */
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get url(): string {
+    return `http://${this.host}`;
+  }
+
+  async open(): Promise<void> {
+    this.keys = await loadOrCreateKeys(this.dataDir);
+    this.apiTokens = new ApiTokenService({ key: this.keys.api, clock: this.clock });
+    this.db = openDatabase(path.join(this.dataDir, 'kiln.db'));
+    this.registry = await createRegistry({
+      db: this.db,
+      dataDir: this.dataDir,
+      keys: this.keys,
+      config: this.config,
+      clock: this.clock,
+      logger: pino({ level: 'silent' }),
+      buildActivity: this.activity,
+      apiTokens: this.apiTokens,
+    });
+    const root = new Hono().route('/v2', this.registry.app);
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: root.fetch, hostname: '127.0.0.1', port: this.port }, () => {
+        resolve(s);
+      });
+    });
+    this.#server = server;
+    this.port = (server.address() as AddressInfo).port;
+  }
+
+  /** Stops the server, the registry and the database (the data directory stays). */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    if (server !== null) {
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      });
+    }
+    await this.registry.close();
+    if (this.db.open) this.db.close();
+  }
+
+  /** A daemon restart: everything closed and opened again on the same data directory. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.open();
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** An API token for `tenant` with `scopes`, signed by the daemon's API key. */
+  apiToken(tenant: string, scopes: ApiScope[], ttlSeconds = 3600): Promise<string> {
+    return this.apiTokens.create({ tenant, scopes, ttlSeconds });
+  }
+
+  /** A build token for an active build (mark it finished with `activity.active.delete`). */
+  async buildToken(input: Parameters<typeof registryTestBuild>[0]): Promise<string> {
+    this.activity.active.add(input.id);
+    return this.registry.tokenIssuer.issueBuildToken(registryTestBuild(input));
+  }
+
+  /** Basic credentials carrying `token` as the password. */
+  static basic(token: string, user = 'kiln'): string {
+    return `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}`;
+  }
+
+  /** A registry token from /v2/token for `scopes` using `token` as the Basic password. */
+  async exchange(token: string, scopes: string[]): Promise<string> {
+    const query = scopes.map((s) => `scope=${encodeURIComponent(s)}`).join('&');
+    const res = await fetch(`${this.url}/v2/token?service=kiln&${query}`, {
+      headers: { authorization: RegistryHarness.basic(token) },
+    });
+    if (res.status !== 200) throw new Error(`token endpoint answered ${res.status}`);
+    const body = (await res.json()) as { token: string };
+    return body.token;
+  }
+}
