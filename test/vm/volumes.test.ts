@@ -8,44 +8,10 @@ import { createBuildJob } from '../../src/vm/build-job-factory.js';
 import { writeConfigVolume } from '../../src/vm/config-volume.js';
 import { createScratchVolume } from '../../src/vm/scratch-volume.js';
 import { prepareSourceVolume } from '../../src/vm/source-volume.js';
+import { makeTestBuild } from './vm-test-build.js';
 
-function build(overrides: Partial<Build['request']> = {}): Build {
-  return {
-    id: 'b_aaaaaaaaaaaaaaaaaaaa',
-    tenant: 'acme',
-    status: 'queued',
-    request: {
-      dockerfile: null,
-      dockerfilePath: 'Dockerfile',
-      contextDir: '',
-      buildArgs: { A: '1' },
-      secretIds: ['npm'],
-      cacheScope: 'main',
-      timeoutSeconds: 600,
-      memoryMb: 1024,
-      cpus: 1,
-      networkMode: 'isolated',
-      imageName: null,
-      ...overrides,
-    },
-    source: {
-      path: '/nowhere',
-      sizeBytes: 700,
-      sha256: 'a'.repeat(64),
-      compression: 'gzip',
-      entries: 3,
-      unpackedBytes: 2000,
-    },
-    repository: 'acme/b_aaaaaaaaaaaaaaaaaaaa',
-    cacheRepository: 'cache/acme/main',
-    createdAt: new Date(0),
-    startedAt: null,
-    finishedAt: null,
-    attempts: 0,
-    result: null,
-    failure: null,
-    timings: {},
-  };
+function build(request: Partial<Build['request']> = {}): Build {
+  return makeTestBuild({ request });
 }
 
 const limits = { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 };

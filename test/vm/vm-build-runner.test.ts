@@ -1,0 +1,442 @@
+import { existsSync } from 'node:fs';
+import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { pino } from 'pino';
+import { list as listTar } from 'tar';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AbortReason, BuildRunSink, RunOutcome } from '../../src/builds/build-runner.js';
+import type { Build } from '../../src/builds/build.js';
+import type { AgentMessage, HostMessage } from '../../src/protocol/agent-messages.js';
+import type { BuildJob } from '../../src/protocol/build-job.js';
+import { LineFramer } from '../../src/protocol/line-framer.js';
+import { readProcessStartTicks } from '../../src/vm/process-identity.js';
+import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
+import { VmLedger } from '../../src/vm/vm-ledger.js';
+import { spawnVmmProcess, type VmmProcess } from '../../src/vm/vmm-process.js';
+import type { VmHandle, Vmm, VmSpec } from '../../src/vm/vmm.js';
+import { makeTestBuild } from './vm-test-build.js';
+
+const logger = pino({ level: 'silent' });
+
+/** The guest end of the agent channel, as a stand-in agent script sees it. */
+interface StandInGuest {
+  spec: VmSpec;
+  job: BuildJob;
+  send(message: AgentMessage | Record<string, unknown>): void;
+  raw(text: string): void;
+  /** Next host message. */
+  receive(): Promise<HostMessage>;
+  end(): void;
+  console(text: string): Promise<void>;
+}
+
+/**
+ * Stand-in for a microVM: the VMM process is a real `sleep` (so kill, pid records and reaping
+ * are real) and the agent channel is a real Unix socket whose far end is driven by the test's
+ * script — the boundary that cannot run here is a guest agent misbehaving on purpose.
+ */
+class StandInGuestVmm implements Vmm {
+  readonly name = 'qemu' as const;
+  readonly accel = 'stand-in';
+  readonly guestRegistryAddress = '10.0.2.100:5000';
+  readonly processes: VmmProcess[] = [];
+  specs: VmSpec[] = [];
+
+  constructor(private readonly script: (guest: StandInGuest) => Promise<void> | void) {}
+
+  async start(spec: VmSpec): Promise<VmHandle> {
+    this.specs.push(spec);
+    const proc = await spawnVmmProcess('sleep', ['300'], { stdio: ['ignore', 'ignore', 'ignore'] });
+    this.processes.push(proc);
+    const socketPath = path.join(spec.runDir, 'agent.sock');
+    const server = net.createServer();
+    const hostSide = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const guestSide = net.connect(socketPath);
+    const host = await hostSide;
+    server.close();
+    const job = await readJob(spec);
+    const framer = new LineFramer();
+    const inbox: HostMessage[] = [];
+    const waiters: ((m: HostMessage) => void)[] = [];
+    guestSide.on('data', (chunk: Buffer) => {
+      for (const f of framer.push(chunk)) {
+        if (f.kind !== 'message') continue;
+        const m = f.value as HostMessage;
+        const w = waiters.shift();
+        if (w) w(m);
+        else inbox.push(m);
+      }
+    });
+    guestSide.on('error', () => undefined);
+    void Promise.resolve(
+      this.script({
+        spec,
+        job,
+        send: (m) => guestSide.write(`${JSON.stringify(m)}\n`),
+        raw: (t) => guestSide.write(t),
+        receive: () =>
+          new Promise((resolve) => {
+            const m = inbox.shift();
+            if (m) resolve(m);
+            else waiters.push(resolve);
+          }),
+        end: () => guestSide.end(),
+        console: (t) => appendFile(spec.consoleLogPath, t),
+      }),
+    ).catch(() => undefined);
+    void proc.exited.then(() => guestSide.destroy());
+    return {
+      id: spec.id,
+      pid: proc.pid,
+      executable: proc.executable,
+      exited: proc.exited,
+      channel: () => Promise.resolve(host as Duplex),
+      shutdown: () => proc.kill(),
+      kill: () => proc.kill(),
+    };
+  }
+}
+
+async function readJob(spec: VmSpec): Promise<BuildJob> {
+  const config = spec.disks.find((d) => d.serial === 'kiln-config');
+  let body = '';
+  await listTar({
+    file: config!.path,
+    onReadEntry: (e) => e.on('data', (d: Buffer) => (body += d.toString())),
+  });
+  return JSON.parse(body) as BuildJob;
+}
+
+class RecordingSink implements BuildRunSink {
+  statuses: string[] = [];
+  phases: string[] = [];
+  logs: string[] = [];
+  booted: number[] = [];
+  status(s: 'booting' | 'building' | 'pushing') {
+    this.statuses.push(s);
+  }
+  phase(p: string) {
+    this.phases.push(p);
+  }
+  log(stream: string, data: string) {
+    this.logs.push(`${stream}:${data}`);
+  }
+  vmBooted(seconds: number) {
+    this.booted.push(seconds);
+  }
+}
+
+const hello = {
+  type: 'hello',
+  protocol: 1,
+  agentVersion: 'stand-in',
+  engines: ['buildah'],
+} as const;
+const provenance = {
+  sourceSha256: 'a'.repeat(64),
+  treeSha256: 'b'.repeat(64),
+  lockfiles: {},
+  baseImages: {},
+  engine: { name: 'buildah', version: '1.28' },
+};
+const DIGEST = `sha256:${'c'.repeat(64)}`;
+
+describe('VmBuildRunner with a stand-in guest', () => {
+  let dir: string;
+  let now: number;
+  let build: Build;
+  let runners: VmBuildRunner[];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-runner-'));
+    now = 1_700_000_000_000;
+    runners = [];
+    const image = path.join(dir, 'image');
+    await rm(image, { recursive: true, force: true });
+    await import('node:fs/promises').then((fs) => fs.mkdir(image));
+    for (const f of ['vmlinuz', 'initramfs.img', 'rootfs.img'])
+      await writeFile(path.join(image, f), 'x');
+    const source = path.join(dir, 'source.tar.gz');
+    await writeFile(source, Buffer.alloc(700, 1));
+    build = makeTestBuild({ source: { path: source, sizeBytes: 700 } });
+  });
+
+  afterEach(async () => {
+    for (const r of runners) await r.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function runner(vmm: Vmm, bootTimeoutSeconds = 5): VmBuildRunner {
+    const r = new VmBuildRunner({
+      vmm,
+      ledger: new VmLedger(path.join(dir, 'vm-ledger')),
+      clock: { now: () => new Date(now) },
+      logger,
+      runRoot: path.join(dir, 'vms'),
+      imageDir: path.join(dir, 'image'),
+      scratchBytes: 1024 ** 3,
+      bootTimeoutSeconds,
+      limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
+      registryTarget: { host: '127.0.0.1', port: 5555 },
+    });
+    runners.push(r);
+    return r;
+  }
+
+  async function expectNothingLeft(vmm: StandInGuestVmm): Promise<void> {
+    for (const p of vmm.processes) {
+      expect(await readProcessStartTicks(p.pid)).toBeNull();
+    }
+    expect(existsSync(path.join(dir, 'vms', build.id))).toBe(false);
+    expect(await readdir(path.join(dir, 'vm-ledger'))).toEqual([]);
+  }
+
+  it('runs a build: hello, start with token and secrets, phases and logs relayed, result mapped', async () => {
+    let start: HostMessage | undefined;
+    let job: BuildJob | undefined;
+    const vmm = new StandInGuestVmm(async (g) => {
+      job = g.job;
+      now += 3500;
+      g.send(hello);
+      start = await g.receive();
+      g.send({ type: 'phase', phase: 'extracting', at: now });
+      g.send({ type: 'log', stream: 'stdout', data: 'STEP 1/2\n', at: now });
+      g.send({ type: 'phase', phase: 'building', at: now });
+      g.send({ type: 'phase', phase: 'pushing', at: now });
+      g.send({
+        type: 'result',
+        ok: true,
+        imageDigest: DIGEST,
+        imageRef: 'x',
+        phaseSeconds: { building: 4 },
+        provenance,
+      });
+    });
+    const sink = new RecordingSink();
+
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 'tok-123', secrets: { npm: 's3cret' } },
+      sink,
+      new AbortController().signal,
+    );
+
+    expect(outcome).toMatchObject({
+      ok: true,
+      imageDigest: DIGEST,
+      pushedRef: `acme/${build.id}:${build.id}`,
+      bootSeconds: 3.5,
+      phaseSeconds: { building: 4 },
+      provenance,
+    });
+    expect(start).toEqual({ type: 'start', registryToken: 'tok-123', secrets: { npm: 's3cret' } });
+    expect(JSON.stringify(job)).not.toContain('tok-123');
+    expect(JSON.stringify(job)).not.toContain('s3cret');
+    expect(job?.registry.repository).toBe(`acme/${build.id}`);
+    expect(sink.statuses).toEqual(['booting', 'building', 'pushing']);
+    expect(sink.phases).toEqual(['extracting', 'building', 'pushing']);
+    expect(sink.logs).toEqual(['stdout:STEP 1/2\n']);
+    expect(sink.booted).toEqual([3.5]);
+    expect(vmm.specs[0]?.disks.map((d) => [d.serial, d.readOnly])).toEqual([
+      ['kiln-root', true],
+      ['kiln-source', true],
+      ['kiln-config', true],
+      ['kiln-scratch', false],
+    ]);
+    expect(vmm.specs[0]?.network).toEqual({
+      mode: 'isolated',
+      registryTarget: { host: '127.0.0.1', port: 5555 },
+    });
+    await expectNothingLeft(vmm);
+  });
+
+  it('passes a failed result through with its code and log tail', async () => {
+    const vmm = new StandInGuestVmm(async (g) => {
+      g.send(hello);
+      await g.receive();
+      g.send({ type: 'phase', phase: 'building', at: now });
+      g.send({
+        type: 'result',
+        ok: false,
+        code: 'build_failed',
+        message: 'RUN exited 3',
+        logTail: ['boom'],
+        phaseSeconds: {},
+      });
+    });
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      new AbortController().signal,
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      code: 'build_failed',
+      message: 'RUN exited 3',
+      logTail: ['boom'],
+    });
+    await expectNothingLeft(vmm);
+  });
+
+  it('fails agent_protocol_error when the agent speaks another protocol version', async () => {
+    const vmm = new StandInGuestVmm((g) => {
+      g.send({ ...hello, protocol: 99 });
+    });
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      new AbortController().signal,
+    );
+    expect(outcome).toMatchObject({ ok: false, code: 'agent_protocol_error' });
+    expect(outcome.ok || outcome.message).toMatch(/protocol 99/);
+    await expectNothingLeft(vmm);
+  });
+
+  it('fails agent_protocol_error on a garbage line', async () => {
+    const vmm = new StandInGuestVmm(async (g) => {
+      g.send(hello);
+      await g.receive();
+      g.raw('this is not json\n');
+    });
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      new AbortController().signal,
+    );
+    expect(outcome).toMatchObject({ ok: false, code: 'agent_protocol_error' });
+    await expectNothingLeft(vmm);
+  });
+
+  it('fails agent_lost when the channel ends after hello without a result, keeping the log tail', async () => {
+    const vmm = new StandInGuestVmm(async (g) => {
+      g.send(hello);
+      await g.receive();
+      g.send({ type: 'log', stream: 'stderr', data: 'line one\nline two\n', at: now });
+      g.end();
+    });
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      new AbortController().signal,
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      code: 'agent_lost',
+      logTail: ['line one', 'line two'],
+    });
+    await expectNothingLeft(vmm);
+  });
+
+  it('fails vm_boot_failed with the console tail when the agent never says hello in time', async () => {
+    const vmm = new StandInGuestVmm(async (g) => {
+      await g.console('[    0.1] Linux version 6.1\nkiln-init: no agent channel\n');
+    });
+    const sink = new RecordingSink();
+    const outcome = await runner(vmm, 0.3).run(
+      { build, registryToken: 't', secrets: {} },
+      sink,
+      new AbortController().signal,
+    );
+    expect(outcome).toMatchObject({ ok: false, code: 'vm_boot_failed', bootSeconds: null });
+    expect(outcome.ok || outcome.logTail).toEqual(
+      expect.arrayContaining(['kiln-init: no agent channel']),
+    );
+    expect(sink.logs.join('')).toContain('kiln-init: no agent channel');
+    await expectNothingLeft(vmm);
+  });
+
+  it('on cancel sends cancel to the agent and kills the VM at once', async () => {
+    const controller = new AbortController();
+    let received: HostMessage | undefined;
+    const vmm = new StandInGuestVmm(async (g) => {
+      g.send(hello);
+      await g.receive();
+      g.send({ type: 'phase', phase: 'building', at: now });
+      controller.abort({ kind: 'cancel' } satisfies AbortReason);
+      received = await g.receive();
+    });
+    const started = Date.now();
+    const outcome: RunOutcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      controller.signal,
+    );
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(outcome).toMatchObject({ ok: false, code: 'cancelled' });
+    expect(received).toEqual({ type: 'cancel', reason: 'cancel' });
+    expect((await vmm.processes[0]!.exited).signal).toBe('SIGKILL');
+    await expectNothingLeft(vmm);
+  });
+
+  it('maps a timeout abort to timeout', async () => {
+    const controller = new AbortController();
+    const vmm = new StandInGuestVmm(async (g) => {
+      g.send(hello);
+      await g.receive();
+      controller.abort({ kind: 'timeout', seconds: 60 } satisfies AbortReason);
+    });
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      controller.signal,
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      code: 'timeout',
+      message: expect.stringContaining('60 s') as string,
+    });
+    await expectNothingLeft(vmm);
+  });
+
+  it('does not start a VM for a build aborted before it ran', async () => {
+    const controller = new AbortController();
+    controller.abort({ kind: 'cancel' } satisfies AbortReason);
+    const vmm = new StandInGuestVmm(() => undefined);
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      controller.signal,
+    );
+    expect(outcome).toMatchObject({ ok: false, code: 'cancelled' });
+    expect(vmm.processes).toEqual([]);
+  });
+
+  it('fails vm_boot_failed without starting anything when the guest image is missing', async () => {
+    await rm(path.join(dir, 'image', 'rootfs.img'));
+    const vmm = new StandInGuestVmm(() => undefined);
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      new AbortController().signal,
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      code: 'vm_boot_failed',
+      message: expect.stringContaining('rootfs.img') as string,
+    });
+    expect(vmm.processes).toEqual([]);
+  });
+
+  it('close() aborts running builds and waits for their cleanup', async () => {
+    let helloSent!: () => void;
+    const ready = new Promise<void>((r) => (helloSent = r));
+    const vmm = new StandInGuestVmm(async (g) => {
+      g.send(hello);
+      await g.receive();
+      helloSent();
+    });
+    const r = runner(vmm);
+    const pending = r.run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      new AbortController().signal,
+    );
+    await ready;
+    await r.close();
+    expect(await pending).toMatchObject({ ok: false, code: 'daemon_restarted' });
+    await expectNothingLeft(vmm);
+  });
+});
