@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../../errors/app-error.js';
 import { AGENT_VSOCK_PORT } from '../../protocol/agent-messages.js';
 import { REGISTRY_VSOCK_PORT, VSOCK_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
-import type { VmHandle, Vmm, VmSpec } from '../vmm.js';
+import type { Vmm, VmSpec } from '../vmm.js';
 import { isGuestRebootEvent } from './cloud-hypervisor-event-parser.js';
 import { CloudHypervisorProcess } from './cloud-hypervisor-process.js';
 import {
@@ -84,7 +84,7 @@ export class CloudHypervisorVmm implements Vmm {
     this.ipBinary = options.ipBinary;
   }
 
-  async start(spec: VmSpec): Promise<VmHandle> {
+  async start(spec: VmSpec): Promise<CloudHypervisorVm> {
     const logger = this.logger.child({ vmId: spec.id, vmm: this.name });
     if (spec.network.mode === 'egress' && this.links === undefined) {
       throw new AppError(

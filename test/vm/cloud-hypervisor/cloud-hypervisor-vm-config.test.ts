@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { DISK_SERIALS } from '../../../src/protocol/guest-boot.js';
+import { buildProbeVmConfig } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-probe.js';
+import {
+  buildCloudHypervisorVmConfig,
+  type CloudHypervisorVmConfig,
+} from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vm-config.js';
+import { EgressLinkPool } from '../../../src/vm/cloud-hypervisor/egress-link-pool.js';
+import type { VmSpec } from '../../../src/vm/vmm.js';
+
+const SPEC_PATH = '/work/shared/reference/cloud-hypervisor-openapi.yaml';
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Copies a schema tree for Ajv: OpenAPI `#/components/schemas/X` references become JSON
+ * Schema `#/definitions/X`; with `closed`, undeclared keys are forbidden wherever the spec
+ * lists `properties` (the spec itself leaves objects open).
+ */
+function toJsonSchema(value: unknown, closed: boolean): unknown {
+  if (Array.isArray(value)) return value.map((item) => toJsonSchema(item, closed));
+  if (!isObject(value)) return value;
+  const out: JsonObject = {};
+  for (const [key, child] of Object.entries(value)) {
+    out[key] =
+      key === '$ref' && typeof child === 'string'
+        ? child.replace('#/components/schemas/', 'ch#/definitions/')
+        : toJsonSchema(child, closed);
+  }
+  if (closed && isObject(value.properties) && value.additionalProperties === undefined) {
+    out.additionalProperties = false;
+  }
+  return out;
+}
+
+const INTEGER_RANGES: Record<string, [number, number]> = {
+  int8: [-(2 ** 7), 2 ** 7 - 1],
+  int16: [-(2 ** 15), 2 ** 15 - 1],
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint8: [0, 2 ** 8 - 1],
+  uint16: [0, 2 ** 16 - 1],
+  uint32: [0, 2 ** 32 - 1],
+};
+
+/**
+ * Compiles `#/components/schemas/<name>` of the Cloud Hypervisor OpenAPI document with Ajv in
+ * strict mode. OpenAPI 3.0 schemas are a JSON Schema draft-04/07 subset; its integer formats
+ * are checked as ranges. `closed` also rejects keys the spec does not declare.
+ */
+function compileSchema(name: string, closed: boolean): ValidateFunction {
+  const doc = parse(readFileSync(SPEC_PATH, 'utf8')) as JsonObject;
+  const components = doc.components as JsonObject;
+  const definitions = toJsonSchema(components.schemas, closed) as JsonObject;
+  const ajv = new Ajv({ strict: true, allErrors: true });
+  for (const [format, [min, max]] of Object.entries(INTEGER_RANGES)) {
+    ajv.addFormat(format, {
+      type: 'number',
+      validate: (n: number) => Number.isInteger(n) && n >= min && n <= max,
+    });
+  }
+  ajv.addSchema({ $id: 'ch', definitions });
+  return ajv.compile({ $ref: `ch#/definitions/${name}` });
+}
+
+function spec(network: VmSpec['network']): VmSpec {
+  return {
+    id: 'b_schema0000000000000000',
+    runDir: '/run/kiln/vms/b_schema',
+    kernelPath: '/var/cache/kiln/image/vmlinuz',
+    initramfsPath: '/var/cache/kiln/image/initramfs.img',
+    cmdline: 'quiet',
+    memoryMb: 2048,
+    cpus: 2,
+    disks: [
+      { path: '/var/cache/kiln/image/rootfs.img', readOnly: true, serial: DISK_SERIALS.root },
+      { path: '/var/lib/kiln/uploads/b_schema.tar', readOnly: true, serial: DISK_SERIALS.source },
+      { path: '/run/kiln/vms/b_schema/config.img', readOnly: true, serial: DISK_SERIALS.config },
+      { path: '/run/kiln/vms/b_schema/scratch.img', readOnly: false, serial: DISK_SERIALS.scratch },
+    ],
+    network,
+    consoleLogPath: '/var/lib/kiln/builds/b_schema/console.log',
+  };
+}
+
+const registryTarget = { host: '127.0.0.1', port: 5000 };
+const paths = { vsockSocket: '/run/kiln/vms/b_schema/vsock.sock' };
+
+function egressPayload(): CloudHypervisorVmConfig {
+  const link = new EgressLinkPool('kilntap').acquire();
+  return buildCloudHypervisorVmConfig(spec({ mode: 'egress', registryTarget }), paths, link);
+}
+
+describe('vm.create payload against the Cloud Hypervisor OpenAPI VmConfig schema', () => {
+  const open = compileSchema('VmConfig', false);
+  const closed = compileSchema('VmConfig', true);
+
+  it('is valid for an isolated build, with only declared keys', () => {
+    const payload = buildCloudHypervisorVmConfig(spec({ mode: 'isolated', registryTarget }), paths);
+    expect(open(payload), JSON.stringify(open.errors)).toBe(true);
+    expect(closed(payload), JSON.stringify(closed.errors)).toBe(true);
+    expect(payload.net).toBeUndefined();
+  });
+
+  it('is valid for an egress build, with only declared keys', () => {
+    const payload = egressPayload();
+    expect(open(payload), JSON.stringify(open.errors)).toBe(true);
+    expect(closed(payload), JSON.stringify(closed.errors)).toBe(true);
+    expect(payload.net).toHaveLength(1);
+  });
+
+  it('is valid for the probe boot', () => {
+    const payload = buildProbeVmConfig({
+      kernel: '/k/vmlinuz',
+      initramfs: '/k/initramfs.img',
+      serialLog: '/tmp/serial.log',
+    });
+    expect(open(payload), JSON.stringify(open.errors)).toBe(true);
+    expect(closed(payload), JSON.stringify(closed.errors)).toBe(true);
+  });
+
+  it('rejects a misspelled field (the check can fail)', () => {
+    const payload = JSON.parse(JSON.stringify(egressPayload())) as JsonObject;
+    const disks = payload.disks as JsonObject[];
+    disks[0] = { ...disks[0], read_only: true };
+    delete disks[0].readonly;
+    expect(closed(payload)).toBe(false);
+    expect(JSON.stringify(closed.errors)).toContain('read_only');
+
+    const cpus = JSON.parse(JSON.stringify(egressPayload())) as JsonObject;
+    cpus.cpus = { boot_cpus: 2, max_vcpus: 2 };
+    expect(open(cpus)).toBe(false);
+  });
+
+  it('rejects a wrong type or enum value', () => {
+    const payload = JSON.parse(JSON.stringify(egressPayload())) as JsonObject;
+    payload.serial = { mode: 'file', file: '/x' };
+    expect(open(payload)).toBe(false);
+    const memory = JSON.parse(JSON.stringify(egressPayload())) as JsonObject;
+    memory.memory = { size: '2G' };
+    expect(open(memory)).toBe(false);
+  });
+});
+
+describe('buildCloudHypervisorVmConfig', () => {
+  it('appends the vsock channel, registry tunnel and console keys to the spec cmdline', () => {
+    const payload = buildCloudHypervisorVmConfig(spec({ mode: 'isolated', registryTarget }), paths);
+    expect(payload.payload.cmdline).toBe(
+      'quiet console=ttyS0 panic=-1 kiln.channel=vsock:1024 kiln.net=none kiln.registry_vsock=1025 kiln.registry=127.0.0.1:5000',
+    );
+  });
+
+  it('maps memory to bytes, disks with readonly and serial, serial to the console log, console off', () => {
+    const payload = buildCloudHypervisorVmConfig(spec({ mode: 'isolated', registryTarget }), paths);
+    expect(payload.memory).toEqual({ size: 2048 * 1024 * 1024 });
+    expect(payload.cpus).toEqual({ boot_vcpus: 2, max_vcpus: 2 });
+    expect(payload.disks.map((d) => [d.serial, d.readonly])).toEqual([
+      ['kiln-root', true],
+      ['kiln-source', true],
+      ['kiln-config', true],
+      ['kiln-scratch', false],
+    ]);
+    expect(payload.serial).toEqual({
+      mode: 'File',
+      file: '/var/lib/kiln/builds/b_schema/console.log',
+    });
+    expect(payload.console).toEqual({ mode: 'Off' });
+    expect(payload.vsock).toMatchObject({ cid: 3, socket: paths.vsockSocket });
+  });
+
+  it('gives an egress guest a TAP device and its static address on the cmdline', () => {
+    const payload = egressPayload();
+    expect(payload.net).toEqual([
+      {
+        tap: 'kilntap0',
+        ip: '172.30.0.1',
+        mask: '255.255.255.252',
+        mac: '02:4b:49:4c:00:00',
+        id: 'kiln-net0',
+      },
+    ]);
+    expect(payload.payload.cmdline).toContain(
+      'kiln.net=tap ip=172.30.0.2::172.30.0.1:255.255.255.252::eth0:off',
+    );
+    expect(payload.payload.cmdline).toContain('kiln.registry_vsock=1025');
+  });
+
+  it('refuses a disk serial longer than virtio-blk allows', () => {
+    const bad = spec({ mode: 'isolated', registryTarget });
+    bad.disks = [{ path: '/x', readOnly: true, serial: 'a-serial-way-over-twenty-bytes' }];
+    expect(() => buildCloudHypervisorVmConfig(bad, paths)).toThrow(/exceeds 20 bytes/);
+  });
+});
