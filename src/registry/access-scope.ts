@@ -71,14 +71,20 @@ function actionsAllow(actions: readonly string[], action: RegistryAction): boole
 }
 
 /**
- * The access a credential carries. Entries with a glob name other than the base-image glob
- * are ignored, and pull on the base-image namespace is always allowed (DESIGN 3.3).
+ * The access a credential carries. Pull on the base-image namespace is always allowed
+ * (DESIGN 3.3). Globs (`<ns>/*`) are honoured as given; `fromTokenClaim` drops the ones a
+ * registry token may not carry.
  */
 export class Access {
   readonly entries: readonly AccessEntry[];
 
   constructor(entries: readonly AccessEntry[]) {
-    this.entries = entries.filter((e) => !e.name.includes('*') || e.name === BASE_IMAGE_GLOB);
+    this.entries = entries;
+  }
+
+  /** A registry token's `access` claim: the only glob it may hold is the base-image one. */
+  static fromTokenClaim(entries: readonly AccessEntry[]): Access {
+    return new Access(entries.filter((e) => !e.name.includes('*') || e.name === BASE_IMAGE_GLOB));
   }
 
   allows(name: string, action: RegistryAction): boolean {

@@ -107,6 +107,10 @@ export class RegistryAuthenticator {
         throw new InvalidCredentialError('the build this token belongs to has ended');
       }
     }
-    return { subject: claims.sub, access: new Access(claims.access), expiresAt: claims.exp };
+    return {
+      subject: claims.sub,
+      access: Access.fromTokenClaim(claims.access),
+      expiresAt: claims.exp,
+    };
   }
 }

@@ -1,0 +1,259 @@
+import { exportJWK, generateKeyPair, SignJWT, decodeJwt } from 'jose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BUILD_TOKEN_MARGIN_SECONDS } from '../../src/registry/build-token-service.js';
+import { RegistryHarness } from '../helpers/registry-harness.js';
+import { testBlob } from '../helpers/registry-oci-content.js';
+
+let h: RegistryHarness;
+
+beforeEach(async () => {
+  h = await RegistryHarness.start();
+});
+
+afterEach(async () => {
+  await h.close();
+});
+
+interface TokenAnswer {
+  token: string;
+  access_token: string;
+  expires_in: number;
+  issued_at: string;
+}
+
+async function getToken(password: string, query: string): Promise<Response> {
+  return fetch(`${h.url}/v2/token?service=kiln&${query}`, {
+    headers: { authorization: RegistryHarness.basic(password) },
+  });
+}
+
+function accessOf(token: string): unknown {
+  return decodeJwt(token).access;
+}
+
+async function status(method: string, path: string, auth: string, body?: Buffer): Promise<number> {
+  const res = await fetch(`${h.url}${path}`, {
+    method,
+    headers: { authorization: auth },
+    ...(body === undefined ? {} : { body }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('build tokens', () => {
+  it('carry sub build:<id>, push+pull on the output and cache repositories, pull on library/*, for timeout plus margin', async () => {
+    const token = await h.buildToken({
+      id: 'b_claims',
+      tenant: 'acme',
+      repository: 'acme/web',
+      cacheRepository: 'cache/acme/main',
+      timeoutSeconds: 900,
+    });
+    const claims = decodeJwt(token);
+    expect(claims.sub).toBe('build:b_claims');
+    expect(claims.iss).toBe('kiln');
+    expect(claims.aud).toBe('kiln');
+    expect(claims.exp! - claims.iat!).toBe(900 + BUILD_TOKEN_MARGIN_SECONDS);
+    expect(claims.access).toEqual([
+      { type: 'repository', name: 'acme/web', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'cache/acme/main', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'library/*', actions: ['pull'] },
+    ]);
+  });
+
+  it('stop working the moment the build is no longer active, and so do tokens exchanged from them', async () => {
+    const token = await h.buildToken({ id: 'b_end', tenant: 'acme', repository: 'acme/web' });
+    const exchanged = await h.exchange(token, ['repository:acme/web:pull,push']);
+    expect(await status('GET', '/v2/', `Bearer ${token}`)).toBe(200);
+    expect(await status('GET', '/v2/', `Bearer ${exchanged}`)).toBe(200);
+    h.activity.active.delete('b_end');
+    expect(await status('GET', '/v2/', `Bearer ${token}`)).toBe(401);
+    expect(await status('GET', '/v2/', `Bearer ${exchanged}`)).toBe(401);
+    expect((await getToken(token, 'scope=repository:acme/web:pull')).status).toBe(401);
+  });
+
+  it('are refused once expired by the injected clock', async () => {
+    const token = await h.buildToken({
+      id: 'b_exp',
+      tenant: 'acme',
+      repository: 'acme/web',
+      timeoutSeconds: 60,
+    });
+    expect(await status('GET', '/v2/', `Bearer ${token}`)).toBe(200);
+    h.clock.advanceSeconds(60 + BUILD_TOKEN_MARGIN_SECONDS + 1);
+    expect(await status('GET', '/v2/', `Bearer ${token}`)).toBe(401);
+  });
+});
+
+describe('token endpoint', () => {
+  it('grants the intersection of repeated and space-separated scopes with what a build token allows', async () => {
+    const token = await h.buildToken({
+      id: 'b_tok',
+      tenant: 'acme',
+      repository: 'acme/web',
+      cacheRepository: 'cache/acme/main',
+      timeoutSeconds: 3600,
+    });
+    const res = await getToken(
+      token,
+      [
+        'scope=' +
+          encodeURIComponent('repository:acme/web:pull,push repository:acme/other:pull,push'),
+        'scope=' + encodeURIComponent('repository:library/debian:pull,push'),
+        'scope=' + encodeURIComponent('repository:cache/acme/main:push'),
+        'scope=' + encodeURIComponent('repository:cache/globex/main:pull,push'),
+      ].join('&'),
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as TokenAnswer;
+    expect(body.access_token).toBe(body.token);
+    expect(body.expires_in).toBe(h.config.registry.tokenTtlSeconds);
+    expect(body.issued_at).toBe(h.clock.now().toISOString());
+    expect(accessOf(body.token)).toEqual([
+      { type: 'repository', name: 'acme/web', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'library/debian', actions: ['pull'] },
+      { type: 'repository', name: 'cache/acme/main', actions: ['push'] },
+    ]);
+  });
+
+  it('answers an OAuth2 password grant POST as BuildKit sends it', async () => {
+    const api = await h.apiToken('acme', ['registry:pull']);
+    const res = await fetch(`${h.url}/v2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'someone',
+        password: api,
+        service: 'kiln',
+        client_id: 'buildkit-client',
+        scope: 'repository:acme/web:pull,push repository:globex/web:pull',
+      }).toString(),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as TokenAnswer;
+    expect(accessOf(body.access_token)).toEqual([
+      { type: 'repository', name: 'acme/web', actions: ['pull'] },
+    ]);
+  });
+
+  it('never hands out a token that outlives the build token it came from', async () => {
+    const token = await h.buildToken({
+      id: 'b_short',
+      tenant: 'acme',
+      repository: 'acme/web',
+      timeoutSeconds: 10,
+    });
+    const res = await getToken(token, 'scope=repository:acme/web:pull');
+    const body = (await res.json()) as TokenAnswer;
+    expect(body.expires_in).toBe(10 + BUILD_TOKEN_MARGIN_SECONDS);
+  });
+
+  it('refuses missing and invalid credentials with 401', async () => {
+    const anonymous = await fetch(`${h.url}/v2/token?service=kiln&scope=repository:acme/web:pull`);
+    expect(anonymous.status).toBe(401);
+    expect((await getToken('not-a-token', 'scope=repository:acme/web:pull')).status).toBe(401);
+  });
+});
+
+describe('what each credential allows', () => {
+  it('lets an API token with registry:pull pull its tenant repositories over Basic, and nothing more', async () => {
+    const pusher = await h.buildToken({ id: 'b_src', tenant: 'acme', repository: 'acme/web' });
+    const blob = testBlob('tenant layer');
+    expect(
+      await status(
+        'POST',
+        `/v2/acme/web/blobs/uploads/?digest=${blob.digest}`,
+        `Bearer ${pusher}`,
+        blob.bytes,
+      ),
+    ).toBe(201);
+
+    const api = RegistryHarness.basic(await h.apiToken('acme', ['registry:pull']));
+    expect(await status('GET', `/v2/acme/web/blobs/${blob.digest}`, api)).toBe(200);
+    expect(await status('POST', '/v2/acme/web/blobs/uploads/', api)).toBe(401);
+    const other = RegistryHarness.basic(await h.apiToken('globex', ['registry:pull']));
+    expect(await status('GET', `/v2/acme/web/blobs/${blob.digest}`, other)).toBe(401);
+    const noScope = RegistryHarness.basic(await h.apiToken('acme', ['builds:read']));
+    expect(await status('GET', `/v2/acme/web/blobs/${blob.digest}`, noScope)).toBe(401);
+  });
+
+  it('lets registry:admin push library/* which every credential may then pull', async () => {
+    const admin = RegistryHarness.basic(await h.apiToken('ops', ['registry:admin']));
+    const blob = testBlob('base image layer');
+    expect(
+      await status(
+        'POST',
+        `/v2/library/debian/blobs/uploads/?digest=${blob.digest}`,
+        admin,
+        blob.bytes,
+      ),
+    ).toBe(201);
+    const build = await h.buildToken({ id: 'b_base', tenant: 'acme', repository: 'acme/web' });
+    expect(await status('GET', `/v2/library/debian/blobs/${blob.digest}`, `Bearer ${build}`)).toBe(
+      200,
+    );
+    expect(await status('POST', '/v2/library/debian/blobs/uploads/', `Bearer ${build}`)).toBe(401);
+    const tenantApi = RegistryHarness.basic(await h.apiToken('globex', ['builds:read']));
+    expect(await status('GET', `/v2/library/debian/blobs/${blob.digest}`, tenantApi)).toBe(200);
+    expect(await status('POST', '/v2/library/debian/blobs/uploads/', tenantApi)).toBe(401);
+  });
+
+  it('keeps a build out of another build repository and another tenant cache', async () => {
+    const build = `Bearer ${await h.buildToken({ id: 'b_one', tenant: 'acme', repository: 'acme/one', cacheRepository: 'cache/acme/main' })}`;
+    expect(await status('POST', '/v2/acme/one/blobs/uploads/', build)).toBe(202);
+    expect(await status('POST', '/v2/cache/acme/main/blobs/uploads/', build)).toBe(202);
+    expect(await status('POST', '/v2/acme/two/blobs/uploads/', build)).toBe(401);
+    expect(await status('POST', '/v2/cache/globex/main/blobs/uploads/', build)).toBe(401);
+    expect(await status('GET', '/v2/acme/two/tags/list', build)).toBe(401);
+  });
+});
+
+describe('forged tokens', () => {
+  function registryClaims() {
+    const now = Math.floor(h.clock.now().getTime() / 1000);
+    return {
+      iss: 'kiln',
+      aud: 'kiln',
+      sub: 'build:b_forged',
+      iat: now,
+      exp: now + 600,
+      access: [{ type: 'repository', name: 'acme/web', actions: ['pull', 'push'] }],
+    };
+  }
+
+  beforeEach(() => {
+    h.activity.active.add('b_forged');
+  });
+
+  it('refuses a token signed by another ES256 key', async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const forged = await new SignJWT(registryClaims())
+      .setProtectedHeader({ alg: 'ES256', kid: h.keys.registry.kid })
+      .sign(privateKey);
+    expect(await status('POST', '/v2/acme/web/blobs/uploads/', `Bearer ${forged}`)).toBe(401);
+  });
+
+  it('refuses an unsigned alg:none token', async () => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const none = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(registryClaims())}.`;
+    expect(await status('POST', '/v2/acme/web/blobs/uploads/', `Bearer ${none}`)).toBe(401);
+  });
+
+  it('refuses an HS256 token keyed with the registry public key', async () => {
+    const jwk = await exportJWK(h.keys.registry.publicKey);
+    const secret = new TextEncoder().encode(JSON.stringify(jwk));
+    const hs = await new SignJWT(registryClaims())
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(secret);
+    expect(await status('POST', '/v2/acme/web/blobs/uploads/', `Bearer ${hs}`)).toBe(401);
+  });
+
+  it('refuses a token signed with the API key even with the registry audience', async () => {
+    const apiSigned = await new SignJWT(registryClaims())
+      .setProtectedHeader({ alg: 'ES256', kid: h.keys.api.kid })
+      .sign(h.keys.api.privateKey);
+    expect(await status('POST', '/v2/acme/web/blobs/uploads/', `Bearer ${apiSigned}`)).toBe(401);
+  });
+});
