@@ -155,6 +155,9 @@ export class CloudHypervisorVmm implements Vmm {
       cleanups.push(() => unlink(apiSocketPath).catch(() => undefined));
 
       const config = buildCloudHypervisorVmConfig(spec, { vsockSocket }, egress);
+      // Cloud Hypervisor binds both sockets itself and fails on a stale file.
+      await unlink(apiSocketPath).catch(() => undefined);
+      await unlink(vsockSocket).catch(() => undefined);
       proc = await CloudHypervisorProcess.start({
         binary: this.binary,
         apiSocketPath,

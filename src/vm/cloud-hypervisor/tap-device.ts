@@ -21,7 +21,8 @@ function run(ipBinary: string, args: string[]): Promise<void> {
  * Creates a TAP device with the host end of a point-to-point link (`ip tuntap add`, `ip addr
  * add`, `ip link set up`). Needs CAP_NET_ADMIN; any failure is reported as
  * VMM_NETWORK_UNAVAILABLE naming the device and the `ip` error, and a half-created device is
- * removed.
+ * removed. A device of the same name left by a crashed daemon is deleted first: the TAP
+ * prefix belongs to this daemon alone.
  */
 export async function createTapDevice(options: {
   name: string;
@@ -33,6 +34,7 @@ export async function createTapDevice(options: {
   if (Buffer.byteLength(options.name) > MAX_INTERFACE_NAME_BYTES) {
     throw new AppError('VMM_NETWORK_UNAVAILABLE', `TAP name "${options.name}" is too long`);
   }
+  await deleteTapDevice(options.name, ip).catch(() => undefined);
   try {
     await run(ip, ['tuntap', 'add', 'dev', options.name, 'mode', 'tap']);
   } catch (err) {
