@@ -1,0 +1,183 @@
+import { posix } from 'node:path';
+import { AppError } from '../errors/app-error.js';
+import type { BuildRequest } from './build.js';
+import { isValidCacheScope, isValidImageName } from './repository-name.js';
+
+/** The multipart text fields POST /builds accepts (DESIGN 3.1); `source` is the file part. */
+export const BUILD_FIELDS = [
+  'dockerfile',
+  'dockerfile_path',
+  'context_dir',
+  'build_args',
+  'secrets',
+  'cache_scope',
+  'timeout_seconds',
+  'memory_mb',
+  'cpus',
+  'network_mode',
+  'image_name',
+  'source_sha256',
+] as const;
+
+export type BuildField = (typeof BUILD_FIELDS)[number];
+
+export function isBuildField(name: string): name is BuildField {
+  return (BUILD_FIELDS as readonly string[]).includes(name);
+}
+
+/** Ranges and defaults for resources (config.builds). */
+export interface BuildRequestPolicy {
+  defaultTimeoutSeconds: number;
+  maxTimeoutSeconds: number;
+  defaultMemoryMb: number;
+  minMemoryMb: number;
+  maxMemoryMb: number;
+  defaultCpus: number;
+  maxCpus: number;
+}
+
+const MAX_BUILD_ARGS = 200;
+const MAX_SECRETS = 100;
+const BUILD_ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function invalid(field: string, message: string): AppError {
+  return new AppError('INVALID_FIELD', `${field}: ${message}`, { details: { field } });
+}
+
+/** A relative path inside the source tree ('' allowed when `allowEmpty`). */
+function relativePath(field: string, value: string, allowEmpty: boolean): string {
+  if (value === '' && allowEmpty) return '';
+  if (value.length > 1024 || value.includes('\0') || value.startsWith('/')) {
+    throw invalid(field, 'must be a relative path inside the source');
+  }
+  const parts = value.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.some((p) => p === '..')) throw invalid(field, 'must stay inside the source');
+  if (parts.length === 0) {
+    if (allowEmpty) return '';
+    throw invalid(field, 'must name a file');
+  }
+  return posix.join(...parts);
+}
+
+function wholeNumber(
+  field: string,
+  value: string | undefined,
+  def: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return def;
+  if (!/^\d{1,9}$/.test(value.trim())) throw invalid(field, 'must be a whole number');
+  const n = Number(value.trim());
+  if (n < min || n > max) {
+    throw new AppError('RESOURCE_OUT_OF_RANGE', `${field} must be between ${min} and ${max}.`, {
+      details: { field, min, max },
+    });
+  }
+  return n;
+}
+
+function parseJson(field: string, value: string): unknown {
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    throw invalid(field, 'must be JSON');
+  }
+}
+
+/**
+ * Validates the text fields of POST /builds and applies defaults. Throws the precise catalog
+ * code for the first problem. Returns the request plus the optional expected source digest.
+ */
+export function parseBuildRequest(
+  fields: ReadonlyMap<string, string>,
+  policy: BuildRequestPolicy,
+): { request: BuildRequest; sourceSha256: string | null } {
+  const get = (name: BuildField) => fields.get(name);
+
+  const dockerfile = get('dockerfile') ?? null;
+  if (dockerfile !== null && dockerfile.trim() === '') throw invalid('dockerfile', 'is empty');
+
+  let buildArgs: Record<string, string> = {};
+  const rawArgs = get('build_args');
+  if (rawArgs !== undefined) {
+    const parsed = parseJson('build_args', rawArgs);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw invalid('build_args', 'must be a JSON object of strings');
+    }
+    const entries = Object.entries(parsed);
+    if (entries.length > MAX_BUILD_ARGS) throw invalid('build_args', 'has too many entries');
+    buildArgs = {};
+    for (const [k, v] of entries) {
+      if (!BUILD_ARG_NAME.test(k)) throw invalid('build_args', `bad name ${JSON.stringify(k)}`);
+      if (typeof v !== 'string') throw invalid('build_args', `value of ${k} must be a string`);
+      buildArgs[k] = v;
+    }
+  }
+
+  let secretIds: string[] = [];
+  const rawSecrets = get('secrets');
+  if (rawSecrets !== undefined) {
+    const parsed = parseJson('secrets', rawSecrets);
+    if (!Array.isArray(parsed) || parsed.length > MAX_SECRETS) {
+      throw invalid('secrets', `must be a JSON array of at most ${MAX_SECRETS} ids`);
+    }
+    for (const id of parsed) {
+      if (typeof id !== 'string' || !SECRET_ID.test(id)) {
+        throw invalid('secrets', 'must hold secret ids');
+      }
+    }
+    secretIds = [...new Set(parsed as string[])];
+  }
+
+  const cacheScope = get('cache_scope') ?? null;
+  if (cacheScope !== null && !isValidCacheScope(cacheScope)) {
+    throw new AppError('INVALID_CACHE_SCOPE', undefined, { details: { field: 'cache_scope' } });
+  }
+  const imageName = get('image_name') ?? null;
+  if (imageName !== null && !isValidImageName(imageName)) {
+    throw new AppError('INVALID_IMAGE_NAME', undefined, { details: { field: 'image_name' } });
+  }
+  const networkMode = get('network_mode') ?? 'isolated';
+  if (networkMode !== 'isolated' && networkMode !== 'egress') {
+    throw new AppError('INVALID_NETWORK_MODE');
+  }
+  const sha = get('source_sha256');
+  if (sha !== undefined && !/^[a-f0-9]{64}$/.test(sha.toLowerCase())) {
+    throw invalid('source_sha256', 'must be 64 hex characters');
+  }
+
+  return {
+    request: {
+      dockerfile,
+      dockerfilePath: relativePath(
+        'dockerfile_path',
+        get('dockerfile_path') ?? 'Dockerfile',
+        false,
+      ),
+      contextDir: relativePath('context_dir', get('context_dir') ?? '', true),
+      buildArgs,
+      secretIds,
+      cacheScope,
+      timeoutSeconds: wholeNumber(
+        'timeout_seconds',
+        get('timeout_seconds'),
+        policy.defaultTimeoutSeconds,
+        10,
+        policy.maxTimeoutSeconds,
+      ),
+      memoryMb: wholeNumber(
+        'memory_mb',
+        get('memory_mb'),
+        policy.defaultMemoryMb,
+        policy.minMemoryMb,
+        policy.maxMemoryMb,
+      ),
+      cpus: wholeNumber('cpus', get('cpus'), policy.defaultCpus, 1, policy.maxCpus),
+      networkMode,
+      imageName,
+    },
+    sourceSha256: sha?.toLowerCase() ?? null,
+  };
+}

@@ -1,0 +1,163 @@
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { ApiTokenService } from '../auth/api-token-service.js';
+import type { BuildEvent } from '../builds/build-event.js';
+import type { BuildManager } from '../builds/build-manager.js';
+import type { EventLog } from '../builds/event-log.js';
+import { AppError } from '../errors/app-error.js';
+import type { Clock } from '../time/clock.js';
+import type { ApiEnv } from './api-env.js';
+import { requireApiToken } from './require-api-token.js';
+
+/** Events read from the store per batch: what one subscriber holds in memory at most. */
+const BATCH = 100;
+const MAX_TAIL_LINES = 10_000;
+
+export interface BuildEventRoutesDeps {
+  manager: BuildManager;
+  events: EventLog;
+  apiTokens: ApiTokenService;
+  clock: Clock;
+  /** Milliseconds between heartbeats on a followed stream (15 s in production). */
+  heartbeatMs: number;
+}
+
+function eventPayload(event: BuildEvent): string {
+  const { type: _type, ...rest } = event.data;
+  return JSON.stringify({ build_id: event.buildId, at: event.createdAt.toISOString(), ...rest });
+}
+
+function parseLastEventId(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return 0;
+  if (!/^\d{1,15}$/.test(value.trim())) {
+    throw new AppError('INVALID_FIELD', 'Last-Event-ID must be an event id.');
+  }
+  return Number(value.trim());
+}
+
+/** GET /builds/:id/events (SSE, DESIGN 3.4) and GET /builds/:id/logs (plain text). */
+export function buildEventRoutes(deps: BuildEventRoutesDeps): Hono<ApiEnv> {
+  if (!Number.isFinite(deps.heartbeatMs) || deps.heartbeatMs <= 0) {
+    throw new RangeError('heartbeatMs must be positive');
+  }
+  const app = new Hono<ApiEnv>();
+  const canRead = requireApiToken(deps.apiTokens, 'builds:read');
+
+  app.get('/builds/:id/events', canRead, (c) => {
+    const { build } = deps.manager.get(c.var.principal.tenant, c.req.param('id'));
+    const follow = c.req.query('follow') === 'true' || c.req.query('follow') === '1';
+    let lastId = parseLastEventId(c.req.header('last-event-id') ?? c.req.query('last_event_id'));
+    return streamSSE(c, async (stream) => {
+      // Flags set from callbacks; an object so the loop re-reads them after each await.
+      const st: {
+        wake: (() => void) | null;
+        woken: boolean;
+        heartbeatDue: boolean;
+        aborted: boolean;
+      } = { wake: null, woken: false, heartbeatDue: false, aborted: false };
+      const idle = () => !st.woken && !st.heartbeatDue && !st.aborted;
+      const isAborted = () => st.aborted;
+      const poke = () => {
+        const w = st.wake;
+        st.wake = null;
+        w?.();
+      };
+      const unsubscribe = deps.events.subscribe(build.id, () => {
+        st.woken = true;
+        poke();
+      });
+      stream.onAbort(() => {
+        st.aborted = true;
+        poke();
+      });
+      const timer = follow
+        ? setInterval(() => {
+            st.heartbeatDue = true;
+            poke();
+          }, deps.heartbeatMs)
+        : null;
+      try {
+        for (;;) {
+          st.woken = false;
+          const batch = deps.events.read(build.id, lastId, BATCH);
+          let final = false;
+          for (const event of batch) {
+            await stream.writeSSE({
+              id: String(event.id),
+              event: event.data.type,
+              data: eventPayload(event),
+            });
+            lastId = event.id;
+            if (event.data.type === 'result') final = true;
+          }
+          if (final || st.aborted) return;
+          if (batch.length === BATCH) continue;
+          if (!follow) return;
+          if (idle()) {
+            await new Promise<void>((resolve) => {
+              st.wake = resolve;
+            });
+          }
+          if (isAborted()) return;
+          if (st.heartbeatDue) {
+            st.heartbeatDue = false;
+            await stream.writeSSE({
+              event: 'heartbeat',
+              data: JSON.stringify({ at: deps.clock.now().toISOString() }),
+            });
+          }
+        }
+      } finally {
+        if (timer) clearInterval(timer);
+        unsubscribe();
+      }
+    });
+  });
+
+  app.get('/builds/:id/logs', canRead, (c) => {
+    const { build } = deps.manager.get(c.var.principal.tenant, c.req.param('id'));
+    const rawTail = c.req.query('tail');
+    let tail: number | null = null;
+    if (rawTail !== undefined) {
+      if (!/^\d{1,6}$/.test(rawTail) || Number(rawTail) > MAX_TAIL_LINES) {
+        throw new AppError('INVALID_FIELD', `tail must be between 0 and ${MAX_TAIL_LINES}.`);
+      }
+      tail = Number(rawTail);
+    }
+    c.header('Content-Type', 'text/plain; charset=utf-8');
+    if (tail !== null) {
+      const lines: string[] = [];
+      let after = 0;
+      for (;;) {
+        const batch = deps.events.read(build.id, after, BATCH * 10);
+        for (const event of batch) {
+          after = event.id;
+          if (event.data.type !== 'log') continue;
+          const parts = event.data.data.split('\n');
+          if (parts.at(-1) === '') parts.pop();
+          lines.push(...parts);
+          if (lines.length > tail) lines.splice(0, lines.length - tail);
+        }
+        if (batch.length < BATCH * 10) break;
+      }
+      return c.body(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+    }
+    let after = 0;
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const batch = deps.events.read(build.id, after, BATCH);
+        if (batch.length === 0) {
+          controller.close();
+          return;
+        }
+        after = batch.at(-1)?.id ?? after;
+        const text = batch.map((e) => (e.data.type === 'log' ? e.data.data : '')).join('');
+        controller.enqueue(encoder.encode(text));
+      },
+    });
+    return c.body(body);
+  });
+
+  return app;
+}

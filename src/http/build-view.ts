@@ -1,0 +1,54 @@
+import type { Build } from '../builds/build.js';
+import { outputTags } from '../builds/repository-name.js';
+
+/** The wire shape of a build (snake_case like the request fields); never the host paths. */
+export function buildView(build: Build, queuePosition: number | null): Record<string, unknown> {
+  return {
+    id: build.id,
+    tenant: build.tenant,
+    status: build.status,
+    queue_position: build.status === 'queued' ? queuePosition : null,
+    repository: build.repository,
+    tags: outputTags(build.id, build.request.imageName),
+    cache_repository: build.cacheRepository,
+    created_at: build.createdAt.toISOString(),
+    started_at: build.startedAt?.toISOString() ?? null,
+    finished_at: build.finishedAt?.toISOString() ?? null,
+    attempts: build.attempts,
+    request: {
+      dockerfile: build.request.dockerfile,
+      dockerfile_path: build.request.dockerfilePath,
+      context_dir: build.request.contextDir,
+      build_args: build.request.buildArgs,
+      secrets: build.request.secretIds,
+      cache_scope: build.request.cacheScope,
+      timeout_seconds: build.request.timeoutSeconds,
+      memory_mb: build.request.memoryMb,
+      cpus: build.request.cpus,
+      network_mode: build.request.networkMode,
+      image_name: build.request.imageName,
+    },
+    source: {
+      size_bytes: build.source.sizeBytes,
+      sha256: build.source.sha256,
+      compression: build.source.compression,
+      entries: build.source.entries,
+      unpacked_bytes: build.source.unpackedBytes,
+    },
+    result: build.result
+      ? {
+          image_ref: build.result.imageRef,
+          image_digest: build.result.imageDigest,
+          provenance: build.result.provenance,
+        }
+      : null,
+    error: build.failure
+      ? {
+          code: build.failure.code,
+          message: build.failure.message,
+          log_tail: build.failure.logTail,
+        }
+      : null,
+    timings: build.timings,
+  };
+}

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import type { ApiTokenService } from '../auth/api-token-service.js';
+import type { SecretStore } from '../auth/secret-store.js';
+import type { BuildManager } from '../builds/build-manager.js';
+import type { EventLog } from '../builds/event-log.js';
+import type { Config } from '../config/config.js';
+import { AppError } from '../errors/app-error.js';
+import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
+import type { Clock } from '../time/clock.js';
+import type { ApiEnv } from './api-env.js';
+import { buildEventRoutes } from './build-event-routes.js';
+import { buildRoutes } from './build-routes.js';
+import { errorResponse } from './error-response.js';
+import { OPENAPI_DOCUMENT } from './openapi-document.js';
+import { secretRoutes } from './secret-routes.js';
+
+/** Everything the HTTP app needs; built by the composition root (or a test). */
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  manager: BuildManager;
+  events: EventLog;
+  apiTokens: ApiTokenService;
+  secrets: SecretStore;
+  metrics: KilnMetrics;
+  /** The OCI registry's app (engineer B), mounted at /v2. */
+  registry: Hono;
+  /** Extra readiness condition (store open, registry ready); ANDed with the manager's. */
+  isReady?: () => boolean;
+  /** Milliseconds between SSE heartbeats; default 15 000. */
+  heartbeatMs?: number;
+  newBuildId?: () => string;
+}
+
+/** Builds the one Hono app (API, SSE, ops endpoints, /v2 registry) without listening. */
+export function createApp(deps: AppDeps): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    const logger = deps.logger.child({
+      reqId: c.req.header('x-request-id') ?? randomUUID(),
+      method: c.req.method,
+      path: c.req.path,
+    });
+    c.set('logger', logger);
+    await next();
+    const level = c.res.status >= 500 ? 'error' : 'debug';
+    logger[level](
+      { status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request done',
+    );
+  });
+
+  app.onError((err, c) => errorResponse(err, c, c.get('logger')));
+  app.notFound(() => {
+    throw new AppError('NOT_FOUND');
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const ready = deps.manager.ready && (deps.isReady?.() ?? true);
+    if (!ready) throw new AppError('SHUTTING_DOWN', 'Not ready.');
+    return c.json({ status: 'ready' });
+  });
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
+    return c.body(await deps.metrics.render());
+  });
+  app.get('/openapi.json', (c) => c.json(OPENAPI_DOCUMENT));
+
+  app.route(
+    '/',
+    buildRoutes({
+      config: deps.config,
+      manager: deps.manager,
+      apiTokens: deps.apiTokens,
+      secrets: deps.secrets,
+      metrics: deps.metrics,
+      clock: deps.clock,
+      ...(deps.newBuildId ? { newBuildId: deps.newBuildId } : {}),
+    }),
+  );
+  app.route(
+    '/',
+    buildEventRoutes({
+      manager: deps.manager,
+      events: deps.events,
+      apiTokens: deps.apiTokens,
+      clock: deps.clock,
+      heartbeatMs: deps.heartbeatMs ?? 15_000,
+    }),
+  );
+  app.route('/', secretRoutes({ apiTokens: deps.apiTokens, secrets: deps.secrets }));
+  app.route('/v2', deps.registry);
+  return app;
+}

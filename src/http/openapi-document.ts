@@ -1,0 +1,225 @@
+/**
+ * The API described in OpenAPI 3.1 (served at /openapi.json). A test walks every route
+ * registered on the app and checks it is described here.
+ */
+const error = { $ref: '#/components/responses/Error' };
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const bearer = [{ bearerAuth: [] }];
+const buildJson = {
+  description: 'The build',
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Build' } } },
+};
+
+export const OPENAPI_DOCUMENT = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Kiln',
+    version: '0.1.0',
+    description: 'Source tarballs to OCI images inside throwaway microVMs.',
+  },
+  components: {
+    securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+    responses: {
+      Error: {
+        description: 'An error: {"error":{"code","message","details?"}}',
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['error'],
+              properties: {
+                error: {
+                  type: 'object',
+                  required: ['code', 'message'],
+                  properties: {
+                    code: { type: 'string' },
+                    message: { type: 'string' },
+                    details: { type: 'object' },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    schemas: {
+      Build: {
+        type: 'object',
+        required: ['id', 'tenant', 'status', 'repository', 'tags', 'created_at'],
+        properties: {
+          id: { type: 'string', pattern: '^b_[a-z2-7]{20}$' },
+          tenant: { type: 'string' },
+          status: {
+            enum: ['queued', 'booting', 'building', 'pushing', 'ready', 'failed', 'cancelled'],
+          },
+          queue_position: { type: ['integer', 'null'] },
+          repository: { type: 'string' },
+          tags: { type: 'array', items: { type: 'string' } },
+          cache_repository: { type: ['string', 'null'] },
+          created_at: { type: 'string', format: 'date-time' },
+          started_at: { type: ['string', 'null'], format: 'date-time' },
+          finished_at: { type: ['string', 'null'], format: 'date-time' },
+          attempts: { type: 'integer' },
+          request: { type: 'object' },
+          source: { type: 'object' },
+          result: {
+            type: ['object', 'null'],
+            properties: {
+              image_ref: { type: 'string' },
+              image_digest: { type: 'string' },
+              provenance: { type: 'object' },
+            },
+          },
+          error: {
+            type: ['object', 'null'],
+            properties: {
+              code: { type: 'string' },
+              message: { type: 'string' },
+              log_tail: { type: 'array', items: { type: 'string' } },
+            },
+          },
+          timings: { type: 'object', additionalProperties: { type: 'number' } },
+        },
+      },
+    },
+  },
+  paths: {
+    '/builds': {
+      post: {
+        summary: 'Submit a build (multipart/form-data, streamed)',
+        security: bearer,
+        requestBody: {
+          required: true,
+          content: {
+            'multipart/form-data': {
+              schema: {
+                type: 'object',
+                required: ['source'],
+                properties: {
+                  source: {
+                    type: 'string',
+                    format: 'binary',
+                    description: 'tar, tar.gz or tar.zst',
+                  },
+                  dockerfile: { type: 'string' },
+                  dockerfile_path: { type: 'string' },
+                  context_dir: { type: 'string' },
+                  build_args: { type: 'string', description: 'JSON object of strings' },
+                  secrets: { type: 'string', description: 'JSON array of secret ids' },
+                  cache_scope: { type: 'string' },
+                  timeout_seconds: { type: 'integer' },
+                  memory_mb: { type: 'integer' },
+                  cpus: { type: 'integer' },
+                  network_mode: { enum: ['isolated', 'egress'] },
+                  image_name: { type: 'string' },
+                  source_sha256: { type: 'string', pattern: '^[a-f0-9]{64}$' },
+                },
+              },
+            },
+          },
+        },
+        responses: { '202': buildJson, '400': error, '401': error, '413': error, '415': error },
+      },
+      get: {
+        summary: "List the tenant's builds, newest first",
+        security: bearer,
+        parameters: [
+          { name: 'status', in: 'query', schema: { type: 'string' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { '200': { description: '{ builds, next_cursor }' }, '401': error },
+      },
+    },
+    '/builds/{id}': {
+      get: {
+        summary: 'One build (with its queue position while queued)',
+        security: bearer,
+        parameters: [idParam],
+        responses: { '200': buildJson, '404': error },
+      },
+      delete: {
+        summary: 'Cancel a build (idempotent)',
+        security: bearer,
+        parameters: [idParam],
+        responses: { '202': buildJson, '404': error },
+      },
+    },
+    '/builds/{id}/events': {
+      get: {
+        summary: 'Build events as Server-Sent Events (status, phase, log, result, heartbeat)',
+        security: bearer,
+        parameters: [
+          idParam,
+          { name: 'follow', in: 'query', schema: { type: 'boolean' } },
+          { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
+        ],
+        responses: { '200': { description: 'text/event-stream' }, '404': error },
+      },
+    },
+    '/builds/{id}/logs': {
+      get: {
+        summary: 'The build log as plain text',
+        security: bearer,
+        parameters: [idParam, { name: 'tail', in: 'query', schema: { type: 'integer' } }],
+        responses: { '200': { description: 'text/plain' }, '404': error },
+      },
+    },
+    '/secrets': {
+      get: {
+        summary: "List the tenant's secret ids (never values)",
+        security: bearer,
+        responses: { '200': { description: '{ secrets: [{ id, updated_at }] }' } },
+      },
+    },
+    '/secrets/{id}': {
+      put: {
+        summary: 'Store a secret value (encrypted at rest)',
+        security: bearer,
+        parameters: [idParam],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['value'],
+                properties: { value: { type: 'string' } },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': { description: 'Replaced' },
+          '201': { description: 'Created' },
+          '400': error,
+        },
+      },
+      delete: {
+        summary: 'Delete a secret',
+        security: bearer,
+        parameters: [idParam],
+        responses: { '204': { description: 'Deleted' }, '404': error },
+      },
+    },
+    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+    '/readyz': {
+      get: {
+        summary: 'Readiness: store open and restart recovery done',
+        responses: { '200': { description: 'ready' }, '503': error },
+      },
+    },
+    '/metrics': {
+      get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text/plain' } } },
+    },
+    '/openapi.json': {
+      get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } },
+    },
+    '/v2/': {
+      get: {
+        summary: 'OCI distribution-spec v1.1 registry (all /v2/* routes; see the OCI spec)',
+        responses: { '200': { description: 'API version check' }, '401': { description: 'Auth' } },
+      },
+    },
+  },
+} as const;

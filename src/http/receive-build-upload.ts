@@ -1,0 +1,174 @@
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
+import busboy from 'busboy';
+import { isBuildField } from '../builds/build-request-parser.js';
+import {
+  SourceInspector,
+  type SourceLimits,
+  type SourceSummary,
+} from '../builds/source-inspector.js';
+import { AppError, isAppError } from '../errors/app-error.js';
+
+/** Largest text field accepted (an inline Dockerfile is the biggest). */
+export const MAX_FIELD_BYTES = 1024 * 1024;
+
+export interface ReceivedUpload {
+  fields: Map<string, string>;
+  source: SourceSummary;
+  /** Where the verified archive was written (a temporary name in the build directory). */
+  partialPath: string;
+}
+
+/**
+ * Streams a multipart POST /builds body: text fields into memory (small, bounded), the
+ * `source` file part through the {@link SourceInspector} straight into
+ * `<dir>/source.partial`, with back-pressure from the disk into the request. The caller owns
+ * `dir` and removes it whatever happens; this function only guarantees that every stream it
+ * opened is closed before it settles. Throws an AppError with the precise code.
+ */
+export async function receiveBuildUpload(options: {
+  request: Request;
+  dir: string;
+  limits: SourceLimits;
+}): Promise<ReceivedUpload> {
+  const { request, dir, limits } = options;
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!/^multipart\/form-data\s*;/i.test(contentType) || request.body === null) {
+    throw new AppError('NOT_MULTIPART');
+  }
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({
+      headers: { 'content-type': contentType },
+      limits: { fieldSize: MAX_FIELD_BYTES, fields: 32, parts: 64, headerPairs: 32 },
+    });
+  } catch (err) {
+    throw new AppError('NOT_MULTIPART', 'The multipart boundary is missing.', { cause: err });
+  }
+
+  const partialPath = path.join(dir, 'source.partial');
+  const fields = new Map<string, string>();
+  const body = Readable.fromWeb(request.body as NodeWebReadableStream<Uint8Array>);
+  const st: {
+    failure: Error | null;
+    inspector: SourceInspector | null;
+    fileDone: Promise<void> | null;
+  } = { failure: null, inspector: null, fileDone: null };
+  let rejectAll: (err: Error) => void = () => undefined;
+
+  const fail = (err: Error) => {
+    if (st.failure !== null) return;
+    st.failure = err;
+    body.unpipe(parser);
+    body.destroy();
+    st.inspector?.destroy(err);
+    rejectAll(err);
+  };
+  const onAbort = () => {
+    fail(new AppError('UPLOAD_ABORTED'));
+  };
+  request.signal.addEventListener('abort', onAbort, { once: true });
+
+  const parsed = new Promise<void>((resolve, reject) => {
+    rejectAll = reject;
+    parser.on('file', (name, stream) => {
+      if (name !== 'source') {
+        stream.resume();
+        fail(
+          new AppError('UNKNOWN_FIELD', `Unknown file field ${JSON.stringify(name)}.`, {
+            details: { field: name },
+          }),
+        );
+        return;
+      }
+      if (st.inspector !== null) {
+        stream.resume();
+        fail(new AppError('SOURCE_DUPLICATE'));
+        return;
+      }
+      const current = new SourceInspector(limits);
+      st.inspector = current;
+      // 'wx': the build directory is new; a leftover file would be a bug, not something to overwrite.
+      const done = pipeline(
+        stream,
+        current,
+        createWriteStream(partialPath, { flags: 'wx', mode: 0o600 }),
+      );
+      st.fileDone = done;
+      done.catch((err: unknown) => {
+        fail(
+          isAppError(err)
+            ? err
+            : (st.failure ?? new AppError('UPLOAD_ABORTED', undefined, { cause: err })),
+        );
+      });
+    });
+    parser.on('field', (name, value, info) => {
+      if (name === 'source') {
+        fail(new AppError('SOURCE_MISSING', 'The "source" field must be a file part.'));
+      } else if (!isBuildField(name)) {
+        fail(
+          new AppError('UNKNOWN_FIELD', `Unknown field ${JSON.stringify(name)}.`, {
+            details: { field: name },
+          }),
+        );
+      } else if (fields.has(name)) {
+        fail(
+          new AppError('DUPLICATE_FIELD', `Field ${name} was sent twice.`, {
+            details: { field: name },
+          }),
+        );
+      } else if (info.valueTruncated || info.nameTruncated) {
+        fail(
+          new AppError('INVALID_FIELD', `${name}: longer than ${MAX_FIELD_BYTES} bytes.`, {
+            details: { field: name },
+          }),
+        );
+      } else {
+        fields.set(name, value);
+      }
+    });
+    const tooMany = () => {
+      fail(new AppError('BAD_REQUEST', 'Too many multipart parts.'));
+    };
+    parser.on('partsLimit', tooMany);
+    parser.on('fieldsLimit', tooMany);
+    parser.on('filesLimit', tooMany);
+    parser.on('error', (err: unknown) => {
+      fail(
+        request.signal.aborted
+          ? new AppError('UPLOAD_ABORTED')
+          : new AppError('BAD_REQUEST', 'The multipart body is malformed or truncated.', {
+              cause: err,
+            }),
+      );
+    });
+    parser.on('close', () => {
+      resolve();
+    });
+    body.on('error', (err) => {
+      fail(new AppError('UPLOAD_ABORTED', undefined, { cause: err }));
+    });
+    body.pipe(parser);
+  });
+
+  try {
+    await parsed;
+    if (st.fileDone === null || st.inspector === null) throw new AppError('SOURCE_MISSING');
+    await st.fileDone;
+    if (st.failure !== null) throw st.failure;
+    return { fields, source: st.inspector.summary, partialPath };
+  } catch (err) {
+    const error = st.failure ?? (err instanceof Error ? err : new AppError('INTERNAL'));
+    fail(error);
+    // Wait for the file to be closed so the caller can remove the directory for good.
+    if (st.fileDone !== null) await st.fileDone.catch(() => undefined);
+    throw error;
+  } finally {
+    request.signal.removeEventListener('abort', onAbort);
+    if (!body.destroyed) body.resume();
+  }
+}
