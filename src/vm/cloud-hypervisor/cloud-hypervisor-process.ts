@@ -42,7 +42,9 @@ export class CloudHypervisorProcess {
     this.child = child;
     this.api = new CloudHypervisorApiClient({ socketPath: apiSocketPath });
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
+      // 'close' comes after 'exit' once stdout, stderr and the event fd are drained, so every
+      // event the VMM wrote has been seen before `exited` resolves.
+      child.once('close', (code, signal) => {
         this.exit = { code, signal };
         resolve(this.exit);
       });
