@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// The `kiln` command: runs the compiled CLI (built by `npm ci` through the prepare script).
+// The `kiln` command: runs the compiled CLI (npm ci / npm run build compile it into dist/).
 import '../dist/src/cli/kiln.js';
