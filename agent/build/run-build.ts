@@ -1,0 +1,178 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { AppError, isAppError } from '../../src/errors/app-error.js';
+import type { BuildPhase, ResultMessage, StartMessage } from '../../src/protocol/agent-messages.js';
+import type { BuildJob } from '../../src/protocol/build-job.js';
+import type { Clock } from '../../src/time/clock.js';
+import { createCredentialsDir, type CredentialsDir } from '../credentials/credentials-dir.js';
+import type { BuildEngine } from '../engines/build-engine.js';
+import { engineFailureCode } from '../engines/engine-failure.js';
+import type { LogSink } from '../logs/log-sink.js';
+import { decompressSource } from '../source/decompress-stream.js';
+import { openSourceVolume, verifySourceVolume } from '../source/source-volume.js';
+import { unpackSource } from '../source/unpack-source.js';
+import { resolveBuildContext } from './build-context.js';
+import { findLockfiles } from './lockfiles.js';
+import { PhaseTracker } from './phase-tracker.js';
+
+/** Where the build runs inside the guest. */
+export interface BuildEnvironment {
+  /** Block device (or file) holding the source archive. */
+  sourceDevice: string;
+  /** Scratch filesystem for the unpacked source and engine storage. */
+  scratchDir: string;
+  /** Memory-backed directory for credentials and run state (/run in the guest). */
+  memoryDir: string;
+}
+
+export interface RunBuildDeps {
+  job: BuildJob;
+  start: StartMessage;
+  environment: BuildEnvironment;
+  /** Engines present, best first. */
+  engines: readonly BuildEngine[];
+  phase: (phase: BuildPhase, at: number) => Promise<void>;
+  logs: LogSink;
+  clock: Clock;
+  /** Aborted by `cancel` (or the host going away). */
+  signal: AbortSignal;
+}
+
+/** Picks the engine build.json asks for; "auto" takes the best one present. */
+export function selectEngine(
+  engines: readonly BuildEngine[],
+  wanted: BuildJob['engine'],
+): BuildEngine {
+  const engine = wanted === 'auto' ? engines[0] : engines.find((e) => e.name === wanted);
+  if (!engine) {
+    throw new AppError(
+      'ENGINE_UNAVAILABLE',
+      `engine "${wanted}" is not in this image (present: ${engines.map((e) => e.name).join(', ') || 'none'})`,
+    );
+  }
+  return engine;
+}
+
+/**
+ * Runs one build end to end in the guest: verify and unpack the source (`extracting`),
+ * resolve the context, write credentials to memory, run the engine (`building`, `pushing`,
+ * `exporting_cache`) and return the `result` message: digest, reference, phase durations and
+ * provenance, or an error code with the message and the last log lines.
+ */
+export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
+  const { job, environment, logs, clock, signal } = deps;
+  const phases = new PhaseTracker(clock);
+  const enter = async (phase: BuildPhase): Promise<void> => {
+    const at = phases.enter(phase);
+    await deps.phase(phase, at);
+  };
+  const work = path.join(environment.scratchDir, 'build');
+  const sourceRoot = path.join(work, 'src');
+  const tempDir = path.join(work, 'tmp');
+  let credentials: CredentialsDir | null = null;
+  try {
+    await enter('extracting');
+    await rm(work, { recursive: true, force: true });
+    await mkdir(sourceRoot, { recursive: true, mode: 0o755 });
+    await mkdir(tempDir, { recursive: true, mode: 0o700 });
+    const volume = {
+      devicePath: environment.sourceDevice,
+      sizeBytes: job.source.sizeBytes,
+      sha256: job.source.sha256,
+    };
+    const sourceSha256 = await verifySourceVolume(volume);
+    // Decompressed bytes may exceed file content by headers and padding; tar limits are exact.
+    const streamLimit = job.source.maxUnpackedBytes + (job.source.maxEntries + 4) * 2048;
+    const unpacked = await unpackSource(
+      decompressSource(openSourceVolume(volume), job.source.compression, streamLimit),
+      sourceRoot,
+      job.source,
+    );
+    await logs.system(
+      `unpacked ${unpacked.entries.length} entries, ${unpacked.unpackedBytes} bytes; tree sha256 ${unpacked.treeSha256}`,
+    );
+    const context = await resolveBuildContext(sourceRoot, unpacked.entries, job, tempDir);
+    throwIfCancelled(signal);
+
+    const engine = selectEngine(deps.engines, job.engine);
+    const engineVersion = await engine.version();
+    await logs.system(`engine ${engine.name} ${engineVersion}`);
+    credentials = await createCredentialsDir(
+      path.join(environment.memoryDir, 'credentials'),
+      job.registry,
+      deps.start.registryToken,
+      job.secretIds,
+      deps.start.secrets,
+    );
+    const missing = job.secretIds.filter((id) => deps.start.secrets[id] === undefined);
+    if (missing.length > 0) await logs.system(`secrets without a value: ${missing.join(', ')}`);
+
+    const host = job.registry.host;
+    const result = await engine.build(
+      {
+        contextDir: context.contextDir,
+        dockerfile: context.dockerfile,
+        buildArgs: job.buildArgs,
+        imageRefs: job.registry.tags.map((t) => `${host}/${job.registry.repository}:${t}`),
+        cacheRef:
+          job.registry.cacheRepository === null ? null : `${host}/${job.registry.cacheRepository}`,
+        registryHost: host,
+        registryInsecure: job.registry.insecure,
+        credentials,
+        workDir: path.join(work, 'engine'),
+        runDir: path.join(environment.memoryDir, 'engine'),
+      },
+      { phase: enter, log: (stream, text) => logs.write(stream, text), signal },
+    );
+    throwIfCancelled(signal);
+    phases.finish();
+    return {
+      type: 'result',
+      ok: true,
+      imageDigest: result.digest,
+      imageRef: result.imageRef,
+      phaseSeconds: phases.phaseSeconds(),
+      provenance: {
+        sourceSha256,
+        treeSha256: unpacked.treeSha256,
+        lockfiles: findLockfiles(unpacked.entries, context.contextPrefix),
+        baseImages: result.baseImages,
+        engine: { name: engine.name, version: engineVersion },
+      },
+    };
+  } catch (err) {
+    phases.finish();
+    const { code, message } = signal.aborted
+      ? { code: 'cancelled', message: 'the build was cancelled' }
+      : describeFailure(err);
+    await logs.system(`build failed: ${code}: ${message}`).catch(() => undefined);
+    return {
+      type: 'result',
+      ok: false,
+      code,
+      message,
+      logTail: logs.lastLines(),
+      phaseSeconds: phases.phaseSeconds(),
+    };
+  } finally {
+    await credentials?.dispose();
+  }
+}
+
+function throwIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw new AppError('ENGINE_FAILED', 'the build was cancelled');
+}
+
+/** Maps an error to a build error code (src/builds/build-error-code.ts) and a message. */
+export function describeFailure(err: unknown): { code: string; message: string } {
+  if (isAppError(err)) {
+    if (err.code.startsWith('SOURCE_') || err.code === 'AGENT_CONTEXT_INVALID') {
+      return { code: 'invalid_source', message: err.message };
+    }
+    if (err.code === 'ENGINE_FAILED') {
+      return { code: engineFailureCode(err) ?? 'build_failed', message: err.message };
+    }
+    return { code: 'internal', message: err.message };
+  }
+  return { code: 'internal', message: err instanceof Error ? err.message : String(err) };
+}

@@ -1,0 +1,14 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * The agent's end of the host channel (DESIGN 3.5): a byte stream in each direction. Under
+ * QEMU it is the virtio-serial port; under Cloud Hypervisor a socat bridge to vsock.
+ */
+export interface AgentChannel {
+  /** Bytes from the host; ends when the host goes away. */
+  readonly input: Readable;
+  /** Bytes to the host; `write()` returning false means wait for `drain`. */
+  readonly output: Writable;
+  /** Releases the channel (closes the port or stops the bridge). Safe to call twice. */
+  close(): void;
+}

@@ -1,0 +1,75 @@
+import type { BuildJob } from '../../src/protocol/build-job.js';
+
+/** Username put next to the build's registry token; the registry accepts any (DESIGN 3.3). */
+export const REGISTRY_TOKEN_USERNAME = 'kiln-build';
+
+/** containers-auth.json(5) / Docker config.json: Basic auth with the token as password. */
+export function renderAuthJson(registryHost: string, token: string): string {
+  const auth = Buffer.from(`${REGISTRY_TOKEN_USERNAME}:${token}`, 'utf8').toString('base64');
+  return `${JSON.stringify({ auths: { [registryHost]: { auth } } }, null, 2)}\n`;
+}
+
+function tomlString(value: string): string {
+  return JSON.stringify(value);
+}
+
+/**
+ * containers-registries.conf(5) v2 for Buildah. The Kiln registry is listed (insecure when
+ * the guest talks plain HTTP to it). `docker.io` is mirrored into the Kiln registry under
+ * `dockerHubMirrorNamespace`: a mirror's location replaces the matched prefix, so the
+ * `docker.io/library` entry maps `docker.io/library/busybox` to
+ * `<host>/<namespace>/busybox`, and the `docker.io` entry maps other Hub names
+ * (`docker.io/org/x`) to `<host>/<namespace>/org/x`. Short names resolve through docker.io.
+ */
+export function renderRegistriesConf(registry: BuildJob['registry']): string {
+  const host = registry.host;
+  const mirror = `${host}/${registry.dockerHubMirrorNamespace}`;
+  const insecure = registry.insecure ? 'true' : 'false';
+  return [
+    'unqualified-search-registries = ["docker.io"]',
+    'short-name-mode = "permissive"',
+    '',
+    '[[registry]]',
+    `prefix = ${tomlString(host)}`,
+    `location = ${tomlString(host)}`,
+    `insecure = ${insecure}`,
+    '',
+    '[[registry]]',
+    'prefix = "docker.io/library"',
+    'location = "docker.io/library"',
+    '[[registry.mirror]]',
+    `location = ${tomlString(mirror)}`,
+    `insecure = ${insecure}`,
+    '',
+    '[[registry]]',
+    'prefix = "docker.io"',
+    'location = "docker.io"',
+    '[[registry.mirror]]',
+    `location = ${tomlString(mirror)}`,
+    `insecure = ${insecure}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * buildkitd.toml: the Kiln registry over plain HTTP when insecure, and docker.io mirrored to
+ * it. BuildKit keeps the repository path when it goes to a mirror
+ * (`docker.io/library/busybox` → `<mirror>/library/busybox`), so the mirror is the bare host
+ * when the namespace is "library", and `<host>/<namespace>` otherwise.
+ */
+export function renderBuildkitdToml(registry: BuildJob['registry']): string {
+  const host = registry.host;
+  const mirror =
+    registry.dockerHubMirrorNamespace === 'library'
+      ? host
+      : `${host}/${registry.dockerHubMirrorNamespace}`;
+  return [
+    `[registry.${tomlString('docker.io')}]`,
+    `  mirrors = [${tomlString(mirror)}]`,
+    '',
+    `[registry.${tomlString(host)}]`,
+    `  http = ${registry.insecure ? 'true' : 'false'}`,
+    `  insecure = ${registry.insecure ? 'true' : 'false'}`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,34 @@
+import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
+import type { BuildEngine } from './engines/build-engine.js';
+import { BuildahEngine } from './engines/buildah-engine.js';
+import { BuildKitEngine } from './engines/buildkit-engine.js';
+
+async function findExecutable(name: string, searchPath: string): Promise<string | null> {
+  for (const dir of searchPath.split(':')) {
+    if (dir === '') continue;
+    const file = path.join(dir, name);
+    try {
+      await access(file, constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+/**
+ * The engines present in this image, best first: BuildKit when its binaries were supplied to
+ * the image recipe (the production default), then Buildah (always in the image).
+ */
+export async function detectEngines(searchPath = process.env.PATH ?? ''): Promise<BuildEngine[]> {
+  const engines: BuildEngine[] = [];
+  const daemonless = await findExecutable('buildctl-daemonless.sh', searchPath);
+  const buildctl = await findExecutable('buildctl', searchPath);
+  if (daemonless && buildctl)
+    engines.push(new BuildKitEngine({ daemonlessPath: daemonless, buildctlPath: buildctl }));
+  const buildah = await findExecutable('buildah', searchPath);
+  if (buildah) engines.push(new BuildahEngine({ buildahPath: buildah }));
+  return engines;
+}

@@ -1,0 +1,254 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { dockerfileBaseImages } from '../build/dockerfile-base-images.js';
+import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
+import { engineFailure } from './engine-failure.js';
+import { captureCommand, runEngineProcess } from './engine-process.js';
+
+export type BuildahStorageDriver = 'overlay' | 'vfs';
+
+export interface BuildahEngineOptions {
+  /** buildah executable (default "buildah"). */
+  buildahPath?: string;
+  /** Storage driver; when absent, overlay is probed first and vfs is the fallback. */
+  storageDriver?: BuildahStorageDriver;
+  /** Grace between SIGTERM and SIGKILL on cancel. */
+  killGraceMs?: number;
+}
+
+/** Paths Buildah keeps its state in, all under the request's work/run directories. */
+export interface BuildahPaths {
+  root: string;
+  runRoot: string;
+  iidFile: string;
+  digestFile: (index: number) => string;
+}
+
+export function buildahPaths(request: Pick<EngineRequest, 'workDir' | 'runDir'>): BuildahPaths {
+  return {
+    root: path.join(request.workDir, 'buildah', 'storage'),
+    runRoot: path.join(request.runDir, 'buildah-run'),
+    iidFile: path.join(request.workDir, 'buildah', 'image-id'),
+    digestFile: (i) => path.join(request.workDir, 'buildah', `digest-${i}`),
+  };
+}
+
+/** `buildah` global options shared by every subcommand. */
+export function buildahGlobalArgs(paths: BuildahPaths, driver: BuildahStorageDriver): string[] {
+  return ['--root', paths.root, '--runroot', paths.runRoot, '--storage-driver', driver];
+}
+
+/**
+ * argv of `buildah build`: chroot isolation (no nested namespaces needed in the guest),
+ * `--layers` so cache works, registry cache from/to the cache repository, build args, secrets
+ * as `--secret id=…,src=…` (never build args, never in layers), every tag, and the image id
+ * written to a file. Registry TLS and mirrors come from registries.conf, credentials from the
+ * auth file.
+ */
+export function buildahBuildArgv(
+  buildah: string,
+  request: EngineRequest,
+  paths: BuildahPaths,
+  driver: BuildahStorageDriver,
+): string[] {
+  const argv = [
+    buildah,
+    ...buildahGlobalArgs(paths, driver),
+    'build',
+    '--isolation',
+    'chroot',
+    '--layers',
+    '--authfile',
+    request.credentials.authFile,
+    '--file',
+    request.dockerfile,
+    '--iidfile',
+    paths.iidFile,
+  ];
+  for (const ref of request.imageRefs) argv.push('--tag', ref);
+  for (const [k, v] of Object.entries(request.buildArgs).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    argv.push('--build-arg', `${k}=${v}`);
+  }
+  for (const [id, file] of Object.entries(request.credentials.secretFiles).sort(([a], [b]) =>
+    a < b ? -1 : 1,
+  )) {
+    argv.push('--secret', `id=${id},src=${file}`);
+  }
+  if (request.cacheRef !== null) {
+    argv.push('--cache-from', request.cacheRef, '--cache-to', request.cacheRef);
+  }
+  argv.push(request.contextDir);
+  return argv;
+}
+
+/** argv of `buildah push` for one reference, writing the pushed manifest digest to a file. */
+export function buildahPushArgv(
+  buildah: string,
+  request: EngineRequest,
+  paths: BuildahPaths,
+  driver: BuildahStorageDriver,
+  imageId: string,
+  ref: string,
+  digestFile: string,
+): string[] {
+  return [
+    buildah,
+    ...buildahGlobalArgs(paths, driver),
+    'push',
+    '--authfile',
+    request.credentials.authFile,
+    '--digestfile',
+    digestFile,
+    imageId,
+    `docker://${ref}`,
+  ];
+}
+
+/** Environment for Buildah: registries.conf and auth file from the credentials directory. */
+export function buildahEnv(request: EngineRequest, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    CONTAINERS_REGISTRIES_CONF: request.credentials.registriesConf,
+    REGISTRY_AUTH_FILE: request.credentials.authFile,
+    BUILDAH_ISOLATION: 'chroot',
+    // Large layer blobs go to the scratch disk, not the memory-backed /tmp.
+    TMPDIR: path.join(request.workDir, 'tmp'),
+  };
+}
+
+/** Parses `buildah --version` ("buildah version 1.28.2 (image-spec …)"). */
+export function parseBuildahVersion(output: string): string {
+  const m = /version\s+(\S+)/.exec(output);
+  return m?.[1] ?? output.trim();
+}
+
+/** Buildah from Debian (DESIGN 3.8): always available in the guest. */
+export class BuildahEngine implements BuildEngine {
+  readonly name = 'buildah' as const;
+  private readonly buildah: string;
+  private driver: BuildahStorageDriver | undefined;
+
+  constructor(private readonly options: BuildahEngineOptions = {}) {
+    this.buildah = options.buildahPath ?? 'buildah';
+    this.driver = options.storageDriver;
+  }
+
+  async version(): Promise<string> {
+    return parseBuildahVersion(await captureCommand([this.buildah, '--version']));
+  }
+
+  async build(request: EngineRequest, hooks: EngineHooks): Promise<EngineResult> {
+    const paths = buildahPaths(request);
+    await mkdir(path.join(request.workDir, 'tmp'), { recursive: true });
+    await mkdir(path.dirname(paths.iidFile), { recursive: true });
+    const env = buildahEnv(request, process.env);
+    const driver = await this.storageDriver(paths, env, hooks);
+
+    await hooks.phase('building');
+    const build = await runEngineProcess(buildahBuildArgv(this.buildah, request, paths, driver), {
+      env,
+      cwd: request.contextDir,
+      onOutput: (stream, text) => hooks.log(stream, text),
+      signal: hooks.signal,
+      killGraceMs: this.options.killGraceMs,
+    });
+    if (build.cancelled) throw engineFailure('build_failed', 'the build was cancelled');
+    if (build.code !== 0) {
+      throw engineFailure(
+        'build_failed',
+        `buildah build exited with ${build.code ?? build.signal ?? '?'}`,
+      );
+    }
+    const imageId = (await readFile(paths.iidFile, 'utf8')).trim();
+
+    const dockerfileText = await readFile(request.dockerfile, 'utf8');
+    const baseImages = await this.baseImageDigests(
+      dockerfileBaseImages(dockerfileText, request.buildArgs),
+      paths,
+      driver,
+      env,
+    );
+
+    await hooks.phase('pushing');
+    let digest = '';
+    for (const [i, ref] of request.imageRefs.entries()) {
+      const digestFile = paths.digestFile(i);
+      const push = await runEngineProcess(
+        buildahPushArgv(this.buildah, request, paths, driver, imageId, ref, digestFile),
+        {
+          env,
+          onOutput: (stream, text) => hooks.log(stream, text),
+          signal: hooks.signal,
+          killGraceMs: this.options.killGraceMs,
+        },
+      );
+      if (push.cancelled) throw engineFailure('push_failed', 'the push was cancelled');
+      if (push.code !== 0) {
+        throw engineFailure(
+          'push_failed',
+          `buildah push ${ref} exited with ${push.code ?? push.signal ?? '?'}`,
+        );
+      }
+      const pushed = (await readFile(digestFile, 'utf8')).trim();
+      if (i === 0) digest = pushed;
+    }
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
+      throw engineFailure('push_failed', `buildah reported no digest (got "${digest}")`);
+    }
+    return { digest, imageRef: request.imageRefs[0] ?? '', baseImages };
+  }
+
+  /** overlay on the ext4 scratch disk when the kernel allows it, else vfs. */
+  private async storageDriver(
+    paths: BuildahPaths,
+    env: NodeJS.ProcessEnv,
+    hooks: EngineHooks,
+  ): Promise<BuildahStorageDriver> {
+    if (this.driver === undefined) {
+      try {
+        await captureCommand([this.buildah, ...buildahGlobalArgs(paths, 'overlay'), 'info'], env);
+        this.driver = 'overlay';
+      } catch (err) {
+        await hooks.log(
+          'system',
+          `buildah: overlay storage unavailable (${(err as Error).message.split('\n')[0] ?? ''}); using vfs\n`,
+        );
+        this.driver = 'vfs';
+      }
+    }
+    await hooks.log('system', `buildah: storage driver ${this.driver}\n`);
+    return this.driver;
+  }
+
+  /** The manifest digest of each FROM image as pulled into local storage. */
+  private async baseImageDigests(
+    refs: string[],
+    paths: BuildahPaths,
+    driver: BuildahStorageDriver,
+    env: NodeJS.ProcessEnv,
+  ): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const ref of refs) {
+      try {
+        const text = await captureCommand(
+          [
+            this.buildah,
+            ...buildahGlobalArgs(paths, driver),
+            'inspect',
+            '--type',
+            'image',
+            '--format',
+            '{{.FromImageDigest}}',
+            ref,
+          ],
+          env,
+        );
+        const digest = text.trim();
+        if (/^sha256:[a-f0-9]{64}$/.test(digest)) out[ref] = digest;
+      } catch {
+        // An image the build never pulled (e.g. an unused stage) has no digest to report.
+      }
+    }
+    return out;
+  }
+}

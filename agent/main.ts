@@ -1,0 +1,60 @@
+import { readFile } from 'node:fs/promises';
+import { AppError } from '../src/errors/app-error.js';
+import { CMDLINE_KEYS, DISK_SERIALS } from '../src/protocol/guest-boot.js';
+import { systemClock } from '../src/time/clock.js';
+import { AgentSession } from './agent-session.js';
+import { openAgentChannel, parseChannelSpec } from './channel/open-agent-channel.js';
+import { detectEngines } from './detect-engines.js';
+import { parseKernelCmdline } from './kernel-cmdline.js';
+import { findDiskBySerial } from './volumes/find-disk.js';
+import { readConfigVolume } from './volumes/read-config-volume.js';
+
+/** Set by scripts/build-agent.mjs from package.json at bundle time. */
+const AGENT_VERSION = process.env.KILN_AGENT_VERSION ?? '0.0.0-dev';
+
+function diag(line: string): void {
+  process.stderr.write(`kiln-agent: ${line}\n`);
+}
+
+/**
+ * The agent's composition root (the guest's only long-lived process): opens the channel the
+ * kernel command line names, finds the disks by serial, runs one session, and exits. The
+ * guest init powers the VM off when this process ends, whatever the exit code.
+ */
+async function main(): Promise<number> {
+  const cmdline = parseKernelCmdline(await readFile('/proc/cmdline', 'utf8'));
+  const channel = await openAgentChannel(parseChannelSpec(cmdline.get(CMDLINE_KEYS.channel)));
+  const engines = await detectEngines();
+  diag(`engines: ${engines.map((e) => e.name).join(', ') || 'none'}`);
+  const sourceDevice = (await findDiskBySerial(DISK_SERIALS.source)) ?? '';
+  const session = new AgentSession({
+    channel,
+    clock: systemClock,
+    agentVersion: AGENT_VERSION,
+    engines,
+    loadJob: async () => {
+      const config = await findDiskBySerial(DISK_SERIALS.config);
+      if (config === null) {
+        throw new AppError('AGENT_DISK_MISSING', `no disk with serial ${DISK_SERIALS.config}`);
+      }
+      if (sourceDevice === '') {
+        throw new AppError('AGENT_DISK_MISSING', `no disk with serial ${DISK_SERIALS.source}`);
+      }
+      return readConfigVolume(config);
+    },
+    environment: { sourceDevice, scratchDir: '/scratch', memoryDir: '/run/kiln' },
+    diag,
+  });
+  const outcome = await session.run();
+  diag(`session ended: ${outcome}`);
+  channel.close();
+  return outcome === 'host_gone' ? 2 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    diag(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,51 @@
+import type { Readable } from 'node:stream';
+import type { HostMessage } from '../../src/protocol/agent-messages.js';
+import { LineFramer } from '../../src/protocol/line-framer.js';
+import { parseHostMessage } from '../../src/protocol/message-schema.js';
+
+export interface HostMessageHandlers {
+  message(message: HostMessage): void;
+  /** A line that was oversized, not JSON or not a valid host message; it was skipped. */
+  problem(detail: string): void;
+  /** The host side closed (or the stream failed); `partial` when it ended inside a line. */
+  end(partial: boolean): void;
+}
+
+/**
+ * Reads newline-delimited JSON host messages (DESIGN 3.5) from the channel and hands each
+ * valid one to `handlers.message`. Bad lines are reported and skipped; the stream keeps going.
+ */
+export function readHostMessages(input: Readable, handlers: HostMessageHandlers): void {
+  const framer = new LineFramer();
+  let ended = false;
+  const finish = (partial: boolean): void => {
+    if (ended) return;
+    ended = true;
+    handlers.end(partial);
+  };
+  input.on('data', (chunk: Buffer) => {
+    for (const event of framer.push(chunk)) {
+      if (event.kind === 'error') {
+        handlers.problem(`${event.reason}: ${event.detail}`);
+        continue;
+      }
+      const parsed = parseHostMessage(event.value);
+      if (parsed.ok) handlers.message(parsed.message);
+      else handlers.problem(`invalid host message: ${parsed.error}`);
+    }
+  });
+  input.on('end', () => {
+    const tail = framer.end();
+    for (const event of tail) {
+      if (event.kind === 'error') handlers.problem(`${event.reason}: ${event.detail}`);
+    }
+    finish(tail.length > 0);
+  });
+  input.on('error', (err) => {
+    handlers.problem(`channel error: ${err.message}`);
+    finish(false);
+  });
+  input.on('close', () => {
+    finish(false);
+  });
+}

@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { AppError } from '../../src/errors/app-error.js';
+
+/**
+ * The source volume is the uploaded archive itself, maybe zero-padded to whole sectors
+ * (src/protocol/build-job.ts): exactly `sizeBytes` bytes count.
+ */
+export interface SourceVolume {
+  devicePath: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+/**
+ * Hashes exactly `sizeBytes` bytes of the source volume and checks them against `sha256`
+ * before anything is unpacked. Too few bytes is SOURCE_CORRUPT; a different digest is
+ * SOURCE_SHA256_MISMATCH. Returns the digest (hex).
+ */
+export async function verifySourceVolume(volume: SourceVolume): Promise<string> {
+  const h = createHash('sha256');
+  let seen = 0;
+  if (volume.sizeBytes > 0) {
+    for await (const chunk of openSourceVolume(volume)) {
+      const buf = chunk as Buffer;
+      h.update(buf);
+      seen += buf.length;
+    }
+  }
+  if (seen !== volume.sizeBytes) {
+    throw new AppError(
+      'SOURCE_CORRUPT',
+      `the source volume holds ${seen} bytes, build.json says ${volume.sizeBytes}`,
+    );
+  }
+  const digest = h.digest('hex');
+  if (digest !== volume.sha256) {
+    throw new AppError(
+      'SOURCE_SHA256_MISMATCH',
+      `the source volume's sha256 is ${digest}, build.json says ${volume.sha256}`,
+    );
+  }
+  return digest;
+}
+
+/** A stream of exactly the archive's bytes (the padding is never read). */
+export function openSourceVolume(volume: SourceVolume): Readable {
+  if (volume.sizeBytes === 0) throw new AppError('SOURCE_NOT_ARCHIVE', 'the source is empty');
+  return createReadStream(volume.devicePath, {
+    start: 0,
+    end: volume.sizeBytes - 1,
+    highWaterMark: 1024 * 1024,
+  });
+}
