@@ -63,7 +63,10 @@ export async function receiveBuildUpload(options: {
     if (st.failure !== null) return;
     st.failure = err;
     body.unpipe(parser);
-    body.destroy();
+    // Discard the rest of the body rather than cancelling it under the server's feet: the
+    // answer goes out at once and the HTTP server closes the connection after a bounded drain.
+    if (request.signal.aborted) body.destroy();
+    else body.resume();
     st.inspector?.destroy(err);
     rejectAll(err);
   };

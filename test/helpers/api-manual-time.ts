@@ -1,0 +1,45 @@
+import type { Clock } from '../../src/time/clock.js';
+import type { Scheduler } from '../../src/time/scheduler.js';
+
+/** A clock and scheduler the test advances by hand; timers fire inside `advance`. */
+export class ManualTime implements Clock, Scheduler {
+  private ms: number;
+  private timers: { at: number; callback: () => void; cancelled: boolean }[] = [];
+
+  constructor(start = Date.parse('2026-01-01T00:00:00Z')) {
+    this.ms = start;
+  }
+
+  now(): Date {
+    return new Date(this.ms);
+  }
+
+  setTimeout(callback: () => void, ms: number): () => void {
+    const timer = { at: this.ms + ms, callback, cancelled: false };
+    this.timers.push(timer);
+    return () => {
+      timer.cancelled = true;
+    };
+  }
+
+  /** Moves time forward, firing due timers in order. */
+  advance(ms: number): void {
+    const target = this.ms + ms;
+    for (;;) {
+      const due = this.timers
+        .filter((t) => !t.cancelled && t.at <= target)
+        .sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      due.cancelled = true;
+      this.ms = due.at;
+      due.callback();
+    }
+    this.ms = target;
+    this.timers = this.timers.filter((t) => !t.cancelled);
+  }
+
+  /** Timers still armed. */
+  get pending(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+}
