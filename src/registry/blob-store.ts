@@ -7,6 +7,13 @@ import { pipeline } from 'node:stream/promises';
 import { newHash, type ParsedDigest } from './digest.js';
 import { OciError } from './oci-error.js';
 
+/**
+ * Buffer between the socket and the upload file. With Node's 16 KiB default every socket
+ * chunk would pause the request until the disk write finished; a few MiB lets receiving,
+ * hashing and writing overlap while still bounding memory per upload.
+ */
+const STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
+
 interface RunningHash {
   /** Bytes hashed so far; valid only while it equals the upload file's size. */
   offset: number;
@@ -62,6 +69,7 @@ export class BlobStore {
     this.#hashes.delete(id);
     let written = 0;
     const hasher = new Transform({
+      highWaterMark: STREAM_BUFFER_BYTES,
       transform(chunk: Buffer, _enc, cb) {
         written += chunk.length;
         if (maxBytes !== undefined && written > maxBytes) {
@@ -73,7 +81,11 @@ export class BlobStore {
       },
     });
     try {
-      await pipeline(body, hasher, createWriteStream(file, { flags: 'a' }));
+      await pipeline(
+        body,
+        hasher,
+        createWriteStream(file, { flags: 'a', highWaterMark: STREAM_BUFFER_BYTES }),
+      );
     } catch (err) {
       await truncate(file, offset).catch(() => undefined);
       throw err;

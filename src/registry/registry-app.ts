@@ -89,6 +89,50 @@ async function dispatch(
   }
 }
 
+/** Matches, authenticates and authorizes one request, then runs its handler. */
+async function handle(deps: RegistryDeps, c: Context): Promise<Response> {
+  const path = c.req.path;
+  const subPath = path.startsWith(REGISTRY_PREFIX) ? path.slice(REGISTRY_PREFIX.length) : path;
+  const route = matchRegistryRoute(subPath);
+  if (route === null) throw new OciError('NAME_UNKNOWN', 'no such endpoint', { status: 404 });
+  if (!ROUTE_METHODS[route.kind].includes(c.req.method)) {
+    throw new OciError('UNSUPPORTED', 'method not allowed on this endpoint', {
+      headers: { Allow: ROUTE_METHODS[route.kind].join(', ') },
+    });
+  }
+  if (route.kind === 'token') return issueToken(deps, c);
+  if ('name' in route) assertRepositoryName(route.name);
+
+  const { required, optional } = requiredScopes(
+    route,
+    c.req.method,
+    new URL(c.req.url).searchParams,
+  );
+  const challengeScopes = [...required, ...optional];
+  let credential: RegistryCredential | null;
+  try {
+    credential = await deps.authenticator.authenticate(c.req.header('authorization'));
+  } catch (err) {
+    if (err instanceof InvalidCredentialError) {
+      throw unauthorized(deps, c, challengeScopes, 'invalid_token', err.message);
+    }
+    throw err;
+  }
+  if (credential === null) {
+    throw unauthorized(deps, c, challengeScopes, undefined, 'authentication required');
+  }
+  if (!required.every((s) => credential.access.allowsAll(s))) {
+    throw unauthorized(
+      deps,
+      c,
+      challengeScopes,
+      'insufficient_scope',
+      'the credential lacks access to this repository',
+    );
+  }
+  return dispatch(deps, c, route, credential);
+}
+
 /**
  * The registry's Hono app, routes relative to `/v2`. Every request is matched, authenticated
  * and authorized here before a handler runs; errors are answered in the OCI error shape, and
@@ -98,47 +142,9 @@ export function buildRegistryApp(deps: RegistryDeps): Hono {
   const app = new Hono();
 
   app.all('*', async (c) => {
-    c.header('Docker-Distribution-API-Version', 'registry/2.0');
-    const path = c.req.path;
-    const subPath = path.startsWith(REGISTRY_PREFIX) ? path.slice(REGISTRY_PREFIX.length) : path;
-    const route = matchRegistryRoute(subPath);
-    if (route === null) throw new OciError('NAME_UNKNOWN', 'no such endpoint', { status: 404 });
-    if (!ROUTE_METHODS[route.kind].includes(c.req.method)) {
-      throw new OciError('UNSUPPORTED', 'method not allowed on this endpoint', {
-        headers: { Allow: ROUTE_METHODS[route.kind].join(', ') },
-      });
-    }
-    if (route.kind === 'token') return issueToken(deps, c);
-    if ('name' in route) assertRepositoryName(route.name);
-
-    const { required, optional } = requiredScopes(
-      route,
-      c.req.method,
-      new URL(c.req.url).searchParams,
-    );
-    const challengeScopes = [...required, ...optional];
-    let credential: RegistryCredential | null;
-    try {
-      credential = await deps.authenticator.authenticate(c.req.header('authorization'));
-    } catch (err) {
-      if (err instanceof InvalidCredentialError) {
-        throw unauthorized(deps, c, challengeScopes, 'invalid_token', err.message);
-      }
-      throw err;
-    }
-    if (credential === null) {
-      throw unauthorized(deps, c, challengeScopes, undefined, 'authentication required');
-    }
-    if (!required.every((s) => credential.access.allowsAll(s))) {
-      throw unauthorized(
-        deps,
-        c,
-        challengeScopes,
-        'insufficient_scope',
-        'the credential lacks access to this repository',
-      );
-    }
-    return dispatch(deps, c, route, credential);
+    const res = await handle(deps, c);
+    res.headers.set('Docker-Distribution-API-Version', 'registry/2.0');
+    return res;
   });
 
   app.onError((err, c) => {

@@ -149,6 +149,7 @@ describe('blob pull with ranges', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('docker-content-digest')).toBe(blob.digest);
     expect(res.headers.get('content-length')).toBe('16');
+    expect(res.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
     expect(Buffer.from(await res.arrayBuffer())).toEqual(blob.bytes);
     const head = await call('HEAD', `/v2/acme/app/blobs/${blob.digest}`);
     expect(head.status).toBe(200);
