@@ -200,6 +200,13 @@ describe('what each credential allows', () => {
     expect(await status('POST', '/v2/library/debian/blobs/uploads/', tenantApi)).toBe(401);
   });
 
+  it('accepts a build token as the Basic password directly on /v2/*', async () => {
+    const token = await h.buildToken({ id: 'b_basic', tenant: 'acme', repository: 'acme/web' });
+    const basic = RegistryHarness.basic(token);
+    expect(await status('POST', '/v2/acme/web/blobs/uploads/', basic)).toBe(202);
+    expect(await status('POST', '/v2/acme/other/blobs/uploads/', basic)).toBe(401);
+  });
+
   it('keeps a build out of another build repository and another tenant cache', async () => {
     const build = `Bearer ${await h.buildToken({ id: 'b_one', tenant: 'acme', repository: 'acme/one', cacheRepository: 'cache/acme/main' })}`;
     expect(await status('POST', '/v2/acme/one/blobs/uploads/', build)).toBe(202);

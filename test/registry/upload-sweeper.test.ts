@@ -1,0 +1,67 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Database } from 'better-sqlite3';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BlobStore } from '../../src/registry/blob-store.js';
+import { RegistryStore } from '../../src/registry/registry-store.js';
+import { UploadSessions } from '../../src/registry/upload-sessions.js';
+import { UploadSweeper } from '../../src/registry/upload-sweeper.js';
+import { openDatabase } from '../../src/storage/database.js';
+import { RegistryFakeClock } from '../helpers/registry-fake-clock.js';
+
+let dir: string;
+let db: Database;
+let clock: RegistryFakeClock;
+let uploads: UploadSessions;
+let sweeper: UploadSweeper;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-sweeper-'));
+  db = openDatabase(':memory:');
+  clock = new RegistryFakeClock();
+  const blobs = new BlobStore(dir);
+  await blobs.init();
+  uploads = new UploadSessions({
+    store: new RegistryStore(db, clock),
+    blobs,
+    clock,
+    ttlSeconds: 600,
+    logger: pino({ level: 'silent' }),
+  });
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+  sweeper = new UploadSweeper({ uploads, logger: pino({ level: 'silent' }), intervalMs: 60_000 });
+});
+
+afterEach(async () => {
+  await sweeper.close();
+  vi.useRealTimers();
+  db.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('UploadSweeper', () => {
+  it('removes sessions idle past the TTL and their files on its interval, and keeps fresh ones', async () => {
+    const stale = await uploads.start('acme/web');
+    clock.advanceSeconds(500);
+    const fresh = await uploads.start('acme/web');
+    sweeper.start();
+
+    clock.advanceSeconds(101);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await sweeper.close();
+
+    expect(() => uploads.get('acme/web', stale.id)).toThrow(/unknown or expired/);
+    expect(uploads.get('acme/web', fresh.id).id).toBe(fresh.id);
+    expect(await readdir(path.join(dir, 'uploads'))).toEqual([fresh.id]);
+  });
+
+  it('does nothing before its interval has elapsed', async () => {
+    const session = await uploads.start('acme/web');
+    sweeper.start();
+    clock.advanceSeconds(601);
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(await readdir(path.join(dir, 'uploads'))).toEqual([session.id]);
+  });
+});
