@@ -31,7 +31,8 @@ export function getBlob(
   };
   const range = parseRangeHeader(c.req.header('range'), size);
   if (range === 'unsatisfiable') {
-    throw new OciError('RANGE_INVALID', 'requested range not satisfiable', {
+    throw new OciError('SIZE_INVALID', 'requested range not satisfiable', {
+      status: 416,
       headers: { 'Content-Range': `bytes */${size}` },
       detail: { size },
     });

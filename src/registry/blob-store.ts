@@ -73,7 +73,11 @@ export class BlobStore {
       transform(chunk: Buffer, _enc, cb) {
         written += chunk.length;
         if (maxBytes !== undefined && written > maxBytes) {
-          cb(new OciError('RANGE_INVALID', 'chunk is longer than its Content-Range'));
+          cb(
+            new OciError('BLOB_UPLOAD_INVALID', 'chunk is longer than its Content-Range', {
+              status: 416,
+            }),
+          );
           return;
         }
         running?.hash.update(chunk);

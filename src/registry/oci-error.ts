@@ -1,7 +1,9 @@
 /**
  * Error codes of the OCI distribution spec (v1.1, "Error Codes" table) with the HTTP status
- * Kiln answers them with. The registry does not use the daemon's AppError catalog: its wire
- * shape is the spec's `{"errors":[{"code","message","detail"}]}`.
+ * Kiln answers them with by default (a few answers override it, e.g. 416 for ranges). The
+ * registry does not use the daemon's AppError catalog: its wire shape is the spec's
+ * `{"errors":[{"code","message","detail"}]}`. `UNKNOWN` (Docker registry's code for 500s) is
+ * the only code outside the spec's table: the table has none for internal errors.
  */
 export const OCI_ERROR_STATUS = {
   BLOB_UNKNOWN: 404,
@@ -18,7 +20,6 @@ export const OCI_ERROR_STATUS = {
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
-  RANGE_INVALID: 416,
   UNKNOWN: 500,
 } as const;
 

@@ -38,7 +38,10 @@ function contentRange(c: Context) {
   if (header === undefined) return null;
   const range = parseContentRange(header);
   if (range === null) {
-    throw new OciError('RANGE_INVALID', 'malformed Content-Range', { detail: { header } });
+    throw new OciError('BLOB_UPLOAD_INVALID', 'malformed Content-Range', {
+      status: 416,
+      detail: { header },
+    });
   }
   return range;
 }

@@ -63,7 +63,8 @@ export class UploadSessions {
     return this.#exclusive(id, async () => {
       const session = this.get(repository, id);
       if (range !== null && range.start !== session.size) {
-        throw new OciError('RANGE_INVALID', 'chunk does not start where the upload ends', {
+        throw new OciError('BLOB_UPLOAD_INVALID', 'chunk does not start where the upload ends', {
+          status: 416,
           headers: rangeHeaders(session),
           detail: { expectedStart: session.size, start: range.start },
         });
@@ -72,7 +73,8 @@ export class UploadSessions {
       const size = await this.#blobs.append(id, session.size, body, max);
       if (max !== undefined && size - session.size !== max) {
         await this.#blobs.truncateUpload(id, session.size);
-        throw new OciError('RANGE_INVALID', 'chunk length does not match Content-Range', {
+        throw new OciError('BLOB_UPLOAD_INVALID', 'chunk length does not match Content-Range', {
+          status: 416,
           headers: rangeHeaders(session),
         });
       }
@@ -96,7 +98,8 @@ export class UploadSessions {
       let session = this.get(repository, id);
       if (body !== null) {
         if (range !== null && range.start !== session.size) {
-          throw new OciError('RANGE_INVALID', 'chunk does not start where the upload ends', {
+          throw new OciError('BLOB_UPLOAD_INVALID', 'chunk does not start where the upload ends', {
+            status: 416,
             headers: rangeHeaders(session),
           });
         }
