@@ -12,16 +12,20 @@ export interface BuildQueueOptions {
 }
 
 /**
- * The in-memory build queue: FIFO within a tenant, round-robin between tenants, a global
- * concurrency limit and an optional per-tenant running cap. It only decides order; the
- * manager owns the builds. Rebuilt from SQLite at start.
+ * The in-memory build queue: FIFO within a tenant, round-robin between tenants (the waiting
+ * tenant served least recently goes next, so a tenant that just had a build started waits for
+ * every other tenant's turn even if its queue emptied meanwhile), a global concurrency limit
+ * and an optional per-tenant running cap. It only decides order; the manager owns the builds.
+ * Rebuilt from SQLite at start.
  */
 export class BuildQueue {
-  private readonly waiting = new Map<string, QueueEntry[]>();
-  /** Tenants in round-robin order; the head is served next. */
-  private rotation: string[] = [];
+  private readonly waiting = new Map<string, { entry: QueueEntry; seq: number }[]>();
+  /** Tenant → sequence number of its last served build; kept while it waits or runs. */
+  private readonly served = new Map<string, number>();
   private readonly runningByTenant = new Map<string, number>();
   private runningTotal = 0;
+  private serveCounter = 0;
+  private enqueueCounter = 0;
 
   constructor(private readonly options: BuildQueueOptions) {
     if (!Number.isInteger(options.maxConcurrent) || options.maxConcurrent < 1) {
@@ -50,28 +54,29 @@ export class BuildQueue {
   }
 
   enqueue(entry: QueueEntry): void {
+    const item = { entry, seq: this.enqueueCounter++ };
     const list = this.waiting.get(entry.tenant);
-    if (list) list.push(entry);
-    else {
-      this.waiting.set(entry.tenant, [entry]);
-      this.rotation.push(entry.tenant);
-    }
+    if (list) list.push(item);
+    else this.waiting.set(entry.tenant, [item]);
   }
 
   /** Removes a waiting build; false when it was not waiting. */
   remove(id: string): boolean {
     for (const [tenant, list] of this.waiting) {
-      const i = list.findIndex((e) => e.id === id);
+      const i = list.findIndex((e) => e.entry.id === id);
       if (i === -1) continue;
       list.splice(i, 1);
-      if (list.length === 0) this.dropTenant(tenant);
+      if (list.length === 0) this.waiting.delete(tenant);
+      this.forgetIfIdle(tenant);
       return true;
     }
     return false;
   }
 
   has(id: string): boolean {
-    for (const list of this.waiting.values()) if (list.some((e) => e.id === id)) return true;
+    for (const list of this.waiting.values()) {
+      if (list.some((e) => e.entry.id === id)) return true;
+    }
     return false;
   }
 
@@ -81,23 +86,21 @@ export class BuildQueue {
    */
   next(): QueueEntry | null {
     if (this.runningTotal >= this.options.maxConcurrent) return null;
-    for (let i = 0; i < this.rotation.length; i++) {
-      const tenant = this.rotation[i];
-      if (tenant === undefined) continue;
-      const cap = this.options.maxRunningPerTenant;
-      if (cap > 0 && (this.runningByTenant.get(tenant) ?? 0) >= cap) continue;
-      const list = this.waiting.get(tenant);
-      const entry = list?.shift();
-      if (!list || !entry) continue;
-      // The served tenant goes to the back of the rotation.
-      this.rotation.splice(i, 1);
-      if (list.length > 0) this.rotation.push(tenant);
-      else this.waiting.delete(tenant);
-      this.runningTotal += 1;
-      this.runningByTenant.set(tenant, (this.runningByTenant.get(tenant) ?? 0) + 1);
-      return entry;
-    }
-    return null;
+    const cap = this.options.maxRunningPerTenant;
+    const tenant = this.pick(
+      this.served,
+      (t) => cap === 0 || (this.runningByTenant.get(t) ?? 0) < cap,
+      (t) => this.waiting.get(t)?.[0]?.seq ?? Number.MAX_SAFE_INTEGER,
+    );
+    if (tenant === null) return null;
+    const list = this.waiting.get(tenant);
+    const item = list?.shift();
+    if (!list || !item) return null;
+    if (list.length === 0) this.waiting.delete(tenant);
+    this.served.set(tenant, this.serveCounter++);
+    this.runningTotal += 1;
+    this.runningByTenant.set(tenant, (this.runningByTenant.get(tenant) ?? 0) + 1);
+    return item.entry;
   }
 
   /** A build handed out by next() has finished. */
@@ -107,34 +110,54 @@ export class BuildQueue {
     this.runningTotal -= 1;
     if (n === 1) this.runningByTenant.delete(tenant);
     else this.runningByTenant.set(tenant, n - 1);
+    this.forgetIfIdle(tenant);
   }
 
   /**
-   * 1-based place of a waiting build in the order the queue would serve (round-robin from the
-   * current rotation, ignoring caps), or null when it is not waiting.
+   * 1-based place of a waiting build in the order the queue would serve it (round-robin from
+   * now, ignoring caps), or null when it is not waiting.
    */
   position(id: string): number | null {
-    let position = 0;
-    const cursors = this.rotation.map((tenant) => ({
-      list: this.waiting.get(tenant) ?? [],
-      at: 0,
-    }));
-    for (;;) {
-      let progressed = false;
-      for (const c of cursors) {
-        const entry = c.list[c.at];
-        if (!entry) continue;
-        c.at += 1;
-        position += 1;
-        progressed = true;
-        if (entry.id === id) return position;
-      }
-      if (!progressed) return null;
+    if (!this.has(id)) return null;
+    const served = new Map(this.served);
+    const at = new Map<string, number>();
+    let counter = this.serveCounter;
+    for (let position = 1; ; position++) {
+      const tenant = this.pick(
+        served,
+        (t) => (this.waiting.get(t)?.length ?? 0) > (at.get(t) ?? 0),
+        (t) => this.waiting.get(t)?.[at.get(t) ?? 0]?.seq ?? Number.MAX_SAFE_INTEGER,
+      );
+      if (tenant === null) return null;
+      const index = at.get(tenant) ?? 0;
+      if (this.waiting.get(tenant)?.[index]?.entry.id === id) return position;
+      at.set(tenant, index + 1);
+      served.set(tenant, counter++);
     }
   }
 
-  private dropTenant(tenant: string): void {
-    this.waiting.delete(tenant);
-    this.rotation = this.rotation.filter((t) => t !== tenant);
+  /** The eligible waiting tenant served least recently (never served first; ties by age). */
+  private pick(
+    served: ReadonlyMap<string, number>,
+    eligible: (tenant: string) => boolean,
+    headSeq: (tenant: string) => number,
+  ): string | null {
+    let best: string | null = null;
+    let bestKey: [number, number] = [Infinity, Infinity];
+    for (const tenant of this.waiting.keys()) {
+      if (!eligible(tenant)) continue;
+      const key: [number, number] = [served.get(tenant) ?? -1, headSeq(tenant)];
+      if (key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) {
+        best = tenant;
+        bestKey = key;
+      }
+    }
+    return best;
+  }
+
+  private forgetIfIdle(tenant: string): void {
+    if (!this.waiting.has(tenant) && !this.runningByTenant.has(tenant)) {
+      this.served.delete(tenant);
+    }
   }
 }

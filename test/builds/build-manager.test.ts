@@ -1,0 +1,325 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { newBuildId } from '../../src/builds/build-id.js';
+import type { Build, BuildStatus } from '../../src/builds/build.js';
+import { createHarness, type Harness } from '../helpers/api-harness.js';
+import { FakeBuildRunner, okOutcome } from '../helpers/fake-build-runner.js';
+
+const open: Harness[] = [];
+afterEach(async () => {
+  for (const h of open.splice(0)) await h.close();
+});
+
+/** Simulates a daemon killed with SIGKILL: its database handle goes, nothing else runs. */
+function crash(h: Harness): void {
+  open.splice(open.indexOf(h), 1);
+  h.db.close();
+}
+
+async function harness(
+  env: Record<string, string> = {},
+  dataDir?: string,
+  runner?: FakeBuildRunner,
+) {
+  const h = await createHarness({
+    env,
+    ...(dataDir ? { dataDir } : {}),
+    ...(runner ? { runner } : {}),
+  });
+  open.push(h);
+  return h;
+}
+
+function submit(h: Harness, tenant: string, overrides: Partial<Build['request']> = {}): Build {
+  const id = newBuildId();
+  const dir = path.join(h.dataDir, 'builds', id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'source'), 'x');
+  const build: Build = {
+    id,
+    tenant,
+    status: 'queued',
+    request: {
+      dockerfile: null,
+      dockerfilePath: 'Dockerfile',
+      contextDir: '',
+      buildArgs: {},
+      secretIds: [],
+      cacheScope: null,
+      timeoutSeconds: 600,
+      memoryMb: 1024,
+      cpus: 1,
+      networkMode: 'isolated',
+      imageName: null,
+      ...overrides,
+    },
+    source: {
+      path: path.join(dir, 'source'),
+      sizeBytes: 1,
+      sha256: 'a'.repeat(64),
+      compression: 'none',
+      entries: 1,
+      unpackedBytes: 1,
+    },
+    repository: `${tenant}/${id}`,
+    cacheRepository: null,
+    createdAt: h.time.now(),
+    startedAt: null,
+    finishedAt: null,
+    attempts: 0,
+    result: null,
+    failure: null,
+    timings: {},
+  };
+  h.manager.submit(build);
+  return build;
+}
+
+function statusOf(h: Harness, build: Build): BuildStatus | undefined {
+  return h.store.get(build.id)?.status;
+}
+
+function eventTypes(h: Harness, build: Build): string[] {
+  return h.events
+    .read(build.id, 0, 1000)
+    .map((e) => (e.data.type === 'status' ? `status:${e.data.status}` : e.data.type));
+}
+
+/** Lets the manager's promise chains settle (no timers involved). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('BuildManager lifecycle', () => {
+  it('runs a build to ready with image_ref on the public host, events and timings', async () => {
+    const h = await harness({ KILN_PUBLIC_URL: 'https://kiln.example:8443' });
+    const b = submit(h, 'acme');
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(b.id);
+    expect(run.input.registryToken).toBe(`registry-token-for-${b.id}`);
+    expect(h.manager.isBuildActive(b.id)).toBe(true);
+    run.sink.status('booting');
+    run.sink.vmBooted(1.5);
+    run.sink.status('building');
+    run.sink.phase('building');
+    run.sink.log('stdout', 'step 1\n', h.time.now());
+    run.sink.status('pushing');
+    h.time.advance(10_000);
+    run.finish(okOutcome(`acme/${b.id}:${b.id}`));
+    await settle();
+    const done = h.store.get(b.id)!;
+    expect(done.status).toBe('ready');
+    expect(done.result?.imageRef).toBe(`kiln.example:8443/acme/${b.id}:${b.id}`);
+    expect(done.timings).toMatchObject({ queued: 0, boot: 2, building: 3, total: 10 });
+    expect(h.manager.isBuildActive(b.id)).toBe(false);
+    expect(eventTypes(h, b)).toEqual([
+      'status:queued',
+      'status:booting',
+      'status:building',
+      'phase',
+      'log',
+      'status:pushing',
+      'status:ready',
+      'result',
+    ]);
+  });
+
+  it('fails with the runner code and keeps the log tail', async () => {
+    const h = await harness();
+    const b = submit(h, 'acme');
+    await h.runner.waitForRuns(1);
+    h.runner.runOf(b.id).finish({
+      ok: false,
+      code: 'build_failed',
+      message: 'RUN exited 1',
+      logTail: ['boom'],
+      phaseSeconds: {},
+      bootSeconds: 1,
+    });
+    await settle();
+    expect(h.store.get(b.id)?.failure).toEqual({
+      code: 'build_failed',
+      message: 'RUN exited 1',
+      logTail: ['boom'],
+    });
+  });
+
+  it('hands the requested secret values to the runner only', async () => {
+    const h = await harness();
+    h.secrets.put('acme', 'npm', 'hunter2');
+    const b = submit(h, 'acme', { secretIds: ['npm'] });
+    await h.runner.waitForRuns(1);
+    expect(h.runner.runOf(b.id).input.secrets).toEqual({ npm: 'hunter2' });
+    const stored = JSON.stringify(h.db.prepare('SELECT * FROM builds').all());
+    expect(stored).not.toContain('hunter2');
+  });
+});
+
+describe('BuildManager cancel', () => {
+  it('cancels a queued build at once and keeps it out of the runner', async () => {
+    const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
+    const first = submit(h, 'acme');
+    const queued = submit(h, 'acme');
+    expect(h.manager.get('acme', queued.id).queuePosition).toBe(1);
+    h.manager.cancel('acme', queued.id);
+    expect(statusOf(h, queued)).toBe('cancelled');
+    expect(h.manager.cancel('acme', queued.id).build.status).toBe('cancelled');
+    await h.runner.waitForRuns(1);
+    h.runner.runOf(first.id).finish(okOutcome('acme/x:y'));
+    await settle();
+    expect(h.runner.runs.map((r) => r.input.build.id)).toEqual([first.id]);
+  });
+
+  for (const state of ['booting', 'building'] as const) {
+    it(`cancels a ${state} build only once the runner resolved (VM gone)`, async () => {
+      const h = await harness();
+      h.runner.holdAborts = true;
+      const b = submit(h, 'acme');
+      await h.runner.waitForRuns(1);
+      const run = h.runner.runOf(b.id);
+      run.sink.status('booting');
+      if (state === 'building') run.sink.status('building');
+      h.manager.cancel('acme', b.id);
+      expect(run.signal.aborted).toBe(true);
+      expect(run.signal.reason).toEqual({ kind: 'cancel' });
+      await settle();
+      expect(statusOf(h, b)).toBe(state);
+      expect(h.manager.isBuildActive(b.id)).toBe(true);
+      h.manager.cancel('acme', b.id);
+      run.finish({
+        ok: false,
+        code: 'cancelled',
+        message: 'killed',
+        logTail: [],
+        phaseSeconds: {},
+        bootSeconds: null,
+      });
+      await settle();
+      expect(statusOf(h, b)).toBe('cancelled');
+      expect(h.manager.isBuildActive(b.id)).toBe(false);
+    });
+  }
+
+  it('answers BUILD_NOT_FOUND to another tenant', async () => {
+    const h = await harness();
+    const b = submit(h, 'acme');
+    expect(() => h.manager.cancel('other', b.id)).toThrow(
+      expect.objectContaining({ code: 'BUILD_NOT_FOUND' }),
+    );
+  });
+});
+
+describe('BuildManager timeouts', () => {
+  it('aborts with reason timeout after timeout_seconds from leaving the queue', async () => {
+    const h = await harness();
+    const b = submit(h, 'acme', { timeoutSeconds: 30 });
+    await h.runner.waitForRuns(1);
+    h.time.advance(29_999);
+    expect(h.runner.runOf(b.id).signal.aborted).toBe(false);
+    h.time.advance(1);
+    expect(h.runner.runOf(b.id).signal.reason).toEqual({ kind: 'timeout', seconds: 30 });
+    await settle();
+    expect(h.store.get(b.id)?.failure?.code).toBe('timeout');
+  });
+
+  it('fails builds waiting longer than the queue timeout with queue_timeout', async () => {
+    const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1', KILN_QUEUE_TIMEOUT_SECONDS: '60' });
+    submit(h, 'acme');
+    const waiting = submit(h, 'acme');
+    h.time.advance(59_000);
+    expect(h.manager.sweepQueueTimeouts()).toBe(0);
+    h.time.advance(1_000);
+    expect(h.manager.sweepQueueTimeouts()).toBe(1);
+    expect(h.store.get(waiting.id)?.failure?.code).toBe('queue_timeout');
+    expect(h.manager.queuedCount).toBe(0);
+  });
+});
+
+describe('BuildManager fairness', () => {
+  it('starts builds round-robin across tenants within the global limit', async () => {
+    const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
+    const a1 = submit(h, 'a');
+    const a2 = submit(h, 'a');
+    const a3 = submit(h, 'a');
+    const b1 = submit(h, 'b');
+    expect(h.manager.get('a', a3.id).queuePosition).toBe(3);
+    expect(h.manager.get('b', b1.id).queuePosition).toBe(1);
+    const order: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      await h.runner.waitForRuns(i + 1);
+      const run = h.runner.runs[i]!;
+      order.push(run.input.build.id);
+      run.finish(okOutcome('x/y:z'));
+      await settle();
+    }
+    expect(order).toEqual([a1.id, b1.id, a2.id, a3.id]);
+  });
+});
+
+describe('BuildManager restart recovery', () => {
+  it('calls recover() first, re-queues queued builds in order and running ones once', async () => {
+    const first = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
+    first.runner.holdAborts = true;
+    const running = submit(first, 'acme');
+    const q1 = submit(first, 'acme');
+    const q2 = submit(first, 'other');
+    await first.runner.waitForRuns(1);
+    first.runner.runOf(running.id).sink.status('building');
+    // The daemon dies: nothing resolves the run; the store is all that is left.
+    crash(first);
+    const runner = new FakeBuildRunner();
+    const second = await createHarness({
+      dataDir: first.dataDir,
+      env: { KILN_MAX_CONCURRENT_BUILDS: '1' },
+      runner,
+      start: false,
+    });
+    open.push(second);
+    const started = second.manager.start();
+    expect(runner.events).toEqual(['recover']);
+    await started;
+    expect(second.store.get(running.id)?.status).toBe('queued');
+    const order: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await runner.waitForRuns(i + 1);
+      const run = runner.runs[i]!;
+      order.push(run.input.build.id);
+      run.finish(okOutcome('x/y:z'));
+      await settle();
+    }
+    // Acceptance order within each tenant, round-robin between tenants.
+    expect(order).toEqual([running.id, q2.id, q1.id]);
+    expect(runner.events[0]).toBe('recover');
+    expect(second.store.get(running.id)?.attempts).toBe(2);
+  });
+
+  it('fails a build interrupted on its second attempt with daemon_restarted', async () => {
+    const first = await harness();
+    first.runner.holdAborts = true;
+    const b = submit(first, 'acme');
+    await first.runner.waitForRuns(1);
+    first.runner.runOf(b.id).sink.status('booting');
+    const stored = first.store.get(b.id)!;
+    stored.attempts = 2;
+    first.store.update(stored);
+    crash(first);
+    const second = await createHarness({ dataDir: first.dataDir });
+    open.push(second);
+    const after = second.store.get(b.id)!;
+    expect(after.status).toBe('failed');
+    expect(after.failure?.code).toBe('daemon_restarted');
+    expect(second.runner.runs).toHaveLength(0);
+  });
+
+  it('leaves builds aborted by shutdown non-terminal so the next start re-runs them', async () => {
+    const h = await harness();
+    const b = submit(h, 'acme');
+    await h.runner.waitForRuns(1);
+    h.runner.runOf(b.id).sink.status('building');
+    await h.manager.close();
+    expect(h.runner.runOf(b.id).signal.reason).toEqual({ kind: 'shutdown' });
+    expect(statusOf(h, b)).toBe('building');
+  });
+});

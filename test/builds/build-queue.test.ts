@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { BuildQueue } from '../../src/builds/build-queue.js';
+
+function drain(queue: BuildQueue): string[] {
+  const out: string[] = [];
+  for (let e = queue.next(); e; e = queue.next()) out.push(e.id);
+  return out;
+}
+
+describe('BuildQueue', () => {
+  it('serves tenants round-robin and each tenant FIFO', () => {
+    const q = new BuildQueue({ maxConcurrent: 100, maxRunningPerTenant: 0 });
+    for (const id of ['a1', 'a2', 'a3']) q.enqueue({ id, tenant: 'a' });
+    for (const id of ['b1', 'b2']) q.enqueue({ id, tenant: 'b' });
+    q.enqueue({ id: 'c1', tenant: 'c' });
+    expect(drain(q)).toEqual(['a1', 'b1', 'c1', 'a2', 'b2', 'a3']);
+  });
+
+  it('reports positions in the order it will serve', () => {
+    const q = new BuildQueue({ maxConcurrent: 1, maxRunningPerTenant: 0 });
+    for (const id of ['a1', 'a2', 'a3']) q.enqueue({ id, tenant: 'a' });
+    q.enqueue({ id: 'b1', tenant: 'b' });
+    expect(['a1', 'a2', 'a3', 'b1'].map((id) => q.position(id))).toEqual([1, 3, 4, 2]);
+    expect(q.position('nope')).toBeNull();
+    expect(q.next()?.id).toBe('a1');
+    expect(['a2', 'a3', 'b1'].map((id) => q.position(id))).toEqual([2, 3, 1]);
+  });
+
+  it('holds the global concurrency limit until a build finishes', () => {
+    const q = new BuildQueue({ maxConcurrent: 2, maxRunningPerTenant: 0 });
+    for (const id of ['a1', 'b1', 'c1']) q.enqueue({ id, tenant: id.slice(0, 1) });
+    expect(drain(q)).toEqual(['a1', 'b1']);
+    expect(q.running).toBe(2);
+    q.finished('a');
+    expect(drain(q)).toEqual(['c1']);
+  });
+
+  it('skips a tenant at its running cap without losing its turn order', () => {
+    const q = new BuildQueue({ maxConcurrent: 10, maxRunningPerTenant: 1 });
+    for (const id of ['a1', 'a2']) q.enqueue({ id, tenant: 'a' });
+    for (const id of ['b1', 'b2']) q.enqueue({ id, tenant: 'b' });
+    expect(drain(q)).toEqual(['a1', 'b1']);
+    q.finished('b');
+    expect(drain(q)).toEqual(['b2']);
+    q.finished('a');
+    expect(drain(q)).toEqual(['a2']);
+  });
+
+  it('removes a waiting build and forgets an emptied tenant', () => {
+    const q = new BuildQueue({ maxConcurrent: 10, maxRunningPerTenant: 0 });
+    q.enqueue({ id: 'a1', tenant: 'a' });
+    q.enqueue({ id: 'b1', tenant: 'b' });
+    expect(q.remove('a1')).toBe(true);
+    expect(q.remove('a1')).toBe(false);
+    expect(q.length).toBe(1);
+    expect(q.queuedFor('a')).toBe(0);
+    expect(drain(q)).toEqual(['b1']);
+  });
+
+  it('refuses a non-positive concurrency limit at construction', () => {
+    expect(() => new BuildQueue({ maxConcurrent: 0, maxRunningPerTenant: 0 })).toThrow(RangeError);
+  });
+});
