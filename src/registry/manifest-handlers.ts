@@ -99,7 +99,11 @@ export async function putManifest(
   }
 
   const missingBlobs = doc.blobs.filter((d) => deps.store.linkedBlobSize(name, d) === null);
-  const missingManifests = doc.manifests.filter((d) => deps.store.getManifest(name, d) === null);
+  // An index entry may name a blob instead of a manifest: BuildKit's registry cache export
+  // is an index whose entries are the cache layers and its cache config.
+  const missingManifests = doc.manifests.filter(
+    (d) => deps.store.getManifest(name, d) === null && deps.store.linkedBlobSize(name, d) === null,
+  );
   if (missingBlobs.length > 0 || missingManifests.length > 0) {
     throw new OciError('MANIFEST_BLOB_UNKNOWN', 'manifest references unknown blobs', {
       detail: { blobs: missingBlobs, manifests: missingManifests },

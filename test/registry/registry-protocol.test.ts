@@ -430,6 +430,49 @@ describe('manifests', () => {
     );
   });
 
+  it('accepts an index whose entries are blobs, as BuildKit cache exports are, but not unknown ones', async () => {
+    const cacheConfig = testBlob('{"layers":[]}');
+    const cacheLayer = testBlob('cache layer');
+    await pushBlob('acme/app', cacheConfig);
+    await pushBlob('acme/app', cacheLayer);
+    const entry = (b: TestBlob, mediaType: string) => ({
+      mediaType,
+      digest: b.digest,
+      size: b.bytes.length,
+    });
+    const index = (entries: object[]) =>
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: entries,
+        }),
+      );
+    const cache = index([
+      entry(cacheLayer, 'application/vnd.oci.image.layer.v1.tar+gzip'),
+      entry(cacheConfig, 'application/vnd.buildkit.cacheconfig.v0'),
+    ]);
+    const ok = await pushManifest(
+      'acme/app',
+      'cache',
+      cache,
+      'application/vnd.oci.image.index.v1+json',
+    );
+    expect(ok.status).toBe(201);
+    const unknown = index([
+      entry(testBlob('never pushed'), 'application/vnd.oci.image.manifest.v1+json'),
+    ]);
+    const refused = await pushManifest(
+      'acme/app',
+      'bad',
+      unknown,
+      'application/vnd.oci.image.index.v1+json',
+    );
+    expect(refused.status).toBe(400);
+    const body = (await refused.json()) as { errors: { code: string }[] };
+    expect(body.errors[0]?.code).toBe('MANIFEST_BLOB_UNKNOWN');
+  });
+
   it('refuses a manifest whose blobs are not in the repository with MANIFEST_BLOB_UNKNOWN', async () => {
     const manifest = imageManifest({ config: testBlob('{}'), layers: [testBlob('never pushed')] });
     const res = await pushManifest('acme/app', 'broken', manifest);
