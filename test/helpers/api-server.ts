@@ -1,0 +1,81 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves `app` on 127.0.0.1 with an ephemeral port, as the daemon does. */
+export async function listen(app: Pick<Hono, 'fetch'>): Promise<RunningServer> {
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }) as Server;
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  };
+}
+
+/** Polls `check` every 10 ms until it holds or `ms` passed (for effects of socket events). */
+export async function eventually(check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export interface SseEvent {
+  id?: string;
+  event: string;
+  data: string;
+}
+
+/** Reads SSE events from a streaming response until `until` says stop or the stream ends. */
+export async function readSse(
+  res: Response,
+  until: (events: SseEvent[]) => boolean = () => false,
+  onEvent: (event: SseEvent) => void = () => undefined,
+): Promise<{ events: SseEvent[]; ended: boolean }> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: SseEvent[] = [];
+  let buffer = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { events, ended: true };
+    buffer += decoder.decode(value, { stream: true });
+    let sep = buffer.indexOf('\n\n');
+    while (sep !== -1) {
+      const block = buffer.slice(0, sep);
+      buffer = buffer.slice(sep + 2);
+      const event: SseEvent = { event: 'message', data: '' };
+      for (const line of block.split('\n')) {
+        const i = line.indexOf(':');
+        const key = i === -1 ? line : line.slice(0, i);
+        const value2 = i === -1 ? '' : line.slice(i + 1).replace(/^ /, '');
+        if (key === 'id') event.id = value2;
+        else if (key === 'event') event.event = value2;
+        else if (key === 'data') event.data += value2;
+      }
+      events.push(event);
+      onEvent(event);
+      sep = buffer.indexOf('\n\n');
+    }
+    if (until(events)) {
+      await reader.cancel();
+      return { events, ended: false };
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { connect } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHarness, type Harness } from '../helpers/api-harness.js';
+import { eventually, listen, type RunningServer } from '../helpers/api-server.js';
+import { makeTar } from '../helpers/api-tar.js';
+
+let h: Harness;
+let server: RunningServer;
+
+beforeEach(async () => {
+  h = await createHarness();
+  server = await listen(h.app);
+});
+afterEach(async () => {
+  await server.close();
+  await h.close();
+});
+
+describe('POST /builds over a real socket', () => {
+  it('leaves no file, directory or row when the client disconnects mid-upload', async () => {
+    const token = await h.token('acme');
+    const boundary = 'kilnboundary1234';
+    const tar = makeTar([{ name: 'big', data: Buffer.alloc(4 * 1024 * 1024, 1) }]);
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="source"; filename="a.tar"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n',
+    );
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const length = head.length + tar.length + tail.length;
+    const socket = connect(server.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(
+      `POST /builds HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+        `Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${length}\r\n\r\n`,
+    );
+    socket.write(head);
+    socket.write(tar.subarray(0, 1024 * 1024));
+    // The upload is under way: its directory and partial file exist.
+    await eventually(() => h.buildDirs().length === 1);
+    socket.destroy();
+    await eventually(() => h.buildDirs().length === 0);
+    expect(h.buildRows()).toBe(0);
+  });
+
+  it('answers a complete upload with 202 over the socket', async () => {
+    const fd = new FormData();
+    fd.append('source', new Blob([makeTar([{ name: 'f', data: 'x' }])]), 'a.tar');
+    const res = await fetch(`${server.url}/builds`, {
+      method: 'POST',
+      body: fd,
+      headers: { authorization: `Bearer ${await h.token('acme')}` },
+    });
+    expect(res.status).toBe(202);
+    expect(h.buildRows()).toBe(1);
+  });
+});
