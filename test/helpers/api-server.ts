@@ -48,13 +48,14 @@ export async function readSse(
   until: (events: SseEvent[]) => boolean = () => false,
   onEvent: (event: SseEvent) => void = () => undefined,
 ): Promise<{ events: SseEvent[]; ended: boolean }> {
-  const reader = res.body!.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body!.getReader();
   const decoder = new TextDecoder();
   const events: SseEvent[] = [];
   let buffer = '';
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return { events, ended: true };
+    const chunk: ReadableStreamReadResult<Uint8Array> = await reader.read();
+    if (chunk.done) return { events, ended: true };
+    const value = chunk.value;
     buffer += decoder.decode(value, { stream: true });
     let sep = buffer.indexOf('\n\n');
     while (sep !== -1) {
