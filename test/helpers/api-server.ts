@@ -1,5 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 
@@ -48,15 +50,12 @@ export async function readSse(
   until: (events: SseEvent[]) => boolean = () => false,
   onEvent: (event: SseEvent) => void = () => undefined,
 ): Promise<{ events: SseEvent[]; ended: boolean }> {
-  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body!.getReader();
+  const stream = Readable.fromWeb(res.body! as NodeWebReadableStream<Uint8Array>);
   const decoder = new TextDecoder();
   const events: SseEvent[] = [];
   let buffer = '';
-  for (;;) {
-    const chunk: ReadableStreamReadResult<Uint8Array> = await reader.read();
-    if (chunk.done) return { events, ended: true };
-    const value = chunk.value;
-    buffer += decoder.decode(value, { stream: true });
+  for await (const chunk of stream) {
+    buffer += decoder.decode(chunk as Buffer, { stream: true });
     let sep = buffer.indexOf('\n\n');
     while (sep !== -1) {
       const block = buffer.slice(0, sep);
@@ -75,8 +74,9 @@ export async function readSse(
       sep = buffer.indexOf('\n\n');
     }
     if (until(events)) {
-      await reader.cancel();
+      stream.destroy();
       return { events, ended: false };
     }
   }
+  return { events, ended: true };
 }
