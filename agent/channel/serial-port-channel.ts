@@ -1,7 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentChannel } from './agent-channel.js';
+import { openSocatBridge } from './socat-bridge.js';
 
 /**
  * Finds the virtio-serial port called `name` (`/sys/class/virtio-ports/vportNpM/name`) and
@@ -30,25 +30,10 @@ export async function findSerialPort(
 }
 
 /**
- * Opens a virtio-serial port (QEMU) as the agent channel. A port accepts one open at a time,
- * so one read-write descriptor backs both directions.
+ * Opens a virtio-serial port (QEMU) as the agent channel, through socat: the port is a
+ * character device Node cannot poll (see openSocatBridge). `GOPEN` opens it read-write once;
+ * a port accepts one open at a time.
  */
-export async function openSerialPortChannel(devicePath: string): Promise<AgentChannel> {
-  const handle = await open(devicePath, 'r+');
-  const fd = handle.fd;
-  const input = createReadStream('', { fd, autoClose: false, highWaterMark: 64 * 1024 });
-  const output = createWriteStream('', { fd, autoClose: false });
-  let closed = false;
-  return {
-    input,
-    output,
-    close() {
-      if (closed) return;
-      closed = true;
-      input.destroy();
-      output.end(() => {
-        void handle.close();
-      });
-    },
-  };
+export function openSerialPortChannel(devicePath: string, socatPath = 'socat'): AgentChannel {
+  return openSocatBridge(`GOPEN:${devicePath}`, socatPath);
 }
