@@ -1,0 +1,23 @@
+import { readdir, readFile } from 'node:fs/promises';
+
+/**
+ * Pids of running QEMU processes whose command line mentions `needle` (a data dir or a build
+ * id): how the e2e tests check that no VM outlived its build.
+ */
+export async function findQemuProcesses(needle: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let cmdline: string;
+    try {
+      cmdline = (await readFile(`/proc/${name}/cmdline`)).toString('utf8');
+    } catch {
+      continue;
+    }
+    const argv = cmdline.split('\0');
+    if (argv.some((a) => a.includes('qemu-system')) && cmdline.includes(needle)) {
+      pids.push(Number(name));
+    }
+  }
+  return pids;
+}
