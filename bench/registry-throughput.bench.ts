@@ -3,7 +3,7 @@
  * registry and into Distribution (Debian's `docker-registry`), in the same run, and write the
  * time ratios to bench/results/registry-throughput.json.
  *
- *   npx tsx bench/registry-throughput.bench.ts [--rounds N] [--mib M]
+ *   npx tsx bench/registry-throughput.bench.ts [--rounds N] [--mib M] [--web-streams]
  *
  * Each round writes a fresh image (fresh random bytes, so neither registry can skip the upload
  * through a known blob or a cross-repository mount) and alternates which registry goes first.
@@ -36,6 +36,7 @@ function arg(name: string, def: number): number {
 
 const ROUNDS = arg('rounds', 3);
 const MIB = arg('mib', 256);
+const WEB_STREAMS = process.argv.includes('--web-streams');
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -108,8 +109,11 @@ async function main(): Promise<void> {
       apiTokens,
     });
     const kilnPort = await freePort();
+    const kilnApp = new Hono().route('/v2', registry.app);
     server = serve({
-      fetch: new Hono().route('/v2', registry.app).fetch,
+      // --web-streams: hide the node bindings (c.env.incoming) the way a handler wrapper that
+      // calls app.fetch(request) without env does, so bodies go through Readable.fromWeb.
+      fetch: WEB_STREAMS ? (request) => kilnApp.fetch(request) : kilnApp.fetch,
       hostname: '127.0.0.1',
       port: kilnPort,
     });
@@ -209,6 +213,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, node: process.version },
       imageMiB: MIB,
+      kilnRequestBodies: WEB_STREAMS ? 'web streams (Readable.fromWeb)' : 'node IncomingMessage',
       layer: 'one uncompressed tar layer of random bytes',
       rounds: ROUNDS,
       client: (await execFileAsync('skopeo', ['--version'])).stdout.trim(),
