@@ -19,7 +19,8 @@ const BOOT_BUCKETS = [0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 export class KilnMetrics {
   private readonly provider: MeterProvider;
   private readonly exporter: PrometheusExporter;
-  private readonly serializer = new PrometheusSerializer();
+  /** No target_info and no otel_scope_* labels: plain Kiln series. */
+  private readonly serializer = new PrometheusSerializer('', false, undefined, true, true);
   private readonly buildDuration: Histogram;
   private readonly buildsTotal: Counter;
   private readonly uploadBytes: Counter;

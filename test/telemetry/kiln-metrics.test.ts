@@ -1,0 +1,46 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHarness, type Harness } from '../helpers/api-harness.js';
+import { sampleTar } from '../helpers/api-tar.js';
+import { okOutcome } from '../helpers/fake-build-runner.js';
+
+let h: Harness | null = null;
+afterEach(async () => {
+  await h?.close();
+});
+
+describe('/metrics', () => {
+  it('exposes build, queue, upload and VM boot metrics in Prometheus text', async () => {
+    h = await createHarness({ env: { KILN_MAX_CONCURRENT_BUILDS: '1' } });
+    const token = await h.token('acme');
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const fd = new FormData();
+      fd.append('source', new Blob([sampleTar()]), 'a.tar');
+      const res = await h.app.request('/builds', {
+        method: 'POST',
+        body: fd,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    await h.runner.waitForRuns(1);
+    const during = await (await h.app.request('/metrics')).text();
+    expect(during).toMatch(/^kiln_queue_length 1$/m);
+    expect(during).toMatch(/^kiln_active_builds 1$/m);
+    expect(during).toMatch(new RegExp(`^kiln_upload_bytes_total ${2 * sampleTar().length}$`, 'm'));
+
+    const run = h.runner.runOf(ids[0]!);
+    run.sink.vmBooted(1.5);
+    h.time.advance(42_000);
+    run.finish(okOutcome('acme/x:y'));
+    await h.runner.waitForRuns(2);
+    await h.manager.cancel('acme', ids[1]!).build;
+    await new Promise((resolve) => setImmediate(resolve));
+    const after = await (await h.app.request('/metrics')).text();
+    expect(after).toMatch(/^kiln_builds_total\{status="ready"\} 1$/m);
+    expect(after).toMatch(/^kiln_build_duration_seconds_sum\{status="ready"\} 42$/m);
+    expect(after).toMatch(/^kiln_vm_boot_seconds_count 1$/m);
+    expect(after).toMatch(/^kiln_vm_boot_seconds_sum 1.5$/m);
+    expect(after).toMatch(/^kiln_queue_length 0$/m);
+  });
+});
