@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiTokenService } from '../../src/auth/api-token-service.js';
+import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
+
+let dir: string;
+let keys: KeySet;
+const now = new Date('2026-05-01T12:00:00Z');
+const clock = { now: () => now };
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'kiln-tok-'));
+  keys = await loadOrCreateKeys(dir);
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ApiTokenService', () => {
+  it('round-trips tenant and scopes', async () => {
+    const svc = new ApiTokenService({ key: keys.api, clock });
+    const token = await svc.create({
+      tenant: 'acme',
+      scopes: ['builds:read', 'registry:pull'],
+      ttlSeconds: 60,
+    });
+    const p = await svc.verify(token);
+    expect(p.tenant).toBe('acme');
+    expect([...p.scopes].sort()).toEqual(['builds:read', 'registry:pull']);
+    expect(p.tokenId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('refuses tokens signed with the registry key or for another audience', async () => {
+    const svc = new ApiTokenService({ key: keys.api, clock });
+    const registrySigned = new ApiTokenService({ key: keys.registry, clock });
+    const t1 = await registrySigned.create({
+      tenant: 'acme',
+      scopes: ['builds:read'],
+      ttlSeconds: 60,
+    });
+    await expect(svc.verify(t1)).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+    const t2 = await new SignJWT({ scope: 'builds:read' })
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer('kiln')
+      .setAudience('kiln-registry')
+      .setSubject('tenant:acme')
+      .setJti('j')
+      .setExpirationTime(Math.floor(now.getTime() / 1000) + 60)
+      .sign(keys.api.privateKey);
+    await expect(svc.verify(t2)).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+    await expect(svc.verify('garbage')).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+  });
+
+  it('refuses reserved or malformed tenant names', async () => {
+    const svc = new ApiTokenService({ key: keys.api, clock });
+    for (const tenant of ['cache', 'library', 'Acme', '-x', 'a'.repeat(64)]) {
+      await expect(
+        svc.create({ tenant, scopes: ['builds:read'], ttlSeconds: 60 }),
+      ).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+      });
+    }
+  });
+});

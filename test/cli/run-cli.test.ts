@@ -1,0 +1,79 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ApiTokenService } from '../../src/auth/api-token-service.js';
+import { loadOrCreateKeys } from '../../src/auth/key-store.js';
+import { parseTtl, runCli } from '../../src/cli/run-cli.js';
+
+let dataDir: string;
+beforeEach(() => {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'kiln-cli-'));
+});
+afterEach(() => {
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function cli(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const now = new Date('2026-03-01T00:00:00Z');
+  const code = await runCli(args, {
+    env: { KILN_DATA_DIR: dataDir },
+    stdout: (t) => out.push(t),
+    stderr: (t) => err.push(t),
+    clock: { now: () => now },
+  });
+  return { code, stdout: out.join(''), stderr: err.join(''), now };
+}
+
+describe('kiln token create', () => {
+  it('prints only a token the daemon verifies, with tenant, scopes and ttl', async () => {
+    const r = await cli([
+      'token',
+      'create',
+      '--tenant',
+      'acme',
+      '--scope',
+      'builds:write,builds:read',
+      '--ttl',
+      '2h',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    const keys = await loadOrCreateKeys(dataDir);
+    expect(statSync(path.join(dataDir, 'keys', 'api.jwk')).mode & 0o777).toBe(0o600);
+    const at = (s: number) => ({ now: () => new Date(r.now.getTime() + s * 1000) });
+    const principal = await new ApiTokenService({ key: keys.api, clock: at(7199) }).verify(
+      r.stdout.trim(),
+    );
+    expect(principal.tenant).toBe('acme');
+    expect([...principal.scopes].sort()).toEqual(['builds:read', 'builds:write']);
+    await expect(
+      new ApiTokenService({ key: keys.api, clock: at(7201) }).verify(r.stdout.trim()),
+    ).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+  });
+
+  it('refuses an unknown scope and a reserved tenant with a non-zero exit', async () => {
+    const bad = await cli(['token', 'create', '--tenant', 'acme', '--scope', 'root']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('unknown scope');
+    const reserved = await cli([
+      'token',
+      'create',
+      '--tenant',
+      'library',
+      '--scope',
+      'builds:read',
+    ]);
+    expect(reserved.code).toBe(2);
+    expect(reserved.stdout).toBe('');
+  });
+
+  it('parses ttl units', () => {
+    expect([parseTtl('30d'), parseTtl('12h'), parseTtl('90m'), parseTtl('45')]).toEqual([
+      2_592_000, 43_200, 5_400, 45,
+    ]);
+    expect(() => parseTtl('1y')).toThrow();
+  });
+});
