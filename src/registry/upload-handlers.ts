@@ -85,7 +85,13 @@ export async function startUpload(
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
     const session = await deps.uploads.start(name);
-    await deps.uploads.complete(name, session.id, digest, body, null);
+    try {
+      await deps.uploads.complete(name, session.id, digest, body, null);
+    } catch (err) {
+      // A monolithic upload has no session the client could resume: drop what arrived.
+      await deps.uploads.discard(session.id);
+      throw err;
+    }
     return created(name, digest.text);
   }
   if (body !== null) body.resume();

@@ -126,6 +126,12 @@ export class UploadSessions {
     });
   }
 
+  /** Removes a session and its bytes if it still exists (no repository check, no errors). */
+  async discard(id: string): Promise<void> {
+    if (this.#busy.has(id)) return;
+    await this.#drop(id);
+  }
+
   /**
    * Removes sessions idle longer than the TTL and upload files no session owns (left by a
    * crash between creating the file and recording the session). Returns how many went.

@@ -686,6 +686,35 @@ describe('persistence and crash safety', () => {
     expect((await call('PUT', `${loc}?digest=${sha256Digest(data)}`)).status).toBe(201);
   });
 
+  it('leaves nothing behind when a monolithic upload is cut off mid-body', async () => {
+    const content = Buffer.alloc(4096, 7);
+    await new Promise<void>((resolve) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port: h.port,
+        path: `/v2/acme/app/blobs/uploads/?digest=${sha256Digest(content)}`,
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-length': String(content.length) },
+      });
+      req.on('error', () => {
+        resolve();
+      });
+      req.write(content.subarray(0, 1000), () => {
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 50);
+      });
+    });
+    let files: string[] = ['pending'];
+    for (let i = 0; i < 100 && files.length > 0; i++) {
+      files = await readdir(path.join(h.dataDir, 'registry', 'uploads'));
+      if (files.length > 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(files).toEqual([]);
+    expect((await call('HEAD', `/v2/acme/app/blobs/${sha256Digest(content)}`)).status).toBe(404);
+  });
+
   it('never exposes a half-written upload file and removes it at the next start', async () => {
     const content = Buffer.from('a blob that was never completed');
     const orphan = path.join(
