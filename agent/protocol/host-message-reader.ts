@@ -35,11 +35,9 @@ export function readHostMessages(input: Readable, handlers: HostMessageHandlers)
     }
   });
   input.on('end', () => {
-    const tail = framer.end();
-    for (const event of tail) {
-      if (event.kind === 'error') handlers.problem(`${event.reason}: ${event.detail}`);
-    }
-    finish(tail.length > 0);
+    // A line cut off by the end of the stream is reported through `end(partial)` only:
+    // the host is gone, so there is nobody to tell about it.
+    finish(framer.end().length > 0);
   });
   input.on('error', (err) => {
     handlers.problem(`channel error: ${err.message}`);

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import {
+  buildahBuildArgv,
+  buildahEnv,
+  buildahPaths,
+  buildahPushArgv,
+  parseBuildahVersion,
+} from '../../agent/engines/buildah-engine.js';
+import { engineRequest } from './engine-request-fixture.js';
+
+describe('Buildah argv', () => {
+  const request = engineRequest();
+  const paths = buildahPaths(request);
+
+  it('builds with chroot isolation, layers, the auth file, every tag, build args, secrets and registry cache', () => {
+    expect(buildahBuildArgv('buildah', request, paths, 'overlay')).toEqual([
+      'buildah',
+      '--root',
+      '/scratch/build/engine/buildah/storage',
+      '--runroot',
+      '/run/kiln/engine/buildah-run',
+      '--storage-driver',
+      'overlay',
+      'build',
+      '--isolation',
+      'chroot',
+      '--layers',
+      '--authfile',
+      '/run/kiln/credentials/creds-1/auth.json',
+      '--file',
+      '/scratch/build/src/app/docker/Dockerfile.prod',
+      '--iidfile',
+      '/scratch/build/engine/buildah/image-id',
+      '--tag',
+      '10.0.2.100:5000/acme/web:b_abc',
+      '--tag',
+      '10.0.2.100:5000/acme/web:latest',
+      '--build-arg',
+      'A_FIRST=x y',
+      '--build-arg',
+      'NODE_ENV=production',
+      '--secret',
+      'id=npmrc,src=/run/kiln/credentials/creds-1/secrets/npmrc',
+      '--cache-from',
+      '10.0.2.100:5000/cache/acme/main',
+      '--cache-to',
+      '10.0.2.100:5000/cache/acme/main',
+      '/scratch/build/src/app',
+    ]);
+  });
+
+  it('leaves out the cache flags without a cache repository and never passes secrets as build args', () => {
+    const argv = buildahBuildArgv('buildah', engineRequest({ cacheRef: null }), paths, 'vfs');
+    expect(argv).not.toContain('--cache-from');
+    expect(argv).not.toContain('--cache-to');
+    expect(argv.filter((a) => a.includes('npmrc'))).toEqual([
+      'id=npmrc,src=/run/kiln/credentials/creds-1/secrets/npmrc',
+    ]);
+    expect(argv.slice(1, 7)).toContain('vfs');
+  });
+
+  it('pushes one reference with the auth file and a digest file', () => {
+    expect(
+      buildahPushArgv(
+        'buildah',
+        request,
+        paths,
+        'overlay',
+        'abc123',
+        request.imageRefs[1]!,
+        '/d/1',
+      ),
+    ).toEqual([
+      'buildah',
+      '--root',
+      '/scratch/build/engine/buildah/storage',
+      '--runroot',
+      '/run/kiln/engine/buildah-run',
+      '--storage-driver',
+      'overlay',
+      'push',
+      '--authfile',
+      '/run/kiln/credentials/creds-1/auth.json',
+      '--digestfile',
+      '/d/1',
+      'abc123',
+      'docker://10.0.2.100:5000/acme/web:latest',
+    ]);
+  });
+
+  it('points Buildah at the memory-backed registries.conf and auth file', () => {
+    const env = buildahEnv(request, { PATH: '/usr/bin' });
+    expect(env).toMatchObject({
+      PATH: '/usr/bin',
+      CONTAINERS_REGISTRIES_CONF: '/run/kiln/credentials/creds-1/registries.conf',
+      REGISTRY_AUTH_FILE: '/run/kiln/credentials/creds-1/auth.json',
+      BUILDAH_ISOLATION: 'chroot',
+      TMPDIR: '/scratch/build/engine/tmp',
+    });
+  });
+
+  it('parses the version from buildah --version', () => {
+    expect(
+      parseBuildahVersion(
+        'buildah version 1.28.2 (image-spec 1.1.0-rc2, runtime-spec 1.0.2-dev)\n',
+      ),
+    ).toBe('1.28.2');
+  });
+});

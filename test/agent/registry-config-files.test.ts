@@ -1,0 +1,83 @@
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCredentialsDir } from '../../agent/credentials/credentials-dir.js';
+import {
+  renderAuthJson,
+  renderBuildkitdToml,
+  renderRegistriesConf,
+} from '../../agent/credentials/registry-config-files.js';
+import type { BuildJob } from '../../src/protocol/build-job.js';
+
+const registry: BuildJob['registry'] = {
+  host: '10.0.2.100:5000',
+  insecure: true,
+  repository: 'acme/web',
+  tags: ['b_abc'],
+  cacheRepository: 'cache/acme/main',
+  dockerHubMirrorNamespace: 'library',
+};
+
+describe('registry configuration for the engines', () => {
+  it('puts the token in the auth file as the Basic password', () => {
+    const auth = JSON.parse(renderAuthJson('10.0.2.100:5000', 'tok.en')) as {
+      auths: Record<string, { auth: string }>;
+    };
+    expect(Buffer.from(auth.auths['10.0.2.100:5000']!.auth, 'base64').toString()).toBe(
+      'kiln-build:tok.en',
+    );
+  });
+
+  it('mirrors docker.io into the Kiln registry namespace and marks it insecure', () => {
+    const conf = renderRegistriesConf(registry);
+    expect(conf).toContain('unqualified-search-registries = ["docker.io"]');
+    expect(conf).toContain(
+      'prefix = "docker.io/library"\nlocation = "docker.io/library"\n[[registry.mirror]]\nlocation = "10.0.2.100:5000/library"\ninsecure = true',
+    );
+    expect(conf).toContain(
+      'prefix = "10.0.2.100:5000"\nlocation = "10.0.2.100:5000"\ninsecure = true',
+    );
+  });
+
+  it('gives buildkitd a docker.io mirror and plain HTTP for the registry', () => {
+    expect(renderBuildkitdToml(registry)).toBe(
+      '[registry."docker.io"]\n  mirrors = ["10.0.2.100:5000"]\n\n[registry."10.0.2.100:5000"]\n  http = true\n  insecure = true\n',
+    );
+    expect(renderBuildkitdToml({ ...registry, dockerHubMirrorNamespace: 'hub' })).toContain(
+      'mirrors = ["10.0.2.100:5000/hub"]',
+    );
+  });
+});
+
+describe('credentials directory', () => {
+  let base: string;
+  beforeEach(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'kiln-creds-'));
+  });
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('writes only the requested secrets, 0600 in a 0700 directory, and removes everything on dispose', async () => {
+    const creds = await createCredentialsDir(base, registry, 'token', ['npmrc', 'missing'], {
+      npmrc: '//registry/:_authToken=s3cret',
+      extra: 'not requested',
+    });
+    expect((await stat(creds.dir)).mode & 0o777).toBe(0o700);
+    for (const file of [
+      creds.authFile,
+      creds.registriesConf,
+      creds.buildkitdToml,
+      creds.secretFiles.npmrc!,
+    ]) {
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+    }
+    expect(Object.keys(creds.secretFiles)).toEqual(['npmrc']);
+    expect(await readFile(creds.secretFiles.npmrc!, 'utf8')).toBe('//registry/:_authToken=s3cret');
+    expect(await readdir(path.join(creds.dir, 'secrets'))).toEqual(['npmrc']);
+    await creds.dispose();
+    await creds.dispose();
+    expect(await readdir(base)).toEqual([]);
+  });
+});
