@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const runner = await createVmBuildRunner({
     config,
     db,
-    logger: logger.child({ component: 'vm' }),
+    logger,
     clock,
     registryTarget: { host: listenHost, port },
   });
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     keys,
     config,
     clock,
-    logger: logger.child({ component: 'registry' }),
+    logger,
     buildActivity: manager,
     apiTokens,
   });

@@ -3,6 +3,7 @@ import { streamSSE } from 'hono/streaming';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { BuildEvent } from '../builds/build-event.js';
 import type { BuildManager } from '../builds/build-manager.js';
+import { TERMINAL_STATUSES } from '../builds/build.js';
 import type { EventLog } from '../builds/event-log.js';
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../time/clock.js';
@@ -93,6 +94,12 @@ export function buildEventRoutes(deps: BuildEventRoutesDeps): Hono<ApiEnv> {
           if (final || st.aborted) return;
           if (batch.length === BATCH) continue;
           if (!follow) return;
+          // Ended meanwhile: read on to the final event; resuming after it, nothing will come.
+          const status = deps.manager.get(c.var.principal.tenant, build.id).build.status;
+          if (TERMINAL_STATUSES.has(status)) {
+            if (batch.length === 0) return;
+            continue;
+          }
           if (idle()) {
             await new Promise<void>((resolve) => {
               st.wake = resolve;

@@ -96,6 +96,10 @@ describe('GET /builds/:id/events', () => {
     const { events: got, ended } = await readSse(await events(id, '?follow=true'));
     expect(ended).toBe(true);
     expect(got.at(-1)?.event).toBe('result');
+    const resumed = await readSse(
+      await events(id, '?follow=true', { 'last-event-id': got.at(-1)!.id! }),
+    );
+    expect(resumed).toEqual({ events: [], ended: true });
   });
 
   it('caps the stored log with one truncation marker', async () => {
