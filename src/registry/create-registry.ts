@@ -78,6 +78,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     tokens,
     authenticator,
     config: deps.config.registry,
+    publicUrl: deps.config.server.publicUrl,
     clock: deps.clock,
     logger,
   });

@@ -35,9 +35,14 @@ function challenge(
   scopes: readonly ScopeRequest[],
   error?: 'invalid_token' | 'insufficient_scope',
 ): string {
-  const url = new URL(c.req.url);
-  const host = c.req.header('host') ?? url.host;
-  let value = `Bearer realm="${url.protocol}//${host}${REGISTRY_PREFIX}/token",service="${deps.config.service}"`;
+  // The Host header is the client's; only a plain host[:port] may go into the quoted realm,
+  // anything else gets the configured public URL.
+  const sent = c.req.header('host');
+  const base =
+    sent !== undefined && /^[A-Za-z0-9.:[\]-]+$/.test(sent)
+      ? `${new URL(c.req.url).protocol}//${sent}`
+      : deps.publicUrl;
+  let value = `Bearer realm="${base}${REGISTRY_PREFIX}/token",service="${deps.config.service}"`;
   if (scopes.length > 0) value += `,scope="${formatScopes(scopes)}"`;
   if (error !== undefined) value += `,error="${error}"`;
   return value;

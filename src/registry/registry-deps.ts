@@ -15,6 +15,8 @@ export interface RegistryDeps {
   tokens: RegistryTokenService;
   authenticator: RegistryAuthenticator;
   config: Config['registry'];
+  /** The daemon's public base URL (`Config.server.publicUrl`), for realms without a usable Host. */
+  publicUrl: string;
   clock: Clock;
   logger: Logger;
 }

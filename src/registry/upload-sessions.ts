@@ -95,7 +95,7 @@ export class UploadSessions {
     range: ByteRange | null,
   ): Promise<{ size: number }> {
     return this.#exclusive(id, async () => {
-      let session = this.get(repository, id);
+      const session = this.get(repository, id);
       if (body !== null) {
         if (range !== null && range.start !== session.size) {
           throw new OciError('BLOB_UPLOAD_INVALID', 'chunk does not start where the upload ends', {
@@ -103,8 +103,7 @@ export class UploadSessions {
             headers: rangeHeaders(session),
           });
         }
-        const size = await this.#blobs.append(id, session.size, body);
-        session = { ...session, size };
+        await this.#blobs.append(id, session.size, body);
       }
       const result = await this.#blobs.commit(id, digest);
       if (!result.ok) {

@@ -111,6 +111,21 @@ describe('ping and challenges', () => {
     expect(header).toBe('Bearer realm="http://10.0.2.100:5000/v2/token",service="kiln"');
   });
 
+  it('does not copy a Host header with quotes into the realm', async () => {
+    const header = await new Promise<string | undefined>((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port: h.port, path: '/v2/', headers: { host: 'evil",x="y' } },
+        (res) => {
+          res.resume();
+          resolve(res.headers['www-authenticate']);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(header).toBe(`Bearer realm="${h.config.server.publicUrl}/v2/token",service="kiln"`);
+  });
+
   it('names every scope a request needs, with insufficient_scope for a token lacking them', async () => {
     const res = await call(
       'POST',
