@@ -1,0 +1,240 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCredentialsDir } from '../../agent/credentials/credentials-dir.js';
+import type { EngineHooks } from '../../agent/engines/build-engine.js';
+import { BuildahEngine } from '../../agent/engines/buildah-engine.js';
+import { AppError } from '../../src/errors/app-error.js';
+import type { BuildPhase } from '../../src/protocol/agent-messages.js';
+import type { BuildJob } from '../../src/protocol/build-job.js';
+import { imageFile, pullImage } from '../helpers/e2e-oci-image.js';
+import { startE2eRegistry, type E2eRegistry } from '../helpers/e2e-registry.js';
+import { registryTestBuild } from '../helpers/registry-harness.js';
+
+const execFileAsync = promisify(execFile);
+const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+
+/**
+ * The agent's real Buildah engine, run on this host (as root, chroot isolation, storage in a
+ * temp dir) against Kiln's real registry on loopback, with the build's scoped registry token;
+ * the image is pulled back with skopeo and its files checked.
+ */
+describe('BuildahEngine against the Kiln registry', () => {
+  let registry: E2eRegistry;
+  let work: string;
+
+  beforeAll(async () => {
+    registry = await startE2eRegistry();
+    work = await mkdtemp(path.join(tmpdir(), 'kiln-buildah-real-'));
+    await execFileAsync('bash', [
+      path.join(repoRoot, 'scripts/seed-base-image.sh'),
+      `${registry.host}:${registry.port}`,
+      registry.adminToken,
+    ]);
+  }, 180_000);
+
+  afterAll(async () => {
+    // A cancelled Buildah leaves its overlay mounts behind (in the guest the VM just ends).
+    const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+      .split('\n')
+      .map((line) => line.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(work))
+      .sort()
+      .reverse();
+    for (const m of mounts) await execFileAsync('umount', ['-l', m]).catch(() => undefined);
+    await registry.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('builds FROM the mirrored busybox, uses a build arg and a secret, pushes every tag and cache, and the pulled image holds the files', async () => {
+    const host = `${registry.host}:${registry.port}`;
+    const build = registryTestBuild({
+      id: 'b_buildahreal0000000001',
+      tenant: 'acme',
+      repository: 'acme/web',
+      cacheRepository: 'cache/acme/main',
+    });
+    const token = await registry.issueBuildToken(build);
+    const jobRegistry: BuildJob['registry'] = {
+      host,
+      insecure: true,
+      repository: 'acme/web',
+      tags: [build.id, 'latest'],
+      cacheRepository: 'cache/acme/main',
+      dockerHubMirrorNamespace: 'library',
+    };
+    const context = path.join(work, 'context');
+    await mkdir(context, { recursive: true });
+    await writeFile(path.join(context, 'hello.txt'), 'hello from the context\n');
+    await writeFile(
+      path.join(context, 'Dockerfile'),
+      [
+        'FROM busybox',
+        'ARG GREETING=unset',
+        'COPY hello.txt /hello.txt',
+        'RUN echo "$GREETING" > /greeting.txt',
+        'RUN --mount=type=secret,id=api_key sha256sum /run/secrets/api_key | cut -c1-64 > /secret-sha.txt',
+        '',
+      ].join('\n'),
+    );
+    const creds = await createCredentialsDir(
+      path.join(work, 'memory'),
+      jobRegistry,
+      token,
+      ['api_key'],
+      { api_key: 's3cr3t-value' },
+    );
+    const phases: BuildPhase[] = [];
+    let log = '';
+    const hooks: EngineHooks = {
+      phase: (p) => {
+        phases.push(p);
+        return Promise.resolve();
+      },
+      log: (_stream, text) => {
+        log += text;
+        return Promise.resolve();
+      },
+      signal: new AbortController().signal,
+    };
+    const engine = new BuildahEngine();
+    const result = await engine.build(
+      {
+        contextDir: context,
+        dockerfile: path.join(context, 'Dockerfile'),
+        buildArgs: { GREETING: 'hi-from-build-arg' },
+        imageRefs: jobRegistry.tags.map((t) => `${host}/acme/web:${t}`),
+        cacheRef: `${host}/cache/acme/main`,
+        registryHost: host,
+        registryInsecure: true,
+        credentials: creds,
+        workDir: path.join(work, 'engine'),
+        runDir: path.join(work, 'run'),
+      },
+      hooks,
+    );
+    await creds.dispose();
+
+    expect(phases).toEqual(['building', 'pushing']);
+    expect(log).toContain('storage driver');
+    expect(result.imageRef).toBe(`${host}/acme/web:${build.id}`);
+    expect(result.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+
+    const pulled = await pullImage(`${host}/acme/web:latest`, token);
+    expect(pulled.digest).toBe(result.digest);
+    expect(imageFile(pulled, 'hello.txt')).toBe('hello from the context\n');
+    expect(imageFile(pulled, 'greeting.txt')).toBe('hi-from-build-arg\n');
+    // The secret was readable during RUN; its value is in no layer and not in the config.
+    expect(imageFile(pulled, 'secret-sha.txt')).toBe(
+      `${createHash('sha256').update('s3cr3t-value').digest('hex')}\n`,
+    );
+    expect(imageFile(pulled, 'bin/busybox')).toBeDefined();
+    for (const layer of pulled.layerBytes) {
+      expect(layer.includes('s3cr3t-value')).toBe(false);
+    }
+    expect(JSON.stringify(pulled.config)).not.toContain('s3cr3t-value');
+
+    // The base image digest is the one the registry serves for library/busybox.
+    const base = await pullImage(`${host}/library/busybox:latest`, registry.adminToken);
+    expect(result.baseImages).toEqual({ busybox: base.digest });
+
+    // --cache-to pushed layer cache into the build's cache repository.
+    const { stdout } = await execFileAsync('skopeo', [
+      'list-tags',
+      '--tls-verify=false',
+      '--creds',
+      `kiln:${token}`,
+      `docker://${host}/cache/acme/main`,
+    ]);
+    expect((JSON.parse(stdout) as { Tags: string[] }).Tags.length).toBeGreaterThan(0);
+    registry.endBuild(build.id);
+  }, 300_000);
+
+  async function runDockerfile(
+    dockerfile: string,
+    onLog: (text: string, abort: AbortController) => void,
+  ): Promise<{ error: unknown; ms: number; log: string }> {
+    const host = `${registry.host}:${registry.port}`;
+    const dir = await mkdtemp(path.join(work, 'ctx-'));
+    await writeFile(path.join(dir, 'Dockerfile'), dockerfile);
+    const jobRegistry: BuildJob['registry'] = {
+      host,
+      insecure: true,
+      repository: 'acme/other',
+      tags: ['x'],
+      cacheRepository: null,
+      dockerHubMirrorNamespace: 'library',
+    };
+    const token = await registry.issueBuildToken(
+      registryTestBuild({
+        id: `b_${path.basename(dir).replace(/[^a-z0-9]/gi, '')}`,
+        tenant: 'acme',
+        repository: 'acme/other',
+      }),
+    );
+    const creds = await createCredentialsDir(path.join(dir, 'memory'), jobRegistry, token, [], {});
+    const abort = new AbortController();
+    const started = Date.now();
+    let aborted = 0;
+    let log = '';
+    const error: unknown = await new BuildahEngine({ killGraceMs: 2000 })
+      .build(
+        {
+          contextDir: dir,
+          dockerfile: path.join(dir, 'Dockerfile'),
+          buildArgs: {},
+          imageRefs: [`${host}/acme/other:x`],
+          cacheRef: null,
+          registryHost: host,
+          registryInsecure: true,
+          credentials: creds,
+          workDir: path.join(dir, 'engine'),
+          runDir: path.join(dir, 'run'),
+        },
+        {
+          phase: () => Promise.resolve(),
+          log: (_s, text) => {
+            if (abort.signal.aborted && aborted === 0) aborted = Date.now();
+            log += text;
+            onLog(text, abort);
+            if (abort.signal.aborted && aborted === 0) aborted = Date.now();
+            return Promise.resolve();
+          },
+          signal: abort.signal,
+        },
+      )
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    await creds.dispose();
+    return { error, ms: Date.now() - (aborted || started), log };
+  }
+
+  it('fails with build_failed when a RUN step fails', async () => {
+    const { error, log } = await runDockerfile(
+      'FROM busybox\nRUN echo step-ran && exit 3\n',
+      () => undefined,
+    );
+    expect(log).toContain('step-ran');
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).details).toEqual({ buildErrorCode: 'build_failed' });
+  }, 120_000);
+
+  it('stops a running build promptly on cancel', async () => {
+    const { error, ms } = await runDockerfile(
+      'FROM busybox\nRUN echo sleeping-now && sleep 120\n',
+      (text, abort) => {
+        if (text.includes('sleeping-now')) abort.abort();
+      },
+    );
+    expect((error as AppError).message).toContain('cancelled');
+    expect(ms).toBeLessThan(10_000);
+    const { stdout } = await execFileAsync('ps', ['-eo', 'args']);
+    expect(stdout).not.toContain('sleep 120');
+  }, 120_000);
+});
