@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { AppError } from '../src/errors/app-error.js';
 import { CMDLINE_KEYS, DISK_SERIALS } from '../src/protocol/guest-boot.js';
@@ -12,8 +13,17 @@ import { readConfigVolume } from './volumes/read-config-volume.js';
 /** Set by scripts/build-agent.mjs from package.json at bundle time. */
 const AGENT_VERSION = process.env.KILN_AGENT_VERSION ?? '0.0.0-dev';
 
+/** Guest uptime, so console lines show where boot time goes. */
+function uptime(): string {
+  try {
+    return readFileSync('/proc/uptime', 'utf8').split(' ')[0] ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
 function diag(line: string): void {
-  process.stderr.write(`kiln-agent: ${line}\n`);
+  process.stderr.write(`kiln-agent: [${uptime()}] ${line}\n`);
 }
 
 /**
@@ -22,10 +32,11 @@ function diag(line: string): void {
  * guest init powers the VM off when this process ends, whatever the exit code.
  */
 async function main(): Promise<number> {
+  diag(`started (node ${process.version})`);
   const cmdline = parseKernelCmdline(await readFile('/proc/cmdline', 'utf8'));
   const channel = await openAgentChannel(parseChannelSpec(cmdline.get(CMDLINE_KEYS.channel)));
   const engines = await detectEngines();
-  diag(`engines: ${engines.map((e) => e.name).join(', ') || 'none'}`);
+  diag(`channel open; engines: ${engines.map((e) => e.name).join(', ') || 'none'}`);
   const sourceDevice = (await findDiskBySerial(DISK_SERIALS.source)) ?? '';
   const session = new AgentSession({
     channel,
