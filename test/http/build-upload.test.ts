@@ -278,7 +278,12 @@ describe('POST /builds', () => {
       );
     });
     it('400 RESOURCE_OUT_OF_RANGE for memory, cpus and timeout out of range', async () => {
-      for (const fields of [{ memory_mb: '64' }, { cpus: '99' }, { timeout_seconds: '999999' }]) {
+      const cases: Record<string, string>[] = [
+        { memory_mb: '64' },
+        { cpus: '99' },
+        { timeout_seconds: '999999' },
+      ];
+      for (const fields of cases) {
         await expectRejected(await post(form(sampleTar(), fields)), 400, 'RESOURCE_OUT_OF_RANGE');
       }
     });
