@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import type { ApiPrincipal } from '../auth/api-principal.js';
 import { BASE_IMAGE_NAMESPACE, RESERVED_TENANTS } from '../auth/scopes.js';
 import type { BuildActivity } from '../builds/build-token-issuer.js';
@@ -86,10 +87,13 @@ export class RegistryAuthenticator {
           cause: registryErr,
         });
       }
+      // Verified just above, so its `exp` can be read as is: registry tokens handed out for
+      // this API token must not outlive it.
+      const { exp } = decodeJwt(password);
       return {
         subject: `api:${principal.tenant}:${principal.tokenId}`,
         access: new Access(accessForApiPrincipal(principal)),
-        expiresAt: null,
+        expiresAt: typeof exp === 'number' ? exp : null,
       };
     }
   }

@@ -150,6 +150,13 @@ describe('token endpoint', () => {
     expect(body.expires_in).toBe(10 + BUILD_TOKEN_MARGIN_SECONDS);
   });
 
+  it('never hands out a token that outlives the API token it came from', async () => {
+    const api = await h.apiToken('acme', ['registry:pull'], 60);
+    const res = await getToken(api, 'scope=repository:acme/web:pull');
+    const body = (await res.json()) as TokenAnswer;
+    expect(body.expires_in).toBe(60);
+  });
+
   it('refuses missing and invalid credentials with 401', async () => {
     const anonymous = await fetch(`${h.url}/v2/token?service=kiln&scope=repository:acme/web:pull`);
     expect(anonymous.status).toBe(401);
