@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+describe('loadConfig', () => {
+  it('applies defaults, parses byte sizes and freezes the result', () => {
+    const config = loadConfig({
+      KILN_DATA_DIR: '/tmp/kiln-x',
+      KILN_MAX_SOURCE_BYTES: '512M',
+      HOME: '/root',
+    });
+    expect(config.server).toMatchObject({
+      host: '127.0.0.1',
+      port: 8083,
+      publicUrl: 'http://127.0.0.1:8083',
+    });
+    expect(config.builds.maxSourceBytes).toBe(512 * 1024 ** 2);
+    expect(config.builds.maxConcurrent).toBe(2);
+    expect(Object.isFrozen(config.builds)).toBe(true);
+  });
+
+  it('reports every problem at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({ KILN_PORT: 'eighty', KILN_MAX_CPUS: '0', KILN_LOG_LEVEL: 'loud' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/KILN_PORT/);
+    expect(problems).toMatch(/KILN_MAX_CPUS/);
+    expect(problems).toMatch(/KILN_LOG_LEVEL/);
+  });
+
+  it('refuses inconsistent ranges', () => {
+    expect(() => loadConfig({ KILN_DEFAULT_CPUS: '8', KILN_MAX_CPUS: '4' })).toThrow(
+      /KILN_DEFAULT_CPUS/,
+    );
+  });
+});
