@@ -1,6 +1,7 @@
 import { AGENT_SERIAL_PORT_NAME } from '../../protocol/agent-messages.js';
 import { CMDLINE_KEYS, QEMU_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
 import type { GuestNetwork, VmSpec } from '../vmm.js';
+import { FALLBACK_TSC_KHZ } from './host-tsc-khz.js';
 
 /** Acceleration QEMU runs the guest with. */
 export type QemuAccel = 'kvm' | 'tcg';
@@ -46,14 +47,18 @@ export function userNetdev(network: GuestNetwork): string {
   return `user,id=${NETDEV}${restrict},${fwd}`;
 }
 
-/** Kernel command line under QEMU: the boot contract (src/protocol/guest-boot.ts) + extras. */
-export function qemuKernelCmdline(extra: string): string {
+/**
+ * Kernel command line under QEMU: the boot contract (src/protocol/guest-boot.ts), then under
+ * TCG the TSC rate (`tsc_early_khz`, see host-tsc-khz.ts), then the extras.
+ */
+export function qemuKernelCmdline(extra: string, tscKhz?: number): string {
   const base = [
     'console=ttyS0',
     'panic=-1',
     `${CMDLINE_KEYS.channel}=serial:${AGENT_SERIAL_PORT_NAME}`,
     `${CMDLINE_KEYS.net}=user`,
     `${CMDLINE_KEYS.registry}=${QEMU_GUEST_REGISTRY_ADDRESS}`,
+    ...(tscKhz === undefined ? [] : [`tsc_early_khz=${tscKhz}`]),
   ];
   const trimmed = extra.trim();
   return trimmed === '' ? base.join(' ') : `${base.join(' ')} ${trimmed}`;
@@ -68,7 +73,12 @@ export function qemuKernelCmdline(extra: string): string {
  */
 export function buildQemuArgv(
   spec: VmSpec,
-  options: { accel: QemuAccel; agentSocketPath: string },
+  options: {
+    accel: QemuAccel;
+    agentSocketPath: string;
+    /** Guest TSC rate, stated on the command line under TCG (required there). */
+    tscKhz?: number;
+  },
 ): string[] {
   const argv: string[] = [
     '-M',
@@ -89,7 +99,10 @@ export function buildQemuArgv(
     '-initrd',
     spec.initramfsPath,
     '-append',
-    qemuKernelCmdline(spec.cmdline),
+    qemuKernelCmdline(
+      spec.cmdline,
+      options.accel === 'tcg' ? (options.tscKhz ?? FALLBACK_TSC_KHZ) : undefined,
+    ),
     '-chardev',
     `file,id=${CONSOLE_CHARDEV},path=${escapeQemuValue(spec.consoleLogPath)},append=on`,
     '-serial',

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { spawnVmmProcess, type VmmProcess } from '../vmm-process.js';
 import type { VmHandle, Vmm, VmSpec } from '../vmm.js';
+import { hostTscKhz } from './host-tsc-khz.js';
 import { buildQemuArgv, QEMU_GUEST_REGISTRY_ADDRESS, type QemuAccel } from './qemu-argv.js';
 
 /** Default QEMU binary (Debian's qemu-system-x86). */
@@ -29,11 +30,19 @@ export class QemuVmm implements Vmm {
   readonly guestRegistryAddress = QEMU_GUEST_REGISTRY_ADDRESS;
   private readonly binary: string;
   private readonly logger: Logger;
+  private readonly tscKhz: number;
 
-  constructor(options: { binary?: string | undefined; accel: QemuAccel; logger: Logger }) {
+  constructor(options: {
+    binary?: string | undefined;
+    accel: QemuAccel;
+    logger: Logger;
+    /** Guest TSC rate under TCG; default: the host's (hostTscKhz). */
+    tscKhz?: number;
+  }) {
     this.binary = options.binary ?? DEFAULT_QEMU_BINARY;
     this.accel = options.accel;
     this.logger = options.logger;
+    this.tscKhz = options.tscKhz ?? hostTscKhz();
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
@@ -57,7 +66,11 @@ export class QemuVmm implements Vmm {
       });
     });
 
-    const argv = buildQemuArgv(spec, { accel: this.accel, agentSocketPath: socketPath });
+    const argv = buildQemuArgv(spec, {
+      accel: this.accel,
+      agentSocketPath: socketPath,
+      tscKhz: this.tscKhz,
+    });
     const consoleLog = await open(spec.consoleLogPath, 'a', 0o600);
     let proc: VmmProcess;
     try {

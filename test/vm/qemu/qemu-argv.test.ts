@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { FALLBACK_TSC_KHZ, hostTscKhz } from '../../../src/vm/qemu/host-tsc-khz.js';
 import {
   buildQemuArgv,
   escapeQemuValue,
@@ -88,10 +89,25 @@ describe('buildQemuArgv', () => {
     expect(values(argv, '-serial')).toEqual(['chardev:console']);
   });
 
-  it('puts the boot contract on the kernel command line before the extras', () => {
-    const argv = buildQemuArgv(spec(), { accel: 'tcg', agentSocketPath: '/run/a.sock' });
+  it('puts the boot contract on the kernel command line, then the TSC rate under TCG, then the extras', () => {
+    const argv = buildQemuArgv(spec(), {
+      accel: 'tcg',
+      agentSocketPath: '/run/a.sock',
+      tscKhz: 2445428,
+    });
     expect(values(argv, '-append')).toEqual([
-      'console=ttyS0 panic=-1 kiln.channel=serial:kiln.agent kiln.net=user kiln.registry=10.0.2.100:5000 quiet',
+      'console=ttyS0 panic=-1 kiln.channel=serial:kiln.agent kiln.net=user kiln.registry=10.0.2.100:5000 tsc_early_khz=2445428 quiet',
+    ]);
+  });
+
+  it('states no TSC rate under KVM (kvm-clock calibrates)', () => {
+    const argv = buildQemuArgv(spec({ cmdline: '' }), {
+      accel: 'kvm',
+      agentSocketPath: '/run/a.sock',
+      tscKhz: 2445428,
+    });
+    expect(values(argv, '-append')).toEqual([
+      'console=ttyS0 panic=-1 kiln.channel=serial:kiln.agent kiln.net=user kiln.registry=10.0.2.100:5000',
     ]);
     expect(qemuKernelCmdline('  ')).toBe(
       'console=ttyS0 panic=-1 kiln.channel=serial:kiln.agent kiln.net=user kiln.registry=10.0.2.100:5000',
@@ -122,5 +138,18 @@ describe('registryForwardCommand', () => {
 describe('escapeQemuValue', () => {
   it('doubles commas', () => {
     expect(escapeQemuValue('a,b,,c')).toBe('a,,b,,,,c');
+  });
+});
+
+describe('hostTscKhz', () => {
+  it('reads the first cpu MHz line as kHz', () => {
+    expect(hostTscKhz('processor\t: 0\ncpu MHz\t\t: 2445.428\ncpu MHz\t\t: 1200.000\n')).toBe(
+      2445428,
+    );
+  });
+
+  it('falls back to 2 GHz when the rate is missing or absurd', () => {
+    expect(hostTscKhz('')).toBe(FALLBACK_TSC_KHZ);
+    expect(hostTscKhz('cpu MHz : 0.5\n')).toBe(FALLBACK_TSC_KHZ);
   });
 });

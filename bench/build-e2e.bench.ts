@@ -1,0 +1,113 @@
+/**
+ * End-to-end build benchmark (issue 5): the real daemon, real QEMU microVMs (TCG on machines
+ * where KVM cannot boot), the real registry. Runs ROUNDS builds of a small busybox Dockerfile
+ * (COPY + RUN + ENV + CMD) one after another and records, per build, boot-to-agent seconds,
+ * the agent's phase seconds and the wall time from submit to ready.
+ *
+ *   npx tsx bench/build-e2e.bench.ts      → bench/results/build-e2e.json
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { E2eClient } from '../test/helpers/e2e-client.js';
+import {
+  disposeE2eDaemon,
+  REPO_ROOT,
+  seedBaseImage,
+  startE2eDaemon,
+} from '../test/helpers/e2e-daemon.js';
+import { writeSourceTarball } from '../test/helpers/e2e-source.js';
+
+const ROUNDS = Number(process.env.KILN_BENCH_ROUNDS ?? 3);
+
+interface Sample {
+  buildId: string;
+  status: string;
+  bootSeconds: number | null;
+  phaseSeconds: Record<string, number>;
+  submitToReadySeconds: number;
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? null)
+    : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-e2e-'));
+  const daemon = await startE2eDaemon({
+    env: {
+      KILN_MAX_CONCURRENT_BUILDS: '1',
+      KILN_DEFAULT_MEMORY_MB: '1024',
+      KILN_DEFAULT_CPUS: '1',
+      KILN_SCRATCH_BYTES: '8G',
+    },
+  });
+  const samples: Sample[] = [];
+  const selectedLine = daemon.logLines.find((l) => l.msg === 'VMM selected');
+  const selected = selectedLine
+    ? { name: selectedLine.vmm, accel: selectedLine.accel, reason: selectedLine.reason }
+    : null;
+  try {
+    await seedBaseImage(daemon, await daemon.token('operator', ['registry:admin']));
+    const client = new E2eClient(
+      daemon,
+      await daemon.token('bench', ['builds:write', 'builds:read']),
+    );
+    for (let i = 0; i < ROUNDS; i++) {
+      const src = await writeSourceTarball(path.join(work, `src-${i}.tar.gz`), {
+        Dockerfile: [
+          'FROM busybox',
+          'COPY hello.txt /app/hello.txt',
+          `RUN echo round-${i} > /app/round.txt`,
+          'ENV GREETING=bench',
+          'CMD ["cat", "/app/hello.txt"]',
+          '',
+        ].join('\n'),
+        'hello.txt': `hello ${i}\n`,
+      });
+      const started = Date.now();
+      const submitted = await client.submit(src.path);
+      const build = await client.waitFor(submitted.id, undefined, 600);
+      const { boot, queued: _queued, total: _total, ...phases } = build.timings;
+      const sample: Sample = {
+        buildId: build.id,
+        status: build.status,
+        bootSeconds: boot ?? null,
+        phaseSeconds: phases,
+        submitToReadySeconds: (Date.now() - started) / 1000,
+      };
+      samples.push(sample);
+      process.stdout.write(`${JSON.stringify(sample)}\n`);
+    }
+  } finally {
+    await disposeE2eDaemon(daemon);
+    await rm(work, { recursive: true, force: true });
+  }
+  const ok = samples.filter((s) => s.status === 'ready');
+  const result = {
+    benchmark: 'build-e2e',
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 1024 ** 3) },
+    vmm: selected,
+    rounds: ROUNDS,
+    succeeded: ok.length,
+    medianBootToAgentSeconds: median(
+      ok.flatMap((s) => (s.bootSeconds === null ? [] : [s.bootSeconds])),
+    ),
+    medianSubmitToReadySeconds: median(ok.map((s) => s.submitToReadySeconds)),
+    samples,
+  };
+  await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(
+    path.join(REPO_ROOT, 'bench', 'results', 'build-e2e.json'),
+    `${JSON.stringify(result, null, 2)}\n`,
+  );
+  process.stdout.write(`${JSON.stringify({ ...result, samples: undefined })}\n`);
+}
+
+await main();
