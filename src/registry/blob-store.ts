@@ -4,7 +4,7 @@ import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promis
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { newHash, type ParsedDigest } from './digest.js';
+import { newHash, type DigestAlgorithm, type ParsedDigest } from './digest.js';
 import { OciError } from './oci-error.js';
 
 /**
@@ -15,6 +15,7 @@ import { OciError } from './oci-error.js';
 const STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
 
 interface RunningHash {
+  algorithm: DigestAlgorithm;
   /** Bytes hashed so far; valid only while it equals the upload file's size. */
   offset: number;
   hash: Hash;
@@ -24,8 +25,8 @@ interface RunningHash {
  * Content-addressed blob files (DESIGN 3.3): `<root>/blobs/<alg>/<ab>/<hex>`, uploads in
  * `<root>/uploads/<id>`. An upload becomes a blob only by `rename` after its bytes were
  * fsynced and its digest checked, so a crash never leaves a partial or wrong blob visible.
- * The sha256 of an upload is computed while it streams in; other algorithms, or a hash lost
- * to a restart, are recomputed from the file at the end.
+ * An upload is hashed while it streams in (sha256, or the algorithm of a monolithic upload's
+ * digest); another algorithm at the end, or a hash lost to a restart, means re-reading the file.
  */
 export class BlobStore {
   readonly #blobsDir: string;
@@ -50,11 +51,11 @@ export class BlobStore {
     return path.join(this.#uploadsDir, id);
   }
 
-  /** Creates the (empty) file of a new upload session. */
-  async createUpload(id: string): Promise<void> {
+  /** Creates the (empty) file of a new upload session, hashed with `algorithm` as it grows. */
+  async createUpload(id: string, algorithm: DigestAlgorithm = 'sha256'): Promise<void> {
     const handle = await open(this.uploadPath(id), 'wx', 0o600);
     await handle.close();
-    this.#hashes.set(id, { offset: 0, hash: newHash('sha256') });
+    this.#hashes.set(id, { algorithm, offset: 0, hash: newHash(algorithm) });
   }
 
   /**
@@ -94,7 +95,7 @@ export class BlobStore {
       await truncate(file, offset).catch(() => undefined);
       throw err;
     }
-    if (running) this.#hashes.set(id, { offset: offset + written, hash: running.hash });
+    if (running) this.#hashes.set(id, { ...running, offset: offset + written });
     return offset + written;
   }
 
@@ -107,7 +108,7 @@ export class BlobStore {
     const { size } = await stat(file);
     const running = this.#hashes.get(id);
     let actual: string;
-    if (digest.algorithm === 'sha256' && running?.offset === size) {
+    if (running?.algorithm === digest.algorithm && running.offset === size) {
       actual = running.hash.copy().digest('hex');
     } else {
       actual = await hashFile(file, digest.algorithm);

@@ -84,7 +84,7 @@ export async function startUpload(
   const body = requestBody(c);
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
-    const session = await deps.uploads.start(name);
+    const session = await deps.uploads.start(name, digest.algorithm);
     try {
       await deps.uploads.complete(name, session.id, digest, body, null);
     } catch (err) {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../time/clock.js';
 import type { BlobStore } from './blob-store.js';
 import type { ByteRange } from './byte-range.js';
-import type { ParsedDigest } from './digest.js';
+import type { DigestAlgorithm, ParsedDigest } from './digest.js';
 import { OciError } from './oci-error.js';
 import type { RegistryStore, UploadSession } from './registry-store.js';
 
@@ -36,9 +36,10 @@ export class UploadSessions {
     this.#logger = options.logger;
   }
 
-  async start(repository: string): Promise<UploadSession> {
+  /** Opens a session; `algorithm` is what its bytes are hashed with while they stream in. */
+  async start(repository: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadSession> {
     const id = randomUUID();
-    await this.#blobs.createUpload(id);
+    await this.#blobs.createUpload(id, algorithm);
     return this.#store.createSession(id, repository);
   }
 
