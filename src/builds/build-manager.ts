@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { SecretStore } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
@@ -401,6 +403,11 @@ export class BuildManager implements BuildActivity {
       failure: build.failure,
     });
     this.o.metrics.buildFinished(end.status, total);
+    // The upload was only ever needed as this build's source volume; nothing re-runs a
+    // terminal build, so its disk space goes back now (the digest stays on the build).
+    rm(path.dirname(build.source.path), { recursive: true, force: true }).catch((err: unknown) => {
+      this.o.logger.warn({ err, buildId: build.id }, 'could not remove the build source');
+    });
   }
 
   private logTail(buildId: string): string[] {

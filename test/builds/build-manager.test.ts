@@ -1,9 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newBuildId } from '../../src/builds/build-id.js';
 import type { Build, BuildStatus } from '../../src/builds/build.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
+import { eventually } from '../helpers/api-server.js';
 import { FakeBuildRunner, okOutcome } from '../helpers/fake-build-runner.js';
 
 const open: Harness[] = [];
@@ -114,6 +115,8 @@ describe('BuildManager lifecycle', () => {
     expect(done.result?.imageRef).toBe(`kiln.example:8443/acme/${b.id}:${b.id}`);
     expect(done.timings).toMatchObject({ queued: 0, boot: 2, building: 3, total: 10 });
     expect(h.manager.isBuildActive(b.id)).toBe(false);
+    await eventually(() => !existsSync(b.source.path));
+    expect(h.buildDirs()).toEqual([]);
     expect(eventTypes(h, b)).toEqual([
       'status:queued',
       'status:booting',
