@@ -193,7 +193,8 @@ export class TarInspector {
           `Entry ${path} has unsupported tar type ${JSON.stringify(flag)}.`,
         );
     }
-    this.seen.add(path);
+    // Hardlinks may only name earlier non-directory entries.
+    if (flag !== '5') this.seen.add(path);
     // A hardlink's size field describes its target and no data follows it.
     this.state =
       size > 0 && flag !== '1' ? { kind: 'body', remaining: size, padding } : { kind: 'header' };

@@ -94,6 +94,19 @@ describe('TarInspector', () => {
     );
   });
 
+  it('accepts hardlinks to earlier files only, never to directories', () => {
+    const ok = makeTar([
+      { name: 'f', data: 'x' },
+      { name: 'h', type: '1', linkname: './f' },
+    ]);
+    expect(inspect(ok).entries).toBe(2);
+    const dir = makeTar([
+      { name: 'd/', type: '5' },
+      { name: 'h', type: '1', linkname: 'd' },
+    ]);
+    expect(codeOf(() => inspect(dir))).toBe('SOURCE_BAD_LINK');
+  });
+
   it('refuses an empty archive as not an archive', () => {
     expect(codeOf(() => inspect(Buffer.alloc(1024)))).toBe('SOURCE_NOT_ARCHIVE');
   });
