@@ -166,7 +166,13 @@ if [ "$mode" = build ] && [ "$ok" = true ]; then
   if node -e 'process.exit(JSON.parse(require("fs").readFileSync(process.argv[1])).result.ok?0:1)' "$work/summary.json"; then
     skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$registry_port/smoke/app:latest" "dir:$work/pulled"
     pulled="$(ls "$work/pulled" | wc -l)"
-    echo "--- pulled smoke/app:latest back with skopeo ($pulled files)"
+    # The RUN step's output must be in one of the layers.
+    found=no
+    for blob in "$work/pulled"/*; do
+      if tar -xzOf "$blob" --wildcards '*built.txt' 2>/dev/null | grep -q 'built in the guest'; then found=yes; fi
+    done
+    echo "--- pulled smoke/app:latest back with skopeo ($pulled files; built.txt in a layer: $found)"
+    [ "$found" = yes ] || ok=false
   else
     ok=false
   fi
