@@ -4,6 +4,12 @@ import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import type { Context } from 'hono';
 
 /**
+ * How far the node side reads ahead of a web-stream body. With the 16 KiB default every
+ * socket chunk would stall the request until the disk write behind it finished.
+ */
+const WEB_BODY_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/**
  * The request body as a node stream with back-pressure. Under @hono/node-server the
  * IncomingMessage is read directly (its web-stream view is only built on demand, so it was
  * never touched); elsewhere (e.g. `app.request()` in tests) the web stream is adapted with
@@ -23,7 +29,9 @@ export function requestBody(c: Context): Readable | null {
   }
   const body = c.req.raw.body;
   if (body === null) return null;
-  return Readable.fromWeb(body as NodeWebReadableStream<Uint8Array>);
+  return Readable.fromWeb(body as NodeWebReadableStream<Uint8Array>, {
+    highWaterMark: WEB_BODY_BUFFER_BYTES,
+  });
 }
 
 /** Reads a small body (a manifest) whole, refusing more than `limit` bytes. */
