@@ -62,6 +62,11 @@ async function main(): Promise<number> {
   return outcome === 'host_gone' ? 2 : 0;
 }
 
+// Image build time (scripts/build-image.sh): load the bundle once so Node writes its compile
+// cache (NODE_COMPILE_CACHE) into the image, then stop. Under TCG, parsing the bundle is a
+// large part of boot-to-agent.
+if (process.env.KILN_AGENT_WARM_COMPILE_CACHE === '1') process.exit(0);
+
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {

@@ -207,6 +207,11 @@ fi
 install -d -m 0755 "$rootfs/etc/kiln"
 printf '{"hash":"%s","engines":%s}\n' "$hash" "$engines" >"$rootfs/etc/kiln/image.json"
 chroot "$rootfs" /usr/local/bin/node --version >/dev/null || die "node does not run in the root filesystem"
+# Warm Node's compile cache for the agent bundle (same path, same node as at boot).
+chroot "$rootfs" /usr/bin/env KILN_AGENT_WARM_COMPILE_CACHE=1 \
+  NODE_COMPILE_CACHE=/opt/kiln/agent/compile-cache /usr/local/bin/node /opt/kiln/agent/kiln-agent.mjs ||
+  die "the agent bundle does not load in the root filesystem"
+[ -n "$(ls -A "$rootfs/opt/kiln/agent/compile-cache" 2>/dev/null)" ] || echo "build-image: warning: no compile cache written" >&2
 
 step "packing rootfs.img (ext4, mkfs.ext4 -d)"
 used_mb="$(du -sm "$rootfs" | cut -f1)"

@@ -143,7 +143,11 @@ for _ in $(seq 50); do [ -S "$work/agent.sock" ] && break; sleep 0.05; done
 # tsc_early_khz: under TCG microvm has no PIT/HPET to calibrate the TSC against and the
 # kernel waits forever for timer ticks; a stated frequency lets it boot.
 cmdline="console=ttyS0 panic=-1 kiln.channel=serial:kiln.agent"
-[ "$accel" = tcg ] && cmdline="$cmdline tsc_early_khz=2000000"
+if [ "$accel" = tcg ]; then
+  # Under TCG the guest's RDTSC reads the host TSC: state the host's rate.
+  tsc_khz="$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)"
+  cmdline="$cmdline tsc_early_khz=${tsc_khz:-2000000}"
+fi
 [ "$mode" = build ] && cmdline="$cmdline kiln.net=user kiln.registry=10.0.2.100:5000"
 set +e
 timeout "$timeout_s" qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -accel "$accel" \
