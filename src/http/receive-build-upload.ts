@@ -78,6 +78,11 @@ export async function receiveBuildUpload(options: {
   const parsed = new Promise<void>((resolve, reject) => {
     rejectAll = reject;
     parser.on('file', (name, stream) => {
+      if (st.failure !== null) {
+        // Parts already buffered by the parser when the upload failed: discard them.
+        stream.resume();
+        return;
+      }
       if (name !== 'source') {
         stream.resume();
         fail(

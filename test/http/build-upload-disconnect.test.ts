@@ -42,6 +42,45 @@ describe('POST /builds over a real socket', () => {
     expect(h.buildRows()).toBe(0);
   });
 
+  it('answers an early rejection while the client is still sending, leaving nothing', async () => {
+    const fd = new FormData();
+    fd.append('colour', 'red');
+    fd.append(
+      'source',
+      new Blob([makeTar([{ name: 'big', data: Buffer.alloc(32 * 1024 * 1024, 1) }])]),
+      'a.tar',
+    );
+    const res = await fetch(`${server.url}/builds`, {
+      method: 'POST',
+      body: fd,
+      headers: { authorization: `Bearer ${await h.token('acme')}` },
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNKNOWN_FIELD');
+    await eventually(() => h.buildDirs().length === 0);
+    expect(h.buildRows()).toBe(0);
+  });
+
+  it('rejects a bad archive at its first entry while the rest is still streaming', async () => {
+    const fd = new FormData();
+    const tar = makeTar([
+      { name: 'pipe', type: '6' },
+      { name: 'big', data: Buffer.alloc(32 * 1024 * 1024, 1) },
+    ]);
+    fd.append('source', new Blob([tar]), 'a.tar');
+    const res = await fetch(`${server.url}/builds`, {
+      method: 'POST',
+      body: fd,
+      headers: { authorization: `Bearer ${await h.token('acme')}` },
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      'SOURCE_FORBIDDEN_ENTRY',
+    );
+    await eventually(() => h.buildDirs().length === 0);
+    expect(h.buildRows()).toBe(0);
+  });
+
   it('answers a complete upload with 202 over the socket', async () => {
     const fd = new FormData();
     fd.append('source', new Blob([makeTar([{ name: 'f', data: 'x' }])]), 'a.tar');
