@@ -66,11 +66,11 @@ export async function runEngineProcess(
     },
   );
   try {
-    await Promise.all([
+    const [r] = await Promise.all([
+      exited,
       pump(child.stdout, 'stdout', options.onOutput),
       pump(child.stderr, 'stderr', options.onOutput),
     ]);
-    const r = await exited;
     return { ...r, cancelled };
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
