@@ -145,6 +145,25 @@ describe('POST /builds', () => {
       fd.append('source', new Blob([sampleTar()]), 'b.tar');
       await expectRejected(await post(fd), 400, 'SOURCE_DUPLICATE');
     });
+    it('400 BAD_REQUEST for a multipart body cut off inside the file part', async () => {
+      const head =
+        '--xyz\r\nContent-Disposition: form-data; name="source"; filename="a.tar"\r\n\r\n';
+      const body = Buffer.concat([Buffer.from(head), sampleTar().subarray(0, 1500)]);
+      await expectRejected(
+        await post(body.toString('latin1'), undefined, {
+          'content-type': 'multipart/form-data; boundary=xyz',
+        }),
+        400,
+        'BAD_REQUEST',
+      );
+    });
+    it('415 NOT_MULTIPART for multipart without a boundary', async () => {
+      await expectRejected(
+        await post('x', undefined, { 'content-type': 'multipart/form-data; charset=utf-8' }),
+        415,
+        'NOT_MULTIPART',
+      );
+    });
     it('400 UNKNOWN_FIELD for an unknown field', async () => {
       await expectRejected(await post(form(sampleTar(), { colour: 'red' })), 400, 'UNKNOWN_FIELD');
     });
