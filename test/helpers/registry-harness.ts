@@ -85,20 +85,33 @@ export class RegistryHarness {
   #server: ServerType | null = null;
   port = 0;
 
-  private constructor(dataDir: string, clock: RegistryFakeClock, env: Record<string, string>) {
+  readonly #webStreams: boolean;
+
+  private constructor(
+    dataDir: string,
+    clock: RegistryFakeClock,
+    env: Record<string, string>,
+    webStreams: boolean,
+  ) {
     this.dataDir = dataDir;
     this.clock = clock;
+    this.#webStreams = webStreams;
     this.config = loadConfig({ KILN_DATA_DIR: dataDir, ...env });
   }
 
+  /**
+   * `webStreams` serves the app without the node bindings (`c.env.incoming`), as a wrapper
+   * calling `app.fetch(request)` does, so request bodies arrive as web streams only.
+   */
   static async start(
-    options: { env?: Record<string, string>; clock?: RegistryFakeClock } = {},
+    options: { env?: Record<string, string>; clock?: RegistryFakeClock; webStreams?: boolean } = {},
   ): Promise<RegistryHarness> {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-registry-'));
     const h = new RegistryHarness(
       dataDir,
       options.clock ?? new RegistryFakeClock(),
       options.env ?? {},
+      options.webStreams ?? false,
     );
     await h.open();
     return h;
@@ -129,7 +142,8 @@ export class RegistryHarness {
     });
     const root = new Hono().route('/v2', this.registry.app);
     const server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: root.fetch, hostname: '127.0.0.1', port: this.port }, () => {
+      const fetch = this.#webStreams ? (request: Request) => root.fetch(request) : root.fetch;
+      const s = serve({ fetch, hostname: '127.0.0.1', port: this.port }, () => {
         resolve(s);
       });
     });
