@@ -299,11 +299,21 @@ export class BuildManager implements BuildActivity {
     try {
       const secrets = this.o.secrets.values(build.tenant, build.request.secretIds);
       const registryToken = await this.o.tokenIssuer.issueBuildToken(build);
-      outcome = await this.o.runner.run(
-        { build, registryToken, secrets },
-        this.sink(build),
-        controller.signal,
-      );
+      // Aborted while the token was being issued: no VM was started, nothing to kill.
+      outcome = controller.signal.aborted
+        ? {
+            ok: false,
+            code: 'cancelled',
+            message: 'Aborted before the VM started.',
+            logTail: [],
+            phaseSeconds: {},
+            bootSeconds: null,
+          }
+        : await this.o.runner.run(
+            { build, registryToken, secrets },
+            this.sink(build),
+            controller.signal,
+          );
     } catch (err) {
       log.error({ err }, 'build run failed unexpectedly');
       outcome = {

@@ -205,6 +205,15 @@ describe('BuildManager cancel', () => {
     });
   }
 
+  it('cancels a build handed out but not yet given to the runner without starting it', async () => {
+    const h = await harness();
+    const b = submit(h, 'acme');
+    h.manager.cancel('acme', b.id);
+    await settle();
+    expect(statusOf(h, b)).toBe('cancelled');
+    expect(h.runner.runs).toHaveLength(0);
+  });
+
   it('answers BUILD_NOT_FOUND to another tenant', async () => {
     const h = await harness();
     const b = submit(h, 'acme');
