@@ -233,8 +233,12 @@ describe('builds in QEMU microVMs, end to end', () => {
     'FROM busybox',
     'ARG PORT',
     // The host (10.0.2.2 in QEMU user networking) runs the daemon on PORT: reachable only in
-    // egress mode. The upper-cased marker never appears in the echoed command line.
-    'RUN if wget -T 5 -q -O /dev/null "http://10.0.2.2:$PORT/healthz"; then r=open; else r=blocked; fi; echo "net_$r" | tr a-z A-Z',
+    // egress mode, while the registry forward (10.0.2.100:5000) works in both. busybox nc
+    // (busybox-static's wget crashes resolving even IP literals) tests the TCP connect; the
+    // upper-cased markers never appear in the echoed command line.
+    'RUN if nc -w 5 10.0.2.2 "$PORT" </dev/null; then h=open; else h=blocked; fi;' +
+      ' if nc -w 5 10.0.2.100 5000 </dev/null; then g=ok; else g=fail; fi;' +
+      ' echo "net_$h registry_$g" | tr a-z A-Z',
     '',
   ].join('\n');
 
@@ -248,7 +252,7 @@ describe('builds in QEMU microVMs, end to end', () => {
       );
       expect(build.status, JSON.stringify(build.error)).toBe('ready');
       const logs = await client.logs(build.id);
-      expect(logs).toContain('NET_BLOCKED');
+      expect(logs).toContain('NET_BLOCKED REGISTRY_OK');
       expect(logs).not.toContain('NET_OPEN');
     },
     BUILD_TIMEOUT_MS,
@@ -267,7 +271,7 @@ describe('builds in QEMU microVMs, end to end', () => {
         ).id,
       );
       expect(build.status, JSON.stringify(build.error)).toBe('ready');
-      expect(await client.logs(build.id)).toContain('NET_OPEN');
+      expect(await client.logs(build.id)).toContain('NET_OPEN REGISTRY_OK');
     },
     BUILD_TIMEOUT_MS,
   );
