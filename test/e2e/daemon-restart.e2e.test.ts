@@ -11,7 +11,7 @@ import {
   type E2eDaemon,
 } from '../helpers/e2e-daemon.js';
 import { writeSourceTarball } from '../helpers/e2e-source.js';
-import { findQemuProcesses } from '../helpers/e2e-vm-processes.js';
+import { findQemuProcesses, isProcessRunning } from '../helpers/e2e-vm-processes.js';
 
 const ENV = {
   KILN_MAX_CONCURRENT_BUILDS: '1',
@@ -54,7 +54,7 @@ describe('daemon crash during a build, end to end', () => {
     const recovery = second.logLines.find((l) => l.msg === 'runner recovery done');
     expect(recovery).toMatchObject({ removedPaths: 1 });
     // The crashed run's QEMU is gone (PR_SET_PDEATHSIG or recovery killed it).
-    for (const pid of vms) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    for (const pid of vms) expect(await isProcessRunning(pid)).toBe(false);
 
     const client = new E2eClient(second, token);
     const build = await client.waitFor(submitted.id);

@@ -21,3 +21,15 @@ export async function findQemuProcesses(needle: string): Promise<number[]> {
   }
   return pids;
 }
+
+/** True while `pid` is a live process (not gone, not a zombie waiting to be reaped). */
+export async function isProcessRunning(pid: number): Promise<boolean> {
+  let stat: string;
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  return state !== 'Z' && state !== 'X';
+}
