@@ -112,7 +112,17 @@ else
   step "debootstrap base $base_key: building (debootstrap minbase bookworm + packages; minutes)"
   mkdir -p "$cache/base/$base_key"
   rm -rf "$base.tmp" "$base.tmp".*.log
-  bash images/rootfs/build-base.sh "$base.tmp"
+  bash images/rootfs/build-base.sh "$base.tmp" &
+  base_pid=$!
+  # Progress while it runs: the latest line of the debootstrap / apt log, every 10 s.
+  while kill -0 "$base_pid" 2>/dev/null; do
+    for _ in $(seq 20); do kill -0 "$base_pid" 2>/dev/null && sleep 0.5; done
+    latest="$(ls -t "$base.tmp".*.log 2>/dev/null | head -n 1 || true)"
+    if kill -0 "$base_pid" 2>/dev/null && [ -n "$latest" ]; then
+      step "  … $(basename "$latest" | sed 's/^rootfs\.tmp\.//; s/\.log$//'): $(tail -n 1 "$latest" 2>/dev/null | cut -c1-100 || true)"
+    fi
+  done
+  wait "$base_pid" || die "building the debootstrap base failed"
   mv "$base.tmp" "$base"
   step "debootstrap base $base_key: done"
 fi
@@ -186,7 +196,7 @@ while read -r want; do
   done < <(modprobe -d "$work/kernel" -S "$kernel_version" --show-depends "$want")
 done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' images/kernel/modules.txt)
 find "$ird" -exec touch -h -d @0 {} +
-(cd "$ird" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) |
+(cd "$ird" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) |
   zstd -q -19 -T0 >"$work/initramfs.img"
 
 # ---------------------------------------------------------------- root filesystem
