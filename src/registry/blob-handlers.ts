@@ -2,8 +2,10 @@ import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { parseRangeHeader } from './byte-range.js';
 import { parseDigest } from './digest.js';
+import { sendNodeStream } from './node-response.js';
 import { OciError } from './oci-error.js';
 import type { RegistryDeps } from './registry-deps.js';
+import { REGISTRY_HEADERS } from './registry-headers.js';
 
 function blobUnknown(digest: string): OciError {
   return new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
@@ -38,24 +40,20 @@ export function getBlob(
     });
   }
   const head = c.req.method === 'HEAD';
+  const status = range === null ? 200 : 206;
   if (range === null) {
     headers['Content-Length'] = String(size);
-    if (head || size === 0) return new Response(null, { status: 200, headers });
-    return new Response(toWeb(deps, digest.text, undefined), { status: 200, headers });
+  } else {
+    headers['Content-Length'] = String(range.end - range.start + 1);
+    headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
   }
-  headers['Content-Length'] = String(range.end - range.start + 1);
-  headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
-  if (head) return new Response(null, { status: 206, headers });
-  return new Response(toWeb(deps, digest.text, range), { status: 206, headers });
-}
-
-function toWeb(
-  deps: RegistryDeps,
-  digestText: string,
-  range: { start: number; end: number } | undefined,
-): ReadableStream<Uint8Array> {
-  const stream = deps.blobs.read(parseDigest(digestText), range);
-  return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+  if (head || size === 0) return new Response(null, { status, headers });
+  const open = () => deps.blobs.read(digest, range ?? undefined);
+  const sent = sendNodeStream(c, status, { ...headers, ...REGISTRY_HEADERS }, open, (err) => {
+    deps.logger.debug({ err, digest: digest.text }, 'registry: blob download ended early');
+  });
+  if (sent !== null) return sent;
+  return new Response(Readable.toWeb(open()) as ReadableStream<Uint8Array>, { status, headers });
 }
 
 /** DELETE `/v2/<name>/blobs/<digest>`: unlinks the blob from the repository (202). */

@@ -3,9 +3,11 @@ import { formatScopes, type ScopeRequest } from './access-scope.js';
 import { deleteBlob, getBlob } from './blob-handlers.js';
 import { listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
+import { isAlreadySent } from './node-response.js';
 import { OciError } from './oci-error.js';
 import { InvalidCredentialError, type RegistryCredential } from './registry-authenticator.js';
 import type { RegistryDeps } from './registry-deps.js';
+import { REGISTRY_HEADERS } from './registry-headers.js';
 import {
   matchRegistryRoute,
   requiredScopes,
@@ -148,7 +150,8 @@ export function buildRegistryApp(deps: RegistryDeps): Hono {
 
   app.all('*', async (c) => {
     const res = await handle(deps, c);
-    res.headers.set('Docker-Distribution-API-Version', 'registry/2.0');
+    if (isAlreadySent(res)) return res;
+    for (const [k, v] of Object.entries(REGISTRY_HEADERS)) res.headers.set(k, v);
     return res;
   });
 
@@ -161,7 +164,7 @@ export function buildRegistryApp(deps: RegistryDeps): Hono {
     if (err instanceof OciError) {
       const headers: Record<string, string> = {
         ...err.headers,
-        'Docker-Distribution-API-Version': 'registry/2.0',
+        ...REGISTRY_HEADERS,
         'Content-Type': 'application/json',
       };
       const body = c.req.method === 'HEAD' ? null : JSON.stringify(err.toBody());
