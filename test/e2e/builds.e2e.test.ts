@@ -35,6 +35,8 @@ describe('builds in QEMU microVMs, end to end', () => {
         KILN_DEFAULT_MEMORY_MB: '1024',
         KILN_DEFAULT_CPUS: '1',
         KILN_SCRATCH_BYTES: '8G',
+        // Shared 2-core CI machines: TCG boots take 12–25 s under load; leave headroom.
+        KILN_BOOT_TIMEOUT_SECONDS: '120',
       },
     });
     const admin = await daemon.token('operator', ['registry:admin']);
@@ -219,11 +221,14 @@ describe('builds in QEMU microVMs, end to end', () => {
 
       const asked = Date.now();
       expect(await client.cancel(submitted.id)).toBeLessThan(300);
+      while ((await findQemuProcesses(submitted.id)).length > 0 && Date.now() - asked < 10_000) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const vmGoneSeconds = (Date.now() - asked) / 1000;
       const build = await client.waitFor(submitted.id);
-      const seconds = (Date.now() - asked) / 1000;
 
       expect(build.status).toBe('cancelled');
-      expect(seconds).toBeLessThan(5);
+      expect(vmGoneSeconds).toBeLessThan(2);
       await expectNoVmLeft(build.id);
     },
     BUILD_TIMEOUT_MS,

@@ -18,6 +18,7 @@ const ENV = {
   KILN_DEFAULT_MEMORY_MB: '1024',
   KILN_DEFAULT_CPUS: '1',
   KILN_SCRATCH_BYTES: '8G',
+  KILN_BOOT_TIMEOUT_SECONDS: '120',
 };
 
 describe('daemon crash during a build, end to end', () => {

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
+const SETPRIV = '/usr/bin/setpriv';
 
 /** Repository root (this file is test/helpers/e2e-daemon.ts). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -55,11 +57,20 @@ export async function startE2eDaemon(options: E2eDaemonOptions = {}): Promise<E2
     ...(process.env.KILN_CACHE_DIR ? { KILN_CACHE_DIR: process.env.KILN_CACHE_DIR } : {}),
     ...options.env,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // setpriv execs the daemon in place (same pid, so kill9 hits the daemon itself) with a
+  // parent-death signal: a test worker that is killed does not leave its daemon running.
+  const argv = [process.execPath, '--import', 'tsx', 'src/main.ts'];
+  const child = existsSync(SETPRIV)
+    ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', ...argv], {
+        cwd: REPO_ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(process.execPath, argv.slice(1), {
+        cwd: REPO_ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
   const logLines: Record<string, unknown>[] = [];
   const stderr: string[] = [];
   let buffered = '';
