@@ -78,10 +78,12 @@ async function main(): Promise<void> {
 
   // Listen first: the VM runner needs the address the daemon really listens on (the guest's
   // registry forward). Until the app is wired every request is answered 503.
-  let handler: (request: Request) => Response | Promise<Response> = () =>
+  // The node bindings (`env`) are passed through so the registry can stream blob bodies
+  // straight between sockets and files instead of through web-stream adapters.
+  let handler: (request: Request, env: unknown) => Response | Promise<Response> = () =>
     unavailable('The daemon is starting.');
   const server = serve({
-    fetch: (request) => handler(request),
+    fetch: (request, env) => handler(request, env),
     hostname: config.server.host,
     port: config.server.port,
   }) as Server;
@@ -139,7 +141,7 @@ async function main(): Promise<void> {
     registry: registry.app,
     isReady: () => open,
   });
-  handler = (request) => app.fetch(request);
+  handler = (request, env) => app.fetch(request, env);
   await manager.start();
   const sweep = setInterval(() => {
     manager.sweepQueueTimeouts();
