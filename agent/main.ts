@@ -58,7 +58,7 @@ async function main(): Promise<number> {
   });
   const outcome = await session.run();
   diag(`session ended: ${outcome}`);
-  channel.close();
+  await channel.close();
   return outcome === 'host_gone' ? 2 : 0;
 }
 

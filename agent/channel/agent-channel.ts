@@ -9,6 +9,9 @@ export interface AgentChannel {
   readonly input: Readable;
   /** Bytes to the host; `write()` returning false means wait for `drain`. */
   readonly output: Writable;
-  /** Releases the channel (closes the port or stops the bridge). Safe to call twice. */
-  close(): void;
+  /**
+   * Ends the output and releases the channel once everything written has been handed on
+   * (closes the port or lets the bridge flush and exit). Safe to call twice.
+   */
+  close(): Promise<void>;
 }

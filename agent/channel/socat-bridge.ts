@@ -12,24 +12,39 @@ import type { AgentChannel } from './agent-channel.js';
  * addon built for the guest's Node ABI. Pipes give real back-pressure: when the host stops
  * reading, socat blocks on its write, the pipe fills, and our writes wait for `drain`.
  */
-export function openSocatBridge(address: string, socatPath = 'socat'): AgentChannel {
+export function openSocatBridge(
+  address: string,
+  socatPath = 'socat',
+  flushTimeoutMs = 3000,
+): AgentChannel {
   const child = spawn(socatPath, ['-b', '65536', '-', address], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  // A failed spawn or a broken pipe surfaces as the input ending; never as a crash.
-  child.on('error', () => {
-    child.stdout.destroy();
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      resolve();
+    });
+    // A failed spawn or a broken pipe surfaces as the input ending; never as a crash.
+    child.once('error', () => {
+      child.stdout.destroy();
+      resolve();
+    });
   });
   child.stdin.on('error', () => undefined);
-  let closed = false;
+  let closing: Promise<void> | null = null;
   return {
     input: child.stdout,
     output: child.stdin,
     close() {
-      if (closed) return;
-      closed = true;
-      child.stdin.end();
-      child.kill('SIGTERM');
+      // End of our stdin makes socat write out what it still holds and exit (after its
+      // half-close timeout, 0.5 s); killing it straight away could lose the last message.
+      closing ??= (async () => {
+        child.stdin.end();
+        const timer = setTimeout(() => child.kill('SIGKILL'), flushTimeoutMs);
+        await exited;
+        clearTimeout(timer);
+      })();
+      return closing;
     },
   };
 }

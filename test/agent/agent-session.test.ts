@@ -127,7 +127,7 @@ function start(behaviour: 'ok' | 'fail' | 'hang' = 'ok'): Harness {
       for (const w of waiters.filter((x) => x.type === m.type)) w.resolve(m);
     }
   });
-  const channel: AgentChannel = { input: host, output, close: () => undefined };
+  const channel: AgentChannel = { input: host, output, close: () => Promise.resolve() };
   const engine = new StandInEngine(behaviour);
   const session = new AgentSession({
     channel,
