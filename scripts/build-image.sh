@@ -3,7 +3,8 @@
 # filesystem, from Debian packages only, into
 #   ${KILN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/images/<hash>/
 #     vmlinuz  initramfs.img  rootfs.img  image.json
-# and then points images/current at it (atomic rename of a symlink).
+# and then points images/current at it (atomic rename of a symlink). Older images are removed;
+# the new one and the one it replaced are kept.
 #
 # <hash> covers every recipe input (package list, scripts, init, agent bundle, kernel package,
 # Node binary, BuildKit binaries); an unchanged rebuild is skipped in seconds. The debootstrap
@@ -128,6 +129,8 @@ else
 fi
 
 # ---------------------------------------------------------------- agent bundle
+# Work directories of an interrupted run (we hold the lock, so none is in use).
+rm -rf "$cache/images"/.work.*
 work="$(mktemp -d "$cache/images/.work.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 step "bundling the agent (esbuild)"
@@ -160,8 +163,17 @@ hash="$({
 out="$cache/images/$hash"
 
 publish() {
+  local previous
+  previous="$(readlink "$cache/images/current" 2>/dev/null || true)"
   ln -sfn "$hash" "$cache/images/current.tmp.$$"
   mv -T "$cache/images/current.tmp.$$" "$cache/images/current"
+  # Keep the new image and the one it replaces (a VM started a moment ago may still be
+  # opening it); older images go. Consumers use images/current, never a hash path.
+  for dir in "$cache/images"/*; do
+    name="$(basename "$dir")"
+    [[ "$name" =~ ^[0-9a-f]{20}$ ]] || continue
+    [ "$name" = "$hash" ] || [ "$name" = "$previous" ] || rm -rf "$dir"
+  done
 }
 
 if [ -f "$out/image.json" ] && [ "${KILN_IMAGE_FORCE:-0}" != 1 ]; then
