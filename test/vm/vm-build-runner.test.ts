@@ -14,7 +14,7 @@ import type { BuildJob } from '../../src/protocol/build-job.js';
 import { LineFramer } from '../../src/protocol/line-framer.js';
 import { readProcessStartTicks } from '../../src/vm/process-identity.js';
 import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
-import { VmLedger } from '../../src/vm/vm-ledger.js';
+import { VmLedger, type VmLedgerEntry } from '../../src/vm/vm-ledger.js';
 import { spawnVmmProcess, type VmmProcess } from '../../src/vm/vmm-process.js';
 import type { VmHandle, Vmm, VmSpec } from '../../src/vm/vmm.js';
 import { makeTestBuild } from './vm-test-build.js';
@@ -198,11 +198,13 @@ describe('VmBuildRunner with a stand-in guest', () => {
   it('runs a build: hello, start with token and secrets, phases and logs relayed, result mapped', async () => {
     let start: HostMessage | undefined;
     let job: BuildJob | undefined;
+    let ledgerDuringRun: VmLedgerEntry[] = [];
     const vmm = new StandInGuestVmm(async (g) => {
       job = g.job;
       now += 3500;
       g.send(hello);
       start = await g.receive();
+      ledgerDuringRun = (await new VmLedger(path.join(dir, 'vm-ledger')).list()).entries;
       g.send({ type: 'phase', phase: 'extracting', at: now });
       g.send({ type: 'log', stream: 'stdout', data: 'STEP 1/2\n', at: now });
       g.send({ type: 'phase', phase: 'building', at: now });
@@ -236,6 +238,20 @@ describe('VmBuildRunner with a stand-in guest', () => {
     expect(JSON.stringify(job)).not.toContain('tok-123');
     expect(JSON.stringify(job)).not.toContain('s3cret');
     expect(job?.registry.repository).toBe(`acme/${build.id}`);
+    // The run dir and the VMM process were in the crash ledger while the VM ran.
+    const proc = vmm.processes[0]!;
+    expect(ledgerDuringRun).toEqual([
+      {
+        vmId: build.id,
+        runDir: path.join(dir, 'vms', build.id),
+        process: {
+          vmId: build.id,
+          pid: proc.pid,
+          startTicks: expect.any(Number) as number,
+          executable: 'sleep',
+        },
+      },
+    ]);
     expect(sink.statuses).toEqual(['booting', 'building', 'pushing']);
     expect(sink.phases).toEqual(['extracting', 'building', 'pushing']);
     expect(sink.logs).toEqual(['stdout:STEP 1/2\n']);

@@ -9,7 +9,7 @@ import { parseAgentMessage } from '../../../src/protocol/message-schema.js';
 import { createBuildJob } from '../../../src/vm/build-job-factory.js';
 import { writeConfigVolume } from '../../../src/vm/config-volume.js';
 import { resolveGuestImage } from '../../../src/vm/guest-image.js';
-import { readProcessStartTicks } from '../../../src/vm/process-identity.js';
+import { isRecordedProcessAlive, readProcessStartTicks } from '../../../src/vm/process-identity.js';
 import { QemuVmm } from '../../../src/vm/qemu/qemu-vmm.js';
 import { createScratchVolume } from '../../../src/vm/scratch-volume.js';
 import type { VmHandle, VmSpec } from '../../../src/vm/vmm.js';
@@ -71,6 +71,16 @@ describe('QemuVmm (real QEMU microvm, the real guest image)', () => {
     expect(handle.executable).toBe('qemu-system-x86_64');
 
     const channel = await handle.channel();
+    // What the runner records for crash recovery identifies this very process.
+    const startTicks = await readProcessStartTicks(handle.pid);
+    expect(
+      await isRecordedProcessAlive({
+        vmId: 'b_qemutest',
+        pid: handle.pid,
+        startTicks: startTicks!,
+        executable: handle.executable!,
+      }),
+    ).toBe(true);
     const framer = new LineFramer();
     const first = await new Promise<unknown>((resolve, reject) => {
       channel.on('data', (chunk: Buffer) => {
