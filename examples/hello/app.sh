@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "${GREETING} from a Kiln-built image ($(cat /app/built-at))"
