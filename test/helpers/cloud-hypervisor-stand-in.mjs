@@ -103,9 +103,11 @@ function playAgent(socketBase) {
       // The guest resets (e.g. a kernel panic with panic=-1): CH emits these and boots again.
       setImmediate(() => {
         serial('reboot: Restarting system');
+        // Recorded before the events go out: the driver SIGKILLs this process as soon as it
+        // reads them, which may be before a later line here runs.
+        record({ kind: 'guest', what: 'rebooted' });
         event('vm', 'rebooting');
         event('vm', 'rebooted');
-        record({ kind: 'guest', what: 'rebooted' });
       });
     }
   });
