@@ -76,12 +76,27 @@ describe('volumes', () => {
     expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'latest']);
   });
 
-  it('creates the scratch disk sparse at the configured size', async () => {
+  it('creates the scratch disk sparse at the configured size, already formatted as ext4', async () => {
     const file = path.join(dir, 'scratch.img');
     await createScratchVolume(file, 20 * 1024 ** 3);
     const st = await stat(file);
     expect(st.size).toBe(20 * 1024 ** 3);
-    expect(st.blocks * 512).toBeLessThan(1024 * 1024);
+    // Only ext4 metadata is allocated (a few MiB), not the 20 GiB.
+    expect(st.blocks * 512).toBeLessThan(32 * 1024 * 1024);
+    // The ext4 superblock starts at byte 1024; its magic 0xEF53 sits at offset 56 in it.
+    const handle = await open(file, 'r');
+    const head = Buffer.alloc(2048);
+    await handle.read(head, 0, head.length, 0);
+    await handle.close();
+    expect(head.readUInt16LE(1024 + 56)).toBe(0xef53);
+  });
+
+  it('removes the scratch file when formatting fails', async () => {
+    const file = path.join(dir, 'scratch.img');
+    await expect(createScratchVolume(file, 1024 ** 3, '/bin/false')).rejects.toThrow(
+      /formatting the scratch disk failed/,
+    );
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
   });
 
   it('refuses to overwrite an existing scratch disk', async () => {
