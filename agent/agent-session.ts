@@ -1,12 +1,12 @@
-import { PROTOCOL_VERSION, type StartMessage } from '../src/protocol/agent-messages.js';
-import type { BuildJob } from '../src/protocol/build-job.js';
-import type { Clock } from '../src/time/clock.js';
 import { type BuildEnvironment, describeFailure, runBuild } from './build/run-build.js';
 import type { AgentChannel } from './channel/agent-channel.js';
 import type { BuildEngine } from './engines/build-engine.js';
 import { LogSink } from './logs/log-sink.js';
 import { readHostMessages } from './protocol/host-message-reader.js';
 import { MessageWriter } from './protocol/message-writer.js';
+import { PROTOCOL_VERSION, type StartMessage } from '../src/protocol/agent-messages.js';
+import type { BuildJob } from '../src/protocol/build-job.js';
+import type { Clock } from '../src/time/clock.js';
 
 export interface AgentSessionDeps {
   channel: AgentChannel;

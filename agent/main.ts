@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { AppError } from '../src/errors/app-error.js';
-import { CMDLINE_KEYS, DISK_SERIALS } from '../src/protocol/guest-boot.js';
-import { systemClock } from '../src/time/clock.js';
 import { AgentSession } from './agent-session.js';
 import { openAgentChannel, parseChannelSpec } from './channel/open-agent-channel.js';
 import { detectEngines } from './detect-engines.js';
 import { parseKernelCmdline } from './kernel-cmdline.js';
 import { findDiskBySerial } from './volumes/find-disk.js';
 import { readConfigVolume } from './volumes/read-config-volume.js';
+import { AppError } from '../src/errors/app-error.js';
+import { CMDLINE_KEYS, DISK_SERIALS } from '../src/protocol/guest-boot.js';
+import { systemClock } from '../src/time/clock.js';
 
 /** Set by scripts/build-agent.mjs from package.json at bundle time. */
 const AGENT_VERSION = process.env.KILN_AGENT_VERSION ?? '0.0.0-dev';

@@ -1,5 +1,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { resolveBuildContext } from './build-context.js';
+import { findLockfiles } from './lockfiles.js';
+import { PhaseTracker } from './phase-tracker.js';
 import { AppError, isAppError } from '../../src/errors/app-error.js';
 import type { BuildPhase, ResultMessage, StartMessage } from '../../src/protocol/agent-messages.js';
 import type { BuildJob } from '../../src/protocol/build-job.js';
@@ -11,9 +14,6 @@ import type { LogSink } from '../logs/log-sink.js';
 import { decompressSource } from '../source/decompress-stream.js';
 import { openSourceVolume, verifySourceVolume } from '../source/source-volume.js';
 import { unpackSource } from '../source/unpack-source.js';
-import { resolveBuildContext } from './build-context.js';
-import { findLockfiles } from './lockfiles.js';
-import { PhaseTracker } from './phase-tracker.js';
 
 /** Where the build runs inside the guest. */
 export interface BuildEnvironment {

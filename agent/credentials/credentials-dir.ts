@@ -1,12 +1,12 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BuildJob } from '../../src/protocol/build-job.js';
-import type { EngineCredentials } from '../engines/build-engine.js';
 import {
   renderAuthJson,
   renderBuildkitdToml,
   renderRegistriesConf,
 } from './registry-config-files.js';
+import type { BuildJob } from '../../src/protocol/build-job.js';
+import type { EngineCredentials } from '../engines/build-engine.js';
 
 export interface CredentialsDir extends EngineCredentials {
   dir: string;

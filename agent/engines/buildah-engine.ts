@@ -1,9 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { dockerfileBaseImages } from '../build/dockerfile-base-images.js';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
 import { engineFailure } from './engine-failure.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
+import { dockerfileBaseImages } from '../build/dockerfile-base-images.js';
 
 export type BuildahStorageDriver = 'overlay' | 'vfs';
 

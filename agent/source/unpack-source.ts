@@ -3,10 +3,10 @@ import { constants } from 'node:fs';
 import { link, mkdir, open, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { AppError } from '../../src/errors/app-error.js';
 import { ByteReader } from './byte-reader.js';
 import { entryComponents, printable } from './safe-path.js';
 import { decodeTarHeader, parsePaxRecords, TAR_BLOCK, type TarHeader } from './tar-header.js';
+import { AppError } from '../../src/errors/app-error.js';
 
 /** Limits re-checked in the guest (build.json `source`), whatever the host already checked. */
 export interface UnpackLimits {

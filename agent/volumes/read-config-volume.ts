@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
+import { buildJobSchema } from './build-job-schema.js';
 import { AppError } from '../../src/errors/app-error.js';
 import type { BuildJob } from '../../src/protocol/build-job.js';
-import { buildJobSchema } from './build-job-schema.js';
 
 /** Largest build.json the agent accepts. */
 export const MAX_BUILD_JSON_BYTES = 1024 * 1024;

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { AppError } from '../errors/app-error.js';
-import type { Clock } from '../time/clock.js';
 import type { ApiPrincipal } from './api-principal.js';
 import { API_AUDIENCE, TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from './key-store.js';
 import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
+import { AppError } from '../errors/app-error.js';
+import type { Clock } from '../time/clock.js';
 
 /** Tenant names (DESIGN 3.3): one lowercase registry path component, never a reserved one. */
 export const TENANT_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -1,5 +1,5 @@
-import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
 import type { BuildFailure, BuildResult, BuildStatus } from './build.js';
+import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
 
 /** Payloads of the stored build events (DESIGN 3.4); heartbeats are never stored. */
 export type BuildEventData =

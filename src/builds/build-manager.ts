@@ -1,12 +1,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { SecretStore } from '../auth/secret-store.js';
-import { AppError } from '../errors/app-error.js';
-import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
-import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
-import type { Clock } from '../time/clock.js';
-import type { Scheduler } from '../time/scheduler.js';
 import type { BuildErrorCode } from './build-error-code.js';
 import { BuildQueue } from './build-queue.js';
 import type { AbortReason, BuildRunner, BuildRunSink, RunOutcome } from './build-runner.js';
@@ -14,6 +8,12 @@ import type { BuildPage, BuildStore } from './build-store.js';
 import type { BuildActivity, BuildTokenIssuer } from './build-token-issuer.js';
 import { TERMINAL_STATUSES, type Build, type BuildStatus } from './build.js';
 import type { EventLog } from './event-log.js';
+import type { SecretStore } from '../auth/secret-store.js';
+import { AppError } from '../errors/app-error.js';
+import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
+import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
+import type { Clock } from '../time/clock.js';
+import type { Scheduler } from '../time/scheduler.js';
 
 /** Queue and lifecycle policy (config.builds plus the public URL). */
 export interface BuildManagerPolicy {

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
-import { AppError } from '../errors/app-error.js';
 import type { BuildRequest } from './build.js';
 import { isValidCacheScope, isValidImageName } from './repository-name.js';
+import { AppError } from '../errors/app-error.js';
 
 /** The multipart text fields POST /builds accepts (DESIGN 3.1); `source` is the file part. */
 export const BUILD_FIELDS = [

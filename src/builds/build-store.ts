@@ -1,5 +1,4 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { AppError } from '../errors/app-error.js';
 import type { BuildEvent, BuildEventData } from './build-event.js';
 import type {
   Build,
@@ -9,6 +8,7 @@ import type {
   BuildSource,
   BuildStatus,
 } from './build.js';
+import { AppError } from '../errors/app-error.js';
 
 interface BuildRow {
   seq: number;

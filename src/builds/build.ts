@@ -1,5 +1,5 @@
-import type { BuildPhase, Provenance } from '../protocol/agent-messages.js';
 import type { BuildErrorCode } from './build-error-code.js';
+import type { BuildPhase, Provenance } from '../protocol/agent-messages.js';
 
 /** DESIGN 3.1: queued → booting → building → pushing → ready, or failed / cancelled. */
 export type BuildStatus =

@@ -1,6 +1,6 @@
-import { AppError } from '../errors/app-error.js';
 import type { BuildTokenIssuer } from './build-token-issuer.js';
 import type { Build } from './build.js';
+import { AppError } from '../errors/app-error.js';
 
 /**
  * Breaks the wiring cycle between the manager (the registry's BuildActivity) and the registry

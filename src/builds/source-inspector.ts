@@ -2,9 +2,9 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
-import { AppError, isAppError } from '../errors/app-error.js';
 import type { SourceCompression } from './build.js';
 import { TarInspector, type TarLimits } from './tar-inspector.js';
+import { AppError, isAppError } from '../errors/app-error.js';
 
 /** Limits on the compressed upload plus those of the tar inside. */
 export interface SourceLimits extends TarLimits {

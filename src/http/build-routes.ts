@@ -1,6 +1,10 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Hono } from 'hono';
+import type { ApiEnv } from './api-env.js';
+import { buildView } from './build-view.js';
+import { receiveBuildUpload } from './receive-build-upload.js';
+import { requireApiToken } from './require-api-token.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import { newBuildId } from '../builds/build-id.js';
@@ -12,10 +16,6 @@ import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Clock } from '../time/clock.js';
-import type { ApiEnv } from './api-env.js';
-import { buildView } from './build-view.js';
-import { receiveBuildUpload } from './receive-build-upload.js';
-import { requireApiToken } from './require-api-token.js';
 
 const STATUSES: readonly BuildStatus[] = [
   'queued',

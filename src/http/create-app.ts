@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
+import type { ApiEnv } from './api-env.js';
+import { buildEventRoutes } from './build-event-routes.js';
+import { buildRoutes } from './build-routes.js';
+import { errorResponse } from './error-response.js';
+import { OPENAPI_DOCUMENT } from './openapi-document.js';
+import { secretRoutes } from './secret-routes.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import type { BuildManager } from '../builds/build-manager.js';
@@ -9,12 +15,6 @@ import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Clock } from '../time/clock.js';
-import type { ApiEnv } from './api-env.js';
-import { buildEventRoutes } from './build-event-routes.js';
-import { buildRoutes } from './build-routes.js';
-import { errorResponse } from './error-response.js';
-import { OPENAPI_DOCUMENT } from './openapi-document.js';
-import { secretRoutes } from './secret-routes.js';
 
 /** Everything the HTTP app needs; built by the composition root (or a test). */
 export interface AppDeps {

@@ -1,8 +1,8 @@
 import { createMiddleware } from 'hono/factory';
+import type { ApiEnv } from './api-env.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { ApiScope } from '../auth/scopes.js';
 import { AppError } from '../errors/app-error.js';
-import type { ApiEnv } from './api-env.js';
 
 /**
  * Authenticates the caller with `Authorization: Bearer <API token>` (DESIGN 3.2): 401 without

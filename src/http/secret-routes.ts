@@ -1,9 +1,9 @@
 import { Hono } from 'hono';
+import type { ApiEnv } from './api-env.js';
+import { requireApiToken } from './require-api-token.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
-import type { ApiEnv } from './api-env.js';
-import { requireApiToken } from './require-api-token.js';
 
 /** Largest JSON body of PUT /secrets/:id. */
 const MAX_BODY_BYTES = 128 * 1024;

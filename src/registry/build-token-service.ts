@@ -1,8 +1,8 @@
+import type { AccessEntry } from './access-scope.js';
+import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
 import { BASE_IMAGE_NAMESPACE } from '../auth/scopes.js';
 import type { BuildTokenIssuer } from '../builds/build-token-issuer.js';
 import type { Build } from '../builds/build.js';
-import type { AccessEntry } from './access-scope.js';
-import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
 
 /** Seconds a build token outlives the build's timeout, so the final push is never cut off. */
 export const BUILD_TOKEN_MARGIN_SECONDS = 120;

@@ -2,10 +2,6 @@ import path from 'node:path';
 import type { Database } from 'better-sqlite3';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
-import type { KeySet } from '../auth/key-store.js';
-import type { BuildActivity, BuildTokenIssuer } from '../builds/build-token-issuer.js';
-import type { Config } from '../config/config.js';
-import type { Clock } from '../time/clock.js';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BlobStore } from './blob-store.js';
 import { BuildTokenService } from './build-token-service.js';
@@ -15,6 +11,10 @@ import { RegistryStore } from './registry-store.js';
 import { RegistryTokenService } from './registry-token-service.js';
 import { UploadSessions } from './upload-sessions.js';
 import { UploadSweeper } from './upload-sweeper.js';
+import type { KeySet } from '../auth/key-store.js';
+import type { BuildActivity, BuildTokenIssuer } from '../builds/build-token-issuer.js';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../time/clock.js';
 
 export type { ApiTokenVerifier } from './api-token-verifier.js';
 

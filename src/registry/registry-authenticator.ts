@@ -1,10 +1,10 @@
 import { decodeJwt } from 'jose';
-import type { ApiPrincipal } from '../auth/api-principal.js';
-import { BASE_IMAGE_NAMESPACE, RESERVED_TENANTS } from '../auth/scopes.js';
-import type { BuildActivity } from '../builds/build-token-issuer.js';
 import { Access, type AccessEntry } from './access-scope.js';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
+import type { ApiPrincipal } from '../auth/api-principal.js';
+import { BASE_IMAGE_NAMESPACE, RESERVED_TENANTS } from '../auth/scopes.js';
+import type { BuildActivity } from '../builds/build-token-issuer.js';
 
 /** Who made a registry request and what it may do. */
 export interface RegistryCredential {

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
-import type { Clock } from '../time/clock.js';
 import type { BlobStore } from './blob-store.js';
 import type { RegistryAuthenticator } from './registry-authenticator.js';
 import type { RegistryStore } from './registry-store.js';
 import type { RegistryTokenService } from './registry-token-service.js';
 import type { UploadSessions } from './upload-sessions.js';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../time/clock.js';
 
 /** What the registry's request handlers share. */
 export interface RegistryDeps {

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Clock } from '../time/clock.js';
 import type { BlobStore } from './blob-store.js';
 import type { ByteRange } from './byte-range.js';
 import type { DigestAlgorithm, ParsedDigest } from './digest.js';
 import { OciError } from './oci-error.js';
 import type { RegistryStore, UploadSession } from './registry-store.js';
+import type { Clock } from '../time/clock.js';
 
 /**
  * Blob upload sessions (distribution spec "Pushing blobs"): the session row lives in SQLite,

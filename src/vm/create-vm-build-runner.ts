@@ -1,12 +1,12 @@
 import path from 'node:path';
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { BuildRunner } from '../builds/build-runner.js';
-import type { Config } from '../config/config.js';
-import type { Clock } from '../time/clock.js';
 import { selectVmm } from './select-vmm.js';
 import { VmBuildRunner } from './vm-build-runner.js';
 import { VmLedger } from './vm-ledger.js';
+import type { BuildRunner } from '../builds/build-runner.js';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../time/clock.js';
 
 /**
  * Composition of the VM side (called by src/main.ts once the daemon listens): selects and

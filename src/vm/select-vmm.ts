@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
-import { AppError } from '../errors/app-error.js';
 import { probeCloudHypervisor } from './cloud-hypervisor/cloud-hypervisor-probe.js';
 import { CloudHypervisorVmm } from './cloud-hypervisor/cloud-hypervisor-vmm.js';
 import { resolveGuestImage } from './guest-image.js';
 import { probeQemuAccel, readQemuVersion } from './qemu/qemu-accel-probe.js';
 import { DEFAULT_QEMU_BINARY, QemuVmm } from './qemu/qemu-vmm.js';
 import type { Vmm } from './vmm.js';
+import type { Config } from '../config/config.js';
+import { AppError } from '../errors/app-error.js';
 
 /** The VMM chosen at start and why (logged once). */
 export interface VmmSelection {

@@ -1,15 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { isBuildErrorCode, type BuildErrorCode } from '../builds/build-error-code.js';
-import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
-import {
-  PROTOCOL_VERSION,
-  type AgentMessage,
-  type BuildPhase,
-} from '../protocol/agent-messages.js';
-import { DISK_SERIALS } from '../protocol/guest-boot.js';
-import type { Clock } from '../time/clock.js';
 import { AgentSession, type AgentSessionEvent } from './agent-session.js';
 import { createBuildJob } from './build-job-factory.js';
 import { writeConfigVolume } from './config-volume.js';
@@ -21,6 +12,15 @@ import { createScratchVolume } from './scratch-volume.js';
 import { prepareSourceVolume } from './source-volume.js';
 import type { VmLedger } from './vm-ledger.js';
 import type { VmHandle, Vmm } from './vmm.js';
+import { isBuildErrorCode, type BuildErrorCode } from '../builds/build-error-code.js';
+import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
+import {
+  PROTOCOL_VERSION,
+  type AgentMessage,
+  type BuildPhase,
+} from '../protocol/agent-messages.js';
+import { DISK_SERIALS } from '../protocol/guest-boot.js';
+import type { Clock } from '../time/clock.js';
 
 /** Lines of the serial console appended to a failure's log tail when the agent never spoke. */
 const CONSOLE_TAIL_LINES = 30;

@@ -1,6 +1,11 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { resolveGuestImage } from './guest-image.js';
+import { isRecordedProcessAlive } from './process-identity.js';
+import { VmBuildAttempt } from './vm-build-attempt.js';
+import type { VmLedger } from './vm-ledger.js';
+import type { Vmm, VmProcessRecord } from './vmm.js';
 import type {
   BuildRunner,
   BuildRunSink,
@@ -9,11 +14,6 @@ import type {
   RunOutcome,
 } from '../builds/build-runner.js';
 import type { Clock } from '../time/clock.js';
-import { resolveGuestImage } from './guest-image.js';
-import { isRecordedProcessAlive } from './process-identity.js';
-import { VmBuildAttempt } from './vm-build-attempt.js';
-import type { VmLedger } from './vm-ledger.js';
-import type { Vmm, VmProcessRecord } from './vmm.js';
 
 /** How long recovery waits for a SIGKILLed process to disappear. */
 const REAP_WAIT_MS = 5000;

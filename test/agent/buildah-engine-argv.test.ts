@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { engineRequest } from './engine-request-fixture.js';
 import {
   buildahBuildArgv,
   buildahEnv,
@@ -6,7 +7,6 @@ import {
   buildahPushArgv,
   parseBuildahVersion,
 } from '../../agent/engines/buildah-engine.js';
-import { engineRequest } from './engine-request-fixture.js';
 
 describe('Buildah argv', () => {
   const request = engineRequest();

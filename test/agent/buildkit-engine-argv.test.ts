@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { engineRequest } from './engine-request-fixture.js';
 import {
   buildkitBuildArgv,
   buildkitEnv,
   parseBuildctlVersion,
 } from '../../agent/engines/buildkit-engine.js';
-import { engineRequest } from './engine-request-fixture.js';
 
 describe('BuildKit argv', () => {
   it('builds with the dockerfile frontend, pushes every tag, exports cache with mode=max and writes metadata', () => {

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { engineRequest } from './engine-request-fixture.js';
 import { detectEngines } from '../../agent/detect-engines.js';
 import type { EngineHooks } from '../../agent/engines/build-engine.js';
 import { BuildKitEngine } from '../../agent/engines/buildkit-engine.js';
 import { AppError } from '../../src/errors/app-error.js';
 import type { BuildPhase } from '../../src/protocol/agent-messages.js';
-import { engineRequest } from './engine-request-fixture.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/buildkit');
 

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { Hono } from 'hono';
+import { ManualTime } from './api-manual-time.js';
+import { FakeBuildRunner } from './fake-build-runner.js';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
@@ -17,8 +19,6 @@ import { createApp } from '../../src/http/create-app.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { createLogger } from '../../src/telemetry/create-logger.js';
 import { KilnMetrics } from '../../src/telemetry/kiln-metrics.js';
-import { ManualTime } from './api-manual-time.js';
-import { FakeBuildRunner } from './fake-build-runner.js';
 
 /**
  * Stand-in for the registry's build-token issuer (engineer B's part is tested on its own);

@@ -6,6 +6,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Database } from 'better-sqlite3';
 import { Hono } from 'hono';
 import { pino } from 'pino';
+import { RegistryFakeClock } from './registry-fake-clock.js';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
@@ -14,7 +15,6 @@ import type { Build } from '../../src/builds/build.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { createRegistry, type Registry } from '../../src/registry/create-registry.js';
 import { openDatabase } from '../../src/storage/database.js';
-import { RegistryFakeClock } from './registry-fake-clock.js';
 
 /** Stand-in for the BuildManager's view of running builds: a set of active build ids. */
 export class FakeBuildActivity implements BuildActivity {

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { list as listTar } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeTestBuild } from './vm-test-build.js';
 import type { AbortReason, BuildRunSink, RunOutcome } from '../../src/builds/build-runner.js';
 import type { Build } from '../../src/builds/build.js';
 import type { AgentMessage, HostMessage } from '../../src/protocol/agent-messages.js';
@@ -17,7 +18,6 @@ import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
 import { VmLedger, type VmLedgerEntry } from '../../src/vm/vm-ledger.js';
 import { spawnVmmProcess, type VmmProcess } from '../../src/vm/vmm-process.js';
 import type { VmHandle, Vmm, VmSpec } from '../../src/vm/vmm.js';
-import { makeTestBuild } from './vm-test-build.js';
 
 const logger = pino({ level: 'silent' });
 

@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { list as listTar } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeTestBuild } from './vm-test-build.js';
 import type { Build } from '../../src/builds/build.js';
 import { createBuildJob } from '../../src/vm/build-job-factory.js';
 import { writeConfigVolume } from '../../src/vm/config-volume.js';
 import { createScratchVolume } from '../../src/vm/scratch-volume.js';
 import { prepareSourceVolume } from '../../src/vm/source-volume.js';
-import { makeTestBuild } from './vm-test-build.js';
 
 function build(request: Partial<Build['request']> = {}): Build {
   return makeTestBuild({ request });

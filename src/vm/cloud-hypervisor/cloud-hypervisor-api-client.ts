@@ -1,6 +1,6 @@
 import { request } from 'node:http';
-import { AppError } from '../../errors/app-error.js';
 import type { CloudHypervisorVmConfig } from './cloud-hypervisor-vm-config.js';
+import { AppError } from '../../errors/app-error.js';
 
 /** `GET /api/v1/vmm.ping` answer (OpenAPI `VmmPingResponse`). */
 export interface VmmPingResponse {

@@ -5,10 +5,10 @@ import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { GUEST_IMAGE_FILES } from '../guest-image.js';
 import { isGuestRebootEvent } from './cloud-hypervisor-event-parser.js';
 import { CloudHypervisorProcess } from './cloud-hypervisor-process.js';
 import { RUN_DIR_FILES } from './cloud-hypervisor-vm-config.js';
+import { GUEST_IMAGE_FILES } from '../guest-image.js';
 
 export type CloudHypervisorProbeResult =
   { usable: true; binary: string } | { usable: false; reason: string };

@@ -4,12 +4,12 @@ import { access } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { AppError } from '../../errors/app-error.js';
 import { CloudHypervisorApiClient } from './cloud-hypervisor-api-client.js';
 import {
   CloudHypervisorEventParser,
   type CloudHypervisorEvent,
 } from './cloud-hypervisor-event-parser.js';
+import { AppError } from '../../errors/app-error.js';
 
 export interface ProcessExit {
   code: number | null;

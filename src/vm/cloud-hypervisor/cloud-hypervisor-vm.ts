@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { CloudHypervisorProcess, ProcessExit } from './cloud-hypervisor-process.js';
 import { AppError } from '../../errors/app-error.js';
 import type { VmHandle } from '../vmm.js';
-import type { CloudHypervisorProcess, ProcessExit } from './cloud-hypervisor-process.js';
 
 /** Why a Cloud Hypervisor VM ended, when the driver knows better than the exit status. */
 export type CloudHypervisorExitReason = 'guest_rebooted' | 'killed' | 'shutdown';

@@ -2,10 +2,6 @@ import { unlink } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { AppError } from '../../errors/app-error.js';
-import { AGENT_VSOCK_PORT } from '../../protocol/agent-messages.js';
-import { REGISTRY_VSOCK_PORT, VSOCK_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
-import type { Vmm, VmSpec } from '../vmm.js';
 import { isGuestRebootEvent } from './cloud-hypervisor-event-parser.js';
 import { CloudHypervisorProcess } from './cloud-hypervisor-process.js';
 import {
@@ -18,6 +14,10 @@ import { EgressLinkPool } from './egress-link-pool.js';
 import { assertUnixSocketPath, HybridVsockListener } from './hybrid-vsock-listener.js';
 import { tunnelToTcp } from './registry-tunnel.js';
 import { createTapDevice, deleteTapDevice } from './tap-device.js';
+import { AppError } from '../../errors/app-error.js';
+import { AGENT_VSOCK_PORT } from '../../protocol/agent-messages.js';
+import { REGISTRY_VSOCK_PORT, VSOCK_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
+import type { Vmm, VmSpec } from '../vmm.js';
 
 export interface CloudHypervisorVmmOptions {
   /** Path or name (looked up in PATH) of the `cloud-hypervisor` binary. */

@@ -1,6 +1,6 @@
-import { AppError } from '../../errors/app-error.js';
 import type { EgressLink } from './cloud-hypervisor-vm-config.js';
 import { MAX_INTERFACE_NAME_BYTES } from './tap-device.js';
+import { AppError } from '../../errors/app-error.js';
 
 /**
  * Address block for Cloud Hypervisor egress links. Each VM gets its own /30 out of it: the

@@ -1,7 +1,7 @@
+import { FALLBACK_TSC_KHZ } from './host-tsc-khz.js';
 import { AGENT_SERIAL_PORT_NAME } from '../../protocol/agent-messages.js';
 import { CMDLINE_KEYS, QEMU_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
 import type { GuestNetwork, VmSpec } from '../vmm.js';
-import { FALLBACK_TSC_KHZ } from './host-tsc-khz.js';
 
 /** Acceleration QEMU runs the guest with. */
 export type QemuAccel = 'kvm' | 'tcg';

@@ -3,10 +3,10 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { spawnVmmProcess, type VmmProcess } from '../vmm-process.js';
-import type { VmHandle, Vmm, VmSpec } from '../vmm.js';
 import { hostTscKhz } from './host-tsc-khz.js';
 import { buildQemuArgv, QEMU_GUEST_REGISTRY_ADDRESS, type QemuAccel } from './qemu-argv.js';
+import { spawnVmmProcess, type VmmProcess } from '../vmm-process.js';
+import type { VmHandle, Vmm, VmSpec } from '../vmm.js';
 
 /** Default QEMU binary (Debian's qemu-system-x86). */
 export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
