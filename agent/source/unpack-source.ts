@@ -5,7 +5,14 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ByteReader } from './byte-reader.js';
 import { entryComponents, printable } from './safe-path.js';
-import { decodeTarHeader, parsePaxRecords, TAR_BLOCK, type TarHeader } from './tar-header.js';
+import { ExtendedHeaders, isExtensionType } from '../../src/archive/extended-headers.js';
+import { isTarFormatError } from '../../src/archive/tar-format-error.js';
+import {
+  blockPadding,
+  decodeTarHeader,
+  TAR_BLOCK,
+  type TarHeader,
+} from '../../src/archive/tar-header.js';
 import { AppError } from '../../src/errors/app-error.js';
 
 /** Limits re-checked in the guest (build.json `source`), whatever the host already checked. */
@@ -54,11 +61,7 @@ export async function unpackSource(
   let entries = 0;
   let unpackedBytes = 0;
   let first = true;
-  let paxPath: Buffer | null = null;
-  let paxLink: Buffer | null = null;
-  let paxSize: number | null = null;
-  let longName: Buffer | null = null;
-  let longLink: Buffer | null = null;
+  const extensions = new ExtendedHeaders();
 
   try {
     for (;;) {
@@ -66,47 +69,28 @@ export async function unpackSource(
       if (block.length === 0) {
         if (first) throw new AppError('SOURCE_NOT_ARCHIVE', 'the source is empty');
         // Missing end-of-archive blocks: tolerated, as GNU tar does, if nothing is pending.
-        if (paxPath ?? paxLink ?? longName ?? longLink) {
-          throw new AppError('SOURCE_CORRUPT', 'the archive ends after an extended header');
-        }
+        extensions.assertNonePending();
         break;
       }
-      const header = decodeTarHeader(block, first);
+      const header = decodeTarHeader(block);
       first = false;
-      if (header === null) break;
+      if (header === null) {
+        extensions.assertNonePending();
+        break;
+      }
 
-      const size = paxSize ?? header.size;
-      paxSize = null;
-      const meta = header.type;
-      if (meta === 'x' || meta === 'g' || meta === 'L' || meta === 'K') {
-        if (size > MAX_META_BYTES) {
-          throw new AppError('SOURCE_CORRUPT', `an extended header of ${size} bytes`);
+      if (isExtensionType(header.type)) {
+        // An extension header's body is read with its own size, never a pending pax size.
+        if (header.size > MAX_META_BYTES) {
+          throw new AppError('SOURCE_CORRUPT', `an extended header of ${header.size} bytes`);
         }
-        const body = await readBody(reader, size);
-        if (meta === 'x') {
-          const records = parsePaxRecords(body);
-          paxPath = records.get('path') ?? paxPath;
-          paxLink = records.get('linkpath') ?? paxLink;
-          const s = records.get('size');
-          if (s !== undefined) {
-            const n = Number(s.toString('latin1'));
-            if (!Number.isSafeInteger(n) || n < 0) {
-              throw new AppError('SOURCE_CORRUPT', 'a pax size record is invalid');
-            }
-            paxSize = n;
-          }
-        } else if (meta === 'L') {
-          longName = cut(body);
-        } else if (meta === 'K') {
-          longLink = cut(body);
-        }
-        // 'g' (pax global header) only carries defaults such as mtime: ignored.
+        const body = await readBody(reader, header.size);
+        extensions.apply(header.type, body);
         continue;
       }
 
-      const name = paxPath ?? longName ?? header.name;
-      const linkName = paxLink ?? longLink ?? header.linkName;
-      paxPath = paxLink = longName = longLink = null;
+      const full = extensions.resolve(header);
+      const { name, linkName, size, type: meta } = full;
 
       entries++;
       if (entries > limits.maxEntries) {
@@ -117,7 +101,6 @@ export async function unpackSource(
       }
       const parts = entryComponents(name, limits.maxPathBytes);
       const entryPath = parts.join('/');
-      const full = { ...header, size };
 
       switch (meta) {
         case '0':
@@ -202,6 +185,9 @@ export async function unpackSource(
           );
       }
     }
+  } catch (err) {
+    // `first` is still true only while the very first header is being decoded.
+    throw guestError(err, first);
   } finally {
     tar.destroy();
   }
@@ -233,13 +219,33 @@ export function treeDigest(sorted: readonly UnpackedEntry[]): string {
   return h.digest('hex');
 }
 
-function compareBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+/**
+ * Maps a failure of the shared tar decoding (src/archive) to the agent's errors: a bad
+ * checksum or number field in the very first header means the source is not a tar archive.
+ */
+function guestError(err: unknown, first: boolean): unknown {
+  if (!isTarFormatError(err)) return err;
+  switch (err.reason) {
+    case 'checksum':
+    case 'number':
+      return first
+        ? new AppError('SOURCE_NOT_ARCHIVE', `the source is not a tar archive (${err.message})`, {
+            cause: err,
+          })
+        : new AppError('SOURCE_CORRUPT', err.message, { cause: err });
+    case 'pax-global-override':
+      return new AppError('SOURCE_FORBIDDEN_ENTRY', err.message, { cause: err });
+    case 'truncated-header':
+    case 'pax-record':
+    case 'pax-size':
+    case 'dangling-extension':
+    case 'hardlink-data':
+      return new AppError('SOURCE_CORRUPT', err.message, { cause: err });
+  }
 }
 
-function cut(body: Buffer): Buffer {
-  const nul = body.indexOf(0);
-  return nul === -1 ? body : body.subarray(0, nul);
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 function fileMode(mode: number): number {
@@ -414,7 +420,7 @@ async function skipBody(reader: ByteReader, size: number): Promise<void> {
 }
 
 async function skipPadding(reader: ByteReader, size: number): Promise<void> {
-  const pad = (TAR_BLOCK - (size % TAR_BLOCK)) % TAR_BLOCK;
+  const pad = blockPadding(size);
   if (pad === 0) return;
   const got = await reader.readExact(pad);
   if (got.length !== pad) throw new AppError('SOURCE_CORRUPT', 'the archive is truncated');

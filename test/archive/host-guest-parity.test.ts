@@ -1,0 +1,142 @@
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { unpackSource } from '../../agent/source/unpack-source.js';
+import { TarInspector } from '../../src/builds/tar-inspector.js';
+import { isAppError } from '../../src/errors/app-error.js';
+import { paxEntry, tarArchive, tarEntry } from '../agent/tar-builder.js';
+
+/**
+ * The host (TarInspector, while the upload streams in) and the guest (unpackSource, inside
+ * the VM) share src/archive for decoding; these archives are the corners where their old
+ * parsers disagreed. Both sides must now read them the same way.
+ */
+const LIMITS = { maxUnpackedBytes: 1024 * 1024, maxEntries: 100, maxPathBytes: 255 };
+
+let base: string;
+let roots = 0;
+
+beforeEach(async () => {
+  base = await mkdtemp(path.join(tmpdir(), 'kiln-parity-'));
+});
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+function hostCode(archive: Buffer): string {
+  try {
+    const inspector = new TarInspector(LIMITS);
+    for (let i = 0; i < archive.length; i += 300) inspector.push(archive.subarray(i, i + 300));
+    inspector.end();
+    return 'ok';
+  } catch (err) {
+    return isAppError(err) ? err.code : String(err);
+  }
+}
+
+async function guest(archive: Buffer): Promise<{ code: string; root: string }> {
+  const root = path.join(base, `root-${++roots}`);
+  await mkdir(root);
+  try {
+    await unpackSource(Readable.from([archive]), root, LIMITS);
+    return { code: 'ok', root };
+  } catch (err) {
+    return { code: isAppError(err) ? err.code : String(err), root };
+  }
+}
+
+async function codes(archive: Buffer): Promise<{ host: string; guest: string }> {
+  return { host: hostCode(archive), guest: (await guest(archive)).code };
+}
+
+/** Rewrites the checksum of the header at `offset` after a test edited it. */
+function reseal(archive: Buffer, offset = 0): Buffer {
+  const h = archive.subarray(offset, offset + 512);
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return archive;
+}
+
+describe('host and guest tar decoding agree', () => {
+  it('reads an extension header after a pax size with its own size, the entry with the pax size', async () => {
+    const data = 'z'.repeat(600);
+    const archive = tarArchive(
+      paxEntry({ size: '600' }),
+      tarEntry({ name: '././@LongLink', type: 'L', content: 'long-name\0' }),
+      Buffer.concat([tarEntry({ name: 'short', size: 0 }), Buffer.from(data), Buffer.alloc(424)]),
+    );
+    expect(hostCode(archive)).toBe('ok');
+    const g = await guest(archive);
+    expect(g.code).toBe('ok');
+    expect(await readFile(path.join(g.root, 'long-name'), 'utf8')).toBe(data);
+  });
+
+  it('refuses a global pax header that sets a path with SOURCE_FORBIDDEN_ENTRY', async () => {
+    const global = paxEntry({ path: 'elsewhere' });
+    global[156] = 'g'.charCodeAt(0);
+    const archive = tarArchive(reseal(global), tarEntry({ name: 'f', content: 'x' }));
+    expect(await codes(archive)).toEqual({
+      host: 'SOURCE_FORBIDDEN_ENTRY',
+      guest: 'SOURCE_FORBIDDEN_ENTRY',
+    });
+  });
+
+  it('refuses a hardlink carrying data with SOURCE_CORRUPT', async () => {
+    const archive = tarArchive(
+      tarEntry({ name: 'f', content: 'x' }),
+      tarEntry({ name: 'h', type: '1', linkName: 'f', content: 'hidden' }),
+    );
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_CORRUPT', guest: 'SOURCE_CORRUPT' });
+  });
+
+  it('refuses a pax size that is not plain decimal digits with SOURCE_CORRUPT', async () => {
+    const archive = tarArchive(paxEntry({ size: '1e3' }), tarEntry({ name: 'f', content: 'x' }));
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_CORRUPT', guest: 'SOURCE_CORRUPT' });
+  });
+
+  it('refuses a pax record without its newline with SOURCE_CORRUPT', async () => {
+    const bad = tarEntry({ name: 'PaxHeader', type: 'x', content: '12 path=a/bX' });
+    const archive = tarArchive(bad, tarEntry({ name: 'f', content: 'x' }));
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_CORRUPT', guest: 'SOURCE_CORRUPT' });
+  });
+
+  it('refuses an extended header followed by the end-of-archive marker with SOURCE_CORRUPT', async () => {
+    const archive = tarArchive(tarEntry({ name: 'f', content: 'x' }), paxEntry({ path: 'g' }));
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_CORRUPT', guest: 'SOURCE_CORRUPT' });
+  });
+
+  it('refuses bytes after the terminator of a size field with SOURCE_CORRUPT', async () => {
+    const archive = tarArchive(
+      tarEntry({ name: 'f', content: 'x' }),
+      tarEntry({ name: 'g', content: 'x' }),
+    );
+    archive.write('0000000001\0j', 512 + 512 + 124, 'latin1');
+    expect(await codes(reseal(archive, 1024))).toEqual({
+      host: 'SOURCE_CORRUPT',
+      guest: 'SOURCE_CORRUPT',
+    });
+  });
+
+  it('does not read GNU-format time fields as a ustar name prefix', async () => {
+    const archive = tarArchive(tarEntry({ name: 'f', content: 'x' }));
+    archive.write('ustar  \0', 257, 'latin1');
+    archive.write('../../14515331212', 345, 'latin1');
+    reseal(archive);
+    expect(await codes(archive)).toEqual({ host: 'ok', guest: 'ok' });
+  });
+
+  it('applies an empty GNU long name instead of falling back to the header name', async () => {
+    const archive = tarArchive(
+      tarEntry({ name: '././@LongLink', type: 'L' }),
+      tarEntry({ name: 'f', content: 'x' }),
+    );
+    expect(await codes(archive)).toEqual({
+      host: 'SOURCE_UNSAFE_PATH',
+      guest: 'SOURCE_UNSAFE_PATH',
+    });
+  });
+});
