@@ -9,6 +9,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { median } from './median.js';
 import { E2eClient } from '../test/helpers/e2e-client.js';
 import {
   disposeE2eDaemon,
@@ -26,15 +27,6 @@ interface Sample {
   bootSeconds: number | null;
   phaseSeconds: Record<string, number>;
   submitToReadySeconds: number;
-}
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? null)
-    : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 async function main(): Promise<void> {

@@ -13,6 +13,7 @@ import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from './median.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.KILN_BENCH_ROUNDS ?? 3);
@@ -52,15 +53,6 @@ function lastJsonLine(stdout: string): SmokeSummary {
     .find((l) => l.startsWith('{'));
   if (line === undefined) throw new Error('image-smoke.sh printed no summary');
   return JSON.parse(line) as SmokeSummary;
-}
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? null)
-    : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 async function main(): Promise<void> {

@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
+import { median } from './median.js';
 import { ApiTokenService } from '../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../src/auth/key-store.js';
 import { loadConfig } from '../src/config/config.js';
@@ -69,12 +70,6 @@ async function timed(args: string[]): Promise<number> {
   const start = process.hrtime.bigint();
   await execFileAsync('skopeo', args, { maxBuffer: 16 * 1024 * 1024 });
   return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 interface Target {
@@ -201,10 +196,10 @@ async function main(): Promise<void> {
     const summary = (name: Target['name']) => ({
       pushSeconds: times[name].push,
       pullSeconds: times[name].pull,
-      pushMedianSeconds: median(times[name].push),
-      pullMedianSeconds: median(times[name].pull),
-      pushMiBPerSecond: MIB / median(times[name].push),
-      pullMiBPerSecond: MIB / median(times[name].pull),
+      pushMedianSeconds: median(times[name].push) ?? Number.NaN,
+      pullMedianSeconds: median(times[name].pull) ?? Number.NaN,
+      pushMiBPerSecond: MIB / (median(times[name].push) ?? Number.NaN),
+      pullMiBPerSecond: MIB / (median(times[name].pull) ?? Number.NaN),
     });
     const kiln = summary('kiln');
     const dist = summary('distribution');
