@@ -8,7 +8,6 @@ export const ERROR_CATALOG = {
   // --- generic HTTP ---
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   NOT_FOUND: { status: 404, message: 'No such route.' },
-  METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
@@ -52,7 +51,6 @@ export const ERROR_CATALOG = {
   // --- builds API: lifecycle ---
   BUILD_NOT_FOUND: { status: 404, message: 'No such build.' },
   INVALID_CURSOR: { status: 400, message: 'The pagination cursor is invalid.' },
-  QUEUE_FULL: { status: 503, message: 'The build queue is full.' },
   TENANT_QUEUE_FULL: { status: 429, message: 'This tenant has too many builds queued.' },
 
   // --- secrets API ---
