@@ -35,13 +35,7 @@ export const envString = (def: string) =>
 
 export const envOptionalString = () => z.string().trim().min(1).optional();
 
-export const envBool = (def: boolean) =>
-  z
-    .enum(['1', '0', 'true', 'false', 'yes', 'no'])
-    .optional()
-    .transform((v) => (v === undefined ? def : v === '1' || v === 'true' || v === 'yes'));
-
-export function parseByteSize(text: string): number {
+function parseByteSize(text: string): number {
   const m = /^(\d+)\s*([KMGT])?/i.exec(text.trim());
   if (!m?.[1]) return Number.NaN;
   const unit = (m[2] ?? '').toUpperCase();
