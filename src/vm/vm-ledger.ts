@@ -1,5 +1,6 @@
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { parseJsonObject } from './parse-json-object.js';
 import type { VmProcessRecord } from './vmm.js';
 
 /** What the ledger knows about one VM run: its run dir and, once started, its VMM process. */
@@ -84,14 +85,8 @@ export class VmLedger {
 }
 
 function parseEntry(text: string): VmLedgerEntry | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null) return null;
-  const v = value as Record<string, unknown>;
+  const v = parseJsonObject(text);
+  if (v === null) return null;
   if (typeof v.vmId !== 'string' || !ID_PATTERN.test(v.vmId)) return null;
   if (typeof v.runDir !== 'string' || !path.isAbsolute(v.runDir)) return null;
   if (v.process === null) return { vmId: v.vmId, runDir: v.runDir, process: null };

@@ -1,3 +1,5 @@
+import { parseJsonObject } from '../parse-json-object.js';
+
 /** One event from Cloud Hypervisor's `--event-monitor` stream. */
 export interface CloudHypervisorEvent {
   /** Emitting component, e.g. "vm", "vmm", "virtio-device". */
@@ -63,14 +65,8 @@ export class CloudHypervisorEventParser {
 }
 
 function toEvent(text: string): CloudHypervisorEvent | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null) return null;
-  const record = value as Record<string, unknown>;
+  const record = parseJsonObject(text);
+  if (record === null) return null;
   const { source, event, properties } = record;
   if (typeof source !== 'string' || typeof event !== 'string') return null;
   let props: Record<string, string> | null = null;

@@ -9,6 +9,7 @@ import { isGuestRebootEvent } from './cloud-hypervisor-event-parser.js';
 import { CloudHypervisorProcess } from './cloud-hypervisor-process.js';
 import { RUN_DIR_FILES } from './cloud-hypervisor-vm-config.js';
 import { GUEST_IMAGE_FILES } from '../guest-image.js';
+import { parseJsonObject } from '../parse-json-object.js';
 
 export type CloudHypervisorProbeResult =
   { usable: true; binary: string } | { usable: false; reason: string };
@@ -149,9 +150,9 @@ export async function probeCloudHypervisor(options: {
 
 async function readCache(file: string): Promise<{ booted: boolean; reason: string } | undefined> {
   try {
-    const value = JSON.parse(await readFile(file, 'utf8')) as unknown;
-    if (typeof value !== 'object' || value === null) return undefined;
-    const { booted, reason } = value as Record<string, unknown>;
+    const value = parseJsonObject(await readFile(file, 'utf8'));
+    if (value === null) return undefined;
+    const { booted, reason } = value;
     if (typeof booted !== 'boolean' || typeof reason !== 'string') return undefined;
     return { booted, reason };
   } catch {
