@@ -5,7 +5,7 @@ import { OciError } from './oci-error.js';
 import type { RegistryCredential } from './registry-authenticator.js';
 import type { RegistryDeps } from './registry-deps.js';
 import type { UploadSession } from './registry-store.js';
-import { assertRepositoryName } from './repository-name.js';
+import { isValidRepositoryName } from './repository-name.js';
 import { requestBody } from './request-body.js';
 import { rangeHeaders } from './upload-sessions.js';
 
@@ -62,14 +62,8 @@ export async function startUpload(
   if (mount !== undefined && from !== undefined) {
     const digest = tryParseDigest(mount);
     if (digest !== null && from !== name) {
-      let validFrom = true;
-      try {
-        assertRepositoryName(from);
-      } catch {
-        validFrom = false;
-      }
       if (
-        validFrom &&
+        isValidRepositoryName(from) &&
         credential.access.allows(from, 'pull') &&
         deps.store.linkedBlobSize(from, digest.text) !== null
       ) {
