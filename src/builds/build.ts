@@ -2,8 +2,17 @@ import type { BuildErrorCode } from './build-error-code.js';
 import type { BuildPhase, Provenance } from '../protocol/agent-messages.js';
 
 /** DESIGN 3.1: queued → booting → building → pushing → ready, or failed / cancelled. */
-export type BuildStatus =
-  'queued' | 'booting' | 'building' | 'pushing' | 'ready' | 'failed' | 'cancelled';
+export const BUILD_STATUSES = [
+  'queued',
+  'booting',
+  'building',
+  'pushing',
+  'ready',
+  'failed',
+  'cancelled',
+] as const;
+
+export type BuildStatus = (typeof BUILD_STATUSES)[number];
 
 export const TERMINAL_STATUSES: ReadonlySet<BuildStatus> = new Set([
   'ready',

@@ -10,22 +10,13 @@ import type { SecretStore } from '../auth/secret-store.js';
 import { newBuildId } from '../builds/build-id.js';
 import type { BuildManager } from '../builds/build-manager.js';
 import { parseBuildRequest } from '../builds/build-request-parser.js';
-import type { BuildStatus, Build } from '../builds/build.js';
+import { BUILD_STATUSES, type BuildStatus, type Build } from '../builds/build.js';
 import { cacheRepository, outputRepository } from '../builds/repository-name.js';
 import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Clock } from '../time/clock.js';
 
-const STATUSES: readonly BuildStatus[] = [
-  'queued',
-  'booting',
-  'building',
-  'pushing',
-  'ready',
-  'failed',
-  'cancelled',
-];
 /** Multipart framing and text fields on top of the source archive itself. */
 const MULTIPART_OVERHEAD_BYTES = 4 * 1024 * 1024;
 
@@ -127,8 +118,8 @@ export function buildRoutes(deps: BuildRoutesDeps): Hono<ApiEnv> {
 
   app.get('/builds', canRead, (c) => {
     const status = c.req.query('status');
-    if (status !== undefined && !(STATUSES as readonly string[]).includes(status)) {
-      throw new AppError('INVALID_FIELD', `status must be one of ${STATUSES.join(', ')}.`);
+    if (status !== undefined && !(BUILD_STATUSES as readonly string[]).includes(status)) {
+      throw new AppError('INVALID_FIELD', `status must be one of ${BUILD_STATUSES.join(', ')}.`);
     }
     const rawLimit = c.req.query('limit') ?? '20';
     if (!/^\d{1,3}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > 100) {

@@ -1,3 +1,6 @@
+import { BUILD_ID_PATTERN } from '../builds/build-id.js';
+import { BUILD_STATUSES } from '../builds/build.js';
+
 /**
  * The API described in OpenAPI 3.1 (served at /openapi.json). A test walks every route
  * registered on the app and checks it is described here.
@@ -48,11 +51,9 @@ export const OPENAPI_DOCUMENT = {
         type: 'object',
         required: ['id', 'tenant', 'status', 'repository', 'tags', 'created_at'],
         properties: {
-          id: { type: 'string', pattern: '^b_[a-z2-7]{20}$' },
+          id: { type: 'string', pattern: BUILD_ID_PATTERN.source },
           tenant: { type: 'string' },
-          status: {
-            enum: ['queued', 'booting', 'building', 'pushing', 'ready', 'failed', 'cancelled'],
-          },
+          status: { enum: BUILD_STATUSES },
           queue_position: { type: ['integer', 'null'] },
           repository: { type: 'string' },
           tags: { type: 'array', items: { type: 'string' } },
