@@ -144,15 +144,6 @@ export class BlobStore {
     return readdir(this.#uploadsDir);
   }
 
-  async blobExists(digest: ParsedDigest): Promise<boolean> {
-    try {
-      await stat(this.blobPath(digest));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /** A stream of a blob's bytes, `end` inclusive (as fs ranges are). */
   read(digest: ParsedDigest, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.blobPath(digest), {

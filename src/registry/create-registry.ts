@@ -16,8 +16,6 @@ import type { BuildActivity, BuildTokenIssuer } from '../builds/build-token-issu
 import type { Config } from '../config/config.js';
 import type { Clock } from '../time/clock.js';
 
-export type { ApiTokenVerifier } from './api-token-verifier.js';
-
 /** How often stale upload sessions are looked for (their age is judged by the clock). */
 const SWEEP_INTERVAL_MS = 60_000;
 

@@ -74,7 +74,6 @@ export class RegistryStore {
     repoId: Statement<[string], { id: number }>;
     insertRepo: Statement<[string, string]>;
     insertBlob: Statement<[string, number, string]>;
-    blobSize: Statement<[string], { size: number }>;
     linkBlob: Statement<[number, string, string]>;
     linkedBlob: Statement<[string, string], { size: number }>;
     unlinkBlob: Statement<[number, string]>;
@@ -107,7 +106,6 @@ export class RegistryStore {
       insertBlob: db.prepare(
         'INSERT INTO registry_blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT(digest) DO NOTHING',
       ),
-      blobSize: db.prepare('SELECT size FROM registry_blobs WHERE digest = ?'),
       linkBlob: db.prepare(
         'INSERT INTO registry_blob_links (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       ),
@@ -186,11 +184,6 @@ export class RegistryStore {
       this.#s.insertBlob.run(digest, size, this.#now());
       this.#s.linkBlob.run(this.#ensureRepo(repository), digest, this.#now());
     })();
-  }
-
-  /** Size of a blob known on disk (in any repository), or null. */
-  blobSize(digest: string): number | null {
-    return this.#s.blobSize.get(digest)?.size ?? null;
   }
 
   /** Links an existing blob into `repository` (cross-repo mount). */
