@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { buildJobSchema } from './build-job-schema.js';
 import { AppError } from '../../src/errors/app-error.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
+import { BUILD_JOB_FILE, type BuildJob } from '../../src/protocol/build-job.js';
 
 /** Largest build.json the agent accepts. */
 export const MAX_BUILD_JSON_BYTES = 1024 * 1024;
@@ -23,7 +23,7 @@ export async function readConfigVolume(devicePath: string): Promise<BuildJob> {
       const size = parseOctal(header.subarray(124, 136));
       const type = String.fromCharCode(header[156] ?? 0);
       const fullName = prefix ? `${prefix}/${name}` : name;
-      if (fullName === 'build.json' && (type === '0' || type === '\0')) {
+      if (fullName === BUILD_JOB_FILE && (type === '0' || type === '\0')) {
         if (size > MAX_BUILD_JSON_BYTES) {
           throw new AppError('AGENT_CONFIG_INVALID', `build.json is ${size} bytes`);
         }

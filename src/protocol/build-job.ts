@@ -7,6 +7,9 @@
  * number of 512-byte sectors: the agent reads exactly `source.sizeBytes` bytes and checks
  * `source.sha256` before unpacking.
  */
+/** Name of the one file the config volume holds; the host writes it and the agent reads it. */
+export const BUILD_JOB_FILE = 'build.json';
+
 export interface BuildJob {
   version: 1;
   buildId: string;

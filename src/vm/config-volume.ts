@@ -1,10 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { create as createTar } from 'tar';
-import type { BuildJob } from '../protocol/build-job.js';
-
-/** Name of the one file the config volume holds (src/protocol/build-job.ts). */
-export const BUILD_JOB_FILE = 'build.json';
+import { BUILD_JOB_FILE, type BuildJob } from '../protocol/build-job.js';
 
 /**
  * Writes the config volume (DESIGN 3.6): an uncompressed tar archive holding `build.json`,
