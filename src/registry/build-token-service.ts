@@ -1,6 +1,5 @@
-import type { AccessEntry } from './access-scope.js';
+import { BASE_IMAGE_GLOB, type AccessEntry } from './access-scope.js';
 import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
-import { BASE_IMAGE_NAMESPACE } from '../auth/scopes.js';
 import type { BuildTokenIssuer } from '../builds/build-token-issuer.js';
 import type { Build } from '../builds/build.js';
 
@@ -26,7 +25,7 @@ export class BuildTokenService implements BuildTokenIssuer {
     if (build.cacheRepository !== null) {
       access.push({ type: 'repository', name: build.cacheRepository, actions: ['pull', 'push'] });
     }
-    access.push({ type: 'repository', name: `${BASE_IMAGE_NAMESPACE}/*`, actions: ['pull'] });
+    access.push({ type: 'repository', name: BASE_IMAGE_GLOB, actions: ['pull'] });
     const lifetime = build.request.timeoutSeconds + BUILD_TOKEN_MARGIN_SECONDS;
     const { token } = await this.#tokens.sign(
       `${BUILD_SUBJECT_PREFIX}${build.id}`,

@@ -1,9 +1,9 @@
 import { decodeJwt } from 'jose';
-import { Access, type AccessEntry } from './access-scope.js';
+import { Access, BASE_IMAGE_GLOB, type AccessEntry } from './access-scope.js';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
 import type { ApiPrincipal } from '../auth/api-principal.js';
-import { BASE_IMAGE_NAMESPACE, RESERVED_TENANTS } from '../auth/scopes.js';
+import { RESERVED_TENANTS } from '../auth/scopes.js';
 import type { BuildActivity } from '../builds/build-token-issuer.js';
 
 /** Who made a registry request and what it may do. */
@@ -31,7 +31,7 @@ export function accessForApiPrincipal(principal: ApiPrincipal): AccessEntry[] {
     out.push({ type: 'repository', name: `${principal.tenant}/*`, actions: ['pull'] });
   }
   if (principal.scopes.has('registry:admin')) {
-    out.push({ type: 'repository', name: `${BASE_IMAGE_NAMESPACE}/*`, actions: ['pull', 'push'] });
+    out.push({ type: 'repository', name: BASE_IMAGE_GLOB, actions: ['pull', 'push'] });
   }
   return out;
 }
