@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { constants, createReadStream, watch } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { constants, watch } from 'node:fs';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -10,6 +9,7 @@ import { CloudHypervisorProcess } from './cloud-hypervisor-process.js';
 import { RUN_DIR_FILES } from './cloud-hypervisor-vm-config.js';
 import { GUEST_IMAGE_FILES } from '../guest-image.js';
 import { parseJsonObject } from '../parse-json-object.js';
+import { PROBE_CMDLINE, probeCacheFile, probeReachedInit, writeProbeCache } from '../probe-boot.js';
 
 export type CloudHypervisorProbeResult =
   { usable: true; binary: string } | { usable: false; reason: string };
@@ -24,8 +24,6 @@ export interface CloudHypervisorProbeVmConfig {
   console: { mode: 'Off' };
 }
 
-/** Kernel messages that prove the guest ran the kernel up to starting init. */
-const BOOT_MARKERS = ['Run /init as init process', 'Freeing unused kernel image'];
 const DEFAULT_BINARY = 'cloud-hypervisor';
 const PROBE_TIMEOUT_MS = 20_000;
 
@@ -38,7 +36,7 @@ export function buildProbeVmConfig(paths: {
     payload: {
       kernel: paths.kernel,
       initramfs: paths.initramfs,
-      cmdline: 'console=ttyS0 panic=-1 kiln.probe=1',
+      cmdline: PROBE_CMDLINE,
     },
     cpus: { boot_vcpus: 1, max_vcpus: 1 },
     memory: { size: 256 * 1024 * 1024 },
@@ -75,18 +73,6 @@ function readVersion(binary: string): Promise<string> {
   });
 }
 
-function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(file)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => {
-        resolve(hash.digest('hex'));
-      });
-  });
-}
-
 /**
  * Decides whether Cloud Hypervisor can run builder VMs on this host (DESIGN 3.7): the binary
  * exists (option or PATH), `/dev/kvm` is readable and writable, and a real probe boot of the
@@ -118,16 +104,19 @@ export async function probeCloudHypervisor(options: {
   const kernel = path.join(options.imageDir, GUEST_IMAGE_FILES.kernel);
   const initramfs = path.join(options.imageDir, GUEST_IMAGE_FILES.initramfs);
   let version: string;
-  let kernelSha: string;
+  let cacheFile: string;
   try {
     version = await readVersion(binary);
-    kernelSha = await sha256File(kernel);
+    cacheFile = await probeCacheFile({
+      cacheDir: options.cacheDir,
+      vmm: 'cloud-hypervisor',
+      version,
+      kernelPath: kernel,
+    });
     await access(initramfs, constants.R_OK);
   } catch (err) {
     return { usable: false, reason: `cannot probe cloud-hypervisor: ${(err as Error).message}` };
   }
-  const key = createHash('sha256').update(`${version}\n${kernelSha}`).digest('hex').slice(0, 32);
-  const cacheFile = path.join(options.cacheDir, 'probes', `cloud-hypervisor-${key}.json`);
   const cached = await readCache(cacheFile);
   if (cached !== undefined) {
     logger.info({ ...cached, version, cacheFile }, 'cloud-hypervisor probe (cached)');
@@ -136,13 +125,7 @@ export async function probeCloudHypervisor(options: {
   const verdict = await probeBoot({ binary, kernel, initramfs, logger });
   if (verdict.cacheable) {
     // Only what the guest did is cached; a VMM that failed to start is retried next time.
-    await mkdir(path.dirname(cacheFile), { recursive: true });
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
-    await writeFile(
-      tmp,
-      JSON.stringify({ booted: verdict.booted, reason: verdict.reason, version }),
-    );
-    await rename(tmp, cacheFile);
+    await writeProbeCache(cacheFile, { booted: verdict.booted, reason: verdict.reason, version });
   }
   logger.info({ ...verdict, version, cacheFile }, 'cloud-hypervisor probe');
   return verdict.booted ? { usable: true, binary } : { usable: false, reason: verdict.reason };
@@ -176,7 +159,7 @@ async function probeBoot(options: {
   });
   const watcher = watch(serialLog, () => {
     void readFile(serialLog, 'utf8').then((text) => {
-      if (BOOT_MARKERS.some((marker) => text.includes(marker))) {
+      if (probeReachedInit(text)) {
         settle?.({ booted: true, reason: 'probe boot reached init under KVM' });
       }
     });

@@ -1,11 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { QemuAccel } from './qemu-argv.js';
+import { parseJsonObject } from '../parse-json-object.js';
+import { PROBE_CMDLINE, probeCacheFile, probeReachedInit, writeProbeCache } from '../probe-boot.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -18,9 +18,6 @@ export interface QemuAccelProbeResult {
   /** Whether this came from the cache rather than a fresh probe boot. */
   cached: boolean;
 }
-
-/** Kernel messages that prove the guest CPU ran the kernel to the point of starting init. */
-const BOOT_MARKERS = ['Run /init as init process', 'Freeing unused kernel image'];
 
 /**
  * Decides whether QEMU can run guests under KVM on this host (DESIGN 3.7, §5): `/dev/kvm`
@@ -39,12 +36,12 @@ export async function probeQemuAccel(options: {
   timeoutSeconds?: number;
 }): Promise<QemuAccelProbeResult> {
   const qemuVersion = await readQemuVersion(options.binary);
-  const kernelSha = await sha256File(options.kernelPath);
-  const key = createHash('sha256')
-    .update(`${qemuVersion}\n${kernelSha}`)
-    .digest('hex')
-    .slice(0, 32);
-  const cacheFile = path.join(options.cacheDir, 'probes', `qemu-accel-${key}.json`);
+  const cacheFile = await probeCacheFile({
+    cacheDir: options.cacheDir,
+    vmm: 'qemu-accel',
+    version: qemuVersion,
+    kernelPath: options.kernelPath,
+  });
   const cached = await readCache(cacheFile);
   if (cached) {
     options.logger.info({ ...cached, cacheFile }, 'qemu acceleration probe (cached)');
@@ -58,10 +55,7 @@ export async function probeQemuAccel(options: {
   } catch {
     verdict = { accel: 'tcg', reason: '/dev/kvm is absent or not accessible' };
   }
-  await mkdir(path.dirname(cacheFile), { recursive: true });
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify({ ...verdict, qemuVersion }));
-  await rename(tmp, cacheFile);
+  await writeProbeCache(cacheFile, { ...verdict, qemuVersion });
   options.logger.info({ ...verdict, qemuVersion, cacheFile }, 'qemu acceleration probe');
   return { ...verdict, qemuVersion, cached: false };
 }
@@ -90,8 +84,7 @@ async function bootUnderKvm(options: {
     '-initrd',
     options.initramfsPath,
     '-append',
-    // No kiln.* keys: the guest init finds no agent channel and the probe is killed anyway.
-    'console=ttyS0 panic=-1 kiln.probe=1',
+    PROBE_CMDLINE,
     '-serial',
     'stdio',
   ];
@@ -115,7 +108,7 @@ async function bootUnderKvm(options: {
     }, timeoutMs);
     const onData = (chunk: Buffer) => {
       output = (output + chunk.toString('utf8')).slice(-16_384);
-      if (BOOT_MARKERS.some((m) => output.includes(m))) {
+      if (probeReachedInit(output)) {
         finish({ accel: 'kvm', reason: 'a KVM probe boot reached init' });
       }
     };
@@ -140,15 +133,10 @@ export async function readQemuVersion(binary: string): Promise<string> {
   return stdout.split('\n')[0]?.trim() ?? 'unknown';
 }
 
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 async function readCache(file: string): Promise<{ accel: QemuAccel; reason: string } | null> {
   try {
-    const value = JSON.parse(await readFile(file, 'utf8')) as { accel?: unknown; reason?: unknown };
+    const value = parseJsonObject(await readFile(file, 'utf8'));
+    if (value === null) return null;
     if ((value.accel === 'kvm' || value.accel === 'tcg') && typeof value.reason === 'string') {
       return { accel: value.accel, reason: value.reason };
     }
