@@ -13,8 +13,6 @@ export type BuildEventData =
       failure: BuildFailure | null;
     };
 
-export type BuildEventType = BuildEventData['type'];
-
 /** One stored event: `id` increases by one per build, starting at 1. */
 export interface BuildEvent {
   buildId: string;

@@ -94,10 +94,6 @@ export class BuildManager implements BuildActivity {
     return this.queue.length;
   }
 
-  get activeCount(): number {
-    return this.running.size;
-  }
-
   /**
    * Recovery, once: the runner reaps what a crashed daemon left; builds that were running are
    * re-queued once (or fail `daemon_restarted`); queued builds are re-queued in order.
