@@ -96,6 +96,8 @@ export class BuildStore {
   private readonly logStateStmt: Statement<[string], { log_bytes: number; log_truncated: number }>;
   private readonly setLogStateStmt: Statement<[number, number, string]>;
   private readonly lastLogsStmt: Statement<[string, number], EventRow>;
+  private readonly pageStmt: Statement<[string, number, number], BuildRow>;
+  private readonly pageByStatusStmt: Statement<[string, number, string, number], BuildRow>;
 
   constructor(private readonly db: Database) {
     this.insertStmt = db.prepare(
@@ -128,6 +130,12 @@ export class BuildStore {
     this.lastLogsStmt = db.prepare(
       `SELECT * FROM build_events WHERE build_id = ? AND type = 'log' ORDER BY id DESC LIMIT ?`,
     );
+    this.pageStmt = db.prepare(
+      'SELECT * FROM builds WHERE tenant = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+    );
+    this.pageByStatusStmt = db.prepare(
+      'SELECT * FROM builds WHERE tenant = ? AND seq < ? AND status = ? ORDER BY seq DESC LIMIT ?',
+    );
   }
 
   insert(build: Build): void {
@@ -158,15 +166,10 @@ export class BuildStore {
   }): BuildPage {
     const before =
       options.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(options.cursor);
-    const params: (string | number)[] = [options.tenant, before];
-    let sql = 'SELECT * FROM builds WHERE tenant = ? AND seq < ?';
-    if (options.status !== undefined) {
-      sql += ' AND status = ?';
-      params.push(options.status);
-    }
-    sql += ' ORDER BY seq DESC LIMIT ?';
-    params.push(options.limit + 1);
-    const rows = this.db.prepare<(string | number)[], BuildRow>(sql).all(...params);
+    const rows =
+      options.status === undefined
+        ? this.pageStmt.all(options.tenant, before, options.limit + 1)
+        : this.pageByStatusStmt.all(options.tenant, before, options.status, options.limit + 1);
     const page = rows.slice(0, options.limit);
     const last = page.at(-1);
     return {
