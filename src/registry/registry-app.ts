@@ -66,15 +66,13 @@ function unauthorized(
 async function dispatch(
   deps: RegistryDeps,
   c: Context,
-  route: RegistryRoute,
+  route: Exclude<RegistryRoute, { kind: 'token' }>,
   credential: RegistryCredential,
 ): Promise<Response> {
   const method = c.req.method;
   switch (route.kind) {
     case 'ping':
       return c.json({});
-    case 'token':
-      return issueToken(deps, c);
     case 'uploads':
       return startUpload(deps, c, route.name, credential);
     case 'upload':
