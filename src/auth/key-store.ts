@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { createPrivateFile } from './create-private-file.js';
 
 /** Signing algorithm for every token Kiln issues; pinned on verification. */
 export const TOKEN_ALG = 'ES256';
@@ -43,14 +44,8 @@ async function loadOrCreate(file: string): Promise<SigningKey> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     const { privateKey } = await generateKeyPair(TOKEN_ALG, { extractable: true });
     jwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: TOKEN_ALG };
-    try {
-      // 'wx': fail if another process created it meanwhile; then read theirs.
-      const handle = await open(file, 'wx', 0o600);
-      await handle.writeFile(JSON.stringify(jwk));
-      await handle.sync();
-      await handle.close();
-    } catch (writeErr) {
-      if ((writeErr as NodeJS.ErrnoException).code !== 'EEXIST') throw writeErr;
+    // Another process may have created it meanwhile; then read theirs.
+    if (!(await createPrivateFile(file, JSON.stringify(jwk)))) {
       jwk = JSON.parse(await readFile(file, 'utf8')) as JWK;
     }
   }

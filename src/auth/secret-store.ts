@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
+import { createPrivateFile } from './create-private-file.js';
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../time/clock.js';
 
@@ -28,14 +29,7 @@ export async function loadOrCreateSecretKey(dataDir: string): Promise<Buffer> {
   const dir = path.join(dataDir, 'keys');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'secrets.key');
-  try {
-    const handle = await open(file, 'wx', 0o600);
-    await handle.writeFile(randomBytes(KEY_BYTES).toString('base64'));
-    await handle.sync();
-    await handle.close();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
+  await createPrivateFile(file, randomBytes(KEY_BYTES).toString('base64'));
   const key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
   if (key.length !== KEY_BYTES) throw new Error(`secret key file ${file} is not a 32-byte key`);
   return key;
