@@ -186,22 +186,16 @@ export class VmBuildAttempt {
 
     this.later(deps.bootTimeoutSeconds * 1000, () => {
       if (!this.helloSeen) {
-        void this.failure(
+        this.fail(
           'vm_boot_failed',
           `the guest agent did not say hello within ${deps.bootTimeoutSeconds} s`,
-        ).then((f) => {
-          this.finish(f);
-        });
+        );
       }
     });
     const backstop =
       this.input.build.request.timeoutSeconds + deps.bootTimeoutSeconds + BACKSTOP_SLACK_SECONDS;
     this.later(backstop * 1000, () => {
-      void this.failure('timeout', `the build VM ran past its hard deadline of ${backstop} s`).then(
-        (f) => {
-          this.finish(f);
-        },
-      );
+      this.fail('timeout', `the build VM ran past its hard deadline of ${backstop} s`);
     });
 
     void handle.exited.then((exit) => {
@@ -209,16 +203,11 @@ export class VmBuildAttempt {
       // let the channel drain (its close reports agent_lost) before deciding here.
       this.later(this.session ? DRAIN_AFTER_EXIT_MS : 0, () => {
         const how = `code ${String(exit.code)}, signal ${String(exit.signal)}`;
-        void (
-          this.helloSeen
-            ? this.failure('agent_lost', `the builder VM exited (${how}) before the build ended`)
-            : this.failure(
-                'vm_boot_failed',
-                `the builder VM exited (${how}) before the agent started`,
-              )
-        ).then((f) => {
-          this.finish(f);
-        });
+        if (this.helloSeen) {
+          this.fail('agent_lost', `the builder VM exited (${how}) before the build ended`);
+        } else {
+          this.fail('vm_boot_failed', `the builder VM exited (${how}) before the agent started`);
+        }
       });
     });
 
@@ -241,23 +230,14 @@ export class VmBuildAttempt {
   private onAgentEvent(event: AgentSessionEvent): void {
     switch (event.kind) {
       case 'protocol_error':
-        void this.failure('agent_protocol_error', `agent protocol error: ${event.detail}`).then(
-          (f) => {
-            this.finish(f);
-          },
-        );
+        this.fail('agent_protocol_error', `agent protocol error: ${event.detail}`);
         return;
       case 'closed':
-        void (
-          this.helloSeen
-            ? this.failure('agent_lost', `the agent went away without a result (${event.detail})`)
-            : this.failure(
-                'vm_boot_failed',
-                `the agent channel closed before hello (${event.detail})`,
-              )
-        ).then((f) => {
-          this.finish(f);
-        });
+        if (this.helloSeen) {
+          this.fail('agent_lost', `the agent went away without a result (${event.detail})`);
+        } else {
+          this.fail('vm_boot_failed', `the agent channel closed before hello (${event.detail})`);
+        }
         return;
       case 'message':
         this.agentSpoke = true;
@@ -268,12 +248,7 @@ export class VmBuildAttempt {
 
   private onMessage(message: AgentMessage): void {
     if (message.type !== 'hello' && !this.helloSeen) {
-      void this.failure(
-        'agent_protocol_error',
-        `the agent sent "${message.type}" before hello`,
-      ).then((f) => {
-        this.finish(f);
-      });
+      this.fail('agent_protocol_error', `the agent sent "${message.type}" before hello`);
       return;
     }
     switch (message.type) {
@@ -317,18 +292,14 @@ export class VmBuildAttempt {
 
   private onHello(protocol: number): void {
     if (this.helloSeen) {
-      void this.failure('agent_protocol_error', 'the agent said hello twice').then((f) => {
-        this.finish(f);
-      });
+      this.fail('agent_protocol_error', 'the agent said hello twice');
       return;
     }
     if (protocol !== PROTOCOL_VERSION) {
-      void this.failure(
+      this.fail(
         'agent_protocol_error',
         `the agent speaks protocol ${protocol}, the host ${PROTOCOL_VERSION}`,
-      ).then((f) => {
-        this.finish(f);
-      });
+      );
       return;
     }
     this.helloSeen = true;
@@ -404,6 +375,13 @@ export class VmBuildAttempt {
       case undefined:
         return { ok: false, code: 'cancelled', message: 'the build was cancelled', ...base };
     }
+  }
+
+  /** Ends the attempt with a failure outcome (see `failure`). */
+  private fail(code: BuildErrorCode, message: string): void {
+    void this.failure(code, message).then((f) => {
+      this.finish(f);
+    });
   }
 
   /** A failure outcome; when the agent never spoke the console's last lines explain why. */
