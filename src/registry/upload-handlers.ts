@@ -108,11 +108,8 @@ export async function patchUpload(
 ): Promise<Response> {
   const range = contentRange(c);
   const body = requestBody(c);
-  if (body === null) {
-    const session = deps.uploads.get(name, id);
-    return new Response(null, { status: 202, headers: sessionHeaders(name, session) });
-  }
-  const session = await deps.uploads.append(name, id, body, range);
+  const session =
+    body === null ? deps.uploads.get(name, id) : await deps.uploads.append(name, id, body, range);
   return new Response(null, { status: 202, headers: sessionHeaders(name, session) });
 }
 
