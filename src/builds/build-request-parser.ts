@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import type { BuildRequest } from './build.js';
 import { isValidCacheScope, isValidImageName } from './repository-name.js';
+import { SECRET_ID_PATTERN } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
 
 /** The multipart text fields POST /builds accepts (DESIGN 3.1); `source` is the file part. */
@@ -39,7 +40,6 @@ export interface BuildRequestPolicy {
 const MAX_BUILD_ARGS = 200;
 const MAX_SECRETS = 100;
 const BUILD_ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 function invalid(field: string, message: string): AppError {
   return new AppError('INVALID_FIELD', `${field}: ${message}`, { details: { field } });
@@ -124,7 +124,7 @@ export function parseBuildRequest(
       throw invalid('secrets', `must be a JSON array of at most ${MAX_SECRETS} ids`);
     }
     for (const id of parsed) {
-      if (typeof id !== 'string' || !SECRET_ID.test(id)) {
+      if (typeof id !== 'string' || !SECRET_ID_PATTERN.test(id)) {
         throw invalid('secrets', 'must hold secret ids');
       }
     }
