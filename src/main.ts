@@ -22,7 +22,7 @@ import { systemClock } from './time/clock.js';
 import { systemScheduler } from './time/scheduler.js';
 import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
 
-/** Seconds between queue-timeout sweeps. */
+/** Milliseconds between queue-timeout sweeps. */
 const QUEUE_SWEEP_MS = 5_000;
 
 function unavailable(message: string): Response {
