@@ -2,8 +2,10 @@ import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import { AppError } from '../../src/errors/app-error.js';
+import type { BuildJob } from '../../src/protocol/build-job.js';
 
-export type SourceCompression = 'none' | 'gzip' | 'zstd';
+/** How the source archive is compressed, as build.json says. */
+export type SourceCompression = BuildJob['source']['compression'];
 
 /**
  * Decompresses the source archive stream. zstd goes through the pure-JS `fzstd` (the Node 20
