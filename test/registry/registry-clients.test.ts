@@ -241,47 +241,25 @@ describe('buildah against the registry', () => {
       '--storage-driver',
       'vfs',
     ];
-    const env = { REGISTRY_AUTH_FILE: authFile };
-    const pull = await runClient(
-      'buildah',
-      [
-        ...global,
-        'pull',
-        '--tls-verify=false',
-        '--creds',
-        `kiln:${token}`,
-        `docker://${h.host}/acme/web:seed`,
-      ],
-      env,
-    );
+    const buildah = (command: 'pull' | 'push', ...refs: string[]) =>
+      runClient(
+        'buildah',
+        [...global, command, '--tls-verify=false', '--creds', `kiln:${token}`, ...refs],
+        { REGISTRY_AUTH_FILE: authFile },
+      );
+    const pull = await buildah('pull', `docker://${h.host}/acme/web:seed`);
     expect(pull.stderr).not.toMatch(/error/i);
     expect(pull.ok).toBe(true);
-    const push = await runClient(
-      'buildah',
-      [
-        ...global,
-        'push',
-        '--tls-verify=false',
-        '--creds',
-        `kiln:${token}`,
-        `${h.host}/acme/web:seed`,
-        `docker://${h.host}/cache/acme/main:layer`,
-      ],
-      env,
+    const push = await buildah(
+      'push',
+      `${h.host}/acme/web:seed`,
+      `docker://${h.host}/cache/acme/main:layer`,
     );
     expect(push.ok).toBe(true);
-    const refused = await runClient(
-      'buildah',
-      [
-        ...global,
-        'push',
-        '--tls-verify=false',
-        '--creds',
-        `kiln:${token}`,
-        `${h.host}/acme/web:seed`,
-        `docker://${h.host}/cache/globex/main:layer`,
-      ],
-      env,
+    const refused = await buildah(
+      'push',
+      `${h.host}/acme/web:seed`,
+      `docker://${h.host}/cache/globex/main:layer`,
     );
     expect(refused.ok).toBe(false);
 
