@@ -149,7 +149,7 @@ export class BuildStore {
 
   /** Saves the mutable part of a build (status, times, attempts, result, failure, timings). */
   update(build: Build): void {
-    this.updateStmt.run(this.toParams(build));
+    this.updateStmt.run(this.mutableParams(build));
   }
 
   /** Builds in `status`, oldest first (the order they were accepted). */
@@ -231,14 +231,21 @@ export class BuildStore {
 
   private toParams(build: Build): Record<string, string | number | null> {
     return {
-      id: build.id,
+      ...this.mutableParams(build),
       tenant: build.tenant,
-      status: build.status,
       request_json: JSON.stringify(build.request),
       source_json: JSON.stringify(build.source),
       repository: build.repository,
       cache_repository: build.cacheRepository,
       created_at: build.createdAt.getTime(),
+    };
+  }
+
+  /** The columns update() writes: the request (an inline Dockerfile) is not re-serialized. */
+  private mutableParams(build: Build): Record<string, string | number | null> {
+    return {
+      id: build.id,
+      status: build.status,
       started_at: build.startedAt?.getTime() ?? null,
       finished_at: build.finishedAt?.getTime() ?? null,
       attempts: build.attempts,
