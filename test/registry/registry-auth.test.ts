@@ -1,6 +1,12 @@
-import { exportJWK, generateKeyPair, SignJWT, decodeJwt } from 'jose';
+import { SignJWT, decodeJwt } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BUILD_TOKEN_MARGIN_SECONDS } from '../../src/registry/build-token-service.js';
+import {
+  forgedRegistryClaims,
+  signedByForeignKey,
+  signedHs256WithPublicKey,
+  unsignedToken,
+} from '../helpers/registry-forged-tokens.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { testBlob } from '../helpers/registry-oci-content.js';
 
@@ -225,42 +231,24 @@ describe('what each credential allows', () => {
 });
 
 describe('forged tokens', () => {
-  function registryClaims() {
-    const now = Math.floor(h.clock.now().getTime() / 1000);
-    return {
-      iss: 'kiln',
-      aud: 'kiln',
-      sub: 'build:b_forged',
-      iat: now,
-      exp: now + 600,
-      access: [{ type: 'repository', name: 'acme/web', actions: ['pull', 'push'] }],
-    };
-  }
+  const registryClaims = () => forgedRegistryClaims(h, 'b_forged');
 
   beforeEach(() => {
     h.activity.active.add('b_forged');
   });
 
   it('refuses a token signed by another ES256 key', async () => {
-    const { privateKey } = await generateKeyPair('ES256');
-    const forged = await new SignJWT(registryClaims())
-      .setProtectedHeader({ alg: 'ES256', kid: h.keys.registry.kid })
-      .sign(privateKey);
+    const forged = await signedByForeignKey(h, registryClaims());
     expect(await status('POST', '/v2/acme/web/blobs/uploads/', `Bearer ${forged}`)).toBe(401);
   });
 
   it('refuses an unsigned alg:none token', async () => {
-    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-    const none = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(registryClaims())}.`;
+    const none = unsignedToken({ alg: 'none', typ: 'JWT' }, registryClaims());
     expect(await status('POST', '/v2/acme/web/blobs/uploads/', `Bearer ${none}`)).toBe(401);
   });
 
   it('refuses an HS256 token keyed with the registry public key', async () => {
-    const jwk = await exportJWK(h.keys.registry.publicKey);
-    const secret = new TextEncoder().encode(JSON.stringify(jwk));
-    const hs = await new SignJWT(registryClaims())
-      .setProtectedHeader({ alg: 'HS256' })
-      .sign(secret);
+    const hs = await signedHs256WithPublicKey(h, registryClaims());
     expect(await status('POST', '/v2/acme/web/blobs/uploads/', `Bearer ${hs}`)).toBe(401);
   });
 

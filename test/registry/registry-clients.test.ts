@@ -2,10 +2,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BUILD_TOKEN_MARGIN_SECONDS } from '../../src/registry/build-token-service.js';
 import { runClient } from '../helpers/registry-clients.js';
+import {
+  forgedRegistryClaims,
+  signedByForeignKey,
+  signedHs256WithPublicKey,
+  unsignedToken,
+} from '../helpers/registry-forged-tokens.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
 
@@ -182,41 +187,21 @@ describe('skopeo against the registry', () => {
       await expectRefused(api, 'acme/web:x');
     });
 
-    function forgedClaims() {
-      const now = Math.floor(h.clock.now().getTime() / 1000);
-      return {
-        iss: 'kiln',
-        aud: 'kiln',
-        sub: 'build:b_forge',
-        iat: now,
-        exp: now + 600,
-        access: [{ type: 'repository', name: 'acme/web', actions: ['pull', 'push'] }],
-      };
-    }
-
     it('with a token signed by a foreign key', async () => {
       h.activity.active.add('b_forge');
-      const { privateKey } = await generateKeyPair('ES256');
-      const forged = await new SignJWT(forgedClaims())
-        .setProtectedHeader({ alg: 'ES256', kid: h.keys.registry.kid })
-        .sign(privateKey);
+      const forged = await signedByForeignKey(h, forgedRegistryClaims(h, 'b_forge'));
       await expectRefused(forged, 'acme/web:x');
     });
 
     it('with an alg:none token', async () => {
       h.activity.active.add('b_forge');
-      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-      await expectRefused(`${b64({ alg: 'none' })}.${b64(forgedClaims())}.`, 'acme/web:x');
+      const none = unsignedToken({ alg: 'none' }, forgedRegistryClaims(h, 'b_forge'));
+      await expectRefused(none, 'acme/web:x');
     });
 
     it('with an HS256 token signed with the public key', async () => {
       h.activity.active.add('b_forge');
-      const secret = new TextEncoder().encode(
-        JSON.stringify(await exportJWK(h.keys.registry.publicKey)),
-      );
-      const hs = await new SignJWT(forgedClaims())
-        .setProtectedHeader({ alg: 'HS256' })
-        .sign(secret);
+      const hs = await signedHs256WithPublicKey(h, forgedRegistryClaims(h, 'b_forge'));
       await expectRefused(hs, 'acme/web:x');
     });
   });
