@@ -1,7 +1,7 @@
 import type { UnpackedEntry } from '../source/unpack-source.js';
 
 /** Lockfile names recorded in provenance (exact names, plus requirements*.txt). */
-export const LOCKFILE_NAMES: readonly string[] = [
+const LOCKFILE_NAMES: readonly string[] = [
   'package-lock.json',
   'yarn.lock',
   'pnpm-lock.yaml',
@@ -12,7 +12,7 @@ export const LOCKFILE_NAMES: readonly string[] = [
   'composer.lock',
 ];
 
-export function isLockfileName(name: string): boolean {
+function isLockfileName(name: string): boolean {
   return LOCKFILE_NAMES.includes(name) || /^requirements.*\.txt$/.test(name);
 }
 

@@ -39,10 +39,7 @@ export interface RunBuildDeps {
 }
 
 /** Picks the engine build.json asks for; "auto" takes the best one present. */
-export function selectEngine(
-  engines: readonly BuildEngine[],
-  wanted: BuildJob['engine'],
-): BuildEngine {
+function selectEngine(engines: readonly BuildEngine[], wanted: BuildJob['engine']): BuildEngine {
   const engine = wanted === 'auto' ? engines[0] : engines.find((e) => e.name === wanted);
   if (!engine) {
     throw new AppError(

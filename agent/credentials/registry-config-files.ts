@@ -1,7 +1,7 @@
 import type { BuildJob } from '../../src/protocol/build-job.js';
 
 /** Username put next to the build's registry token; the registry accepts any (DESIGN 3.3). */
-export const REGISTRY_TOKEN_USERNAME = 'kiln-build';
+const REGISTRY_TOKEN_USERNAME = 'kiln-build';
 
 /** containers-auth.json(5) / Docker config.json: Basic auth with the token as password. */
 export function renderAuthJson(registryHost: string, token: string): string {

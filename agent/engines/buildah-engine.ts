@@ -34,7 +34,7 @@ export function buildahPaths(request: Pick<EngineRequest, 'workDir' | 'runDir'>)
 }
 
 /** `buildah` global options shared by every subcommand. */
-export function buildahGlobalArgs(paths: BuildahPaths, driver: BuildahStorageDriver): string[] {
+function buildahGlobalArgs(paths: BuildahPaths, driver: BuildahStorageDriver): string[] {
   return ['--root', paths.root, '--runroot', paths.runRoot, '--storage-driver', driver];
 }
 

@@ -14,7 +14,7 @@ export interface BuildKitEngineOptions {
 }
 
 /** Where BuildKit keeps state for one build. */
-export function buildkitPaths(request: Pick<EngineRequest, 'workDir' | 'runDir'>): {
+function buildkitPaths(request: Pick<EngineRequest, 'workDir' | 'runDir'>): {
   root: string;
   metadataFile: string;
 } {

@@ -4,7 +4,7 @@ import { AppError } from '../../src/errors/app-error.js';
 import { BUILD_JOB_FILE, type BuildJob } from '../../src/protocol/build-job.js';
 
 /** Largest build.json the agent accepts. */
-export const MAX_BUILD_JSON_BYTES = 1024 * 1024;
+const MAX_BUILD_JSON_BYTES = 1024 * 1024;
 
 /**
  * Reads build.json from the config volume: an uncompressed tar holding one regular file
@@ -42,7 +42,7 @@ export async function readConfigVolume(devicePath: string): Promise<BuildJob> {
 }
 
 /** Parses and validates build.json text. */
-export function parseBuildJob(text: string): BuildJob {
+function parseBuildJob(text: string): BuildJob {
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -2,7 +2,7 @@ import type { Build } from '../builds/build.js';
 import type { BuildJob } from '../protocol/build-job.js';
 
 /** Namespace docker.io references resolve to in the Kiln registry (DESIGN 3.3, 3.8). */
-export const DOCKER_HUB_MIRROR_NAMESPACE = 'library';
+const DOCKER_HUB_MIRROR_NAMESPACE = 'library';
 
 /**
  * Builds `build.json` for one build (src/protocol/build-job.ts). Only non-secret facts: the

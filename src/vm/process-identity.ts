@@ -22,7 +22,7 @@ export async function readProcessStartTicks(pid: number): Promise<number | null>
 }
 
 /** Basename of argv[0] of a running process (`/proc/<pid>/cmdline`), or null when it is gone. */
-export async function readProcessExecutable(pid: number): Promise<string | null> {
+async function readProcessExecutable(pid: number): Promise<string | null> {
   let cmdline: Buffer;
   try {
     cmdline = await readFile(`/proc/${pid}/cmdline`);

@@ -8,14 +8,7 @@ const run = promisify(execFile);
  * mkfs.ext4 options for the scratch disk: no journal (the disk dies with the VM), lazy inode
  * tables and no discard pass, so formatting writes only a few MiB of metadata.
  */
-export const SCRATCH_MKFS_ARGS = [
-  '-q',
-  '-F',
-  '-O',
-  '^has_journal',
-  '-E',
-  'lazy_itable_init=1,nodiscard',
-];
+const SCRATCH_MKFS_ARGS = ['-q', '-F', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard'];
 
 /**
  * Creates the scratch disk (DESIGN 3.6): a sparse file of `bytes` (rounded up to 512-byte

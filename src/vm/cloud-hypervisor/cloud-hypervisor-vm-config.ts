@@ -25,7 +25,7 @@ export interface CloudHypervisorVmConfig {
 }
 
 /** The guest's vsock context id; 0–2 are reserved (2 is the host), so the guest gets 3. */
-export const GUEST_CID = 3;
+const GUEST_CID = 3;
 
 /** File names inside `VmSpec.runDir`. */
 export const RUN_DIR_FILES = {

@@ -7,7 +7,7 @@ import { AppError } from '../../errors/app-error.js';
  * host end of the TAP is `.1` of the /30 and the guest `.2`. The operator routes and NATs this
  * block (see the CloudHypervisorVmm TSDoc).
  */
-export const EGRESS_SUBNET = { base: '172.30.0.0', prefixLength: 16 } as const;
+const EGRESS_SUBNET = { base: '172.30.0.0', prefixLength: 16 } as const;
 
 const LINK_PREFIX_LENGTH = 30;
 const LINK_MASK = '255.255.255.252';

@@ -10,7 +10,7 @@ const MAX_UNIX_SOCKET_PATH_BYTES = 107;
  * under Cloud Hypervisor's hybrid vsock (docs/vsock.md: a guest connect to CID 2 port P
  * becomes a connection to `<vsock socket>_P`).
  */
-export function hybridVsockPath(vsockSocket: string, port: number): string {
+function hybridVsockPath(vsockSocket: string, port: number): string {
   return `${vsockSocket}_${port}`;
 }
 

@@ -12,7 +12,7 @@ import type { VmHandle, Vmm, VmSpec } from '../vmm.js';
 export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
 
 /** File name of the agent socket inside a VM's run dir. */
-export const AGENT_SOCKET_NAME = 'agent.sock';
+const AGENT_SOCKET_NAME = 'agent.sock';
 
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes, NUL included). */
 const MAX_SOCKET_PATH = 107;
