@@ -16,10 +16,15 @@ export function isApiScope(value: string): value is ApiScope {
   return (API_SCOPES as readonly string[]).includes(value);
 }
 
-/** Tenant names that can never be used: they are registry namespaces (DESIGN 3.3). */
-export const RESERVED_TENANTS: ReadonlySet<string> = new Set(['cache', 'library', 'v2', 'token']);
-
 /** Shared base-image namespace every build may pull from. */
 export const BASE_IMAGE_NAMESPACE = 'library';
 /** Namespace of build caches: `cache/<tenant>/<scope>`. */
 export const CACHE_NAMESPACE = 'cache';
+
+/** Tenant names that can never be used: they are registry namespaces (DESIGN 3.3). */
+export const RESERVED_TENANTS: ReadonlySet<string> = new Set([
+  CACHE_NAMESPACE,
+  BASE_IMAGE_NAMESPACE,
+  'v2',
+  'token',
+]);
