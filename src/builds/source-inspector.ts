@@ -138,11 +138,7 @@ export class SourceInspector extends Transform {
         this.tarBytes(data);
       });
       gunzip.on('error', (err) => {
-        this.fail(
-          isAppError(err)
-            ? err
-            : new AppError('SOURCE_CORRUPT', 'The gzip stream is corrupt.', { cause: err }),
-        );
+        this.fail(corrupt(err, 'The gzip stream is corrupt.'));
       });
       this.gunzip = gunzip;
     } else if (startsWith(start, ZSTD_MAGIC)) {
@@ -169,11 +165,7 @@ export class SourceInspector extends Transform {
       try {
         this.zstd.push(data);
       } catch (err) {
-        this.fail(
-          isAppError(err)
-            ? err
-            : new AppError('SOURCE_CORRUPT', 'The zstd stream is corrupt.', { cause: err }),
-        );
+        this.fail(corrupt(err, 'The zstd stream is corrupt.'));
       }
       done();
       return;
@@ -197,13 +189,7 @@ export class SourceInspector extends Transform {
       try {
         this.zstd.push(new Uint8Array(0), true);
       } catch (err) {
-        this.fail(
-          isAppError(err)
-            ? err
-            : new AppError('SOURCE_CORRUPT', 'The zstd stream is truncated or corrupt.', {
-                cause: err,
-              }),
-        );
+        this.fail(corrupt(err, 'The zstd stream is truncated or corrupt.'));
       }
     }
     done();
@@ -257,6 +243,11 @@ export class SourceInspector extends Transform {
 
 function startsWith(buf: Buffer, magic: number[]): boolean {
   return magic.every((b, i) => buf[i] === b);
+}
+
+/** A decompressor's error as SOURCE_CORRUPT (AppErrors raised from its callbacks pass as they are). */
+function corrupt(err: unknown, message: string): AppError {
+  return isAppError(err) ? err : new AppError('SOURCE_CORRUPT', message, { cause: err });
 }
 
 function toAppError(err: unknown): Error {
