@@ -60,18 +60,16 @@ export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: stri
 
 /** Validates a decoded line from the agent. */
 export function parseAgentMessage(value: unknown): ParseResult<AgentMessage> {
-  const r = agentMessage.safeParse(value);
-  return r.success
-    ? { ok: true, message: r.data }
-    : {
-        ok: false,
-        error: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-      };
+  return validate<AgentMessage>(agentMessage, value);
 }
 
 /** Validates a decoded line from the host. */
 export function parseHostMessage(value: unknown): ParseResult<HostMessage> {
-  const r = hostMessage.safeParse(value);
+  return validate<HostMessage>(hostMessage, value);
+}
+
+function validate<T>(schema: z.ZodType<T>, value: unknown): ParseResult<T> {
+  const r = schema.safeParse(value);
   return r.success
     ? { ok: true, message: r.data }
     : {
