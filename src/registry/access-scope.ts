@@ -59,7 +59,7 @@ export function parseScopeParams(values: readonly string[]): ScopeRequest[] {
 }
 
 /** True when `pattern` (a name or a `<ns>/*` glob) covers repository `name`. */
-export function nameMatches(pattern: string, name: string): boolean {
+function nameMatches(pattern: string, name: string): boolean {
   if (pattern.endsWith('/*')) return name.startsWith(pattern.slice(0, -1));
   return pattern === name;
 }

@@ -5,7 +5,7 @@ import { OciError } from './oci-error.js';
 import type { RegistryDeps } from './registry-deps.js';
 
 /** Most tags one page may hold, whatever `n` asks. */
-export const MAX_TAGS_PAGE = 10_000;
+const MAX_TAGS_PAGE = 10_000;
 
 /**
  * GET `/v2/<name>/tags/list` (spec "Listing tags"): lexically sorted, `n` and `last`
