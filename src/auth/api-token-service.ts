@@ -7,7 +7,7 @@ import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../time/clock.js';
 
 /** Tenant names (DESIGN 3.3): one lowercase registry path component, never a reserved one. */
-export const TENANT_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const TENANT_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** True for a tenant name that may own builds and repositories. */
 export function isValidTenant(tenant: string): boolean {

@@ -9,7 +9,7 @@ import type { Clock } from '../time/clock.js';
 /** Secret ids: what BuildKit/Buildah accept in `--mount=type=secret,id=…`, kept simple. */
 export const SECRET_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Largest secret value accepted (bytes of UTF-8). */
-export const MAX_SECRET_BYTES = 64 * 1024;
+const MAX_SECRET_BYTES = 64 * 1024;
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;

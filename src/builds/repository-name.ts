@@ -6,7 +6,7 @@ const IMAGE_NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const SCOPE = new RegExp(`^${COMPONENT}$`);
 
 /** Longest image_name / cache_scope accepted (the full repository name stays under 255). */
-export const MAX_NAME_LENGTH = 128;
+const MAX_NAME_LENGTH = 128;
 
 /** True for a repository name inside a tenant: OCI name components separated by "/". */
 export function isValidImageName(name: string): boolean {

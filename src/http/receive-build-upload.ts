@@ -13,7 +13,7 @@ import {
 import { AppError, isAppError } from '../errors/app-error.js';
 
 /** Largest text field accepted (an inline Dockerfile is the biggest). */
-export const MAX_FIELD_BYTES = 1024 * 1024;
+const MAX_FIELD_BYTES = 1024 * 1024;
 
 export interface ReceivedUpload {
   fields: Map<string, string>;
