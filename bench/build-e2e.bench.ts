@@ -1,5 +1,5 @@
 /**
- * End-to-end build benchmark (issue 5): the real daemon, real QEMU microVMs (TCG on machines
+ * End-to-end build benchmark: the real daemon, real QEMU microVMs (TCG on machines
  * where KVM cannot boot), the real registry. Runs ROUNDS builds of a small busybox Dockerfile
  * (COPY + RUN + ENV + CMD) one after another and records, per build, boot-to-agent seconds,
  * the agent's phase seconds and the wall time from submit to ready.

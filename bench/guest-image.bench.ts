@@ -1,5 +1,5 @@
 /**
- * Guest image benchmark (issue 4): sizes of the built image, the time an unchanged rebuild
+ * Guest image benchmark: sizes of the built image, the time an unchanged rebuild
  * takes (it must be a cache hit), and boot-to-agent time (QEMU start → the agent's `hello`
  * arriving on the host), measured with scripts/image-smoke.sh. With KILN_BENCH_BUILD=1 it also
  * runs one real Buildah build in the VM and records its phase seconds.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the builder guest image (DESIGN 3.6 "root"): kernel, initramfs and read-only root
+# Builds the builder guest image (the root volume, docs/contracts.md#volumes): kernel,
+# initramfs and read-only root
 # filesystem, from Debian packages only, into
 #   ${KILN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/images/<hash>/
 #     vmlinuz  initramfs.img  rootfs.img  image.json

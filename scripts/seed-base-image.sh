@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Seeds Kiln's shared base-image namespace with a tiny busybox image (DESIGN 3.3: library/…),
+# Seeds Kiln's shared base-image namespace with a tiny busybox image (library/…, docs/contracts.md#registry-namespaces),
 # built on the host from Debian's busybox-static with buildah — no internet needed.
 #
 #   scripts/seed-base-image.sh <registry host:port> <operator API token (scope registry:admin)> [name:tag]

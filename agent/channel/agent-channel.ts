@@ -1,8 +1,9 @@
 import type { Readable, Writable } from 'node:stream';
 
 /**
- * The agent's end of the host channel (DESIGN 3.5): a byte stream in each direction. Under
- * QEMU it is the virtio-serial port; under Cloud Hypervisor a socat bridge to vsock.
+ * The agent's end of the host channel (docs/contracts.md#agent-channel): a byte stream in each
+ * direction. Under QEMU it is the virtio-serial port; under Cloud Hypervisor a socat bridge to
+ * vsock.
  */
 export interface AgentChannel {
   /** Bytes from the host; ends when the host goes away. */

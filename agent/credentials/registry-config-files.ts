@@ -1,6 +1,9 @@
 import type { BuildJob } from '../../src/protocol/build-job.js';
 
-/** Username put next to the build's registry token; the registry accepts any (DESIGN 3.3). */
+/**
+ * Username put next to the build's registry token; the registry ignores it
+ * (docs/contracts.md#registry-access).
+ */
 const REGISTRY_TOKEN_USERNAME = 'kiln-build';
 
 /** containers-auth.json(5) / Docker config.json: Basic auth with the token as password. */

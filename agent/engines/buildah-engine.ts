@@ -122,7 +122,7 @@ export function parseBuildahVersion(output: string): string {
   return m?.[1] ?? output.trim();
 }
 
-/** Buildah from Debian (DESIGN 3.8): always available in the guest. */
+/** Buildah from Debian (docs/contracts.md#build-engines): always available in the guest. */
 export class BuildahEngine implements BuildEngine {
   readonly name = 'buildah' as const;
   private readonly buildah: string;

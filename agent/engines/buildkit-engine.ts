@@ -100,9 +100,9 @@ export function parseBuildctlVersion(output: string): string {
 }
 
 /**
- * BuildKit (DESIGN 3.8), the production default when its binaries were given to the image
- * recipe. The guest is a single-tenant VM and the agent is root in it, so buildkitd runs as
- * root there (the VM is the isolation boundary); rootlesskit is shipped for hosts that run
+ * BuildKit (docs/contracts.md#build-engines), the production default when its binaries were given
+ * to the image recipe. The guest is a single-tenant VM and the agent is root in it, so buildkitd
+ * runs as root there (the VM is the isolation boundary); rootlesskit is shipped for hosts that run
  * the agent unprivileged, which buildctl-daemonless.sh picks up by itself.
  */
 export class BuildKitEngine implements BuildEngine {

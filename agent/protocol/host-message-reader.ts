@@ -12,8 +12,9 @@ export interface HostMessageHandlers {
 }
 
 /**
- * Reads newline-delimited JSON host messages (DESIGN 3.5) from the channel and hands each
- * valid one to `handlers.message`. Bad lines are reported and skipped; the stream keeps going.
+ * Reads newline-delimited JSON host messages (docs/contracts.md#message-framing) from the channel
+ * and hands each valid one to `handlers.message`. Bad lines are reported and skipped; the stream
+ * keeps going.
  */
 export function readHostMessages(input: Readable, handlers: HostMessageHandlers): void {
   const framer = new LineFramer();

@@ -6,7 +6,10 @@ import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../time/clock.js';
 
-/** Tenant names (DESIGN 3.3): one lowercase registry path component, never a reserved one. */
+/**
+ * Tenant names: one lowercase registry path component, never a reserved one
+ * (docs/contracts.md#tokens-and-scopes).
+ */
 const TENANT_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** True for a tenant name that may own builds and repositories. */
@@ -15,8 +18,9 @@ export function isValidTenant(tenant: string): boolean {
 }
 
 /**
- * Issues and verifies API tokens (DESIGN 3.2): ES256 JWTs signed with the API key, with
- * issuer and audience pinned so registry tokens (another key, another audience) never pass.
+ * Issues and verifies API tokens (docs/contracts.md#tokens-and-scopes): ES256 JWTs signed with the
+ * API key, with issuer and audience pinned so registry tokens (another key, another audience) never
+ * pass.
  */
 export class ApiTokenService {
   private readonly key: SigningKey;

@@ -8,7 +8,10 @@ import { createPrivateFile } from './create-private-file.js';
 export const TOKEN_ALG = 'ES256';
 /** `iss` of every token Kiln issues. */
 export const TOKEN_ISSUER = 'kiln';
-/** `aud` of API tokens (DESIGN 3.2); registry tokens use the registry service name. */
+/**
+ * `aud` of API tokens; registry tokens use the registry service name
+ * (docs/contracts.md#tokens-and-scopes).
+ */
 export const API_AUDIENCE = 'kiln-api';
 
 export interface SigningKey {

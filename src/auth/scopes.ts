@@ -1,6 +1,7 @@
 /**
- * Scopes an API token may carry (DESIGN 3.2). `registry:admin` is the operator's: it may push
- * the shared base-image namespace (`library/…`) that every tenant's builds pull from.
+ * Scopes an API token may carry (docs/contracts.md#tokens-and-scopes). `registry:admin` is the
+ * operator's: it may push the shared base-image namespace (`library/…`) that every tenant's builds
+ * pull from.
  */
 export const API_SCOPES = [
   'builds:write',
@@ -21,7 +22,10 @@ export const BASE_IMAGE_NAMESPACE = 'library';
 /** Namespace of build caches: `cache/<tenant>/<scope>`. */
 export const CACHE_NAMESPACE = 'cache';
 
-/** Tenant names that can never be used: they are registry namespaces (DESIGN 3.3). */
+/**
+ * Tenant names that can never be used: they are registry namespaces
+ * (docs/contracts.md#registry-namespaces).
+ */
 export const RESERVED_TENANTS: ReadonlySet<string> = new Set([
   CACHE_NAMESPACE,
   BASE_IMAGE_NAMESPACE,

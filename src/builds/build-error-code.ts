@@ -1,6 +1,6 @@
 /**
- * Codes a failed build carries (DESIGN 3.1). These are stored on the build and shown in its
- * `error.code`; they are not HTTP errors.
+ * Codes a failed build carries (docs/contracts.md#build-failure-codes). These are stored on the
+ * build and shown in its `error.code`; they are not HTTP errors.
  */
 export const BUILD_ERROR_CODES = [
   'build_failed',

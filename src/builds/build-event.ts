@@ -1,7 +1,7 @@
 import type { BuildFailure, BuildResult, BuildStatus } from './build.js';
 import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
 
-/** Payloads of the stored build events (DESIGN 3.4); heartbeats are never stored. */
+/** Payloads of the stored build events (docs/contracts.md#build-events); heartbeats are not. */
 export type BuildEventData =
   | { type: 'status'; status: BuildStatus }
   | { type: 'phase'; phase: BuildPhase }

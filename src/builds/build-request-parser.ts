@@ -4,7 +4,7 @@ import { isValidCacheScope, isValidImageName } from './repository-name.js';
 import { SECRET_ID_PATTERN } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
 
-/** The multipart text fields POST /builds accepts (DESIGN 3.1); `source` is the file part. */
+/** The text fields of POST /builds (docs/contracts.md#builds); `source` is the file part. */
 export const BUILD_FIELDS = [
   'dockerfile',
   'dockerfile_path',

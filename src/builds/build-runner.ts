@@ -18,7 +18,7 @@ export interface BuildRunSink {
 
 export interface RunInput {
   build: Build;
-  /** The build's registry token (DESIGN 3.2); handed to the guest over the channel only. */
+  /** The build's registry token (docs/contracts.md#build-tokens); sent over the channel only. */
   registryToken: string;
   /** Secret id → value for the secrets the build asked for. */
   secrets: Record<string, string>;

@@ -1,9 +1,10 @@
 import type { Build } from './build.js';
 
 /**
- * Issues a build's registry token (DESIGN 3.2): push+pull on the build's repository and its
- * cache repository, pull on the base-image namespace; lifetime = the build's timeout. The
- * registry refuses it as soon as the build is terminal (see BuildActivity).
+ * Issues a build's registry token (docs/contracts.md#build-tokens): push+pull on the build's
+ * repository and its cache repository, pull on the base-image namespace; lifetime = the build's
+ * timeout plus a margin. The registry refuses it as soon as the build is terminal (see
+ * BuildActivity).
  */
 export interface BuildTokenIssuer {
   issueBuildToken(build: Build): Promise<string>;

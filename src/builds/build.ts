@@ -1,7 +1,10 @@
 import type { BuildErrorCode } from './build-error-code.js';
 import type { BuildPhase, Provenance } from '../protocol/agent-messages.js';
 
-/** DESIGN 3.1: queued → booting → building → pushing → ready, or failed / cancelled. */
+/**
+ * queued → booting → building → pushing → ready, or failed / cancelled
+ * (docs/contracts.md#build-statuses).
+ */
 export const BUILD_STATUSES = [
   'queued',
   'booting',

@@ -5,9 +5,9 @@ import type { Clock } from '../time/clock.js';
 type Listener = () => void;
 
 /**
- * Build events (DESIGN 3.4): every event is stored in SQLite first and only then announced.
- * Subscribers are only woken up — they re-read from the store from their last id — so a slow
- * client costs no memory here and no event can be dropped.
+ * Build events (docs/contracts.md#build-events): every event is stored in SQLite first and only
+ * then announced. Subscribers are only woken up — they re-read from the store from their last id —
+ * so a slow client costs no memory here and no event can be dropped.
  */
 export class EventLog {
   private readonly listeners = new Map<string, Set<Listener>>();

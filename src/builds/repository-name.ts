@@ -18,7 +18,9 @@ export function isValidCacheScope(scope: string): boolean {
   return scope.length <= MAX_NAME_LENGTH && SCOPE.test(scope);
 }
 
-/** DESIGN 3.3: images land in `<tenant>/<image_name, or the build id>`. */
+/**
+ * Images land in `<tenant>/<image_name, or the build id>` (docs/contracts.md#registry-namespaces).
+ */
 export function outputRepository(
   tenant: string,
   buildId: string,
@@ -27,7 +29,7 @@ export function outputRepository(
   return `${tenant}/${imageName ?? buildId}`;
 }
 
-/** DESIGN 3.3: build cache in `cache/<tenant>/<scope>`. */
+/** Build cache lives in `cache/<tenant>/<scope>` (docs/contracts.md#registry-namespaces). */
 export function cacheRepository(tenant: string, scope: string | null): string | null {
   return scope === null ? null : `${CACHE_NAMESPACE}/${tenant}/${scope}`;
 }

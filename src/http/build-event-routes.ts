@@ -36,7 +36,7 @@ function parseLastEventId(value: string | undefined): number {
   return Number(value.trim());
 }
 
-/** GET /builds/:id/events (SSE, DESIGN 3.4) and GET /builds/:id/logs (plain text). */
+/** GET /builds/:id/events (SSE, docs/contracts.md#build-events) and GET /builds/:id/logs. */
 export function buildEventRoutes(deps: BuildEventRoutesDeps): Hono<ApiEnv> {
   if (!Number.isFinite(deps.heartbeatMs) || deps.heartbeatMs <= 0) {
     throw new RangeError('heartbeatMs must be positive');

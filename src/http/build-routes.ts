@@ -31,7 +31,7 @@ export interface BuildRoutesDeps {
   newBuildId?: () => string;
 }
 
-/** POST/GET/DELETE /builds and GET /builds/:id (DESIGN 3.1). */
+/** POST/GET/DELETE /builds and GET /builds/:id (docs/contracts.md#builds). */
 export function buildRoutes(deps: BuildRoutesDeps): Hono<ApiEnv> {
   const { config, manager, apiTokens, secrets } = deps;
   const nextId = deps.newBuildId ?? newBuildId;

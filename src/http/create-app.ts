@@ -26,7 +26,7 @@ export interface AppDeps {
   apiTokens: ApiTokenService;
   secrets: SecretStore;
   metrics: KilnMetrics;
-  /** The OCI registry's app (engineer B), mounted at /v2. */
+  /** The OCI registry's app, mounted at /v2. */
   registry: Hono;
   /** Extra readiness condition (store open, registry ready); ANDed with the manager's. */
   isReady?: () => boolean;

@@ -5,8 +5,9 @@ import type { ApiScope } from '../auth/scopes.js';
 import { AppError } from '../errors/app-error.js';
 
 /**
- * Authenticates the caller with `Authorization: Bearer <API token>` (DESIGN 3.2): 401 without
- * a token or with one that does not verify (registry tokens included), 403 without `scope`.
+ * Authenticates the caller with `Authorization: Bearer <API token>`
+ * (docs/contracts.md#tokens-and-scopes): 401 without a token or with one that does not verify
+ * (registry tokens included), 403 without `scope`.
  */
 export function requireApiToken(apiTokens: ApiTokenService, scope: ApiScope) {
   return createMiddleware<ApiEnv>(async (c, next) => {

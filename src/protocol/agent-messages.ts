@@ -1,13 +1,13 @@
 /**
- * The host ↔ agent protocol (DESIGN 3.5): newline-delimited JSON over one byte stream per VM
- * (virtio-serial under QEMU, hybrid vsock under Cloud Hypervisor). Every message has a `type`.
- * This module is the single definition both the daemon (`src/`) and the guest agent (`agent/`)
- * import; it must stay free of Node-only dependencies beyond the standard library.
+ * The host ↔ agent protocol (docs/contracts.md#agent-protocol): newline-delimited JSON over one
+ * byte stream per VM (virtio-serial under QEMU, hybrid vsock under Cloud Hypervisor). Every message
+ * has a `type`. This module is the single definition both the daemon (`src/`) and the guest agent
+ * (`agent/`) import; it must stay free of Node-only dependencies beyond the standard library.
  */
 
 export const PROTOCOL_VERSION = 1;
 
-/** Largest encoded message, newline included (DESIGN 3.5). */
+/** Largest encoded message, newline included (docs/contracts.md#message-framing). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** Vsock port the agent dials on the host (CID 2) under Cloud Hypervisor. */
@@ -95,7 +95,7 @@ export type AgentMessage = HelloMessage | PhaseMessage | LogMessage | ResultMess
 
 export interface StartMessage {
   type: 'start';
-  /** Registry token for this build (DESIGN 3.2). Only ever sent over the channel. */
+  /** Registry token for this build (docs/contracts.md#build-tokens); only ever sent here. */
   registryToken: string;
   /** Secret id → value, for `RUN --mount=type=secret,id=…`. */
   secrets: Record<string, string>;

@@ -1,6 +1,6 @@
 /**
- * `build.json`, the non-secret description of one build that the host puts on the config
- * volume (DESIGN 3.6). No tokens and no secret values ever appear here.
+ * `build.json`, the non-secret description of one build that the host puts on the config volume
+ * (docs/contracts.md#build-job). No tokens and no secret values ever appear here.
  *
  * The config volume is an uncompressed tar archive holding one regular file, `build.json`.
  * The source volume is the uploaded archive itself, possibly zero-padded at the end to a whole

@@ -5,9 +5,9 @@ export type FrameEvent =
   | { kind: 'error'; reason: 'oversized' | 'invalid_json' | 'not_an_object'; detail: string };
 
 /**
- * Splits a byte stream into newline-delimited JSON messages (DESIGN 3.5). A line over the
- * limit is reported once and skipped up to its newline; garbage lines are reported and
- * skipped; nothing is buffered past `maxBytes`. `end()` reports a trailing partial line.
+ * Splits a byte stream into newline-delimited JSON messages (docs/contracts.md#message-framing). A
+ * line over the limit is reported once and skipped up to its newline; garbage lines are reported
+ * and skipped; nothing is buffered past `maxBytes`. `end()` reports a trailing partial line.
  */
 export class LineFramer {
   private chunks: Buffer[] = [];

@@ -72,8 +72,8 @@ function actionsAllow(actions: readonly string[], action: RegistryAction): boole
 
 /**
  * The access a credential carries. Pull on the base-image namespace is always allowed
- * (DESIGN 3.3). Globs (`<ns>/*`) are honoured as given; `fromTokenClaim` drops the ones a
- * registry token may not carry.
+ * (docs/contracts.md#registry-access). Globs (`<ns>/*`) are honoured as given; `fromTokenClaim`
+ * drops the ones a registry token may not carry.
  */
 export class Access {
   readonly entries: readonly AccessEntry[];

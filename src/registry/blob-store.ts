@@ -22,11 +22,11 @@ interface RunningHash {
 }
 
 /**
- * Content-addressed blob files (DESIGN 3.3): `<root>/blobs/<alg>/<ab>/<hex>`, uploads in
- * `<root>/uploads/<id>`. An upload becomes a blob only by `rename` after its bytes were
- * fsynced and its digest checked, so a crash never leaves a partial or wrong blob visible.
- * An upload is hashed while it streams in (sha256, or the algorithm of a monolithic upload's
- * digest); another algorithm at the end, or a hash lost to a restart, means re-reading the file.
+ * Content-addressed blob files (docs/contracts.md#registry): `<root>/blobs/<alg>/<ab>/<hex>`,
+ * uploads in `<root>/uploads/<id>`. An upload becomes a blob only by `rename` after its bytes were
+ * fsynced and its digest checked, so a crash never leaves a partial or wrong blob visible. An
+ * upload is hashed while it streams in (sha256, or the algorithm of a monolithic upload's digest);
+ * another algorithm at the end, or a hash lost to a restart, means re-reading the file.
  */
 export class BlobStore {
   readonly #blobsDir: string;

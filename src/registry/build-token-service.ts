@@ -7,9 +7,9 @@ import type { Build } from '../builds/build.js';
 export const BUILD_TOKEN_MARGIN_SECONDS = 120;
 
 /**
- * Issues a build's registry token (DESIGN 3.2): push+pull on its output repository and its
- * cache repository, pull on the base-image namespace, for the build's timeout plus a margin.
- * The registry refuses it as soon as the build is no longer active.
+ * Issues a build's registry token (docs/contracts.md#build-tokens): push+pull on its output
+ * repository and its cache repository, pull on the base-image namespace, for the build's timeout
+ * plus a margin. The registry refuses it as soon as the build is no longer active.
  */
 export class BuildTokenService implements BuildTokenIssuer {
   readonly #tokens: RegistryTokenService;

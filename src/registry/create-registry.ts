@@ -39,9 +39,9 @@ export interface Registry {
 }
 
 /**
- * Builds the OCI registry (issue 3, DESIGN 3.3): storage under `<dataDir>/registry`, metadata
- * in `db`, tokens signed with `keys.registry`. Removes upload leftovers of a previous run and
- * starts the stale-upload sweeper; `close()` stops it (safe to call twice). Mount `app` with
+ * Builds the OCI registry (docs/contracts.md#registry): storage under `<dataDir>/registry`,
+ * metadata in `db`, tokens signed with `keys.registry`. Removes upload leftovers of a previous run
+ * and starts the stale-upload sweeper; `close()` stops it (safe to call twice). Mount `app` with
  * `app.route('/v2', registry.app)`.
  */
 export async function createRegistry(deps: RegistryOptions): Promise<Registry> {

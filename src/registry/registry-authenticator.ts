@@ -23,7 +23,7 @@ export class InvalidCredentialError extends Error {
   }
 }
 
-/** The access an API token grants on the registry (DESIGN 3.3, issue 3 "Auth"). */
+/** The access an API token grants on the registry (docs/contracts.md#registry-access). */
 export function accessForApiPrincipal(principal: ApiPrincipal): AccessEntry[] {
   if (RESERVED_TENANTS.has(principal.tenant)) return [];
   const out: AccessEntry[] = [];

@@ -1,7 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { Clock } from '../time/clock.js';
 
-/** A stored manifest (DESIGN 3.3: manifests, tags and referrers live in SQLite). */
+/** A stored manifest (manifests, tags and referrers live in SQLite: docs/contracts.md#registry). */
 export interface StoredManifest {
   digest: string;
   mediaType: string;

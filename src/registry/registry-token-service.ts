@@ -16,9 +16,9 @@ export interface RegistryTokenClaims {
 export const BUILD_SUBJECT_PREFIX = 'build:';
 
 /**
- * Signs and verifies registry tokens (DESIGN 3.2): ES256 with the registry key, `iss` kiln,
- * `aud` the registry service; algorithm, issuer and audience pinned on verify and time taken
- * from the injected clock.
+ * Signs and verifies registry tokens (docs/contracts.md#tokens-and-scopes): ES256 with the registry
+ * key, `iss` kiln, `aud` the registry service; algorithm, issuer and audience pinned on verify and
+ * time taken from the injected clock.
  */
 export class RegistryTokenService {
   readonly #key: SigningKey;

@@ -12,9 +12,9 @@ export type AgentSessionEvent =
   | { kind: 'closed'; detail: string };
 
 /**
- * The host side of one agent channel (DESIGN 3.5): frames the byte stream into messages,
- * validates each against the protocol schema, and encodes host messages. Owns the stream:
- * `close()` destroys it.
+ * The host side of one agent channel (docs/contracts.md#agent-protocol): frames the byte stream
+ * into messages, validates each against the protocol schema, and encodes host messages. Owns the
+ * stream: `close()` destroys it.
  */
 export class AgentSession {
   private readonly framer = new LineFramer();

@@ -1,7 +1,10 @@
 import type { Build } from '../builds/build.js';
 import type { BuildJob } from '../protocol/build-job.js';
 
-/** Namespace docker.io references resolve to in the Kiln registry (DESIGN 3.3, 3.8). */
+/**
+ * Namespace docker.io references resolve to in the Kiln registry
+ * (docs/contracts.md#registry-namespaces).
+ */
 const DOCKER_HUB_MIRROR_NAMESPACE = 'library';
 
 /**

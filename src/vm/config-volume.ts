@@ -4,9 +4,9 @@ import { create as createTar } from 'tar';
 import { BUILD_JOB_FILE, type BuildJob } from '../protocol/build-job.js';
 
 /**
- * Writes the config volume (DESIGN 3.6): an uncompressed tar archive holding `build.json`,
- * the non-secret job description. Tar output is a whole number of 512-byte blocks, so the
- * file serves as a raw virtio-blk disk as is. Portable headers: no host uid/gid/user names.
+ * Writes the config volume (docs/contracts.md#volumes): an uncompressed tar archive holding
+ * `build.json`, the non-secret job description. Tar output is a whole number of 512-byte blocks, so
+ * the file serves as a raw virtio-blk disk as is. Portable headers: no host uid/gid/user names.
  */
 export async function writeConfigVolume(file: string, job: BuildJob): Promise<void> {
   const staging = await mkdtemp(path.join(path.dirname(file), '.config-'));

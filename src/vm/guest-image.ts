@@ -2,7 +2,7 @@ import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors/app-error.js';
 
-/** The builder guest image (DESIGN 3.6): kernel, initramfs and the read-only root disk. */
+/** The builder guest image (docs/contracts.md#volumes): kernel, initramfs, read-only root disk. */
 export interface GuestImage {
   kernelPath: string;
   initramfsPath: string;

@@ -1,6 +1,6 @@
 /**
- * Keeps the last `maxLines` complete lines of a stream of text chunks (plus the unterminated
- * rest), for the log tail a failed build carries (DESIGN 3.1).
+ * Keeps the last `maxLines` complete lines of a stream of text chunks (plus the unterminated rest),
+ * for the log tail a failed build carries (docs/contracts.md#build-statuses).
  */
 export class LogTailBuffer {
   private lines: string[] = [];

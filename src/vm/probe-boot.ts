@@ -5,8 +5,8 @@ import path from 'node:path';
 
 /**
  * Pieces shared by the VMM probe boots (QEMU acceleration, Cloud Hypervisor usability,
- * DESIGN 3.7): the kernel command line, what proves the guest reached init, and the verdict
- * cache in `<cacheDir>/probes/`, keyed by the VMM's version and the kernel's sha256.
+ * docs/contracts.md#vmm-drivers): the kernel command line, what proves the guest reached init, and
+ * the verdict cache in `<cacheDir>/probes/`, keyed by the VMM's version and the kernel's sha256.
  */
 
 /** Kernel messages that prove the guest ran the kernel up to starting init. */

@@ -11,11 +11,11 @@ const run = promisify(execFile);
 const SCRATCH_MKFS_ARGS = ['-q', '-F', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard'];
 
 /**
- * Creates the scratch disk (DESIGN 3.6): a sparse file of `bytes` (rounded up to 512-byte
- * sectors), formatted as ext4 on the host. Formatting here takes ~20 ms; the same mkfs inside
- * a TCG guest took ~6 s of every boot. The file is created fresh by the host, so nothing
- * untrusted is parsed. The guest init still formats the disk itself when it finds no
- * filesystem on it (an older host, or a driver that hands over a blank disk).
+ * Creates the scratch disk (docs/contracts.md#volumes): a sparse file of `bytes` (rounded up to
+ * 512-byte sectors), formatted as ext4 on the host. Formatting here takes ~20 ms; the same mkfs
+ * inside a TCG guest took ~6 s of every boot. The file is created fresh by the host, so nothing
+ * untrusted is parsed. The guest init still formats the disk itself when it finds no filesystem on
+ * it (an older host, or a driver that hands over a blank disk).
  */
 export async function createScratchVolume(
   file: string,

@@ -15,9 +15,9 @@ export interface VmmSelection {
 }
 
 /**
- * Picks the VMM per `config.vm.vmm` (DESIGN 3.7): `auto` takes Cloud Hypervisor when it is
- * installed and a KVM boot works, else QEMU with KVM when a probe boot succeeds, else QEMU
- * with TCG. An explicit choice that cannot work fails with VMM_UNAVAILABLE, so the daemon
+ * Picks the VMM per `config.vm.vmm` (docs/contracts.md#vmm-drivers): `auto` takes Cloud Hypervisor
+ * when it is installed and a KVM boot works, else QEMU with KVM when a probe boot succeeds, else
+ * QEMU with TCG. An explicit choice that cannot work fails with VMM_UNAVAILABLE, so the daemon
  * stops at start rather than failing every build.
  */
 export async function selectVmm(options: {

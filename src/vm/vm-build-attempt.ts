@@ -50,9 +50,9 @@ export interface VmBuildAttemptDeps {
 type Failure = Extract<RunOutcome, { ok: false }>;
 
 /**
- * One build in one microVM, start to end (DESIGN 1, steps 1–4): volumes, VM start, the agent
- * conversation, the outcome, and — whatever happened — the VM killed and every file removed
- * before `run()` resolves.
+ * One build in one microVM, start to end (docs/architecture.md#a-build-step-by-step, steps 4–8):
+ * volumes, VM start, the agent conversation, the outcome, and — whatever happened — the VM killed
+ * and every file removed before `run()` resolves.
  */
 export class VmBuildAttempt {
   private readonly runDir: string;

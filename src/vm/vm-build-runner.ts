@@ -36,10 +36,10 @@ export interface VmBuildRunnerOptions {
 }
 
 /**
- * The BuildRunner that runs every build in a throwaway microVM (DESIGN 1, 3.5–3.7). Each
- * `run()` is one VmBuildAttempt; `recover()` reaps what a crashed daemon left (only processes
- * it recorded, matched by pid, start time and executable); `close()` aborts running builds
- * (their VMs are killed) and waits for their cleanup.
+ * The BuildRunner that runs every build in a throwaway microVM
+ * (docs/architecture.md#a-build-step-by-step). Each `run()` is one VmBuildAttempt; `recover()`
+ * reaps what a crashed daemon left (only processes it recorded, matched by pid, start time and
+ * executable); `close()` aborts running builds (their VMs are killed) and waits for their cleanup.
  */
 export class VmBuildRunner implements BuildRunner {
   private readonly active = new Map<

@@ -15,9 +15,9 @@ export interface VmLedgerEntry {
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
- * Crash-recovery ledger (DESIGN 3.7): one JSON file per VM, written to a temp file, fsynced
- * and renamed (then the directory fsynced) before the thing it describes exists — the run dir
- * before it is created, the process right after it is spawned — so a restarted daemon finds
+ * Crash-recovery ledger (docs/contracts.md#recovery): one JSON file per VM, written to a temp file,
+ * fsynced and renamed (then the directory fsynced) before the thing it describes exists — the run
+ * dir before it is created, the process right after it is spawned — so a restarted daemon finds
  * everything a crashed one left behind. Entries are removed once the run is cleaned up.
  */
 export class VmLedger {

@@ -68,8 +68,8 @@ export interface VmProcessRecord {
 }
 
 /**
- * A virtual machine monitor driver (DESIGN 3.7). Two real implementations: QEMU microvm and
- * Cloud Hypervisor.
+ * A virtual machine monitor driver (docs/contracts.md#vmm-drivers). Two real implementations: QEMU
+ * microvm and Cloud Hypervisor.
  */
 export interface Vmm {
   readonly name: 'qemu' | 'cloud-hypervisor';

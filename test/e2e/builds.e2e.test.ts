@@ -14,7 +14,7 @@ import { writeSourceTarball } from '../helpers/e2e-source.js';
 import { findQemuProcesses } from '../helpers/e2e-vm-processes.js';
 
 /**
- * End to end (issue 5): the real daemon over HTTP, real QEMU microVMs with the real guest
+ * End to end: the real daemon over HTTP, real QEMU microVMs with the real guest
  * image, the real registry, skopeo as the client. One daemon and one seeded registry for the
  * whole file; builds run one at a time (2-core machines).
  */

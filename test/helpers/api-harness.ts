@@ -21,7 +21,7 @@ import { createLogger } from '../../src/telemetry/create-logger.js';
 import { KilnMetrics } from '../../src/telemetry/kiln-metrics.js';
 
 /**
- * Stand-in for the registry's build-token issuer (engineer B's part is tested on its own);
+ * Stand-in for the registry's build-token issuer (the registry's own tests cover the real one);
  * records which builds asked for a token.
  */
 export class StandInTokenIssuer implements BuildTokenIssuer {

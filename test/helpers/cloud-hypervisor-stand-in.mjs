@@ -3,7 +3,7 @@
 // so the driver's tests spawn this process instead (CloudHypervisorVmm `binary` option). It is
 // not a VMM. It reproduces the parts of cloud-hypervisor the driver relies on:
 // - CLI: `--api-socket path=<sock>`, `--event-monitor fd=<n>`, `--version`;
-// - REST API over the Unix socket (shared/reference/cloud-hypervisor-openapi.yaml): vmm.ping,
+// - REST API over the Unix socket (docs/cloud-hypervisor-api.md): vmm.ping,
 //   vm.create, vm.boot, vm.info, vm.shutdown, vmm.shutdown, with CH's status codes for bad
 //   sequences (404 not created, 405 not booted, 500 already created) and its error bodies
 //   (a JSON array of the error chain's messages); a PUT without Content-Length is refused;

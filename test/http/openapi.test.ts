@@ -17,7 +17,7 @@ describe('/openapi.json', () => {
     expect(routes.length).toBeGreaterThan(10);
     const missing: string[] = [];
     for (const route of routes) {
-      // The registry (engineer B's routes) is described as one entry: the OCI spec covers it.
+      // The registry is described as one entry: the OCI spec covers its routes.
       const openapiPath = route.path.startsWith('/v2')
         ? '/v2/'
         : route.path.replace(/:([A-Za-z_]+)/g, '{$1}');

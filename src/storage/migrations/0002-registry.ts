@@ -1,7 +1,7 @@
 import type { Migration } from '../migration.js';
 
 /**
- * The OCI registry's tables (issue 3): repositories, blobs known on disk, per-repository blob
+ * The OCI registry's tables: repositories, blobs known on disk, per-repository blob
  * links (a blob is visible in a repository only once pushed or mounted there), manifests with
  * their subject/artifactType for the referrers API, tags, and upload sessions.
  */

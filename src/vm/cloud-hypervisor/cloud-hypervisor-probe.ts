@@ -74,10 +74,11 @@ function readVersion(binary: string): Promise<string> {
 }
 
 /**
- * Decides whether Cloud Hypervisor can run builder VMs on this host (DESIGN 3.7): the binary
- * exists (option or PATH), `/dev/kvm` is readable and writable, and a real probe boot of the
- * guest kernel reaches init. The boot verdict is cached in `<cacheDir>/probes/`, keyed by the
- * binary's `--version` and the kernel's sha256; the cheap checks run every time.
+ * Decides whether Cloud Hypervisor can run builder VMs on this host
+ * (docs/contracts.md#vmm-drivers): the binary exists (option or PATH), `/dev/kvm` is readable and
+ * writable, and a real probe boot of the guest kernel reaches init. The boot verdict is cached in
+ * `<cacheDir>/probes/`, keyed by the binary's `--version` and the kernel's sha256; the cheap checks
+ * run every time.
  */
 export async function probeCloudHypervisor(options: {
   binary?: string | undefined;

@@ -8,9 +8,9 @@ import {
 import type { VmSpec } from '../vmm.js';
 
 /**
- * The subset of Cloud Hypervisor's `VmConfig` (OpenAPI `#/components/schemas/VmConfig`,
- * shared/reference/cloud-hypervisor-openapi.yaml) that Kiln sends to `PUT /api/v1/vm.create`.
- * Field names are the API's snake_case; a test validates built payloads against the schema.
+ * The subset of Cloud Hypervisor's `VmConfig` (its REST API's `vm.create` body) that Kiln sends to
+ * `PUT /api/v1/vm.create`, described in docs/cloud-hypervisor-api.md. Field names are the API's
+ * snake_case; a test validates built payloads against vm-create-schema.json.
  */
 export interface CloudHypervisorVmConfig {
   payload: { kernel: string; initramfs: string; cmdline: string };

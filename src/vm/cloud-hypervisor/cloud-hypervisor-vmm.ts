@@ -36,19 +36,19 @@ export interface CloudHypervisorVmmOptions {
 }
 
 /**
- * The production VMM driver (DESIGN 3.7): one `cloud-hypervisor` process per build, driven over
- * its REST API (`PUT /api/v1/vm.create`, `vm.boot`, `vm.shutdown`, `vmm.shutdown`;
- * shared/reference/cloud-hypervisor-openapi.yaml). Serial console to `spec.consoleLogPath`,
- * virtio console off, virtio-rng, one virtio-blk disk per `spec.disks` entry found by serial.
+ * The production VMM driver (docs/contracts.md#vmm-drivers): one `cloud-hypervisor` process per
+ * build, driven over its REST API (`PUT /api/v1/vm.create`, `vm.boot`, `vm.shutdown`,
+ * `vmm.shutdown`; docs/cloud-hypervisor-api.md). Serial console to `spec.consoleLogPath`, virtio
+ * console off, virtio-rng, one virtio-blk disk per `spec.disks` entry found by serial.
  *
- * Agent channel and registry (DESIGN 3.5): hybrid vsock. Before `vm.boot` the host listens on
- * `<runDir>/vsock.sock_1024` (the agent dials CID 2 port 1024; the first connection is the
- * channel) and `<runDir>/vsock.sock_1025` (each connection is piped to
+ * Agent channel and registry (docs/contracts.md#agent-channel): hybrid vsock. Before `vm.boot` the
+ * host listens on `<runDir>/vsock.sock_1024` (the agent dials CID 2 port 1024; the first connection
+ * is the channel) and `<runDir>/vsock.sock_1025` (each connection is piped to
  * `spec.network.registryTarget` over TCP; the guest init serves it on 127.0.0.1:5000).
  *
- * Network modes (DESIGN 3.7): `isolated` has no network device at all — the registry tunnel
- * is the guest's only way out. `egress` adds a TAP-backed virtio-net device, which needs host
- * setup the daemon does not do:
+ * Network modes (docs/contracts.md#network-modes): `isolated` has no network device at all — the
+ * registry tunnel is the guest's only way out. `egress` adds a TAP-backed virtio-net device, which
+ * needs host setup the daemon does not do:
  * - the daemon needs CAP_NET_ADMIN (it runs `ip tuntap add` / `ip addr add` / `ip link set up`
  *   and `ip link delete` for `<tapPrefix><n>`), and `tapPrefix` (KILN_CH_TAP_PREFIX) set;
  * - each VM gets a /30 out of 172.30.0.0/16 (host `.1`, guest `.2`, passed to the guest as

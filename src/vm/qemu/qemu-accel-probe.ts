@@ -20,11 +20,11 @@ export interface QemuAccelProbeResult {
 }
 
 /**
- * Decides whether QEMU can run guests under KVM on this host (DESIGN 3.7, §5): `/dev/kvm`
- * existing is not enough — on some hosts `-accel kvm` aborts with an ordinary guest — so the
- * probe boots the builder kernel under KVM and waits for it to start init. Success → "kvm",
- * anything else → "tcg". The verdict is cached in `<cacheDir>/probes/`, keyed by the QEMU
- * version and the kernel's sha256, so only the first start after an upgrade pays for a boot.
+ * Decides whether QEMU can run guests under KVM on this host (docs/contracts.md#vmm-drivers):
+ * `/dev/kvm` existing is not enough — on some hosts `-accel kvm` aborts with an ordinary guest — so
+ * the probe boots the builder kernel under KVM and waits for it to start init. Success → "kvm",
+ * anything else → "tcg". The verdict is cached in `<cacheDir>/probes/`, keyed by the QEMU version
+ * and the kernel's sha256, so only the first start after an upgrade pays for a boot.
  */
 export async function probeQemuAccel(options: {
   binary: string;

@@ -34,9 +34,9 @@ export function registryForwardCommand(target: { host: string; port: number }): 
 }
 
 /**
- * `-netdev user` for a guest network mode (DESIGN 3.7). `isolated`: `restrict=on` cuts the
- * guest off from the host and the outside world; the one way out is the guestfwd at
- * 10.0.2.100:5000 to the registry, spawned per connection. `egress`: the same without
+ * `-netdev user` for a guest network mode (docs/contracts.md#network-modes). `isolated`:
+ * `restrict=on` cuts the guest off from the host and the outside world; the one way out is the
+ * guestfwd at 10.0.2.100:5000 to the registry, spawned per connection. `egress`: the same without
  * `restrict`, so slirp NATs outbound connections (DNS at 10.0.2.3).
  */
 export function userNetdev(network: GuestNetwork): string {
@@ -65,11 +65,11 @@ export function qemuKernelCmdline(extra: string, tscKhz?: number): string {
 }
 
 /**
- * The argv (without the binary) of one builder VM: `-M microvm`, no default devices, disks
- * as virtio-blk-device with their serials, the agent channel as a virtio-serial port backed by
- * a Unix socket QEMU connects to (the host listens first, DESIGN 3.5), serial console appended
- * to `spec.consoleLogPath`, user networking per mode, `-no-reboot` so a guest reboot or panic
- * ends the process.
+ * The argv (without the binary) of one builder VM: `-M microvm`, no default devices, disks as
+ * virtio-blk-device with their serials, the agent channel as a virtio-serial port backed by a Unix
+ * socket QEMU connects to (the host listens first, docs/contracts.md#agent-channel), serial console
+ * appended to `spec.consoleLogPath`, user networking per mode, `-no-reboot` so a guest reboot or
+ * panic ends the process.
  */
 export function buildQemuArgv(
   spec: VmSpec,

@@ -18,11 +18,11 @@ const AGENT_SOCKET_NAME = 'agent.sock';
 const MAX_SOCKET_PATH = 107;
 
 /**
- * The QEMU `-M microvm` driver (DESIGN 3.7): KVM where a probe boot succeeded, TCG otherwise.
- * The agent channel is a virtio-serial port whose chardev is a Unix socket: the host listens
- * on `<runDir>/agent.sock` before QEMU starts and QEMU connects to it (DESIGN 3.5), so no
- * sleep-and-poll is needed. QEMU's stderr and the guest's serial console both append to the
- * spec's console log.
+ * The QEMU `-M microvm` driver (docs/contracts.md#vmm-drivers): KVM where a probe boot succeeded,
+ * TCG otherwise. The agent channel is a virtio-serial port whose chardev is a Unix socket: the host
+ * listens on `<runDir>/agent.sock` before QEMU starts and QEMU connects to it
+ * (docs/contracts.md#agent-channel), so no sleep-and-poll is needed. QEMU's stderr and the guest's
+ * serial console both append to the spec's console log.
  */
 export class QemuVmm implements Vmm {
   readonly name = 'qemu' as const;
