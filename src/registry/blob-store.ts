@@ -29,33 +29,33 @@ interface RunningHash {
  * another algorithm at the end, or a hash lost to a restart, means re-reading the file.
  */
 export class BlobStore {
-  readonly #blobsDir: string;
-  readonly #uploadsDir: string;
-  readonly #hashes = new Map<string, RunningHash>();
+  private readonly blobsDir: string;
+  private readonly uploadsDir: string;
+  private readonly hashes = new Map<string, RunningHash>();
 
   constructor(root: string) {
-    this.#blobsDir = path.join(root, 'blobs');
-    this.#uploadsDir = path.join(root, 'uploads');
+    this.blobsDir = path.join(root, 'blobs');
+    this.uploadsDir = path.join(root, 'uploads');
   }
 
   async init(): Promise<void> {
-    await mkdir(this.#blobsDir, { recursive: true });
-    await mkdir(this.#uploadsDir, { recursive: true });
+    await mkdir(this.blobsDir, { recursive: true });
+    await mkdir(this.uploadsDir, { recursive: true });
   }
 
   blobPath(digest: ParsedDigest): string {
-    return path.join(this.#blobsDir, digest.algorithm, digest.hex.slice(0, 2), digest.hex);
+    return path.join(this.blobsDir, digest.algorithm, digest.hex.slice(0, 2), digest.hex);
   }
 
   uploadPath(id: string): string {
-    return path.join(this.#uploadsDir, id);
+    return path.join(this.uploadsDir, id);
   }
 
   /** Creates the (empty) file of a new upload session, hashed with `algorithm` as it grows. */
   async createUpload(id: string, algorithm: DigestAlgorithm = 'sha256'): Promise<void> {
     const handle = await open(this.uploadPath(id), 'wx', 0o600);
     await handle.close();
-    this.#hashes.set(id, { algorithm, offset: 0, hash: newHash(algorithm) });
+    this.hashes.set(id, { algorithm, offset: 0, hash: newHash(algorithm) });
   }
 
   /**
@@ -65,9 +65,9 @@ export class BlobStore {
    */
   async append(id: string, offset: number, body: Readable, maxBytes?: number): Promise<number> {
     const file = this.uploadPath(id);
-    let running = this.#hashes.get(id);
+    let running = this.hashes.get(id);
     if (running?.offset !== offset) running = undefined;
-    this.#hashes.delete(id);
+    this.hashes.delete(id);
     let written = 0;
     const hasher = new Transform({
       highWaterMark: STREAM_BUFFER_BYTES,
@@ -95,7 +95,7 @@ export class BlobStore {
       await truncate(file, offset).catch(() => undefined);
       throw err;
     }
-    if (running) this.#hashes.set(id, { ...running, offset: offset + written });
+    if (running) this.hashes.set(id, { ...running, offset: offset + written });
     return offset + written;
   }
 
@@ -106,7 +106,7 @@ export class BlobStore {
   async commit(id: string, digest: ParsedDigest): Promise<{ ok: boolean; size: number }> {
     const file = this.uploadPath(id);
     const { size } = await stat(file);
-    const running = this.#hashes.get(id);
+    const running = this.hashes.get(id);
     let actual: string;
     if (running?.algorithm === digest.algorithm && running.offset === size) {
       actual = running.hash.copy().digest('hex');
@@ -124,24 +124,24 @@ export class BlobStore {
     await mkdir(path.dirname(target), { recursive: true });
     await rename(file, target);
     await syncDir(path.dirname(target));
-    this.#hashes.delete(id);
+    this.hashes.delete(id);
     return { ok: true, size };
   }
 
   /** Cuts an upload back to `size` bytes (a rejected chunk). */
   async truncateUpload(id: string, size: number): Promise<void> {
-    this.#hashes.delete(id);
+    this.hashes.delete(id);
     await truncate(this.uploadPath(id), size);
   }
 
   async removeUpload(id: string): Promise<void> {
-    this.#hashes.delete(id);
+    this.hashes.delete(id);
     await rm(this.uploadPath(id), { force: true });
   }
 
   /** Names of upload files on disk (for removing orphans after a crash). */
   async uploadFiles(): Promise<string[]> {
-    return readdir(this.#uploadsDir);
+    return readdir(this.uploadsDir);
   }
 
   /** A stream of a blob's bytes, `end` inclusive (as fs ranges are). */

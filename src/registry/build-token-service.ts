@@ -12,10 +12,10 @@ export const BUILD_TOKEN_MARGIN_SECONDS = 120;
  * plus a margin. The registry refuses it as soon as the build is no longer active.
  */
 export class BuildTokenService implements BuildTokenIssuer {
-  readonly #tokens: RegistryTokenService;
+  private readonly tokens: RegistryTokenService;
 
   constructor(tokens: RegistryTokenService) {
-    this.#tokens = tokens;
+    this.tokens = tokens;
   }
 
   async issueBuildToken(build: Build): Promise<string> {
@@ -27,7 +27,7 @@ export class BuildTokenService implements BuildTokenIssuer {
     }
     access.push({ type: 'repository', name: BASE_IMAGE_GLOB, actions: ['pull'] });
     const lifetime = build.request.timeoutSeconds + BUILD_TOKEN_MARGIN_SECONDS;
-    const { token } = await this.#tokens.sign(
+    const { token } = await this.tokens.sign(
       `${BUILD_SUBJECT_PREFIX}${build.id}`,
       access,
       lifetime,

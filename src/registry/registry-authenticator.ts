@@ -43,18 +43,18 @@ export function accessForApiPrincipal(principal: ApiPrincipal): AccessEntry[] {
  * as BuildActivity says the build is over.
  */
 export class RegistryAuthenticator {
-  readonly #tokens: RegistryTokenService;
-  readonly #apiTokens: ApiTokenVerifier;
-  readonly #buildActivity: BuildActivity;
+  private readonly tokens: RegistryTokenService;
+  private readonly apiTokens: ApiTokenVerifier;
+  private readonly buildActivity: BuildActivity;
 
   constructor(options: {
     tokens: RegistryTokenService;
     apiTokens: ApiTokenVerifier;
     buildActivity: BuildActivity;
   }) {
-    this.#tokens = options.tokens;
-    this.#apiTokens = options.apiTokens;
-    this.#buildActivity = options.buildActivity;
+    this.tokens = options.tokens;
+    this.apiTokens = options.apiTokens;
+    this.buildActivity = options.buildActivity;
   }
 
   /** Returns null when no credentials were sent; throws InvalidCredentialError on bad ones. */
@@ -63,7 +63,7 @@ export class RegistryAuthenticator {
     const space = authorization.indexOf(' ');
     const scheme = (space < 0 ? authorization : authorization.slice(0, space)).toLowerCase();
     const value = space < 0 ? '' : authorization.slice(space + 1).trim();
-    if (scheme === 'bearer') return this.#fromRegistryToken(value);
+    if (scheme === 'bearer') return this.fromRegistryToken(value);
     if (scheme === 'basic') {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
@@ -77,11 +77,11 @@ export class RegistryAuthenticator {
   async fromPassword(password: string): Promise<RegistryCredential> {
     if (password === '') throw new InvalidCredentialError('empty password');
     try {
-      return await this.#fromRegistryToken(password);
+      return await this.fromRegistryToken(password);
     } catch (registryErr) {
       let principal: ApiPrincipal;
       try {
-        principal = await this.#apiTokens.verify(password);
+        principal = await this.apiTokens.verify(password);
       } catch {
         throw new InvalidCredentialError('the password is not a valid token', {
           cause: registryErr,
@@ -98,16 +98,16 @@ export class RegistryAuthenticator {
     }
   }
 
-  async #fromRegistryToken(token: string): Promise<RegistryCredential> {
+  private async fromRegistryToken(token: string): Promise<RegistryCredential> {
     let claims;
     try {
-      claims = await this.#tokens.verify(token);
+      claims = await this.tokens.verify(token);
     } catch (err) {
       throw new InvalidCredentialError('invalid registry token', { cause: err });
     }
     if (claims.sub.startsWith(BUILD_SUBJECT_PREFIX)) {
       const buildId = claims.sub.slice(BUILD_SUBJECT_PREFIX.length);
-      if (!this.#buildActivity.isBuildActive(buildId)) {
+      if (!this.buildActivity.isBuildActive(buildId)) {
         throw new InvalidCredentialError('the build this token belongs to has ended');
       }
     }

@@ -68,9 +68,9 @@ function toSession(row: SessionRow): UploadSession {
  * upload sessions. Statements are prepared once; every multi-row change is one transaction.
  */
 export class RegistryStore {
-  readonly #db: Database;
-  readonly #clock: Clock;
-  readonly #s: {
+  private readonly db: Database;
+  private readonly clock: Clock;
+  private readonly s: {
     repoId: Statement<[string], { id: number }>;
     insertRepo: Statement<[string, string]>;
     insertBlob: Statement<[string, number, string]>;
@@ -96,9 +96,9 @@ export class RegistryStore {
   };
 
   constructor(db: Database, clock: Clock) {
-    this.#db = db;
-    this.#clock = clock;
-    this.#s = {
+    this.db = db;
+    this.clock = clock;
+    this.s = {
       repoId: db.prepare('SELECT id FROM registry_repositories WHERE name = ?'),
       insertRepo: db.prepare(
         'INSERT INTO registry_repositories (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING',
@@ -163,62 +163,62 @@ export class RegistryStore {
     };
   }
 
-  #now(): string {
-    return this.#clock.now().toISOString();
+  private now(): string {
+    return this.clock.now().toISOString();
   }
 
-  #ensureRepo(name: string): number {
-    this.#s.insertRepo.run(name, this.#now());
-    const row = this.#s.repoId.get(name);
+  private ensureRepo(name: string): number {
+    this.s.insertRepo.run(name, this.now());
+    const row = this.s.repoId.get(name);
     if (!row) throw new Error(`repository ${name} vanished`);
     return row.id;
   }
 
   repositoryExists(name: string): boolean {
-    return this.#s.repoId.get(name) !== undefined;
+    return this.s.repoId.get(name) !== undefined;
   }
 
   /** Records a blob that is now on disk and links it into `repository`. */
   addBlob(repository: string, digest: string, size: number): void {
-    this.#db.transaction(() => {
-      this.#s.insertBlob.run(digest, size, this.#now());
-      this.#s.linkBlob.run(this.#ensureRepo(repository), digest, this.#now());
+    this.db.transaction(() => {
+      this.s.insertBlob.run(digest, size, this.now());
+      this.s.linkBlob.run(this.ensureRepo(repository), digest, this.now());
     })();
   }
 
   /** Links an existing blob into `repository` (cross-repo mount). */
   linkBlob(repository: string, digest: string): void {
-    this.#db.transaction(() => {
-      this.#s.linkBlob.run(this.#ensureRepo(repository), digest, this.#now());
+    this.db.transaction(() => {
+      this.s.linkBlob.run(this.ensureRepo(repository), digest, this.now());
     })();
   }
 
   /** Size of a blob visible in `repository`, or null. */
   linkedBlobSize(repository: string, digest: string): number | null {
-    return this.#s.linkedBlob.get(repository, digest)?.size ?? null;
+    return this.s.linkedBlob.get(repository, digest)?.size ?? null;
   }
 
   /** Removes a blob's link from a repository; false when it was not linked. */
   unlinkBlob(repository: string, digest: string): boolean {
-    const id = this.#s.repoId.get(repository)?.id;
+    const id = this.s.repoId.get(repository)?.id;
     if (id === undefined) return false;
-    return this.#s.unlinkBlob.run(id, digest).changes > 0;
+    return this.s.unlinkBlob.run(id, digest).changes > 0;
   }
 
   getManifest(repository: string, digest: string): StoredManifest | null {
-    const row = this.#s.getManifest.get(repository, digest);
+    const row = this.s.getManifest.get(repository, digest);
     return row ? toManifest(row) : null;
   }
 
   resolveTag(repository: string, tag: string): string | null {
-    return this.#s.tagDigest.get(repository, tag)?.digest ?? null;
+    return this.s.tagDigest.get(repository, tag)?.digest ?? null;
   }
 
   /** Stores a manifest and points `tags` at it, in one transaction. */
   putManifest(repository: string, manifest: StoredManifest, tags: readonly string[]): void {
-    this.#db.transaction(() => {
-      const id = this.#ensureRepo(repository);
-      this.#s.upsertManifest.run(
+    this.db.transaction(() => {
+      const id = this.ensureRepo(repository);
+      this.s.upsertManifest.run(
         id,
         manifest.digest,
         manifest.mediaType,
@@ -227,59 +227,59 @@ export class RegistryStore {
         manifest.annotations === null ? null : JSON.stringify(manifest.annotations),
         manifest.size,
         manifest.content,
-        this.#now(),
+        this.now(),
       );
-      for (const tag of tags) this.#s.upsertTag.run(id, tag, manifest.digest, this.#now());
+      for (const tag of tags) this.s.upsertTag.run(id, tag, manifest.digest, this.now());
     })();
   }
 
   /** Deletes a manifest and every tag pointing at it; false when unknown. */
   deleteManifest(repository: string, digest: string): boolean {
-    const id = this.#s.repoId.get(repository)?.id;
+    const id = this.s.repoId.get(repository)?.id;
     if (id === undefined) return false;
-    return this.#s.deleteManifest.run(id, digest).changes > 0;
+    return this.s.deleteManifest.run(id, digest).changes > 0;
   }
 
   deleteTag(repository: string, tag: string): boolean {
-    const id = this.#s.repoId.get(repository)?.id;
+    const id = this.s.repoId.get(repository)?.id;
     if (id === undefined) return false;
-    return this.#s.deleteTag.run(id, tag).changes > 0;
+    return this.s.deleteTag.run(id, tag).changes > 0;
   }
 
   /** Tags in lexical order after `last`, at most `limit`. */
   listTags(repository: string, last: string, limit: number): string[] {
-    return this.#s.listTags.all(repository, last, limit).map((r) => r.name);
+    return this.s.listTags.all(repository, last, limit).map((r) => r.name);
   }
 
   referrers(repository: string, subjectDigest: string): StoredManifest[] {
-    return this.#s.referrers.all(repository, subjectDigest).map(toManifest);
+    return this.s.referrers.all(repository, subjectDigest).map(toManifest);
   }
 
   createSession(id: string, repository: string): UploadSession {
-    const now = this.#now();
-    this.#s.insertSession.run(id, repository, now, now);
+    const now = this.now();
+    this.s.insertSession.run(id, repository, now, now);
     return { id, repository, size: 0, createdAt: new Date(now), updatedAt: new Date(now) };
   }
 
   getSession(id: string): UploadSession | null {
-    const row = this.#s.getSession.get(id);
+    const row = this.s.getSession.get(id);
     return row ? toSession(row) : null;
   }
 
   updateSessionSize(id: string, size: number): void {
-    this.#s.updateSession.run(size, this.#now(), id);
+    this.s.updateSession.run(size, this.now(), id);
   }
 
   deleteSession(id: string): void {
-    this.#s.deleteSession.run(id);
+    this.s.deleteSession.run(id);
   }
 
   /** Sessions idle since before `cutoff`. */
   expiredSessions(cutoff: Date): UploadSession[] {
-    return this.#s.expiredSessions.all(cutoff.toISOString()).map(toSession);
+    return this.s.expiredSessions.all(cutoff.toISOString()).map(toSession);
   }
 
   sessionIds(): Set<string> {
-    return new Set(this.#s.allSessionIds.all().map((r) => r.id));
+    return new Set(this.s.allSessionIds.all().map((r) => r.id));
   }
 }

@@ -21,15 +21,15 @@ export const BUILD_SUBJECT_PREFIX = 'build:';
  * time taken from the injected clock.
  */
 export class RegistryTokenService {
-  readonly #key: SigningKey;
-  readonly #audience: string;
-  readonly #clock: Clock;
+  private readonly key: SigningKey;
+  private readonly audience: string;
+  private readonly clock: Clock;
 
   constructor(options: { key: SigningKey; audience: string; clock: Clock }) {
     if (options.audience === '') throw new Error('registry token audience must not be empty');
-    this.#key = options.key;
-    this.#audience = options.audience;
-    this.#clock = options.clock;
+    this.key = options.key;
+    this.audience = options.audience;
+    this.clock = options.clock;
   }
 
   /** Signs a token for `sub` with `access`, valid `lifetimeSeconds` from now. */
@@ -38,29 +38,29 @@ export class RegistryTokenService {
     access: readonly AccessEntry[],
     lifetimeSeconds: number,
   ): Promise<{ token: string; issuedAt: Date; expiresIn: number }> {
-    const issuedAt = this.#clock.now();
+    const issuedAt = this.clock.now();
     const iat = Math.floor(issuedAt.getTime() / 1000);
     const expiresIn = Math.max(1, Math.floor(lifetimeSeconds));
     const token = await new SignJWT({ access: [...access] })
-      .setProtectedHeader({ alg: TOKEN_ALG, kid: this.#key.kid, typ: 'JWT' })
+      .setProtectedHeader({ alg: TOKEN_ALG, kid: this.key.kid, typ: 'JWT' })
       .setIssuer(TOKEN_ISSUER)
-      .setAudience(this.#audience)
+      .setAudience(this.audience)
       .setSubject(sub)
       .setIssuedAt(iat)
       .setNotBefore(iat)
       .setExpirationTime(iat + expiresIn)
       .setJti(randomUUID())
-      .sign(this.#key.privateKey);
+      .sign(this.key.privateKey);
     return { token, issuedAt, expiresIn };
   }
 
   /** Verifies a registry token; throws (jose errors, or Error) on anything wrong. */
   async verify(token: string): Promise<RegistryTokenClaims> {
-    const { payload } = await jwtVerify(token, this.#key.publicKey, {
+    const { payload } = await jwtVerify(token, this.key.publicKey, {
       algorithms: [TOKEN_ALG],
       issuer: TOKEN_ISSUER,
-      audience: this.#audience,
-      currentDate: this.#clock.now(),
+      audience: this.audience,
+      currentDate: this.clock.now(),
       requiredClaims: ['sub', 'exp', 'iat'],
     });
     const access = parseAccessClaim(payload.access);

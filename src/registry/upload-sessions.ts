@@ -14,12 +14,12 @@ import type { Clock } from '../time/clock.js';
  * the previous one ended (else 416); completing checks the digest before the blob appears.
  */
 export class UploadSessions {
-  readonly #store: RegistryStore;
-  readonly #blobs: BlobStore;
-  readonly #clock: Clock;
-  readonly #ttlSeconds: number;
-  readonly #logger: Logger;
-  readonly #busy = new Set<string>();
+  private readonly store: RegistryStore;
+  private readonly blobs: BlobStore;
+  private readonly clock: Clock;
+  private readonly ttlSeconds: number;
+  private readonly logger: Logger;
+  private readonly busy = new Set<string>();
 
   constructor(options: {
     store: RegistryStore;
@@ -29,24 +29,24 @@ export class UploadSessions {
     logger: Logger;
   }) {
     if (!(options.ttlSeconds > 0)) throw new Error('upload session TTL must be positive');
-    this.#store = options.store;
-    this.#blobs = options.blobs;
-    this.#clock = options.clock;
-    this.#ttlSeconds = options.ttlSeconds;
-    this.#logger = options.logger;
+    this.store = options.store;
+    this.blobs = options.blobs;
+    this.clock = options.clock;
+    this.ttlSeconds = options.ttlSeconds;
+    this.logger = options.logger;
   }
 
   /** Opens a session; `algorithm` is what its bytes are hashed with while they stream in. */
   async start(repository: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadSession> {
     const id = randomUUID();
-    await this.#blobs.createUpload(id, algorithm);
-    return this.#store.createSession(id, repository);
+    await this.blobs.createUpload(id, algorithm);
+    return this.store.createSession(id, repository);
   }
 
   /** The live session `id` of `repository`, or BLOB_UPLOAD_UNKNOWN. */
   get(repository: string, id: string): UploadSession {
-    const session = this.#store.getSession(id);
-    if (session?.repository !== repository || this.#isExpired(session)) {
+    const session = this.store.getSession(id);
+    if (session?.repository !== repository || this.isExpired(session)) {
       throw new OciError('BLOB_UPLOAD_UNKNOWN', 'upload session unknown or expired', {
         detail: { session: id },
       });
@@ -61,7 +61,7 @@ export class UploadSessions {
     body: Readable,
     range: ByteRange | null,
   ): Promise<UploadSession> {
-    return this.#exclusive(id, async () => {
+    return this.exclusive(id, async () => {
       const session = this.get(repository, id);
       if (range !== null && range.start !== session.size) {
         throw new OciError('BLOB_UPLOAD_INVALID', 'chunk does not start where the upload ends', {
@@ -71,16 +71,16 @@ export class UploadSessions {
         });
       }
       const max = range === null ? undefined : range.end - range.start + 1;
-      const size = await this.#blobs.append(id, session.size, body, max);
+      const size = await this.blobs.append(id, session.size, body, max);
       if (max !== undefined && size - session.size !== max) {
-        await this.#blobs.truncateUpload(id, session.size);
+        await this.blobs.truncateUpload(id, session.size);
         throw new OciError('BLOB_UPLOAD_INVALID', 'chunk length does not match Content-Range', {
           status: 416,
           headers: rangeHeaders(session),
         });
       }
-      this.#store.updateSessionSize(id, size);
-      return { ...session, size, updatedAt: this.#clock.now() };
+      this.store.updateSessionSize(id, size);
+      return { ...session, size, updatedAt: this.clock.now() };
     });
   }
 
@@ -95,7 +95,7 @@ export class UploadSessions {
     body: Readable | null,
     range: ByteRange | null,
   ): Promise<{ size: number }> {
-    return this.#exclusive(id, async () => {
+    return this.exclusive(id, async () => {
       const session = this.get(repository, id);
       if (body !== null) {
         if (range !== null && range.start !== session.size) {
@@ -104,32 +104,32 @@ export class UploadSessions {
             headers: rangeHeaders(session),
           });
         }
-        await this.#blobs.append(id, session.size, body);
+        await this.blobs.append(id, session.size, body);
       }
-      const result = await this.#blobs.commit(id, digest);
+      const result = await this.blobs.commit(id, digest);
       if (!result.ok) {
-        await this.#drop(id);
+        await this.drop(id);
         throw new OciError('DIGEST_INVALID', 'uploaded content does not match the digest', {
           detail: { digest: digest.text },
         });
       }
-      this.#store.addBlob(repository, digest.text, result.size);
-      this.#store.deleteSession(id);
+      this.store.addBlob(repository, digest.text, result.size);
+      this.store.deleteSession(id);
       return { size: result.size };
     });
   }
 
   async cancel(repository: string, id: string): Promise<void> {
-    await this.#exclusive(id, async () => {
+    await this.exclusive(id, async () => {
       this.get(repository, id);
-      await this.#drop(id);
+      await this.drop(id);
     });
   }
 
   /** Removes a session and its bytes if it still exists (no repository check, no errors). */
   async discard(id: string): Promise<void> {
-    if (this.#busy.has(id)) return;
-    await this.#drop(id);
+    if (this.busy.has(id)) return;
+    await this.drop(id);
   }
 
   /**
@@ -138,42 +138,42 @@ export class UploadSessions {
    */
   async sweep(): Promise<number> {
     let removed = 0;
-    const cutoff = new Date(this.#clock.now().getTime() - this.#ttlSeconds * 1000);
-    for (const s of this.#store.expiredSessions(cutoff)) {
-      if (this.#busy.has(s.id)) continue;
-      await this.#drop(s.id);
+    const cutoff = new Date(this.clock.now().getTime() - this.ttlSeconds * 1000);
+    for (const s of this.store.expiredSessions(cutoff)) {
+      if (this.busy.has(s.id)) continue;
+      await this.drop(s.id);
       removed += 1;
     }
-    const live = this.#store.sessionIds();
-    for (const file of await this.#blobs.uploadFiles()) {
-      if (live.has(file) || this.#busy.has(file)) continue;
-      await this.#blobs.removeUpload(file);
+    const live = this.store.sessionIds();
+    for (const file of await this.blobs.uploadFiles()) {
+      if (live.has(file) || this.busy.has(file)) continue;
+      await this.blobs.removeUpload(file);
       removed += 1;
     }
-    if (removed > 0) this.#logger.info({ removed }, 'registry: removed stale uploads');
+    if (removed > 0) this.logger.info({ removed }, 'registry: removed stale uploads');
     return removed;
   }
 
-  #isExpired(session: UploadSession): boolean {
-    return this.#clock.now().getTime() - session.updatedAt.getTime() > this.#ttlSeconds * 1000;
+  private isExpired(session: UploadSession): boolean {
+    return this.clock.now().getTime() - session.updatedAt.getTime() > this.ttlSeconds * 1000;
   }
 
-  async #drop(id: string): Promise<void> {
-    this.#store.deleteSession(id);
-    await this.#blobs.removeUpload(id);
+  private async drop(id: string): Promise<void> {
+    this.store.deleteSession(id);
+    await this.blobs.removeUpload(id);
   }
 
-  async #exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    if (this.#busy.has(id)) {
+  private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(id)) {
       throw new OciError('BLOB_UPLOAD_INVALID', 'another request is using this upload session', {
         status: 409,
       });
     }
-    this.#busy.add(id);
+    this.busy.add(id);
     try {
       return await fn();
     } finally {
-      this.#busy.delete(id);
+      this.busy.delete(id);
     }
   }
 }

@@ -7,39 +7,39 @@ import type { UploadSessions } from './upload-sessions.js';
  * it is safe to call twice.
  */
 export class UploadSweeper {
-  readonly #uploads: UploadSessions;
-  readonly #logger: Logger;
-  readonly #intervalMs: number;
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> = Promise.resolve();
+  private readonly uploads: UploadSessions;
+  private readonly logger: Logger;
+  private readonly intervalMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> = Promise.resolve();
 
   constructor(options: { uploads: UploadSessions; logger: Logger; intervalMs: number }) {
     if (!(options.intervalMs > 0)) throw new Error('sweep interval must be positive');
-    this.#uploads = options.uploads;
-    this.#logger = options.logger;
-    this.#intervalMs = options.intervalMs;
+    this.uploads = options.uploads;
+    this.logger = options.logger;
+    this.intervalMs = options.intervalMs;
   }
 
   start(): void {
-    if (this.#timer !== null) return;
-    this.#timer = setInterval(() => {
-      this.#running = this.#running.then(() => this.sweepOnce());
-    }, this.#intervalMs);
-    this.#timer.unref();
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => {
+      this.running = this.running.then(() => this.sweepOnce());
+    }, this.intervalMs);
+    this.timer.unref();
   }
 
   /** One sweep; failures are logged, never thrown. */
   async sweepOnce(): Promise<void> {
     try {
-      await this.#uploads.sweep();
+      await this.uploads.sweep();
     } catch (err) {
-      this.#logger.warn({ err }, 'registry: upload sweep failed');
+      this.logger.warn({ err }, 'registry: upload sweep failed');
     }
   }
 
   async close(): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
-    await this.#running;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
   }
 }
