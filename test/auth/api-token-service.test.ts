@@ -5,11 +5,11 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 let dir: string;
 let keys: KeySet;
-const now = new Date('2026-05-01T12:00:00Z');
-const clock = { now: () => now };
+const clock = new ManualClock(Date.parse('2026-05-01T12:00:00Z'));
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'kiln-tok-'));
@@ -48,7 +48,7 @@ describe('ApiTokenService', () => {
       .setAudience('kiln-registry')
       .setSubject('tenant:acme')
       .setJti('j')
-      .setExpirationTime(Math.floor(now.getTime() / 1000) + 60)
+      .setExpirationTime(Math.floor(clock.now().getTime() / 1000) + 60)
       .sign(keys.api.privateKey);
     await expect(svc.verify(t2)).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
     await expect(svc.verify('garbage')).rejects.toMatchObject({ code: 'INVALID_TOKEN' });

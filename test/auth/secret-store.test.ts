@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadOrCreateSecretKey, SecretStore } from '../../src/auth/secret-store.js';
 import { openDatabase } from '../../src/storage/database.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 let dir: string;
 beforeEach(() => {
@@ -18,7 +19,7 @@ describe('SecretStore', () => {
     const key = await loadOrCreateSecretKey(dir);
     expect(statSync(path.join(dir, 'keys', 'secrets.key')).mode & 0o777).toBe(0o600);
     const db = openDatabase(path.join(dir, 'kiln.db'));
-    const clock = { now: () => new Date(0) };
+    const clock = new ManualClock(0);
     new SecretStore(db, key, clock).put('acme', 'npm', 'very-secret-value');
     const raw = db.prepare<[], { ciphertext: Buffer }>('SELECT ciphertext FROM secrets').get()!;
     expect(raw.ciphertext.toString('latin1')).not.toContain('very-secret');
@@ -29,7 +30,7 @@ describe('SecretStore', () => {
 
   it('binds a value to its tenant and id, and names a missing secret', async () => {
     const db = openDatabase(':memory:');
-    const store = new SecretStore(db, await loadOrCreateSecretKey(dir), { now: () => new Date(0) });
+    const store = new SecretStore(db, await loadOrCreateSecretKey(dir), new ManualClock(0));
     store.put('acme', 'a', 'x');
     db.prepare("UPDATE secrets SET id = 'b'").run();
     expect(() => store.values('acme', ['b'])).toThrow();

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../../src/auth/key-store.js';
 import { parseTtl, runCli } from '../../src/cli/run-cli.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 let dataDir: string;
 beforeEach(() => {
@@ -17,14 +18,14 @@ afterEach(() => {
 async function cli(args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const now = new Date('2026-03-01T00:00:00Z');
+  const clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
   const code = await runCli(args, {
     env: { KILN_DATA_DIR: dataDir },
     stdout: (t) => out.push(t),
     stderr: (t) => err.push(t),
-    clock: { now: () => now },
+    clock,
   });
-  return { code, stdout: out.join(''), stderr: err.join(''), now };
+  return { code, stdout: out.join(''), stderr: err.join(''), clock };
 }
 
 describe('kiln token create', () => {
@@ -43,15 +44,15 @@ describe('kiln token create', () => {
     expect(r.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
     const keys = await loadOrCreateKeys(dataDir);
     expect(statSync(path.join(dataDir, 'keys', 'api.jwk')).mode & 0o777).toBe(0o600);
-    const at = (s: number) => ({ now: () => new Date(r.now.getTime() + s * 1000) });
-    const principal = await new ApiTokenService({ key: keys.api, clock: at(7199) }).verify(
-      r.stdout.trim(),
-    );
+    const verifier = new ApiTokenService({ key: keys.api, clock: r.clock });
+    r.clock.advance(7199_000);
+    const principal = await verifier.verify(r.stdout.trim());
     expect(principal.tenant).toBe('acme');
     expect([...principal.scopes].sort()).toEqual(['builds:read', 'builds:write']);
-    await expect(
-      new ApiTokenService({ key: keys.api, clock: at(7201) }).verify(r.stdout.trim()),
-    ).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+    r.clock.advance(2_000);
+    await expect(verifier.verify(r.stdout.trim())).rejects.toMatchObject({
+      code: 'INVALID_TOKEN',
+    });
   });
 
   it('refuses an unknown scope and a reserved tenant with a non-zero exit', async () => {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { Hono } from 'hono';
-import { ManualTime } from './api-manual-time.js';
 import { FakeBuildRunner } from './fake-build-runner.js';
+import { ManualClock } from './manual-clock.js';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
@@ -45,7 +45,7 @@ export interface Harness {
   tokenIssuer: StandInTokenIssuer;
   manager: BuildManager;
   apiTokens: ApiTokenService;
-  time: ManualTime;
+  time: ManualClock;
   app: ReturnType<typeof createApp>;
   token(tenant: string, scopes?: ApiScope[]): Promise<string>;
   /** Entries under <dataDir>/builds. */
@@ -61,7 +61,7 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   dataDir?: string;
   runner?: FakeBuildRunner;
-  time?: ManualTime;
+  time?: ManualClock;
   heartbeatMs?: number;
   /** Run the manager's start() (restart recovery); default true. */
   start?: boolean;
@@ -72,7 +72,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'kiln-a-'));
   const config = loadConfig({ KILN_DATA_DIR: dataDir, KILN_LOG_LEVEL: 'silent', ...options.env });
   const logger = createLogger('silent');
-  const time = options.time ?? new ManualTime();
+  const time = options.time ?? new ManualClock();
   const db = openDatabase(path.join(dataDir, 'kiln.db'));
   const keys = await loadOrCreateKeys(dataDir);
   const secretKey = await loadOrCreateSecretKey(dataDir);

@@ -6,7 +6,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Database } from 'better-sqlite3';
 import { Hono } from 'hono';
 import { pino } from 'pino';
-import { RegistryFakeClock } from './registry-fake-clock.js';
+import { ManualClock } from './manual-clock.js';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
@@ -75,27 +75,27 @@ export function registryTestBuild(input: {
  */
 export class RegistryHarness {
   readonly dataDir: string;
-  readonly clock: RegistryFakeClock;
+  readonly clock: ManualClock;
   readonly activity = new FakeBuildActivity();
   readonly config: Config;
   keys!: KeySet;
   apiTokens!: ApiTokenService;
   db!: Database;
   registry!: Registry;
-  #server: ServerType | null = null;
+  private server: ServerType | null = null;
   port = 0;
 
-  readonly #webStreams: boolean;
+  private readonly webStreams: boolean;
 
   private constructor(
     dataDir: string,
-    clock: RegistryFakeClock,
+    clock: ManualClock,
     env: Record<string, string>,
     webStreams: boolean,
   ) {
     this.dataDir = dataDir;
     this.clock = clock;
-    this.#webStreams = webStreams;
+    this.webStreams = webStreams;
     this.config = loadConfig({ KILN_DATA_DIR: dataDir, ...env });
   }
 
@@ -104,12 +104,12 @@ export class RegistryHarness {
    * calling `app.fetch(request)` does, so request bodies arrive as web streams only.
    */
   static async start(
-    options: { env?: Record<string, string>; clock?: RegistryFakeClock; webStreams?: boolean } = {},
+    options: { env?: Record<string, string>; clock?: ManualClock; webStreams?: boolean } = {},
   ): Promise<RegistryHarness> {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-registry-'));
     const h = new RegistryHarness(
       dataDir,
-      options.clock ?? new RegistryFakeClock(),
+      options.clock ?? new ManualClock(),
       options.env ?? {},
       options.webStreams ?? false,
     );
@@ -142,19 +142,19 @@ export class RegistryHarness {
     });
     const root = new Hono().route('/v2', this.registry.app);
     const server = await new Promise<ServerType>((resolve) => {
-      const fetch = this.#webStreams ? (request: Request) => root.fetch(request) : root.fetch;
+      const fetch = this.webStreams ? (request: Request) => root.fetch(request) : root.fetch;
       const s = serve({ fetch, hostname: '127.0.0.1', port: this.port }, () => {
         resolve(s);
       });
     });
-    this.#server = server;
+    this.server = server;
     this.port = (server.address() as AddressInfo).port;
   }
 
   /** Stops the server, the registry and the database (the data directory stays). */
   async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
+    const server = this.server;
+    this.server = null;
     if (server !== null) {
       await new Promise<void>((resolve) => {
         server.close(() => {

@@ -172,7 +172,7 @@ describe('skopeo against the registry', () => {
         repository: 'acme/web',
         timeoutSeconds: 60,
       });
-      h.clock.advanceSeconds(60 + BUILD_TOKEN_MARGIN_SECONDS + 1);
+      h.clock.advance((60 + BUILD_TOKEN_MARGIN_SECONDS + 1) * 1000);
       await expectRefused(token, 'acme/web:x');
     });
 

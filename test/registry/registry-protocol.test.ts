@@ -749,7 +749,7 @@ describe('persistence and crash safety', () => {
     const loc = uploadPath(await call('POST', '/v2/acme/app/blobs/uploads/'));
     await call('PATCH', loc, { body: 'stale' });
     expect(await readdir(path.join(h.dataDir, 'registry', 'uploads'))).toHaveLength(1);
-    h.clock.advanceSeconds(h.config.registry.uploadSessionTtlSeconds + 1);
+    h.clock.advance((h.config.registry.uploadSessionTtlSeconds + 1) * 1000);
     token = await h.buildToken({ id: 'b_protocol', tenant: 'acme', repository: 'acme/app' });
     const expired = await call('GET', loc);
     expect(expired.status).toBe(404);

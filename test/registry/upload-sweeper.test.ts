@@ -9,18 +9,18 @@ import { RegistryStore } from '../../src/registry/registry-store.js';
 import { UploadSessions } from '../../src/registry/upload-sessions.js';
 import { UploadSweeper } from '../../src/registry/upload-sweeper.js';
 import { openDatabase } from '../../src/storage/database.js';
-import { RegistryFakeClock } from '../helpers/registry-fake-clock.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 let dir: string;
 let db: Database;
-let clock: RegistryFakeClock;
+let clock: ManualClock;
 let uploads: UploadSessions;
 let sweeper: UploadSweeper;
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-sweeper-'));
   db = openDatabase(':memory:');
-  clock = new RegistryFakeClock();
+  clock = new ManualClock();
   const blobs = new BlobStore(dir);
   await blobs.init();
   uploads = new UploadSessions({
@@ -44,11 +44,11 @@ afterEach(async () => {
 describe('UploadSweeper', () => {
   it('removes sessions idle past the TTL and their files on its interval, and keeps fresh ones', async () => {
     const stale = await uploads.start('acme/web');
-    clock.advanceSeconds(500);
+    clock.advance(500_000);
     const fresh = await uploads.start('acme/web');
     sweeper.start();
 
-    clock.advanceSeconds(101);
+    clock.advance(101_000);
     await vi.advanceTimersByTimeAsync(60_000);
     await sweeper.close();
 
@@ -60,7 +60,7 @@ describe('UploadSweeper', () => {
   it('does nothing before its interval has elapsed', async () => {
     const session = await uploads.start('acme/web');
     sweeper.start();
-    clock.advanceSeconds(601);
+    clock.advance(601_000);
     await vi.advanceTimersByTimeAsync(59_000);
     expect(await readdir(path.join(dir, 'uploads'))).toEqual([session.id]);
   });

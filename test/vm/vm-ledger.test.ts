@@ -9,6 +9,7 @@ import { readProcessStartTicks } from '../../src/vm/process-identity.js';
 import { QemuVmm } from '../../src/vm/qemu/qemu-vmm.js';
 import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
 import { VmLedger } from '../../src/vm/vm-ledger.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -47,7 +48,7 @@ describe('VmLedger and VmBuildRunner.recover', () => {
     runner = new VmBuildRunner({
       vmm: new QemuVmm({ accel: 'tcg', logger }),
       ledger,
-      clock: { now: () => new Date(0) },
+      clock: new ManualClock(0),
       logger,
       runRoot,
       imageDir: path.join(dir, 'no-image'),

@@ -1,11 +1,15 @@
 import type { Clock } from '../../src/time/clock.js';
 import type { Scheduler } from '../../src/time/scheduler.js';
 
-/** A clock and scheduler the test advances by hand; timers fire inside `advance`. */
-export class ManualTime implements Clock, Scheduler {
+/**
+ * The one test clock: a `Clock` and `Scheduler` that stand still until the test calls
+ * `advance`, which moves time forward and fires the timers that fall due, in order.
+ */
+export class ManualClock implements Clock, Scheduler {
   private ms: number;
   private timers: { at: number; callback: () => void; cancelled: boolean }[] = [];
 
+  /** `start` is milliseconds since the epoch. */
   constructor(start = Date.parse('2026-01-01T00:00:00Z')) {
     this.ms = start;
   }
@@ -22,7 +26,7 @@ export class ManualTime implements Clock, Scheduler {
     };
   }
 
-  /** Moves time forward, firing due timers in order. */
+  /** Moves time forward by `ms`, firing due timers in order. */
   advance(ms: number): void {
     const target = this.ms + ms;
     for (;;) {
