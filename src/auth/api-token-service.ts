@@ -4,17 +4,25 @@ import type { ApiPrincipal } from './api-principal.js';
 import { API_AUDIENCE, TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from './key-store.js';
 import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
 import { AppError } from '../errors/app-error.js';
+import { isValidNameComponent } from '../registry/repository-name.js';
 import type { Clock } from '../time/clock.js';
 
 /**
- * Tenant names: one lowercase registry path component, never a reserved one
+ * Tenant names use only lowercase letters, digits and `-`, at most 63 of them
  * (docs/contracts.md#tokens-and-scopes).
  */
-const TENANT_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const TENANT_CHARACTERS = /^[a-z0-9-]{1,63}$/;
 
-/** True for a tenant name that may own builds and repositories. */
+/**
+ * True for a tenant name that may own builds and repositories. A tenant is the first path
+ * component of every repository it owns (`<tenant>/<image>`), so it must be a valid OCI name
+ * component (no leading, trailing or lone `-`) as well as not a reserved namespace; a name the
+ * registry would refuse with NAME_INVALID is refused here, before any build is accepted for it.
+ */
 export function isValidTenant(tenant: string): boolean {
-  return TENANT_PATTERN.test(tenant) && !RESERVED_TENANTS.has(tenant);
+  return (
+    TENANT_CHARACTERS.test(tenant) && isValidNameComponent(tenant) && !RESERVED_TENANTS.has(tenant)
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
+import { isValidCacheScope, isValidImageName } from './build-repositories.js';
 import type { BuildRequest } from './build.js';
-import { isValidCacheScope, isValidImageName } from './repository-name.js';
 import { SECRET_ID_PATTERN } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
 

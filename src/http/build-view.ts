@@ -1,5 +1,5 @@
+import { outputTags } from '../builds/build-repositories.js';
 import type { Build } from '../builds/build.js';
-import { outputTags } from '../builds/repository-name.js';
 
 /** The wire shape of a build (snake_case like the request fields); never the host paths. */
 export function buildView(build: Build, queuePosition: number | null): Record<string, unknown> {

@@ -3,13 +3,16 @@ import { parseScopeParams } from './access-scope.js';
 import { OciError } from './oci-error.js';
 import type { RegistryCredential } from './registry-authenticator.js';
 import type { RegistryDeps } from './registry-deps.js';
+import { assertRepositoryName } from './repository-name.js';
 
 /**
  * `/v2/token` (Docker token spec; OAuth2 password grant as BuildKit and containerd send it):
  * GET with Basic credentials and repeated or space-separated `scope`s, or POST
  * `grant_type=password` with `username`/`password`/`scope` in a form body. Grants the
  * intersection of what was asked and what the credential allows; the token lives
- * `tokenTtlSeconds`, never longer than the credential it came from.
+ * `tokenTtlSeconds`, never longer than the credential it came from. Every requested name
+ * must be a repository name (no globs, no `..`): one that is not answers NAME_INVALID and
+ * grants nothing, rather than being signed into the token and ignored later.
  */
 export async function issueToken(deps: RegistryDeps, c: Context): Promise<Response> {
   let credential: RegistryCredential | null;
@@ -30,7 +33,9 @@ export async function issueToken(deps: RegistryDeps, c: Context): Promise<Respon
       headers: { 'WWW-Authenticate': `Basic realm="${deps.config.service}"` },
     });
   }
-  const access = credential.access.intersect(parseScopeParams(scopeValues));
+  const requested = parseScopeParams(scopeValues);
+  for (const scope of requested) assertRepositoryName(scope.name);
+  const access = credential.access.intersect(requested);
   const nowSeconds = Math.floor(deps.clock.now().getTime() / 1000);
   let lifetime = deps.config.tokenTtlSeconds;
   if (credential.expiresAt !== null) {

@@ -4,7 +4,14 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
-import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
+import {
+  API_AUDIENCE,
+  loadOrCreateKeys,
+  TOKEN_ALG,
+  TOKEN_ISSUER,
+  type KeySet,
+} from '../../src/auth/key-store.js';
+import { isValidRepositoryName } from '../../src/registry/repository-name.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 let dir: string;
@@ -56,12 +63,40 @@ describe('ApiTokenService', () => {
 
   it('refuses reserved or malformed tenant names', async () => {
     const svc = new ApiTokenService({ key: keys.api, clock });
-    for (const tenant of ['cache', 'library', 'Acme', '-x', 'a'.repeat(64)]) {
+    for (const tenant of ['cache', 'library', 'Acme', '-x', 'a'.repeat(64), 'acme-', '-', 'a_b']) {
       await expect(
         svc.create({ tenant, scopes: ['builds:read'], ttlSeconds: 60 }),
       ).rejects.toMatchObject({
         code: 'BAD_REQUEST',
       });
     }
+  });
+
+  it('accepts a tenant only when it can be the first component of a repository name', async () => {
+    const svc = new ApiTokenService({ key: keys.api, clock });
+    for (const tenant of ['acme', 'a', 'acme-corp', 'acme--corp', '0day', 'a'.repeat(63)]) {
+      const principal = await svc.verify(
+        await svc.create({ tenant, scopes: ['builds:read'], ttlSeconds: 60 }),
+      );
+      expect(principal.tenant).toBe(tenant);
+      expect(isValidRepositoryName(`${tenant}/app`), tenant).toBe(true);
+    }
+  });
+
+  it('refuses an API token whose tenant the registry could not serve, even if well signed', async () => {
+    const svc = new ApiTokenService({ key: keys.api, clock });
+    const signedFor = (tenant: string) =>
+      new SignJWT({ scope: 'builds:read' })
+        .setProtectedHeader({ alg: TOKEN_ALG, kid: keys.api.kid })
+        .setIssuer(TOKEN_ISSUER)
+        .setAudience(API_AUDIENCE)
+        .setSubject(`tenant:${tenant}`)
+        .setJti('j')
+        .setExpirationTime(Math.floor(clock.now().getTime() / 1000) + 60)
+        .sign(keys.api.privateKey);
+    expect((await svc.verify(await signedFor('acme'))).tenant).toBe('acme');
+    await expect(svc.verify(await signedFor('acme-'))).rejects.toMatchObject({
+      code: 'INVALID_TOKEN',
+    });
   });
 });

@@ -71,6 +71,13 @@ describe('kiln token create', () => {
     expect(reserved.stdout).toBe('');
   });
 
+  it('refuses a tenant that cannot start a repository name, such as "acme-"', async () => {
+    const r = await cli(['token', 'create', '--tenant', 'acme-', '--scope', 'builds:write']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('invalid tenant name');
+  });
+
   it('parses ttl units', () => {
     expect([parseTtl('30d'), parseTtl('12h'), parseTtl('90m'), parseTtl('45')]).toEqual([
       2_592_000, 43_200, 5_400, 45,

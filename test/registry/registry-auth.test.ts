@@ -163,6 +163,25 @@ describe('token endpoint', () => {
     expect(body.expires_in).toBe(60);
   });
 
+  it('answers 400 NAME_INVALID and grants nothing when a requested name is a glob or outside the grammar', async () => {
+    const api = await h.apiToken('acme', ['registry:pull']);
+    for (const name of ['acme/*', 'acme/../beta/app', 'acme-/app', 'Acme/web']) {
+      const res = await getToken(
+        api,
+        'scope=' + encodeURIComponent(`repository:acme/web:pull repository:${name}:pull`),
+      );
+      expect(res.status, name).toBe(400);
+      const body = (await res.json()) as {
+        errors: { code: string; detail: unknown }[];
+        token?: string;
+      };
+      expect(body.token).toBeUndefined();
+      expect(body.errors[0]).toMatchObject({ code: 'NAME_INVALID', detail: { name } });
+    }
+    const ok = await getToken(api, 'scope=' + encodeURIComponent('repository:acme/web:pull'));
+    expect(ok.status).toBe(200);
+  });
+
   it('refuses missing and invalid credentials with 401', async () => {
     const anonymous = await fetch(`${h.url}/v2/token?service=kiln&scope=repository:acme/web:pull`);
     expect(anonymous.status).toBe(401);

@@ -1,21 +1,21 @@
 import { CACHE_NAMESPACE } from '../auth/scopes.js';
+import { isValidNameComponent, isValidRepositoryName } from '../registry/repository-name.js';
 
-/** One OCI repository path component (distribution-spec "Pulling manifests", name grammar). */
-const COMPONENT = '[a-z0-9]+(?:[._-][a-z0-9]+)*';
-const IMAGE_NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
-const SCOPE = new RegExp(`^${COMPONENT}$`);
-
-/** Longest image_name / cache_scope accepted (the full repository name stays under 255). */
+/**
+ * Longest `image_name` / `cache_scope` a client may give. With the longest tenant (63) the
+ * output `<tenant>/<image_name>` and the cache `cache/<tenant>/<scope>` stay well under the
+ * registry's 255-character name limit.
+ */
 const MAX_NAME_LENGTH = 128;
 
-/** True for a repository name inside a tenant: OCI name components separated by "/". */
+/** True for an image name inside a tenant: one or more OCI name components joined by `/`. */
 export function isValidImageName(name: string): boolean {
-  return name.length <= MAX_NAME_LENGTH && IMAGE_NAME.test(name);
+  return name.length <= MAX_NAME_LENGTH && isValidRepositoryName(name);
 }
 
 /** True for a cache scope: exactly one OCI name component. */
 export function isValidCacheScope(scope: string): boolean {
-  return scope.length <= MAX_NAME_LENGTH && SCOPE.test(scope);
+  return scope.length <= MAX_NAME_LENGTH && isValidNameComponent(scope);
 }
 
 /**
@@ -29,7 +29,7 @@ export function outputRepository(
   return `${tenant}/${imageName ?? buildId}`;
 }
 
-/** Build cache lives in `cache/<tenant>/<scope>` (docs/contracts.md#registry-namespaces). */
+/** The build cache lives in `cache/<tenant>/<scope>` (docs/contracts.md#registry-namespaces). */
 export function cacheRepository(tenant: string, scope: string | null): string | null {
   return scope === null ? null : `${CACHE_NAMESPACE}/${tenant}/${scope}`;
 }
