@@ -36,8 +36,8 @@ interface SessionRow {
   id: string;
   repository: string;
   size: number;
-  created_at: string;
-  updated_at: string;
+  created_at: number;
+  updated_at: number;
 }
 
 function toManifest(row: ManifestRow): StoredManifest {
@@ -72,26 +72,26 @@ export class RegistryStore {
   private readonly clock: Clock;
   private readonly s: {
     repoId: Statement<[string], { id: number }>;
-    insertRepo: Statement<[string, string]>;
-    insertBlob: Statement<[string, number, string]>;
-    linkBlob: Statement<[number, string, string]>;
+    insertRepo: Statement<[string, number]>;
+    insertBlob: Statement<[string, number, number]>;
+    linkBlob: Statement<[number, string, number]>;
     linkedBlob: Statement<[string, string], { size: number }>;
     unlinkBlob: Statement<[number, string]>;
     getManifest: Statement<[string, string], ManifestRow>;
     upsertManifest: Statement<
-      [number, string, string, string | null, string | null, string | null, number, Buffer, string]
+      [number, string, string, string | null, string | null, string | null, number, Buffer, number]
     >;
     deleteManifest: Statement<[number, string]>;
     tagDigest: Statement<[string, string], { digest: string }>;
-    upsertTag: Statement<[number, string, string, string]>;
+    upsertTag: Statement<[number, string, string, number]>;
     deleteTag: Statement<[number, string]>;
     listTags: Statement<[string, string, number], { name: string }>;
     referrers: Statement<[string, string], ManifestRow>;
-    insertSession: Statement<[string, string, string, string]>;
+    insertSession: Statement<[string, string, number, number]>;
     getSession: Statement<[string], SessionRow>;
-    updateSession: Statement<[number, string, string]>;
+    updateSession: Statement<[number, number, string]>;
     deleteSession: Statement<[string]>;
-    expiredSessions: Statement<[string], SessionRow>;
+    expiredSessions: Statement<[number], SessionRow>;
     allSessionIds: Statement<[], { id: string }>;
   };
 
@@ -163,8 +163,9 @@ export class RegistryStore {
     };
   }
 
-  private now(): string {
-    return this.clock.now().toISOString();
+  /** Now in milliseconds since the epoch, the unit of every time column. */
+  private now(): number {
+    return this.clock.now().getTime();
   }
 
   private ensureRepo(name: string): number {
@@ -258,7 +259,7 @@ export class RegistryStore {
   createSession(id: string, repository: string): UploadSession {
     const now = this.now();
     this.s.insertSession.run(id, repository, now, now);
-    return { id, repository, size: 0, createdAt: new Date(now), updatedAt: new Date(now) };
+    return toSession({ id, repository, size: 0, created_at: now, updated_at: now });
   }
 
   getSession(id: string): UploadSession | null {
@@ -276,7 +277,7 @@ export class RegistryStore {
 
   /** Sessions idle since before `cutoff`. */
   expiredSessions(cutoff: Date): UploadSession[] {
-    return this.s.expiredSessions.all(cutoff.toISOString()).map(toSession);
+    return this.s.expiredSessions.all(cutoff.getTime()).map(toSession);
   }
 
   sessionIds(): Set<string> {

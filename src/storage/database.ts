@@ -26,7 +26,7 @@ export function openDatabase(
 
 function migrate(db: Database, migrations: readonly Migration[]): void {
   db.exec(
-    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
   );
   const applied = new Set(
     db
@@ -47,7 +47,7 @@ function migrate(db: Database, migrations: readonly Migration[]): void {
     if (applied.has(m.version)) continue;
     db.transaction(() => {
       m.up(db);
-      record.run(m.version, m.name, new Date().toISOString());
+      record.run(m.version, m.name, Date.now());
     })();
   }
 }

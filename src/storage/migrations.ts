@@ -1,9 +1,15 @@
 import type { Migration } from './migration.js';
 import { migration0001Builds } from './migrations/0001-builds.js';
 import { migration0002Registry } from './migrations/0002-registry.js';
+import { migration0003RegistryTimesInMs } from './migrations/0003-registry-times-in-ms.js';
 
 /**
  * Every migration, in order. Each part of the daemon owns its own migration files under
- * `src/storage/migrations/`; versions are unique and only ever appended.
+ * `src/storage/migrations/`; versions are unique and only ever appended. Times are stored as
+ * INTEGER milliseconds since the epoch in every table.
  */
-export const MIGRATIONS: readonly Migration[] = [migration0001Builds, migration0002Registry];
+export const MIGRATIONS: readonly Migration[] = [
+  migration0001Builds,
+  migration0002Registry,
+  migration0003RegistryTimesInMs,
+];

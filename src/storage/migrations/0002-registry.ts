@@ -3,7 +3,8 @@ import type { Migration } from '../migration.js';
 /**
  * The OCI registry's tables: repositories, blobs known on disk, per-repository blob
  * links (a blob is visible in a repository only once pushed or mounted there), manifests with
- * their subject/artifactType for the referrers API, tags, and upload sessions.
+ * their subject/artifactType for the referrers API, tags, and upload sessions. Its times were
+ * ISO-8601 text; migration 0003 turns them into milliseconds like every other table's.
  */
 export const migration0002Registry: Migration = {
   version: 2,
