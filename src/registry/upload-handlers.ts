@@ -78,14 +78,7 @@ export async function startUpload(
   const body = requestBody(c);
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
-    const session = await deps.uploads.start(name, digest.algorithm);
-    try {
-      await deps.uploads.complete(name, session.id, digest, body, null);
-    } catch (err) {
-      // A monolithic upload has no session the client could resume: drop what arrived.
-      await deps.uploads.discard(session.id);
-      throw err;
-    }
+    await deps.uploads.uploadWhole(name, digest, body);
     return created(name, digest.text);
   }
   if (body !== null) body.resume();
@@ -113,7 +106,11 @@ export async function patchUpload(
   return new Response(null, { status: 202, headers: sessionHeaders(name, session) });
 }
 
-/** PUT `…/uploads/<id>?digest=`: optional last chunk, then the digest check (201). */
+/**
+ * PUT `…/uploads/<id>?digest=`: an optional last chunk, held to its `Content-Range` as a
+ * PATCH chunk is (416 and the session unchanged when it does not fit), then the digest
+ * check (201).
+ */
 export async function completeUpload(
   deps: RegistryDeps,
   c: Context,

@@ -3,15 +3,18 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { BlobStore } from './blob-store.js';
 import type { ByteRange } from './byte-range.js';
-import type { DigestAlgorithm, ParsedDigest } from './digest.js';
+import type { ParsedDigest } from './digest.js';
 import { OciError } from './oci-error.js';
 import type { RegistryStore, UploadSession } from './registry-store.js';
 import type { Clock } from '../time/clock.js';
 
 /**
- * Blob upload sessions (distribution spec "Pushing blobs"): the session row lives in SQLite,
- * the bytes in the upload file. One request at a time per session; a chunk must start where
- * the previous one ended (else 416); completing checks the digest before the blob appears.
+ * Blob uploads (distribution spec "Pushing blobs"). A session (POST, then PATCHes, then PUT)
+ * has its row in SQLite and its bytes in the upload file; one request at a time per session;
+ * a chunk, the PUT's last one included, must start where the previous one ended and be as
+ * long as its `Content-Range` says (else 416). A monolithic upload (POST `?digest=`) is one
+ * request with nothing to resume, so it has an upload file but no row. Completing checks the
+ * digest before the blob appears.
  */
 export class UploadSessions {
   private readonly store: RegistryStore;
@@ -36,10 +39,13 @@ export class UploadSessions {
     this.logger = options.logger;
   }
 
-  /** Opens a session; `algorithm` is what its bytes are hashed with while they stream in. */
-  async start(repository: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadSession> {
+  /**
+   * Opens a session. Its bytes are hashed with sha256 while they stream in; a PUT naming
+   * another algorithm re-reads the file.
+   */
+  async start(repository: string): Promise<UploadSession> {
     const id = randomUUID();
-    await this.blobs.createUpload(id, algorithm);
+    await this.blobs.createUpload(id);
     return this.store.createSession(id, repository);
   }
 
@@ -63,22 +69,7 @@ export class UploadSessions {
   ): Promise<UploadSession> {
     return this.exclusive(id, async () => {
       const session = this.get(repository, id);
-      if (range !== null && range.start !== session.size) {
-        throw new OciError('BLOB_UPLOAD_INVALID', 'chunk does not start where the upload ends', {
-          status: 416,
-          headers: rangeHeaders(session),
-          detail: { expectedStart: session.size, start: range.start },
-        });
-      }
-      const max = range === null ? undefined : range.end - range.start + 1;
-      const size = await this.blobs.append(id, session.size, body, max);
-      if (max !== undefined && size - session.size !== max) {
-        await this.blobs.truncateUpload(id, session.size);
-        throw new OciError('BLOB_UPLOAD_INVALID', 'chunk length does not match Content-Range', {
-          status: 416,
-          headers: rangeHeaders(session),
-        });
-      }
+      const size = await this.appendChunk(session, body, range);
       this.store.updateSessionSize(id, size);
       return { ...session, size, updatedAt: this.clock.now() };
     });
@@ -97,21 +88,11 @@ export class UploadSessions {
   ): Promise<{ size: number }> {
     return this.exclusive(id, async () => {
       const session = this.get(repository, id);
-      if (body !== null) {
-        if (range !== null && range.start !== session.size) {
-          throw new OciError('BLOB_UPLOAD_INVALID', 'chunk does not start where the upload ends', {
-            status: 416,
-            headers: rangeHeaders(session),
-          });
-        }
-        await this.blobs.append(id, session.size, body);
-      }
+      if (body !== null) await this.appendChunk(session, body, range);
       const result = await this.blobs.commit(id, digest);
       if (!result.ok) {
         await this.drop(id);
-        throw new OciError('DIGEST_INVALID', 'uploaded content does not match the digest', {
-          detail: { digest: digest.text },
-        });
+        throw digestMismatch(digest);
       }
       this.store.addBlob(repository, digest.text, result.size);
       this.store.deleteSession(id);
@@ -119,17 +100,40 @@ export class UploadSessions {
     });
   }
 
+  /**
+   * A monolithic upload: the whole blob in one request, checked against `digest` and linked
+   * into `repository`. Its upload file is held busy while it fills, so a sweep leaves it
+   * alone, and removed on any failure; no session row is ever written for it.
+   */
+  async uploadWhole(
+    repository: string,
+    digest: ParsedDigest,
+    body: Readable | null,
+  ): Promise<{ size: number }> {
+    const id = randomUUID();
+    this.busy.add(id);
+    try {
+      await this.blobs.createUpload(id, digest.algorithm);
+      try {
+        if (body !== null) await this.blobs.append(id, 0, body);
+        const result = await this.blobs.commit(id, digest);
+        if (!result.ok) throw digestMismatch(digest);
+        this.store.addBlob(repository, digest.text, result.size);
+        return { size: result.size };
+      } catch (err) {
+        await this.blobs.removeUpload(id);
+        throw err;
+      }
+    } finally {
+      this.busy.delete(id);
+    }
+  }
+
   async cancel(repository: string, id: string): Promise<void> {
     await this.exclusive(id, async () => {
       this.get(repository, id);
       await this.drop(id);
     });
-  }
-
-  /** Removes a session and its bytes if it still exists (no repository check, no errors). */
-  async discard(id: string): Promise<void> {
-    if (this.busy.has(id)) return;
-    await this.drop(id);
   }
 
   /**
@@ -154,6 +158,45 @@ export class UploadSessions {
     return removed;
   }
 
+  /**
+   * Appends one chunk to `session` and returns the new size. With a `Content-Range` the chunk
+   * must start at the session's size and hold exactly the range's bytes; a chunk that does
+   * not is cut off again and answered 416, leaving the session as it was.
+   */
+  private async appendChunk(
+    session: UploadSession,
+    body: Readable,
+    range: ByteRange | null,
+  ): Promise<number> {
+    if (range !== null && range.start !== session.size) {
+      throw new OciError('BLOB_UPLOAD_INVALID', 'chunk does not start where the upload ends', {
+        status: 416,
+        headers: rangeHeaders(session),
+        detail: { expectedStart: session.size, start: range.start },
+      });
+    }
+    const max = range === null ? undefined : range.end - range.start + 1;
+    const mismatch = () =>
+      new OciError('BLOB_UPLOAD_INVALID', 'chunk length does not match Content-Range', {
+        status: 416,
+        headers: rangeHeaders(session),
+        detail: { expectedLength: max },
+      });
+    let size: number;
+    try {
+      size = await this.blobs.append(session.id, session.size, body, max);
+    } catch (err) {
+      // The blob store stops a chunk at its first byte past the range (and cuts it back).
+      if (err instanceof OciError && err.status === 416) throw mismatch();
+      throw err;
+    }
+    if (max !== undefined && size - session.size !== max) {
+      await this.blobs.truncateUpload(session.id, session.size);
+      throw mismatch();
+    }
+    return size;
+  }
+
   private isExpired(session: UploadSession): boolean {
     return this.clock.now().getTime() - session.updatedAt.getTime() > this.ttlSeconds * 1000;
   }
@@ -176,6 +219,12 @@ export class UploadSessions {
       this.busy.delete(id);
     }
   }
+}
+
+function digestMismatch(digest: ParsedDigest): OciError {
+  return new OciError('DIGEST_INVALID', 'uploaded content does not match the digest', {
+    detail: { digest: digest.text },
+  });
 }
 
 /** `Range` header of an upload's progress: `0-<last byte>` (`0-0` when empty, as Distribution). */

@@ -253,6 +253,54 @@ describe('blob uploads', () => {
     expect(await res.text()).toBe('streamed body');
   });
 
+  it('holds the last chunk of the closing PUT to its Content-Range as PATCH chunks are, and keeps the session', async () => {
+    const loc = uploadPath(await call('POST', '/v2/acme/app/blobs/uploads/'));
+    await call('PATCH', loc, { body: 'first', headers: { 'content-range': '0-4' } });
+    for (const chunk of ['end', 'endings']) {
+      // The digest is that of what was sent, so only the length check can refuse it.
+      const sent = sha256Digest(Buffer.from(`first${chunk}`));
+      const res = await call('PUT', `${loc}?digest=${sent}`, {
+        body: chunk,
+        headers: { 'content-range': '5-9' },
+      });
+      expect(res.status, chunk).toBe(416);
+      expect(res.headers.get('range'), chunk).toBe('0-4');
+      const body = (await res.json()) as { errors: { code: string }[] };
+      expect(body.errors[0]?.code).toBe('BLOB_UPLOAD_INVALID');
+      expect((await call('HEAD', `/v2/acme/app/blobs/${sent}`)).status).toBe(404);
+      expect((await call('GET', loc)).headers.get('range')).toBe('0-4');
+    }
+    const whole = Buffer.from('firstends!');
+    const done = await call('PUT', `${loc}?digest=${sha256Digest(whole)}`, {
+      body: 'ends!',
+      headers: { 'content-range': '5-9' },
+    });
+    expect(done.status).toBe(201);
+    expect(await (await call('GET', `/v2/acme/app/blobs/${sha256Digest(whole)}`)).text()).toBe(
+      'firstends!',
+    );
+  });
+
+  it('writes no upload-session row for a monolithic POST, whether it succeeds or not', async () => {
+    h.db.exec(`
+      CREATE TEMP TABLE session_inserts (id TEXT);
+      CREATE TEMP TRIGGER record_session_insert AFTER INSERT ON main.registry_upload_sessions
+        BEGIN INSERT INTO session_inserts VALUES (new.id); END;
+    `);
+    const inserts = () => h.db.prepare('SELECT count(*) FROM session_inserts').pluck().get();
+    expect((await pushBlob('acme/app', testBlob('monolithic'))).status).toBe(201);
+    const wrong = sha256Digest(Buffer.from('not these bytes'));
+    const mismatch = await call('POST', `/v2/acme/app/blobs/uploads/?digest=${wrong}`, {
+      body: 'these bytes',
+    });
+    expect(mismatch.status).toBe(400);
+    expect(inserts()).toBe(0);
+    expect(await readdir(path.join(h.dataDir, 'registry', 'uploads'))).toEqual([]);
+    // A session upload does write one: the trigger sees what it is meant to see.
+    expect((await call('POST', '/v2/acme/app/blobs/uploads/')).status).toBe(202);
+    expect(inserts()).toBe(1);
+  });
+
   it('refuses a digest mismatch with DIGEST_INVALID and never exposes the bytes', async () => {
     const wrong = sha256Digest(Buffer.from('something else'));
     const res = await call('POST', `/v2/acme/app/blobs/uploads/?digest=${wrong}`, {
