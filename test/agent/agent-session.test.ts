@@ -16,7 +16,7 @@ import type {
 import { engineFailure } from '../../agent/engines/engine-failure.js';
 import { MAX_MESSAGE_BYTES, type AgentMessage } from '../../src/protocol/agent-messages.js';
 import type { BuildJob } from '../../src/protocol/build-job.js';
-import type { Clock } from '../../src/time/clock.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 /** Stand-in for Buildah/BuildKit: the session logic is what is under test here. */
 class StandInEngine implements BuildEngine {
@@ -65,7 +65,7 @@ interface Harness {
 
 let dir: string;
 let job: BuildJob;
-const clock: Clock = { now: () => new Date(1_800_000_000_000) };
+const clock = new ManualClock(1_800_000_000_000);
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'kiln-session-'));

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { LogSink, splitUtf8 } from '../../agent/logs/log-sink.js';
 import { MessageWriter } from '../../agent/protocol/message-writer.js';
 import type { AgentMessage } from '../../src/protocol/agent-messages.js';
-import type { Clock } from '../../src/time/clock.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
-const clock: Clock = { now: () => new Date(42) };
+const clock = new ManualClock(42);
 
 /** A host that reads only when told to: its buffer fills and writes must wait. */
 function slowHost(): {

@@ -10,7 +10,7 @@ import { describeFailure } from '../../agent/build/run-build.js';
 import { engineFailure } from '../../agent/engines/engine-failure.js';
 import { treeDigest, type UnpackedEntry } from '../../agent/source/unpack-source.js';
 import { AppError } from '../../src/errors/app-error.js';
-import type { Clock } from '../../src/time/clock.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 const sha = (c: string): string => c.repeat(64);
 
@@ -134,15 +134,14 @@ describe('result codes and phase durations', () => {
   });
 
   it('measures each phase from its start to the next with the injected clock', () => {
-    let t = 1_000;
-    const clock: Clock = { now: () => new Date(t) };
+    const clock = new ManualClock(1_000);
     const phases = new PhaseTracker(clock);
     phases.enter('extracting');
-    t += 1_500;
+    clock.advance(1_500);
     phases.enter('building');
-    t += 10_000;
+    clock.advance(10_000);
     phases.enter('pushing');
-    t += 250;
+    clock.advance(250);
     phases.finish();
     expect(phases.phaseSeconds()).toEqual({ extracting: 1.5, building: 10, pushing: 0.25 });
   });
