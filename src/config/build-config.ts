@@ -4,26 +4,61 @@ import { envBytes, envInt } from './env-schema.js';
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
-/** Upload limits, queue policy, resource ranges and the per-build log cap. */
-export const buildConfigSchema = z.object({
-  KILN_MAX_CONCURRENT_BUILDS: envInt(2, 1, 1024),
-  /** Most builds one tenant may have running at once; 0 = no cap beyond the global one. */
-  KILN_MAX_RUNNING_PER_TENANT: envInt(0, 0, 1024),
-  /** Most builds one tenant may have queued; 0 = unlimited. */
-  KILN_MAX_QUEUED_PER_TENANT: envInt(100, 0, 1_000_000),
-  /** Seconds a build may wait in the queue before it fails with queue_timeout. */
-  KILN_QUEUE_TIMEOUT_SECONDS: envInt(3600, 1, 7 * 24 * 3600),
-  KILN_MAX_SOURCE_BYTES: envBytes(2 * GiB, 1024, 1024 * GiB),
-  KILN_MAX_UNPACKED_BYTES: envBytes(8 * GiB, 1024, 4096 * GiB),
-  KILN_MAX_SOURCE_ENTRIES: envInt(200_000, 1, 100_000_000),
-  KILN_MAX_PATH_BYTES: envInt(4096, 16, 65_536),
-  KILN_DEFAULT_TIMEOUT_SECONDS: envInt(1800, 10, 86_400),
-  KILN_MAX_TIMEOUT_SECONDS: envInt(7200, 10, 7 * 86_400),
-  KILN_DEFAULT_MEMORY_MB: envInt(2048, 256, 1_048_576),
-  KILN_MIN_MEMORY_MB: envInt(512, 128, 1_048_576),
-  KILN_MAX_MEMORY_MB: envInt(8192, 256, 1_048_576),
-  KILN_DEFAULT_CPUS: envInt(2, 1, 256),
-  KILN_MAX_CPUS: envInt(4, 1, 256),
-  /** Bytes of log kept per build; past it a truncation marker is stored once. */
-  KILN_MAX_LOG_BYTES: envBytes(16 * MiB, 4096, 4 * GiB),
-});
+/**
+ * Upload limits, queue policy, resource ranges and the per-build log cap: the KILN_* variables
+ * and `Config['builds']`. A default must lie inside its range.
+ */
+export const buildConfigSchema = z
+  .object({
+    KILN_MAX_CONCURRENT_BUILDS: envInt(2, 1, 1024),
+    /** Most builds one tenant may have running at once; 0 = no cap beyond the global one. */
+    KILN_MAX_RUNNING_PER_TENANT: envInt(0, 0, 1024),
+    /** Most builds one tenant may have queued; 0 = unlimited. */
+    KILN_MAX_QUEUED_PER_TENANT: envInt(100, 0, 1_000_000),
+    /** Seconds a build may wait in the queue before it fails with queue_timeout. */
+    KILN_QUEUE_TIMEOUT_SECONDS: envInt(3600, 1, 7 * 24 * 3600),
+    KILN_MAX_SOURCE_BYTES: envBytes(2 * GiB, 1024, 1024 * GiB),
+    KILN_MAX_UNPACKED_BYTES: envBytes(8 * GiB, 1024, 4096 * GiB),
+    KILN_MAX_SOURCE_ENTRIES: envInt(200_000, 1, 100_000_000),
+    KILN_MAX_PATH_BYTES: envInt(4096, 16, 65_536),
+    KILN_DEFAULT_TIMEOUT_SECONDS: envInt(1800, 10, 86_400),
+    KILN_MAX_TIMEOUT_SECONDS: envInt(7200, 10, 7 * 86_400),
+    KILN_DEFAULT_MEMORY_MB: envInt(2048, 256, 1_048_576),
+    KILN_MIN_MEMORY_MB: envInt(512, 128, 1_048_576),
+    KILN_MAX_MEMORY_MB: envInt(8192, 256, 1_048_576),
+    KILN_DEFAULT_CPUS: envInt(2, 1, 256),
+    KILN_MAX_CPUS: envInt(4, 1, 256),
+    /** Bytes of log kept per build; past it a truncation marker is stored once. */
+    KILN_MAX_LOG_BYTES: envBytes(16 * MiB, 4096, 4 * GiB),
+  })
+  .superRefine((env, ctx) => {
+    // Runs even when a bound failed its own check: compare only values that parsed.
+    const atMost = (lower: keyof typeof env, upper: keyof typeof env) => {
+      const [low, high] = [env[lower], env[upper]];
+      if (Number.isInteger(low) && Number.isInteger(high) && low > high) {
+        ctx.addIssue({ code: 'custom', path: [lower], message: `must be <= ${upper}` });
+      }
+    };
+    atMost('KILN_MIN_MEMORY_MB', 'KILN_DEFAULT_MEMORY_MB');
+    atMost('KILN_DEFAULT_MEMORY_MB', 'KILN_MAX_MEMORY_MB');
+    atMost('KILN_DEFAULT_CPUS', 'KILN_MAX_CPUS');
+    atMost('KILN_DEFAULT_TIMEOUT_SECONDS', 'KILN_MAX_TIMEOUT_SECONDS');
+  })
+  .transform((env) => ({
+    maxConcurrent: env.KILN_MAX_CONCURRENT_BUILDS,
+    maxRunningPerTenant: env.KILN_MAX_RUNNING_PER_TENANT,
+    maxQueuedPerTenant: env.KILN_MAX_QUEUED_PER_TENANT,
+    queueTimeoutSeconds: env.KILN_QUEUE_TIMEOUT_SECONDS,
+    maxSourceBytes: env.KILN_MAX_SOURCE_BYTES,
+    maxUnpackedBytes: env.KILN_MAX_UNPACKED_BYTES,
+    maxSourceEntries: env.KILN_MAX_SOURCE_ENTRIES,
+    maxPathBytes: env.KILN_MAX_PATH_BYTES,
+    defaultTimeoutSeconds: env.KILN_DEFAULT_TIMEOUT_SECONDS,
+    maxTimeoutSeconds: env.KILN_MAX_TIMEOUT_SECONDS,
+    defaultMemoryMb: env.KILN_DEFAULT_MEMORY_MB,
+    minMemoryMb: env.KILN_MIN_MEMORY_MB,
+    maxMemoryMb: env.KILN_MAX_MEMORY_MB,
+    defaultCpus: env.KILN_DEFAULT_CPUS,
+    maxCpus: env.KILN_MAX_CPUS,
+    maxLogBytes: env.KILN_MAX_LOG_BYTES,
+  }));

@@ -3,13 +3,20 @@ import { envBytes, envInt, envString } from './env-schema.js';
 
 const MiB = 1024 ** 2;
 
-/** The built-in OCI registry served under /v2. */
-export const registryConfigSchema = z.object({
-  /** The `service` named in WWW-Authenticate challenges and registry token audiences. */
-  KILN_REGISTRY_SERVICE: envString('kiln'),
-  KILN_MAX_MANIFEST_BYTES: envBytes(4 * MiB, 4096, 256 * MiB),
-  /** Seconds an idle upload session lives before it and its file are removed. */
-  KILN_UPLOAD_SESSION_TTL_SECONDS: envInt(3600, 10, 7 * 86_400),
-  /** Lifetime of tokens handed out by /v2/token. */
-  KILN_REGISTRY_TOKEN_TTL_SECONDS: envInt(900, 30, 86_400),
-});
+/** The built-in OCI registry served under /v2: its KILN_* variables and `Config['registry']`. */
+export const registryConfigSchema = z
+  .object({
+    /** The `service` named in WWW-Authenticate challenges and registry token audiences. */
+    KILN_REGISTRY_SERVICE: envString('kiln'),
+    KILN_MAX_MANIFEST_BYTES: envBytes(4 * MiB, 4096, 256 * MiB),
+    /** Seconds an idle upload session lives before it and its file are removed. */
+    KILN_UPLOAD_SESSION_TTL_SECONDS: envInt(3600, 10, 7 * 86_400),
+    /** Lifetime of tokens handed out by /v2/token. */
+    KILN_REGISTRY_TOKEN_TTL_SECONDS: envInt(900, 30, 86_400),
+  })
+  .transform((env) => ({
+    service: env.KILN_REGISTRY_SERVICE,
+    maxManifestBytes: env.KILN_MAX_MANIFEST_BYTES,
+    uploadSessionTtlSeconds: env.KILN_UPLOAD_SESSION_TTL_SECONDS,
+    tokenTtlSeconds: env.KILN_REGISTRY_TOKEN_TTL_SECONDS,
+  }));

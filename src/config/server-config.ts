@@ -1,17 +1,51 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { envInt, envString, envOptionalString } from './env-schema.js';
 
-/** Where the daemon listens, keeps its data, and how it names itself to clients. */
-export const serverConfigSchema = z.object({
-  KILN_HOST: envString('127.0.0.1'),
-  KILN_PORT: envInt(8083, 0, 65535),
-  KILN_DATA_DIR: envString('./.kiln'),
-  /** Base URL clients (and the registry's token realm) use; defaults to http://host:port. */
-  KILN_PUBLIC_URL: envOptionalString(),
-  KILN_LOG_LEVEL: z
-    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-    .optional()
-    .transform((v) => v ?? 'info'),
-  /** Seconds a graceful shutdown waits for running builds' VMs to be killed. */
-  KILN_SHUTDOWN_GRACE_SECONDS: envInt(10, 0, 600),
-});
+/**
+ * Where the daemon listens, keeps its data, and how it names itself to clients: the KILN_*
+ * variables of this section and the `Config['server']` they become.
+ */
+export const serverConfigSchema = z
+  .object({
+    KILN_HOST: envString('127.0.0.1'),
+    KILN_PORT: envInt(8083, 0, 65535),
+    KILN_DATA_DIR: envString('./.kiln'),
+    /** Base URL clients (and the registry's token realm) use; defaults to http://host:port. */
+    KILN_PUBLIC_URL: envOptionalString(),
+    KILN_LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .optional()
+      .transform((v) => v ?? 'info'),
+    /** Seconds a graceful shutdown waits for running builds' VMs to be killed. */
+    KILN_SHUTDOWN_GRACE_SECONDS: envInt(10, 0, 600),
+  })
+  .transform((env, ctx) => ({
+    host: env.KILN_HOST,
+    port: env.KILN_PORT,
+    dataDir: path.resolve(env.KILN_DATA_DIR),
+    publicUrl: publicUrl(env, ctx),
+    logLevel: env.KILN_LOG_LEVEL,
+    shutdownGraceSeconds: env.KILN_SHUTDOWN_GRACE_SECONDS,
+  }));
+
+/** KILN_PUBLIC_URL's origin, or `http://<host>:<port>` (IPv6 hosts in brackets, RFC 3986). */
+function publicUrl(
+  env: { KILN_HOST: string; KILN_PORT: number; KILN_PUBLIC_URL?: string },
+  ctx: z.RefinementCtx,
+): string {
+  const host = env.KILN_HOST.includes(':') ? `[${env.KILN_HOST}]` : env.KILN_HOST;
+  const fallback = `http://${host}:${env.KILN_PORT}`;
+  if (env.KILN_PUBLIC_URL === undefined) return fallback;
+  let url: URL;
+  try {
+    url = new URL(env.KILN_PUBLIC_URL);
+  } catch {
+    ctx.addIssue({ code: 'custom', path: ['KILN_PUBLIC_URL'], message: 'must be an absolute URL' });
+    return fallback;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', path: ['KILN_PUBLIC_URL'], message: 'must be http(s)' });
+  }
+  return url.origin;
+}

@@ -38,3 +38,35 @@ describe('loadConfig', () => {
     );
   });
 });
+
+describe('loadConfig sections', () => {
+  it('reports problems of different sections and the range checks in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig({ KILN_PUBLIC_URL: 'not a url', KILN_DEFAULT_CPUS: '8', KILN_VMM: 'xen' });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).problems).toEqual([
+      'KILN_PUBLIC_URL: must be an absolute URL',
+      'KILN_DEFAULT_CPUS: must be <= KILN_MAX_CPUS',
+      expect.stringMatching(/^KILN_VMM: /),
+    ]);
+  });
+
+  it('brackets an IPv6 listen address in the default public URL', () => {
+    expect(loadConfig({ KILN_HOST: '::1', KILN_PORT: '9000' }).server.publicUrl).toBe(
+      'http://[::1]:9000',
+    );
+  });
+
+  it('keeps only the origin of KILN_PUBLIC_URL and derives the cache and image dirs', () => {
+    const config = loadConfig({
+      KILN_PUBLIC_URL: 'https://kiln.example:8443/some/path',
+      XDG_CACHE_HOME: '/var/cache/x',
+    });
+    expect(config.server.publicUrl).toBe('https://kiln.example:8443');
+    expect(config.vm.cacheDir).toBe('/var/cache/x/kiln');
+    expect(config.vm.imageDir).toBe('/var/cache/x/kiln/images/current');
+  });
+});
