@@ -23,6 +23,7 @@ import { ApiTokenService } from '../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../src/auth/key-store.js';
 import { loadConfig } from '../src/config/config.js';
 import { createRegistry } from '../src/registry/create-registry.js';
+import { RegistryTokenService } from '../src/registry/registry-token-service.js';
 import { openDatabase } from '../src/storage/database.js';
 import { systemClock } from '../src/time/clock.js';
 import { writeOciLayout } from '../test/helpers/registry-oci-layout.js';
@@ -96,7 +97,11 @@ async function main(): Promise<void> {
     const registry = await createRegistry({
       db,
       dataDir,
-      keys,
+      tokens: new RegistryTokenService({
+        key: keys.registry,
+        audience: config.registry.service,
+        clock: systemClock,
+      }),
       config,
       clock: systemClock,
       logger: pino({ level: 'warn' }),

@@ -13,6 +13,7 @@ import type { BuildManager } from '../builds/build-manager.js';
 import type { EventLog } from '../builds/event-log.js';
 import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
+import type { RegistryEnv } from '../registry/registry-app.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Clock } from '../time/clock.js';
 
@@ -27,7 +28,7 @@ export interface AppDeps {
   secrets: SecretStore;
   metrics: KilnMetrics;
   /** The OCI registry's app, mounted at /v2. */
-  registry: Hono;
+  registry: Hono<RegistryEnv>;
   /** Extra readiness condition (store open, registry ready); ANDed with the manager's. */
   isReady?: () => boolean;
   /** Milliseconds between SSE heartbeats; default 15 000. */

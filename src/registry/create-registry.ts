@@ -4,15 +4,13 @@ import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BlobStore } from './blob-store.js';
-import { BuildTokenService } from './build-token-service.js';
-import { buildRegistryApp } from './registry-app.js';
+import { buildRegistryApp, type RegistryEnv } from './registry-app.js';
 import { RegistryAuthenticator } from './registry-authenticator.js';
 import { RegistryStore } from './registry-store.js';
-import { RegistryTokenService } from './registry-token-service.js';
+import type { RegistryTokenService } from './registry-token-service.js';
 import { UploadSessions } from './upload-sessions.js';
 import { UploadSweeper } from './upload-sweeper.js';
-import type { KeySet } from '../auth/key-store.js';
-import type { BuildActivity, BuildTokenIssuer } from '../builds/build-token-issuer.js';
+import type { BuildActivity } from '../builds/build-token-issuer.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../time/clock.js';
 
@@ -23,25 +21,33 @@ const SWEEP_INTERVAL_MS = 60_000;
 export interface RegistryOptions {
   db: Database;
   dataDir: string;
-  keys: KeySet;
+  /**
+   * Signs and verifies registry tokens (`keys.registry`, audience `config.registry.service`).
+   * Passed in because the build manager issues build tokens with the same service.
+   */
+  tokens: RegistryTokenService;
   config: Config;
+  /**
+   * The daemon's public base URL, asked per request (it names the bound port once a daemon
+   * started with KILN_PORT=0 listens); default `config.server.publicUrl`.
+   */
+  publicUrl?: () => string;
   clock: Clock;
   logger: Logger;
   buildActivity: BuildActivity;
   apiTokens: ApiTokenVerifier;
 }
 
-/** The OCI registry: a Hono app for `/v2`, the build token issuer, and its shutdown. */
+/** The OCI registry: a Hono app for `/v2` and its shutdown. */
 export interface Registry {
-  app: Hono;
-  tokenIssuer: BuildTokenIssuer;
+  app: Hono<RegistryEnv>;
   close(): Promise<void>;
 }
 
 /**
  * Builds the OCI registry (docs/contracts.md#registry): storage under `<dataDir>/registry`,
- * metadata in `db`, tokens signed with `keys.registry`. Removes upload leftovers of a previous run
- * and starts the stale-upload sweeper; `close()` stops it (safe to call twice). Mount `app` with
+ * metadata in `db`, tokens signed and checked by `tokens`. Removes upload leftovers of a previous
+ * run and starts the stale-upload sweeper; `close()` stops it (safe to call twice). Mount `app` with
  * `app.route('/v2', registry.app)`.
  */
 export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
@@ -49,11 +55,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
   const blobs = new BlobStore(path.join(deps.dataDir, 'registry'));
   await blobs.init();
   const store = new RegistryStore(deps.db, deps.clock);
-  const tokens = new RegistryTokenService({
-    key: deps.keys.registry,
-    audience: deps.config.registry.service,
-    clock: deps.clock,
-  });
+  const { tokens } = deps;
   const uploads = new UploadSessions({
     store,
     blobs,
@@ -76,14 +78,13 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     tokens,
     authenticator,
     config: deps.config.registry,
-    publicUrl: deps.config.server.publicUrl,
+    publicUrl: deps.publicUrl ?? (() => deps.config.server.publicUrl),
     clock: deps.clock,
     logger,
   });
   let closed = false;
   return {
     app,
-    tokenIssuer: new BuildTokenService(tokens),
     async close() {
       if (closed) return;
       closed = true;

@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import type { Logger } from 'pino';
 import { formatScopes, type ScopeRequest } from './access-scope.js';
 import { deleteBlob, getBlob } from './blob-handlers.js';
 import { listReferrers, listTags } from './listing-handlers.js';
@@ -43,7 +44,7 @@ function challenge(
   const base =
     sent !== undefined && /^[A-Za-z0-9.:[\]-]+$/.test(sent)
       ? `${new URL(c.req.url).protocol}//${sent}`
-      : deps.publicUrl;
+      : deps.publicUrl();
   let value = `Bearer realm="${base}${REGISTRY_PREFIX}/token",service="${deps.config.service}"`;
   if (scopes.length > 0) value += `,scope="${formatScopes(scopes)}"`;
   if (error !== undefined) value += `,error="${error}"`;
@@ -139,15 +140,32 @@ async function handle(deps: RegistryDeps, c: Context): Promise<Response> {
 }
 
 /**
+ * What the registry reads from the app it is mounted in: the API app's per-request logger
+ * (request id, method, path), set by its request middleware before any route runs.
+ */
+export interface RegistryEnv {
+  Variables: { logger?: Logger };
+}
+
+/**
+ * The logger for one request: the mounting app's request logger, so registry lines carry the
+ * request id, or the registry's own logger when it is served alone.
+ */
+function requestLogger(deps: RegistryDeps, c: Context<RegistryEnv>): Logger {
+  const parent = c.get('logger');
+  return parent === undefined ? deps.logger : parent.child({ component: 'registry' });
+}
+
+/**
  * The registry's Hono app, routes relative to `/v2`. Every request is matched, authenticated
  * and authorized here before a handler runs; errors are answered in the OCI error shape, and
  * unexpected ones are logged and hidden behind a generic 500.
  */
-export function buildRegistryApp(deps: RegistryDeps): Hono {
-  const app = new Hono();
+export function buildRegistryApp(deps: RegistryDeps): Hono<RegistryEnv> {
+  const app = new Hono<RegistryEnv>();
 
   app.all('*', async (c) => {
-    const res = await handle(deps, c);
+    const res = await handle({ ...deps, logger: requestLogger(deps, c) }, c);
     if (isAlreadySent(res)) return res;
     for (const [k, v] of Object.entries(REGISTRY_HEADERS)) res.headers.set(k, v);
     return res;
@@ -168,7 +186,10 @@ export function buildRegistryApp(deps: RegistryDeps): Hono {
       const body = c.req.method === 'HEAD' ? null : JSON.stringify(err.toBody());
       return new Response(body, { status: err.status, headers });
     }
-    deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'registry: request failed');
+    requestLogger(deps, c).error(
+      { err, method: c.req.method, path: c.req.path },
+      'registry: request failed',
+    );
     const body = new OciError('UNKNOWN', 'internal server error').toBody();
     return new Response(JSON.stringify(body), {
       status: 500,

@@ -16,7 +16,7 @@ export interface RegistryDeps {
   authenticator: RegistryAuthenticator;
   config: Config['registry'];
   /** The daemon's public base URL (`Config.server.publicUrl`), for realms without a usable Host. */
-  publicUrl: string;
+  publicUrl: () => string;
   clock: Clock;
   logger: Logger;
 }

@@ -30,7 +30,11 @@ export interface VmBuildRunnerOptions {
   scratchBytes: number;
   bootTimeoutSeconds: number;
   limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
-  registryTarget: { host: string; port: number };
+  /**
+   * Where the guest's registry forward connects: the daemon's own listener, asked when a VM
+   * starts (the daemon listens before the first build runs, so the port is known by then).
+   */
+  registryTarget: () => { host: string; port: number };
   /** Extra guest kernel command line (default "quiet"). */
   cmdline?: string;
 }
@@ -83,7 +87,7 @@ export class VmBuildRunner implements BuildRunner {
           bootTimeoutSeconds: options.bootTimeoutSeconds,
           limits: options.limits,
           cmdline: options.cmdline ?? 'quiet',
-          registryTarget: options.registryTarget,
+          registryTarget: options.registryTarget(),
         },
         input,
         sink,

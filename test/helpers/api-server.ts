@@ -1,33 +1,5 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
-import { serve } from '@hono/node-server';
-import type { Hono } from 'hono';
-
-export interface RunningServer {
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
-
-/** Serves `app` on 127.0.0.1 with an ephemeral port, as the daemon does. */
-export async function listen(app: Pick<Hono, 'fetch'>): Promise<RunningServer> {
-  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }) as Server;
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => {
-          resolve();
-        });
-      }),
-  };
-}
 
 /** Polls `check` every 10 ms until it holds or `ms` passed (for effects of socket events). */
 export async function eventually(check: () => boolean, ms = 5000): Promise<void> {

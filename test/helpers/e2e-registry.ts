@@ -7,10 +7,11 @@ import { Hono } from 'hono';
 import { pino } from 'pino';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../../src/auth/key-store.js';
-import type { BuildTokenIssuer } from '../../src/builds/build-token-issuer.js';
 import type { Build } from '../../src/builds/build.js';
 import { loadConfig } from '../../src/config/config.js';
+import { BuildTokenService } from '../../src/registry/build-token-service.js';
 import { createRegistry, type Registry } from '../../src/registry/create-registry.js';
+import { RegistryTokenService } from '../../src/registry/registry-token-service.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { systemClock } from '../../src/time/clock.js';
 
@@ -33,10 +34,15 @@ export async function startE2eRegistry(): Promise<E2eRegistry> {
   const keys = await loadOrCreateKeys(dataDir);
   const apiTokens = new ApiTokenService({ key: keys.api, clock: systemClock });
   const active = new Set<string>();
+  const tokens = new RegistryTokenService({
+    key: keys.registry,
+    audience: config.registry.service,
+    clock: systemClock,
+  });
   const registry: Registry = await createRegistry({
     db,
     dataDir,
-    keys,
+    tokens,
     config,
     clock: systemClock,
     logger: pino({ level: 'silent' }),
@@ -56,7 +62,7 @@ export async function startE2eRegistry(): Promise<E2eRegistry> {
     scopes: ['registry:admin', 'registry:pull'],
     ttlSeconds: 3600,
   });
-  const issuer: BuildTokenIssuer = registry.tokenIssuer;
+  const issuer = new BuildTokenService(tokens);
   return {
     host: '127.0.0.1',
     port,

@@ -13,7 +13,9 @@ import type { ApiScope } from '../../src/auth/scopes.js';
 import type { BuildActivity } from '../../src/builds/build-token-issuer.js';
 import type { Build } from '../../src/builds/build.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
+import { BuildTokenService } from '../../src/registry/build-token-service.js';
 import { createRegistry, type Registry } from '../../src/registry/create-registry.js';
+import { RegistryTokenService } from '../../src/registry/registry-token-service.js';
 import { openDatabase } from '../../src/storage/database.js';
 
 /** Stand-in for the BuildManager's view of running builds: a set of active build ids. */
@@ -81,6 +83,7 @@ export class RegistryHarness {
   keys!: KeySet;
   apiTokens!: ApiTokenService;
   db!: Database;
+  tokens!: RegistryTokenService;
   registry!: Registry;
   private server: ServerType | null = null;
   port = 0;
@@ -130,10 +133,15 @@ export class RegistryHarness {
     this.keys = await loadOrCreateKeys(this.dataDir);
     this.apiTokens = new ApiTokenService({ key: this.keys.api, clock: this.clock });
     this.db = openDatabase(path.join(this.dataDir, 'kiln.db'));
+    this.tokens = new RegistryTokenService({
+      key: this.keys.registry,
+      audience: this.config.registry.service,
+      clock: this.clock,
+    });
     this.registry = await createRegistry({
       db: this.db,
       dataDir: this.dataDir,
-      keys: this.keys,
+      tokens: this.tokens,
       config: this.config,
       clock: this.clock,
       logger: pino({ level: 'silent' }),
@@ -186,7 +194,7 @@ export class RegistryHarness {
   /** A build token for an active build (mark it finished with `activity.active.delete`). */
   async buildToken(input: Parameters<typeof registryTestBuild>[0]): Promise<string> {
     this.activity.active.add(input.id);
-    return this.registry.tokenIssuer.issueBuildToken(registryTestBuild(input));
+    return new BuildTokenService(this.tokens).issueBuildToken(registryTestBuild(input));
   }
 
   /** Basic credentials carrying `token` as the password. */

@@ -1,27 +1,24 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { eventually, listen, readSse, type RunningServer } from '../helpers/api-server.js';
+import { eventually, readSse } from '../helpers/api-server.js';
 import { sampleTar } from '../helpers/api-tar.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
 
 let h: Harness;
-let server: RunningServer;
 let token: string;
 
 beforeEach(async () => {
   h = await createHarness({ heartbeatMs: 40, env: { KILN_MAX_LOG_BYTES: '4K' } });
-  server = await listen(h.app);
   token = await h.token('acme');
 });
 afterEach(async () => {
-  await server.close();
   await h.close();
 });
 
 async function submit(): Promise<string> {
   const fd = new FormData();
   fd.append('source', new Blob([sampleTar()]), 'app.tar');
-  const res = await fetch(`${server.url}/builds`, {
+  const res = await fetch(`${h.url}/builds`, {
     method: 'POST',
     body: fd,
     headers: { authorization: `Bearer ${token}` },
@@ -31,7 +28,7 @@ async function submit(): Promise<string> {
 }
 
 function events(id: string, query = '', headers: Record<string, string> = {}) {
-  return fetch(`${server.url}/builds/${id}/events${query}`, {
+  return fetch(`${h.url}/builds/${id}/events${query}`, {
     headers: { authorization: `Bearer ${token}`, ...headers },
   });
 }
@@ -119,7 +116,7 @@ describe('GET /builds/:id/events', () => {
   it('answers 404 BUILD_NOT_FOUND to another tenant', async () => {
     const id = await submit();
     const other = await h.token('other');
-    const res = await fetch(`${server.url}/builds/${id}/events`, {
+    const res = await fetch(`${h.url}/builds/${id}/events`, {
       headers: { authorization: `Bearer ${other}` },
     });
     expect(res.status).toBe(404);
@@ -134,12 +131,12 @@ describe('GET /builds/:id/logs', () => {
     const sink = h.runner.runOf(id).sink;
     sink.log('stdout', 'one\ntwo\n', h.time.now());
     sink.log('stderr', 'three\n', h.time.now());
-    const full = await fetch(`${server.url}/builds/${id}/logs`, {
+    const full = await fetch(`${h.url}/builds/${id}/logs`, {
       headers: { authorization: `Bearer ${token}` },
     });
     expect(full.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(await full.text()).toBe('one\ntwo\nthree\n');
-    const tail = await fetch(`${server.url}/builds/${id}/logs?tail=2`, {
+    const tail = await fetch(`${h.url}/builds/${id}/logs?tail=2`, {
       headers: { authorization: `Bearer ${token}` },
     });
     expect(await tail.text()).toBe('two\nthree\n');

@@ -144,7 +144,10 @@ describe('ops endpoints', () => {
   it('answers healthz, readyz once recovery is done, and mounts the registry at /v2', async () => {
     expect((await h.app.request('/healthz')).status).toBe(200);
     expect((await h.app.request('/readyz')).status).toBe(200);
-    expect((await h.app.request('/v2')).status).toBe(200);
+    // The real registry: its ping asks for credentials (distribution spec "Authentication").
+    const ping = await h.app.request('/v2');
+    expect(ping.status).toBe(401);
+    expect(ping.headers.get('www-authenticate')).toMatch(/^Bearer realm="[^"]+\/v2\/token"/);
   });
 
   it('answers readyz 503 before the manager recovered', async () => {

@@ -1,18 +1,15 @@
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { eventually, listen, type RunningServer } from '../helpers/api-server.js';
+import { eventually } from '../helpers/api-server.js';
 import { makeTar } from '../helpers/api-tar.js';
 
 let h: Harness;
-let server: RunningServer;
 
 beforeEach(async () => {
   h = await createHarness();
-  server = await listen(h.app);
 });
 afterEach(async () => {
-  await server.close();
   await h.close();
 });
 
@@ -27,7 +24,7 @@ describe('POST /builds over a real socket', () => {
     );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
     const length = head.length + tar.length + tail.length;
-    const socket = connect(server.port, '127.0.0.1');
+    const socket = connect(h.port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', resolve));
     socket.write(
       `POST /builds HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
@@ -50,7 +47,7 @@ describe('POST /builds over a real socket', () => {
       new Blob([makeTar([{ name: 'big', data: Buffer.alloc(32 * 1024 * 1024, 1) }])]),
       'a.tar',
     );
-    const res = await fetch(`${server.url}/builds`, {
+    const res = await fetch(`${h.url}/builds`, {
       method: 'POST',
       body: fd,
       headers: { authorization: `Bearer ${await h.token('acme')}` },
@@ -68,7 +65,7 @@ describe('POST /builds over a real socket', () => {
       { name: 'big', data: Buffer.alloc(32 * 1024 * 1024, 1) },
     ]);
     fd.append('source', new Blob([tar]), 'a.tar');
-    const res = await fetch(`${server.url}/builds`, {
+    const res = await fetch(`${h.url}/builds`, {
       method: 'POST',
       body: fd,
       headers: { authorization: `Bearer ${await h.token('acme')}` },
@@ -84,7 +81,7 @@ describe('POST /builds over a real socket', () => {
   it('answers a complete upload with 202 over the socket', async () => {
     const fd = new FormData();
     fd.append('source', new Blob([makeTar([{ name: 'f', data: 'x' }])]), 'a.tar');
-    const res = await fetch(`${server.url}/builds`, {
+    const res = await fetch(`${h.url}/builds`, {
       method: 'POST',
       body: fd,
       headers: { authorization: `Bearer ${await h.token('acme')}` },

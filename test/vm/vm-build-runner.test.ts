@@ -181,7 +181,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       scratchBytes: 1024 ** 3,
       bootTimeoutSeconds,
       limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
-      registryTarget: { host: '127.0.0.1', port: 5555 },
+      registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
     });
     runners.push(r);
     return r;
@@ -264,7 +264,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     ]);
     expect(vmm.specs[0]?.network).toEqual({
       mode: 'isolated',
-      registryTarget: { host: '127.0.0.1', port: 5555 },
+      registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
     });
     await expectNothingLeft(vmm);
   });

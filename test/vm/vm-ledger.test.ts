@@ -55,7 +55,7 @@ describe('VmLedger and VmBuildRunner.recover', () => {
       scratchBytes: 1024 ** 3,
       bootTimeoutSeconds: 5,
       limits: { maxUnpackedBytes: 1024, maxEntries: 10, maxPathBytes: 100 },
-      registryTarget: { host: '127.0.0.1', port: 1 },
+      registryTarget: () => ({ host: '127.0.0.1', port: 1 }),
     });
   });
 

@@ -1,0 +1,300 @@
+import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+import type { Database } from 'better-sqlite3';
+import type { Hono } from 'hono';
+import type { Logger } from 'pino';
+import { ApiTokenService } from './auth/api-token-service.js';
+import { loadOrCreateKeys, type KeySet } from './auth/key-store.js';
+import { loadOrCreateSecretKey, SecretStore } from './auth/secret-store.js';
+import { BuildManager } from './builds/build-manager.js';
+import type { BuildRunner } from './builds/build-runner.js';
+import { BuildStore } from './builds/build-store.js';
+import { EventLog } from './builds/event-log.js';
+import { removeOrphanBuildDirs } from './builds/remove-orphan-build-dirs.js';
+import type { Config } from './config/config.js';
+import type { ApiEnv } from './http/api-env.js';
+import { connectHost } from './http/connect-host.js';
+import { createApp } from './http/create-app.js';
+import { BuildTokenService } from './registry/build-token-service.js';
+import { createRegistry, type Registry } from './registry/create-registry.js';
+import { RegistryTokenService } from './registry/registry-token-service.js';
+import { openDatabase } from './storage/database.js';
+import { KilnMetrics } from './telemetry/kiln-metrics.js';
+import type { Clock } from './time/clock.js';
+import type { Scheduler } from './time/scheduler.js';
+import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
+
+/** Milliseconds between queue-timeout sweeps. */
+const QUEUE_SWEEP_MS = 5_000;
+
+/** What the daemon is built from besides its configuration. */
+export interface DaemonDeps {
+  logger: Logger;
+  clock: Clock;
+  scheduler: Scheduler;
+  /**
+   * Runs the builds. Default: the VM runner (selects the VMM, which may probe-boot once).
+   * Tests pass a stand-in, since microVMs cannot run in unit tests.
+   */
+  runner?: BuildRunner;
+  /** Milliseconds between SSE heartbeats; default 15 000. */
+  heartbeatMs?: number;
+}
+
+/** Where a started daemon can be reached from this host. */
+export interface DaemonAddress {
+  /** The address a local client dials (a wildcard bind answers on loopback). */
+  host: string;
+  port: number;
+  /** `http://host:port`, IPv6 hosts in brackets. */
+  url: string;
+}
+
+/**
+ * One Kiln daemon: storage, keys, metrics, the build manager and runner, the registry and the
+ * HTTP server, wired once. Nothing listens and no build runs until `start()`. The parts are
+ * exposed for the composition root and for tests that drive them directly.
+ */
+export interface Daemon {
+  readonly config: Config;
+  readonly db: Database;
+  readonly keys: KeySet;
+  readonly store: BuildStore;
+  readonly events: EventLog;
+  readonly secrets: SecretStore;
+  readonly metrics: KilnMetrics;
+  readonly apiTokens: ApiTokenService;
+  readonly runner: BuildRunner;
+  readonly manager: BuildManager;
+  readonly app: Hono<ApiEnv>;
+  /**
+   * Listens on `config.server.host:port`, then starts the manager (restart recovery, then the
+   * queue) and the queue-timeout sweep. Builds therefore only start once the port is known.
+   */
+  start(): Promise<DaemonAddress>;
+  /**
+   * Shuts down in order: answer new requests 503 and stop accepting connections; stop the
+   * builds, killing their VMs (waiting at most `shutdownGraceSeconds`); close the registry and
+   * the runner; close the server's remaining connections; close the database; flush metrics.
+   * Every step runs even if an earlier one failed (the failures are thrown together after).
+   * Safe to call twice: later calls wait for the first.
+   */
+  close(): Promise<void>;
+}
+
+type State = 'created' | 'starting' | 'running' | 'closing';
+
+function unavailable(message: string): Response {
+  return new Response(JSON.stringify({ error: { code: 'SHUTTING_DOWN', message } }), {
+    status: 503,
+    headers: { 'content-type': 'application/json' },
+  });
+}
+
+function urlFor(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Builds the daemon (the database must be reachable under `config.server.dataDir`; it is
+ * created and migrated). Removes upload directories a crash left without a build row.
+ */
+export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Daemon> {
+  const { logger, clock, scheduler } = deps;
+  const dataDir = config.server.dataDir;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const db = openDatabase(path.join(dataDir, 'kiln.db'));
+  let registry: Registry | undefined;
+  try {
+    const keys = await loadOrCreateKeys(dataDir);
+    const secretKey = await loadOrCreateSecretKey(dataDir);
+    const apiTokens = new ApiTokenService({ key: keys.api, clock });
+    const store = new BuildStore(db);
+    const removed = await removeOrphanBuildDirs(
+      path.join(dataDir, 'builds'),
+      (id) => store.get(id) !== null,
+    );
+    if (removed > 0) logger.info({ removed }, 'removed interrupted uploads');
+    const events = new EventLog(store, clock, config.builds.maxLogBytes);
+    const secrets = new SecretStore(db, secretKey, clock);
+    const metrics = new KilnMetrics();
+
+    // Set by start(): the VM runner and the public URL (with KILN_PORT=0) need the real port.
+    let bound: AddressInfo | null = null;
+    const boundAddress = (): AddressInfo => {
+      if (bound === null) throw new Error('the daemon is not listening yet');
+      return bound;
+    };
+    const portFromBind = config.server.port === 0 && config.server.publicUrl.endsWith(':0');
+    const publicUrl = (): string =>
+      portFromBind && bound !== null
+        ? config.server.publicUrl.replace(/:0$/, `:${bound.port}`)
+        : config.server.publicUrl;
+
+    const runner =
+      deps.runner ??
+      (await createVmBuildRunner({
+        config,
+        logger,
+        clock,
+        registryTarget: () => {
+          const { address, port } = boundAddress();
+          return { host: connectHost(address), port };
+        },
+      }));
+    // Registry tokens are signed by one service: the manager issues build tokens with it, the
+    // registry verifies them and serves /v2/token with it.
+    const registryTokens = new RegistryTokenService({
+      key: keys.registry,
+      audience: config.registry.service,
+      clock,
+    });
+    const manager = new BuildManager({
+      store,
+      events,
+      runner,
+      tokenIssuer: new BuildTokenService(registryTokens),
+      secrets,
+      metrics,
+      policy: {
+        ...config.builds,
+        // Read when a build is ready (after start()), so it names the bound port.
+        get publicUrl() {
+          return publicUrl();
+        },
+      },
+      clock,
+      scheduler,
+      logger: logger.child({ component: 'builds' }),
+    });
+    registry = await createRegistry({
+      db,
+      dataDir,
+      tokens: registryTokens,
+      config,
+      publicUrl,
+      clock,
+      logger,
+      buildActivity: manager,
+      apiTokens,
+    });
+    let state: State = 'created';
+    const app = createApp({
+      config,
+      logger,
+      clock,
+      manager,
+      events,
+      apiTokens,
+      secrets,
+      metrics,
+      registry: registry.app,
+      isReady: () => state !== 'closing',
+      ...(deps.heartbeatMs === undefined ? {} : { heartbeatMs: deps.heartbeatMs }),
+    });
+    // The node bindings (`env`) are passed through so the registry can stream blob bodies
+    // straight between sockets and files instead of through web-stream adapters.
+    const server = createAdaptorServer({
+      fetch: (request, env) =>
+        state === 'closing'
+          ? unavailable('The daemon is shutting down.')
+          : app.fetch(request, env),
+    }) as Server;
+
+    let cancelSweep = (): void => undefined;
+    const armSweep = (): void => {
+      cancelSweep = scheduler.setTimeout(() => {
+        manager.sweepQueueTimeouts();
+        if (state === 'running') armSweep();
+      }, QUEUE_SWEEP_MS);
+    };
+
+    const openedRegistry = registry;
+    let closing: Promise<void> | null = null;
+    const shutdown = async (): Promise<void> => {
+      const wasListening = state === 'starting' || state === 'running';
+      state = 'closing';
+      cancelSweep();
+      const failures: unknown[] = [];
+      const step = async (run: () => unknown): Promise<void> => {
+        try {
+          await run();
+        } catch (err) {
+          failures.push(err);
+        }
+      };
+      const serverClosed = wasListening
+        ? new Promise<void>((resolve) => {
+            server.close(() => {
+              resolve();
+            });
+          })
+        : Promise.resolve();
+      server.closeIdleConnections();
+      await step(async () => {
+        // Running builds are aborted with reason "shutdown"; each run ends once its VM is gone.
+        let cancelGrace = (): void => undefined;
+        const grace = new Promise<void>((resolve) => {
+          cancelGrace = scheduler.setTimeout(resolve, config.server.shutdownGraceSeconds * 1000);
+        });
+        try {
+          await Promise.race([manager.close(), grace]);
+        } finally {
+          cancelGrace();
+        }
+      });
+      await step(() => openedRegistry.close());
+      await step(() => runner.close());
+      server.closeAllConnections();
+      await step(() => serverClosed);
+      await step(() => {
+        db.close();
+      });
+      await step(() => metrics.close());
+      if (failures.length > 0) throw new AggregateError(failures, 'daemon shutdown failed');
+    };
+
+    return {
+      config,
+      db,
+      keys,
+      store,
+      events,
+      secrets,
+      metrics,
+      apiTokens,
+      runner,
+      manager,
+      app,
+      async start() {
+        if (state !== 'created') throw new Error(`Daemon.start() called while ${state}`);
+        state = 'starting';
+        server.listen(config.server.port, config.server.host);
+        await once(server, 'listening');
+        bound = server.address() as AddressInfo;
+        await manager.start();
+        // close() may have been called while the manager recovered.
+        if ((state as State) !== 'starting')
+          throw new Error('the daemon was closed while starting');
+        state = 'running';
+        armSweep();
+        const host = connectHost(bound.address);
+        const address = { host, port: bound.port, url: urlFor(host, bound.port) };
+        logger.info({ url: address.url, port: address.port }, 'listening');
+        return address;
+      },
+      close() {
+        closing ??= shutdown();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await registry?.close();
+    db.close();
+    throw err;
+  }
+}
