@@ -1,15 +1,48 @@
 import { defineConfig } from 'vitest/config';
 import { ClosingLineReporter } from './test/helpers/closing-line-reporter.js';
 
+/**
+ * Test files that run real registry clients (skopeo, buildah) against Kiln's registry.
+ * Their own project: they need those tools installed and take minutes.
+ */
+const CLIENT_TESTS = [
+  'test/registry/registry-clients.test.ts',
+  'test/agent/buildah-engine-registry.test.ts',
+];
+
+/** Test files that boot real microVMs (QEMU under TCG here) outside the end-to-end suite. */
+const VM_TESTS = [
+  'test/vm/qemu/qemu-vmm.test.ts',
+  'test/vm/qemu/qemu-accel-probe.test.ts',
+  'test/vm/select-vmm.test.ts',
+  'test/images/guest-image-boot.test.ts',
+];
+
+/** The whole daemon as a process, building real images in real VMs. */
+const E2E_TESTS = ['test/e2e/**/*.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    // One reporter set for every project, so each script ends with the closing line.
     reporters: ['default', new ClosingLineReporter()],
-    // End-to-end tests boot real QEMU microVMs under TCG: generous per-test limits, and
-    // files run in parallel only up to the two cores these machines have.
+    // The VM suites boot real QEMU microVMs under TCG: generous per-test limits, and files
+    // run in parallel only up to the two cores these machines have.
     testTimeout: 60_000,
     hookTimeout: 120_000,
     maxWorkers: 2,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: [...CLIENT_TESTS, ...VM_TESTS, ...E2E_TESTS],
+        },
+      },
+      { extends: true, test: { name: 'clients', include: CLIENT_TESTS } },
+      { extends: true, test: { name: 'vm', include: VM_TESTS } },
+      { extends: true, test: { name: 'e2e', include: E2E_TESTS } },
+    ],
   },
 });

@@ -200,9 +200,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
     // straight between sockets and files instead of through web-stream adapters.
     const server = createAdaptorServer({
       fetch: (request, env) =>
-        state === 'closing'
-          ? unavailable('The daemon is shutting down.')
-          : app.fetch(request, env),
+        state === 'closing' ? unavailable('The daemon is shutting down.') : app.fetch(request, env),
     }) as Server;
 
     let cancelSweep = (): void => undefined;
