@@ -264,7 +264,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     ]);
     expect(vmm.specs[0]?.network).toEqual({
       mode: 'isolated',
-      registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
+      registryTarget: { host: '127.0.0.1', port: 5555 },
     });
     await expectNothingLeft(vmm);
   });
