@@ -13,7 +13,7 @@ const SETPRIV = '/usr/bin/setpriv';
 /** Repository root (this file is test/helpers/e2e-daemon.ts). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** A real Kiln daemon process (`src/main.ts` under tsx) on 127.0.0.1:<ephemeral>. */
+/** A real Kiln daemon process (`src/main.ts` under tsx, wired by createDaemon) on 127.0.0.1:<ephemeral>. */
 export interface E2eDaemon {
   readonly url: string;
   readonly port: number;
