@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualTime } from './helpers/api-manual-time.js';
+import { ManualClock } from './helpers/manual-clock.js';
 import { eventually } from './helpers/api-server.js';
 import { sampleTar } from './helpers/api-tar.js';
 import { FakeBuildRunner, okOutcome } from './helpers/fake-build-runner.js';
@@ -50,7 +50,7 @@ async function daemon(
     KILN_PORT: '0',
     ...options.env,
   });
-  const time = new ManualTime();
+  const time = new ManualClock();
   const runner = options.runner ?? new RecordingRunner();
   const d = await createDaemon(config, {
     logger: createLogger('debug', options.logs ?? new LogLines()),
@@ -99,6 +99,14 @@ describe('createDaemon', () => {
     expect(address.url).toBe(`http://127.0.0.1:${address.port}`);
     expect(address.port).toBeGreaterThan(0);
     expect((await fetch(`${address.url}/readyz`)).status).toBe(200);
+  });
+
+  it('answers on the IPv6 loopback when bound to the IPv6 wildcard', async () => {
+    const { d } = await daemon({ env: { KILN_HOST: '::' } });
+    const address = await d.start();
+    expect(address.host).toBe('::1');
+    expect(address.url).toBe(`http://[::1]:${address.port}`);
+    expect((await fetch(`${address.url}/healthz`)).status).toBe(200);
   });
 
   it('puts the bound port into image refs when KILN_PORT=0 and no public URL is set', async () => {

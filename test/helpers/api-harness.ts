@@ -1,7 +1,6 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { DestinationStream } from 'pino';
 import { ManualClock } from './manual-clock.js';
 import { FakeBuildRunner } from './fake-build-runner.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
@@ -33,8 +32,6 @@ export interface HarnessOptions {
   runner?: FakeBuildRunner;
   time?: ManualClock;
   heartbeatMs?: number;
-  /** Where log lines go (JSON); default: nowhere. */
-  logs?: DestinationStream;
   /** Run the daemon's start() (listen, restart recovery, queue); default true. */
   start?: boolean;
 }
@@ -49,13 +46,13 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     KILN_DATA_DIR: dataDir,
     KILN_HOST: '127.0.0.1',
     KILN_PORT: '0',
-    KILN_LOG_LEVEL: options.logs ? 'debug' : 'silent',
+    KILN_LOG_LEVEL: 'silent',
     ...options.env,
   });
   const time = options.time ?? new ManualClock();
   const runner = options.runner ?? new FakeBuildRunner();
   const daemon = await createDaemon(config, {
-    logger: createLogger(config.server.logLevel, options.logs),
+    logger: createLogger(config.server.logLevel),
     clock: time,
     scheduler: time,
     runner,
