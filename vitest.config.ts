@@ -2,12 +2,14 @@ import { defineConfig } from 'vitest/config';
 import { ClosingLineReporter } from './test/helpers/closing-line-reporter.js';
 
 /**
- * Test files that run real registry clients (skopeo, buildah) against Kiln's registry.
- * Their own project: they need those tools installed and take minutes.
+ * Test files that run real clients and upstream servers: skopeo and buildah against Kiln's
+ * registry, npm against a Verdaccio registry, the node image stand-in build. Their own
+ * project: they need those tools installed and take minutes.
  */
 const CLIENT_TESTS = [
   'test/registry/registry-clients.test.ts',
   'test/agent/buildah-engine-registry.test.ts',
+  'test/helpers/test-fixtures.test.ts',
 ];
 
 /** Test files that boot real microVMs (QEMU under TCG here) outside the end-to-end suite. */
