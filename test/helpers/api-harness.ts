@@ -1,8 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ManualClock } from './manual-clock.js';
 import { FakeBuildRunner } from './fake-build-runner.js';
+import { ManualClock } from './manual-clock.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon.js';
