@@ -45,6 +45,14 @@ export const ERROR_CATALOG = {
   INVALID_IMAGE_NAME: { status: 400, message: 'image_name is not a valid repository name.' },
   INVALID_CACHE_SCOPE: { status: 400, message: 'cache_scope is not a valid scope name.' },
   INVALID_NETWORK_MODE: { status: 400, message: 'network_mode must be "isolated" or "egress".' },
+  INVALID_ALLOWED_HOSTS: {
+    status: 400,
+    message: 'allowed_hosts takes host names, IP addresses and *.suffix patterns.',
+  },
+  ALLOWED_HOSTS_NOT_PERMITTED: {
+    status: 403,
+    message: 'allowed_hosts reaches beyond the hosts the operator permits.',
+  },
   RESOURCE_OUT_OF_RANGE: { status: 400, message: 'A resource request is out of range.' },
   UNKNOWN_SECRET: { status: 400, message: 'A requested secret does not exist.' },
 
