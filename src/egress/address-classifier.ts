@@ -80,6 +80,18 @@ export function createAddressClassifier(options: AddressClassifierOptions): Addr
   };
 }
 
+/**
+ * The one spelling of an address that is judged and then connected to: ipaddr.js's reading,
+ * with IPv4-mapped forms as plain IPv4. Connecting to this rather than to the resolver's text
+ * means no second parser (the kernel's, or getaddrinfo's for `010.0.0.1`) can read the
+ * address differently from the policy. Undefined when it is not an IP address.
+ */
+export function canonicalAddress(text: string): { address: string; family: 4 | 6 } | undefined {
+  if (!ipaddr.isValid(text)) return undefined;
+  const ip = ipaddr.process(text);
+  return { address: ip.toString(), family: ip.kind() === 'ipv4' ? 4 : 6 };
+}
+
 function classifyV4(ip: ipaddr.IPv4): AddressRefusal | undefined {
   const range: string = ip.range();
   switch (range) {

@@ -1,4 +1,4 @@
-import type { AddressClassifier } from './address-classifier.js';
+import { canonicalAddress, type AddressClassifier } from './address-classifier.js';
 import type { AddressRefusal, DenialReason } from './egress-denial.js';
 import type { HostAllowlist } from './host-allowlist.js';
 import { formatHostPort } from './normalize-host.js';
@@ -57,8 +57,21 @@ export class EgressPolicy {
     return undefined;
   }
 
-  /** The refusal of one resolved address of an admitted target (none for an exception). */
-  checkAddress(target: ProxyTarget, address: string): AddressRefusal | undefined {
-    return this.isException(target) ? undefined : this.options.classifyAddress(address);
+  /**
+   * Judges one resolved address of an admitted target. Passes back the canonical address to
+   * connect to (see canonicalAddress) — the very address that was judged — or the refusal.
+   * An exception's addresses are not judged, only made canonical.
+   */
+  checkAddress(
+    target: ProxyTarget,
+    address: string,
+  ):
+    | { readonly address: string; readonly family: 4 | 6; readonly refusal?: never }
+    | { readonly refusal: AddressRefusal } {
+    const canonical = canonicalAddress(address);
+    if (canonical === undefined) return { refusal: 'reserved' };
+    if (this.isException(target)) return canonical;
+    const refusal = this.options.classifyAddress(canonical.address);
+    return refusal === undefined ? canonical : { refusal };
   }
 }

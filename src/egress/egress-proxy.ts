@@ -366,9 +366,9 @@ export class EgressProxy {
     const passing: ResolvedAddress[] = [];
     let firstRefusal: { address: string; reason: DenialReason } | undefined;
     for (const a of addresses) {
-      const reason = this.options.policy.checkAddress(target, a.address);
-      if (reason === undefined) passing.push(a);
-      else firstRefusal ??= { address: a.address, reason };
+      const checked = this.options.policy.checkAddress(target, a.address);
+      if (checked.refusal === undefined) passing.push(checked);
+      else firstRefusal ??= { address: a.address, reason: checked.refusal };
     }
     if (passing.length === 0 && firstRefusal !== undefined) {
       return this.deny(target, firstRefusal.address, firstRefusal.reason);

@@ -21,6 +21,10 @@ export function parseConnectTarget(authority: string): ProxyTargetResult {
   if (match?.[1] === undefined || match[2] === undefined) {
     return { error: 'CONNECT needs host:port' };
   }
+  // RFC 3986 §3.2.2: an IPv6 literal in an authority is bracketed.
+  if (match[1].includes(':') && !match[1].startsWith('[')) {
+    return { error: 'an IPv6 host must be in brackets' };
+  }
   return withHost(match[1], Number(match[2]));
 }
 
