@@ -42,11 +42,16 @@ export function createAddressClassifier(options: AddressClassifierOptions): Addr
       const embedded = classifyEmbedded(ip as ipaddr.IPv6);
       if (embedded !== 'none') return embedded;
     }
+    // The range names the most telling reason (`loopback` rather than "the host's own" for
+    // 127.0.0.1); the host's own and the operator's ranges catch what is otherwise public.
+    const range =
+      ip.kind() === 'ipv4' ? classifyV4(ip as ipaddr.IPv4) : classifyV6(ip as ipaddr.IPv6);
+    if (range !== undefined) return range;
     if (host.has(canonical(ip))) return 'host_address';
     if (denied.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits))) {
       return 'denied_range';
     }
-    return ip.kind() === 'ipv4' ? classifyV4(ip as ipaddr.IPv4) : classifyV6(ip as ipaddr.IPv6);
+    return undefined;
   };
 
   /** For IPv6 forms carrying an IPv4 address: the verdict; 'none' for plain IPv6. */

@@ -29,6 +29,8 @@ export interface EgressReport {
   readonly bytesOut: number;
   /** The first MAX_DENIALS_KEPT denials, in order. */
   readonly denied: readonly EgressDenial[];
+  /** Upstream connections open now. */
+  readonly openConnections: number;
   /** Every denial, kept or not. */
   readonly deniedTotal: number;
   /** Admitted connections whose DNS lookup or connect failed (answered 502). */
@@ -123,6 +125,7 @@ export class EgressStats {
       bytesIn,
       bytesOut,
       denied: [...this.denials],
+      openConnections: this.open.size,
       deniedTotal: this.deniedCount,
       failedConnections: this.failures,
     };

@@ -96,6 +96,12 @@ describe('createAddressClassifier', () => {
     expect(withHost('8.8.8.8')).toBeUndefined();
   });
 
+  it("names the range of a host address that is not public (loopback, not the host's own)", () => {
+    const withHost = createAddressClassifier({ hostAddresses: ['127.0.0.1', '10.1.1.1'] });
+    expect(withHost('127.0.0.1')).toBe('loopback');
+    expect(withHost('10.1.1.1')).toBe('private');
+  });
+
   it('refuses the ranges the operator adds, and only those', () => {
     const withDenied = createAddressClassifier({
       hostAddresses: [],

@@ -20,7 +20,7 @@ function policy(hosts: string[] = ['*']): EgressPolicy {
       { host: 'mirror.internal', port: 8081 },
     ],
     allowlist: parsed.allowlist,
-    classifyAddress: createAddressClassifier({ hostAddresses: ['203.0.113.77'] }),
+    classifyAddress: createAddressClassifier({ hostAddresses: ['8.8.4.4'] }),
   });
 }
 
@@ -77,7 +77,7 @@ describe('EgressPolicy', () => {
     expect(p.checkAddress(t, '104.16.0.35')).toEqual({ address: '104.16.0.35', family: 4 });
     expect(p.checkAddress(t, '::ffff:104.16.0.35')).toEqual({ address: '104.16.0.35', family: 4 });
     expect(p.checkAddress(t, '169.254.169.254')).toEqual({ refusal: 'cloud_metadata' });
-    expect(p.checkAddress(t, '203.0.113.77')).toEqual({ refusal: 'host_address' });
+    expect(p.checkAddress(t, '8.8.4.4')).toEqual({ refusal: 'host_address' });
     expect(p.checkAddress(t, 'garbage')).toEqual({ refusal: 'reserved' });
   });
 
