@@ -292,6 +292,19 @@ describe('EgressProxy: what passes', () => {
     expect(seen).toMatchObject({ method: 'POST', body: 'a body for upstream' });
   });
 
+  it('forwards bytes the client sent right behind its CONNECT, before the answer', async () => {
+    const h = await startProxy();
+    const raw = connect({ host: '127.0.0.1', port: (h.at as { port: number }).port });
+    await once(raw, 'connect');
+    const got = await exchange(
+      raw,
+      `CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\n\r\nearly`,
+      'HTTP/1.1 200 Connection Established\r\n\r\nEARLY'.length,
+    );
+    expect(got).toBe('HTTP/1.1 200 Connection Established\r\n\r\nEARLY');
+    raw.destroy();
+  });
+
   it('resolves a name once and connects to exactly the (canonical) address it checked', async () => {
     const h = await startProxy();
     const res = await getVia(h.at, `http://mirror.test:${originPort}/`);
@@ -465,6 +478,16 @@ describe('EgressProxy: malformed requests and failures', () => {
     expect((await connectVia(h.at, 'public.test')).status).toBe(400);
     expect((await connectVia(h.at, 'bad!host:443')).status).toBe(400);
     expect(h.proxy.stats().deniedTotal).toBe(0);
+  });
+
+  it('answers 400 to an Upgrade request (WebSockets go through CONNECT)', async () => {
+    const h = await startProxy();
+    const res = await getVia(h.at, `http://127.0.0.1:${originPort}/ws`, {
+      headers: { connection: 'Upgrade', upgrade: 'websocket' },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.trim()).toBe('upgrade is not proxied; use CONNECT');
+    expect(h.guard.calls).toEqual([]);
   });
 
   it('answers 502 when the name does not resolve', async () => {
