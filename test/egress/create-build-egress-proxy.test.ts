@@ -8,7 +8,7 @@ import { createBuildEgressProxy } from '../../src/egress/create-build-egress-pro
 import type { EgressDenial } from '../../src/egress/egress-denial.js';
 import type { EgressProxy } from '../../src/egress/egress-proxy.js';
 import { isAppError } from '../../src/errors/app-error.js';
-import { ManualTime } from '../helpers/api-manual-time.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 function config(env: Record<string, string>): EgressConfig {
   const parsed = parseEgressConfig(env);
@@ -29,7 +29,7 @@ function create(
   allowedHosts: string[] | undefined,
   denials: EgressDenial[] = [],
 ) {
-  const time = new ManualTime();
+  const time = new ManualClock();
   const proxy = createBuildEgressProxy({
     config: cfg,
     allowedHosts,

@@ -15,7 +15,7 @@ import { EgressProxy, type EgressProxyOptions } from '../../src/egress/egress-pr
 import type { EgressResolver, ResolvedAddress } from '../../src/egress/egress-resolver.js';
 import { hostAddresses } from '../../src/egress/host-addresses.js';
 import { HostAllowlist } from '../../src/egress/host-allowlist.js';
-import { ManualTime } from '../helpers/api-manual-time.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 /** A public address standing in for the host's own (never connected to: the guard refuses). */
 const HOST_PUBLIC_ADDRESS = '8.8.4.4';
@@ -45,7 +45,7 @@ interface Harness {
   at: ProxyAddress;
   guard: LoopbackOnlyConnector;
   dns: MapResolver;
-  time: ManualTime;
+  time: ManualClock;
   denials: EgressDenial[];
 }
 
@@ -125,7 +125,7 @@ async function startProxy(
 ): Promise<Harness> {
   const parsed = HostAllowlist.parse(options.hosts ?? ['*']);
   if (parsed.allowlist === undefined) throw new Error('invalid test allowlist');
-  const time = new ManualTime();
+  const time = new ManualClock();
   const guard = new LoopbackOnlyConnector();
   guards.push(guard);
   const dns = new MapResolver({
@@ -603,8 +603,8 @@ describe('EgressProxy: stats and lifecycle', () => {
         allowlist: HostAllowlist.ANY,
         classifyAddress: createAddressClassifier({ hostAddresses: [] }),
       }),
-      clock: new ManualTime(),
-      scheduler: new ManualTime(),
+      clock: new ManualClock(),
+      scheduler: new ManualClock(),
       logger: pino({ level: 'silent' }),
     };
     expect(() => new EgressProxy({ ...base, maxConnections: 0, idleTimeoutMs: 1 })).toThrow(

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { IdleWatch } from '../../src/egress/idle-watch.js';
-import { ManualTime } from '../helpers/api-manual-time.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 describe('IdleWatch', () => {
   it('fires once the quiet time reaches the limit', () => {
-    const time = new ManualTime();
+    const time = new ManualClock();
     let fired = 0;
     new IdleWatch(time, time, 1000, () => (fired += 1));
     time.advance(999);
@@ -17,7 +17,7 @@ describe('IdleWatch', () => {
   });
 
   it('counts the quiet time from the last touch', () => {
-    const time = new ManualTime();
+    const time = new ManualClock();
     let fired = 0;
     const watch = new IdleWatch(time, time, 1000, () => (fired += 1));
     time.advance(800);
@@ -32,14 +32,14 @@ describe('IdleWatch', () => {
   });
 
   it('keeps a single timer armed however often it is touched', () => {
-    const time = new ManualTime();
+    const time = new ManualClock();
     const watch = new IdleWatch(time, time, 1000, () => undefined);
     for (let i = 0; i < 100; i += 1) watch.touch();
     expect(time.pending).toBe(1);
   });
 
   it('never fires after stop, and stop can be called twice', () => {
-    const time = new ManualTime();
+    const time = new ManualClock();
     let fired = 0;
     const watch = new IdleWatch(time, time, 1000, () => (fired += 1));
     watch.stop();
