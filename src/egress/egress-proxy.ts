@@ -3,7 +3,6 @@ import {
   request as httpRequest,
   STATUS_CODES,
   type IncomingMessage,
-  type OutgoingHttpHeaders,
   type Server,
   type ServerResponse,
 } from 'node:http';
@@ -15,6 +14,7 @@ import { describeDenial, type DenialReason, type EgressDenial } from './egress-d
 import type { EgressPolicy } from './egress-policy.js';
 import { systemResolver, type EgressResolver, type ResolvedAddress } from './egress-resolver.js';
 import { EgressStats, type EgressReport } from './egress-stats.js';
+import { endToEndHeaders, forwardedRequestHeaders } from './forwarded-headers.js';
 import { IdleWatch } from './idle-watch.js';
 import { formatHostPort } from './normalize-host.js';
 import { parseAbsoluteTarget, parseConnectTarget, type ProxyTarget } from './proxy-target.js';
@@ -51,23 +51,6 @@ export type EgressListenTarget =
 type Opened =
   | { readonly socket: Socket; readonly status?: never; readonly reason?: never }
   | { readonly socket?: never; readonly status: number; readonly reason: string };
-
-/**
- * RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy's own: never forwarded in either
- * direction. `expect` too, because Node's server has already answered `100 Continue`.
- */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-]);
 
 /**
  * The filtering HTTP forward proxy of one build (RFC 9110 §9.3.6 CONNECT for TLS, RFC 9112
@@ -269,7 +252,7 @@ export class EgressProxy {
     const outgoing = httpRequest({
       method: req.method,
       path,
-      headers: forwardedHeaders(req.rawHeaders, target),
+      headers: forwardedRequestHeaders(req.rawHeaders, target),
       setHost: false,
       // The socket is already connected to the checked address: Node sends the request on
       // it instead of resolving and connecting itself.
@@ -284,7 +267,7 @@ export class EgressProxy {
       res.writeHead(
         incoming.statusCode ?? 502,
         incoming.statusMessage,
-        endToEnd(incoming.rawHeaders),
+        endToEndHeaders(incoming.rawHeaders),
       );
       incoming.on('data', () => {
         watch.touch();
@@ -458,53 +441,6 @@ function connected(socket: Socket): Promise<boolean> {
 
 function describe(target: ProxyTarget): string {
   return formatHostPort(target.host.host, target.port);
-}
-
-/** The header names listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). */
-function hopByHop(rawHeaders: readonly string[]): Set<string> {
-  const names = new Set(HOP_BY_HOP);
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]?.toLowerCase() !== 'connection') continue;
-    for (const token of (rawHeaders[i + 1] ?? '').split(',')) {
-      const name = token.trim().toLowerCase();
-      if (name !== '') names.add(name);
-    }
-  }
-  return names;
-}
-
-/** End-to-end header fields of a message, as an object Node can send (repeats as arrays). */
-function endToEnd(rawHeaders: readonly string[]): OutgoingHttpHeaders {
-  const skip = hopByHop(rawHeaders);
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]?.toLowerCase();
-    const value = rawHeaders[i + 1];
-    if (name === undefined || value === undefined || skip.has(name)) continue;
-    const prev = out[name];
-    if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [prev, value];
-  }
-  return out;
-}
-
-/**
- * The request's end-to-end headers for the origin server: `Host` from the target the policy
- * judged (a `Host` header naming somewhere else is not passed on), one request per upstream
- * connection (`Connection: close`).
- */
-function forwardedHeaders(rawHeaders: readonly string[], target: ProxyTarget): OutgoingHttpHeaders {
-  const headers = endToEnd(rawHeaders);
-  headers.host = target.port === 80 ? hostText(target) : `${hostText(target)}:${target.port}`;
-  headers.connection = 'close';
-  return headers;
-}
-
-function hostText(target: ProxyTarget): string {
-  return target.host.kind === 'ip' && target.host.family === 6
-    ? `[${target.host.host}]`
-    : target.host.host;
 }
 
 /** A short plain-text answer on the server's response; the client connection then closes. */
