@@ -14,7 +14,6 @@ import { BuildManager } from './builds/build-manager.js';
 import type { BuildRunner } from './builds/build-runner.js';
 import { BuildStore } from './builds/build-store.js';
 import { EventLog } from './builds/event-log.js';
-import { removeOrphanBuildDirs } from './builds/remove-orphan-build-dirs.js';
 import type { Config } from './config/config.js';
 import type { ApiEnv } from './http/api-env.js';
 import { connectHost } from './http/connect-host.js';
@@ -101,7 +100,7 @@ function urlFor(host: string, port: number): string {
 
 /**
  * Builds the daemon (the database must be reachable under `config.server.dataDir`; it is
- * created and migrated). Removes upload directories a crash left without a build row.
+ * created and migrated). The manager's start() removes upload directories a crash left behind.
  */
 export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Daemon> {
   const { logger, clock, scheduler } = deps;
@@ -114,11 +113,6 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
     const secretKey = await loadOrCreateSecretKey(dataDir);
     const apiTokens = new ApiTokenService({ key: keys.api, clock });
     const store = new BuildStore(db);
-    const removed = await removeOrphanBuildDirs(
-      path.join(dataDir, 'builds'),
-      (id) => store.get(id) !== null,
-    );
-    if (removed > 0) logger.info({ removed }, 'removed interrupted uploads');
     const events = new EventLog(store, clock, config.builds.maxLogBytes);
     const secrets = new SecretStore(db, secretKey, clock);
     const metrics = new KilnMetrics();
@@ -154,6 +148,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       clock,
     });
     const manager = new BuildManager({
+      dataDir,
       store,
       events,
       runner,

@@ -1,13 +1,15 @@
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { Logger } from 'pino';
-import type { BuildErrorCode } from './build-error-code.js';
+import { BuildDirs } from './build-dirs.js';
+import { newBuildId } from './build-id.js';
 import { BuildQueue } from './build-queue.js';
+import { cacheRepository, outputRepository } from './build-repositories.js';
+import { parseBuildRequest, type BuildRequestPolicy } from './build-request-parser.js';
 import type { AbortReason, BuildRunner, BuildRunSink, RunOutcome } from './build-runner.js';
 import type { BuildPage, BuildStore } from './build-store.js';
 import type { BuildActivity, BuildTokenIssuer } from './build-token-issuer.js';
-import { TERMINAL_STATUSES, type Build, type BuildStatus } from './build.js';
+import { TERMINAL_STATUSES, type Build, type BuildFailure, type BuildStatus } from './build.js';
 import type { EventLog } from './event-log.js';
+import type { UploadReceiver } from './upload-receiver.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
 import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
@@ -15,8 +17,8 @@ import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Clock } from '../time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
-/** Queue and lifecycle policy (config.builds plus the public URL). */
-export interface BuildManagerPolicy {
+/** Queue, request and lifecycle policy (config.builds plus the public URL). */
+export interface BuildManagerPolicy extends BuildRequestPolicy {
   maxConcurrent: number;
   maxRunningPerTenant: number;
   maxQueuedPerTenant: number;
@@ -26,6 +28,8 @@ export interface BuildManagerPolicy {
 }
 
 export interface BuildManagerOptions {
+  /** config.server.dataDir: uploads live in its `builds/` folder, owned by the manager. */
+  dataDir: string;
   store: BuildStore;
   events: EventLog;
   runner: BuildRunner;
@@ -44,6 +48,14 @@ export interface BuildView {
   queuePosition: number | null;
 }
 
+/** A build waiting in the queue, with when it entered it (ms), for the queue timeout. */
+interface Queued {
+  id: string;
+  tenant: string;
+  build: Build;
+  since: number;
+}
+
 interface Running {
   build: Build;
   controller: AbortController;
@@ -57,16 +69,16 @@ const RUNNING_STATUSES: readonly BuildStatus[] = ['booting', 'building', 'pushin
 const MAX_ATTEMPTS = 2;
 
 /**
- * The build lifecycle: accepts builds into the fair queue, hands them to the runner within the
- * concurrency limits, turns the runner's reports into stored statuses and events, applies
- * cancel, queue timeout and build timeout, and recovers after a restart. It is the registry's
- * BuildActivity: a build's token works only while the build is not terminal.
+ * The build lifecycle, from upload to removal: accepts builds (their directory, their checks,
+ * their row) into the fair queue, hands them to the runner within the concurrency limits,
+ * turns the runner's reports into stored statuses and events, applies cancel, queue timeout
+ * and build timeout, removes a build's files once it is terminal, and recovers after a
+ * restart. It is the registry's BuildActivity: a build's token works only while the build is
+ * not terminal.
  */
 export class BuildManager implements BuildActivity {
-  private readonly queue: BuildQueue;
-  private readonly queued = new Map<string, Build>();
-  /** When each waiting build entered the queue (ms), for the queue timeout. */
-  private readonly queuedSince = new Map<string, number>();
+  private readonly dirs: BuildDirs;
+  private readonly queue: BuildQueue<Queued>;
   private readonly running = new Map<string, Running>();
   private state: 'new' | 'starting' | 'ready' | 'closing' | 'closed' = 'new';
   private closePromise: Promise<void> | null = null;
@@ -75,6 +87,7 @@ export class BuildManager implements BuildActivity {
     if (!Number.isInteger(o.policy.queueTimeoutSeconds) || o.policy.queueTimeoutSeconds < 1) {
       throw new RangeError('queueTimeoutSeconds must be a positive whole number');
     }
+    this.dirs = new BuildDirs(o.dataDir);
     this.queue = new BuildQueue({
       maxConcurrent: o.policy.maxConcurrent,
       maxRunningPerTenant: o.policy.maxRunningPerTenant,
@@ -95,14 +108,21 @@ export class BuildManager implements BuildActivity {
   }
 
   /**
-   * Recovery, once: the runner reaps what a crashed daemon left; builds that were running are
-   * re-queued once (or fail `daemon_restarted`); queued builds are re-queued in order.
+   * Recovery, once: the runner reaps what a crashed daemon left; build directories without a
+   * live build (an upload cut off by a crash, a removal that did not happen) are removed;
+   * builds that were running are re-queued once (or fail `daemon_restarted`); queued builds
+   * are re-queued in order. Uploads are refused until it is done.
    */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('BuildManager.start() called twice');
     this.state = 'starting';
     const report = await this.o.runner.recover();
     this.o.logger.info({ ...report }, 'runner recovery done');
+    const removed = await this.dirs.removeAllExcept((id) => {
+      const build = this.o.store.get(id);
+      return build !== null && !TERMINAL_STATUSES.has(build.status);
+    });
+    if (removed > 0) this.o.logger.info({ removed }, 'removed interrupted uploads');
     for (const status of RUNNING_STATUSES) {
       for (const build of this.o.store.listByStatus(status)) {
         if (build.attempts < MAX_ATTEMPTS) {
@@ -141,19 +161,66 @@ export class BuildManager implements BuildActivity {
     }
   }
 
-  /** Stores a new (queued) build, its first event, and queues it. */
-  submit(build: Build): void {
-    this.assertCanQueue(build.tenant);
-    if (build.status !== 'queued') throw new Error('submitted builds must be queued');
+  /**
+   * Accepts one upload as a new queued build: gives `receive` a fresh directory to stream the
+   * source into and a check for each field as it arrives, then validates the request as a
+   * whole (source digest, secrets), stores the build and queues it. On any refusal or
+   * interruption the directory is removed and nothing is stored; the AppError is rethrown.
+   */
+  async accept(tenant: string, receive: UploadReceiver): Promise<BuildView> {
+    this.assertCanQueue(tenant);
+    const id = newBuildId();
+    const partialPath = await this.dirs.create(id);
+    let build: Build;
+    try {
+      const upload = await receive({
+        partialPath,
+        checkField: (name, value) => {
+          const { request } = parseBuildRequest(new Map([[name, value]]), this.o.policy);
+          this.assertSecretsExist(tenant, request.secretIds);
+        },
+      });
+      const { request, sourceSha256 } = parseBuildRequest(upload.fields, this.o.policy);
+      if (sourceSha256 !== null && sourceSha256 !== upload.source.sha256) {
+        throw new AppError('SOURCE_SHA256_MISMATCH', undefined, {
+          details: { expected: sourceSha256, actual: upload.source.sha256 },
+        });
+      }
+      this.assertSecretsExist(tenant, request.secretIds);
+      const sourcePath = await this.dirs.commit(id);
+      // Checked again: the queue may have filled, or shutdown begun, during the upload.
+      this.assertCanQueue(tenant);
+      build = {
+        id,
+        tenant,
+        status: 'queued',
+        request,
+        source: { path: sourcePath, ...upload.source },
+        repository: outputRepository(tenant, id, request.imageName),
+        cacheRepository: cacheRepository(tenant, request.cacheScope),
+        createdAt: this.o.clock.now(),
+        startedAt: null,
+        finishedAt: null,
+        attempts: 0,
+        result: null,
+        failure: null,
+        timings: {},
+      };
+    } catch (err) {
+      await this.dirs.remove(id);
+      throw err;
+    }
     this.o.store.insert(build);
     this.o.events.append(build.id, { type: 'status', status: 'queued' });
     this.enqueue(build);
+    this.o.metrics.uploadAccepted(build.source.sizeBytes);
     this.pump();
+    return this.get(tenant, id);
   }
 
   /** A tenant's build; BUILD_NOT_FOUND for unknown ids and for other tenants' builds. */
   get(tenant: string, id: string): BuildView {
-    const build = this.running.get(id)?.build ?? this.queued.get(id) ?? this.o.store.get(id);
+    const build = this.running.get(id)?.build ?? this.queue.get(id)?.build ?? this.o.store.get(id);
     if (build?.tenant !== tenant) throw new AppError('BUILD_NOT_FOUND');
     return { build, queuePosition: build.status === 'queued' ? this.queue.position(id) : null };
   }
@@ -176,8 +243,6 @@ export class BuildManager implements BuildActivity {
     const build = view.build;
     if (TERMINAL_STATUSES.has(build.status)) return view;
     if (this.queue.remove(id)) {
-      this.queued.delete(id);
-      this.queuedSince.delete(id);
       this.finish(build, {
         status: 'cancelled',
         failure: { code: 'cancelled', message: 'Cancelled before it started.', logTail: [] },
@@ -192,7 +257,7 @@ export class BuildManager implements BuildActivity {
   }
 
   isBuildActive(buildId: string): boolean {
-    return this.running.has(buildId) || this.queued.has(buildId);
+    return this.running.has(buildId) || this.queue.has(buildId);
   }
 
   /** Fails every build that has waited longer than the queue timeout. Called periodically. */
@@ -200,12 +265,10 @@ export class BuildManager implements BuildActivity {
     const limitMs = this.o.policy.queueTimeoutSeconds * 1000;
     const now = this.o.clock.now().getTime();
     let failed = 0;
-    for (const build of [...this.queued.values()]) {
-      const since = this.queuedSince.get(build.id) ?? build.createdAt.getTime();
+    for (const { id, since } of this.queue.entries()) {
       if (now - since < limitMs) continue;
-      if (!this.queue.remove(build.id)) continue;
-      this.queued.delete(build.id);
-      this.queuedSince.delete(build.id);
+      const build = this.queue.remove(id)?.build;
+      if (!build) continue;
       this.finish(build, {
         status: 'failed',
         failure: {
@@ -235,9 +298,23 @@ export class BuildManager implements BuildActivity {
   }
 
   private enqueue(build: Build): void {
-    this.queued.set(build.id, build);
-    this.queuedSince.set(build.id, this.o.clock.now().getTime());
-    this.queue.enqueue({ id: build.id, tenant: build.tenant });
+    this.queue.enqueue({
+      id: build.id,
+      tenant: build.tenant,
+      build,
+      since: this.o.clock.now().getTime(),
+    });
+  }
+
+  /** UNKNOWN_SECRET for the first id the tenant has no secret under. */
+  private assertSecretsExist(tenant: string, secretIds: readonly string[]): void {
+    for (const secretId of secretIds) {
+      if (!this.o.secrets.has(tenant, secretId)) {
+        throw new AppError('UNKNOWN_SECRET', `Secret ${JSON.stringify(secretId)} does not exist.`, {
+          details: { secret: secretId },
+        });
+      }
+    }
   }
 
   private abort(running: Running, reason: AbortReason): void {
@@ -247,17 +324,8 @@ export class BuildManager implements BuildActivity {
 
   private pump(): void {
     if (this.state !== 'ready') return;
-    for (;;) {
-      const entry = this.queue.next();
-      if (!entry) return;
-      const build = this.queued.get(entry.id);
-      this.queued.delete(entry.id);
-      this.queuedSince.delete(entry.id);
-      if (!build) {
-        this.queue.finished(entry.tenant);
-        continue;
-      }
-      this.launch(build);
+    for (let entry = this.queue.next(); entry; entry = this.queue.next()) {
+      this.launch(entry.build);
     }
   }
 
@@ -297,14 +365,7 @@ export class BuildManager implements BuildActivity {
       const registryToken = await this.o.tokenIssuer.issueBuildToken(build);
       // Aborted while the token was being issued: no VM was started, nothing to kill.
       outcome = controller.signal.aborted
-        ? {
-            ok: false,
-            code: 'cancelled',
-            message: 'Aborted before the VM started.',
-            logTail: [],
-            phaseSeconds: {},
-            bootSeconds: null,
-          }
+        ? { ok: false, aborted: true, logTail: [], phaseSeconds: {}, bootSeconds: null }
         : await this.o.runner.run(
             { build, registryToken, secrets },
             this.sink(build),
@@ -321,17 +382,6 @@ export class BuildManager implements BuildActivity {
         bootSeconds: null,
       };
     }
-    const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : null;
-    if (reason?.kind === 'shutdown' && !outcome.ok) {
-      this.o.events.appendLog(build.id, {
-        type: 'log',
-        stream: 'system',
-        data: '[kiln] the daemon is shutting down; this build will run again after restart\n',
-        at: this.o.clock.now().toISOString(),
-      });
-      log.info('build interrupted by shutdown');
-      return;
-    }
     Object.assign(build.timings, outcome.phaseSeconds);
     if (outcome.bootSeconds !== null) build.timings.boot = outcome.bootSeconds;
     if (outcome.ok) {
@@ -343,26 +393,33 @@ export class BuildManager implements BuildActivity {
           provenance: outcome.provenance,
         },
       });
-    } else if (reason?.kind === 'cancel') {
-      this.finish(build, {
-        status: 'cancelled',
-        failure: {
-          code: 'cancelled',
-          message: 'Cancelled by the client.',
-          logTail: outcome.logTail,
-        },
-      });
-    } else {
-      const code: BuildErrorCode = reason?.kind === 'timeout' ? 'timeout' : outcome.code;
-      const message =
-        reason?.kind === 'timeout'
-          ? `The build exceeded its timeout of ${reason.seconds} s.`
-          : outcome.message;
+      log.info({ status: build.status }, 'build finished');
+      return;
+    }
+    if (!controller.signal.aborted && !('aborted' in outcome)) {
       this.finish(build, {
         status: 'failed',
-        failure: { code, message, logTail: outcome.logTail },
+        failure: { code: outcome.code, message: outcome.message, logTail: outcome.logTail },
       });
+      log.info({ status: build.status }, 'build finished');
+      return;
     }
+    // Aborted by the manager (the reason says why), or by a runner that is closing.
+    const reason: AbortReason = controller.signal.aborted
+      ? (controller.signal.reason as AbortReason)
+      : { kind: 'shutdown' };
+    const end = abortedEnd(reason, outcome.logTail);
+    if (end === null) {
+      this.o.events.appendLog(build.id, {
+        type: 'log',
+        stream: 'system',
+        data: '[kiln] the daemon is shutting down; this build will run again after restart\n',
+        at: this.o.clock.now().toISOString(),
+      });
+      log.info('build interrupted by shutdown');
+      return;
+    }
+    this.finish(build, end);
     log.info({ status: build.status }, 'build finished');
   }
 
@@ -410,8 +467,9 @@ export class BuildManager implements BuildActivity {
     });
     this.o.metrics.buildFinished(end.status, total);
     // The upload was only ever needed as this build's source volume; nothing re-runs a
-    // terminal build, so its disk space goes back now (the digest stays on the build).
-    rm(path.dirname(build.source.path), { recursive: true, force: true }).catch((err: unknown) => {
+    // terminal build, so its disk space goes back now (the digest stays on the build). A
+    // removal that fails is retried by the next start().
+    this.dirs.remove(build.id).catch((err: unknown) => {
       this.o.logger.warn({ err, buildId: build.id }, 'could not remove the build source');
     });
   }
@@ -422,5 +480,33 @@ export class BuildManager implements BuildActivity {
       .flatMap((e) => (e.data.type === 'log' ? e.data.data.split('\n') : []))
       .filter((line) => line !== '')
       .slice(-20);
+  }
+}
+
+/**
+ * How an aborted build ends: the one place an abort reason becomes a stored failure. A
+ * shutdown ends nothing (null): the build stays non-terminal and the next start re-runs it.
+ */
+function abortedEnd(
+  reason: AbortReason,
+  logTail: string[],
+): { status: 'failed' | 'cancelled'; failure: BuildFailure } | null {
+  switch (reason.kind) {
+    case 'cancel':
+      return {
+        status: 'cancelled',
+        failure: { code: 'cancelled', message: 'Cancelled by the client.', logTail },
+      };
+    case 'timeout':
+      return {
+        status: 'failed',
+        failure: {
+          code: 'timeout',
+          message: `The build exceeded its timeout of ${reason.seconds} s.`,
+          logTail,
+        },
+      };
+    case 'shutdown':
+      return null;
   }
 }

@@ -1,4 +1,4 @@
-/** One queued build as the queue sees it. */
+/** What the queue needs of a waiting build; callers may carry more (the build itself). */
 export interface QueueEntry {
   id: string;
   tenant: string;
@@ -15,11 +15,14 @@ export interface BuildQueueOptions {
  * The in-memory build queue: FIFO within a tenant, round-robin between tenants (the waiting
  * tenant served least recently goes next, so a tenant that just had a build started waits for
  * every other tenant's turn even if its queue emptied meanwhile), a global concurrency limit
- * and an optional per-tenant running cap. It only decides order; the manager owns the builds.
- * Rebuilt from SQLite at start.
+ * and an optional per-tenant running cap. It holds each waiting entry exactly once (the
+ * manager queues the build itself with it, so no second map can drift from the queue's
+ * order). Rebuilt from SQLite at start.
  */
-export class BuildQueue {
-  private readonly waiting = new Map<string, { entry: QueueEntry; seq: number }[]>();
+export class BuildQueue<T extends QueueEntry = QueueEntry> {
+  private readonly waiting = new Map<string, { entry: T; seq: number }[]>();
+  /** Id → waiting entry, for lookups without walking the tenant lists. */
+  private readonly byId = new Map<string, T>();
   /** Tenant → sequence number of its last served build; kept while it waits or runs. */
   private readonly served = new Map<string, number>();
   private readonly runningByTenant = new Map<string, number>();
@@ -38,9 +41,7 @@ export class BuildQueue {
 
   /** Builds waiting. */
   get length(): number {
-    let n = 0;
-    for (const list of this.waiting.values()) n += list.length;
-    return n;
+    return this.byId.size;
   }
 
   /** Builds handed out and not yet finished. */
@@ -53,38 +54,47 @@ export class BuildQueue {
     return this.waiting.get(tenant)?.length ?? 0;
   }
 
-  enqueue(entry: QueueEntry): void {
+  enqueue(entry: T): void {
+    if (this.byId.has(entry.id)) throw new Error(`${entry.id} is already queued`);
+    this.byId.set(entry.id, entry);
     const item = { entry, seq: this.enqueueCounter++ };
     const list = this.waiting.get(entry.tenant);
     if (list) list.push(item);
     else this.waiting.set(entry.tenant, [item]);
   }
 
-  /** Removes a waiting build; false when it was not waiting. */
-  remove(id: string): boolean {
-    for (const [tenant, list] of this.waiting) {
-      const i = list.findIndex((e) => e.entry.id === id);
-      if (i === -1) continue;
-      list.splice(i, 1);
-      if (list.length === 0) this.waiting.delete(tenant);
-      this.forgetIfIdle(tenant);
-      return true;
-    }
-    return false;
+  /** Removes a waiting build and returns it; null when it was not waiting. */
+  remove(id: string): T | null {
+    const entry = this.byId.get(id);
+    if (entry === undefined) return null;
+    this.byId.delete(id);
+    const list = this.waiting.get(entry.tenant) ?? [];
+    const i = list.findIndex((e) => e.entry.id === id);
+    if (i !== -1) list.splice(i, 1);
+    if (list.length === 0) this.waiting.delete(entry.tenant);
+    this.forgetIfIdle(entry.tenant);
+    return entry;
   }
 
   has(id: string): boolean {
-    for (const list of this.waiting.values()) {
-      if (list.some((e) => e.entry.id === id)) return true;
-    }
-    return false;
+    return this.byId.has(id);
+  }
+
+  /** The waiting entry with this id, if any. */
+  get(id: string): T | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Every waiting entry, in no particular order (a snapshot: safe to remove while iterating). */
+  entries(): T[] {
+    return [...this.byId.values()];
   }
 
   /**
    * Takes the next build allowed to run, counting it as running, or null when the global
    * limit is reached or every waiting tenant is at its cap.
    */
-  next(): QueueEntry | null {
+  next(): T | null {
     if (this.runningTotal >= this.options.maxConcurrent) return null;
     const cap = this.options.maxRunningPerTenant;
     const tenant = this.pick(
@@ -97,6 +107,7 @@ export class BuildQueue {
     const item = list?.shift();
     if (!list || !item) return null;
     if (list.length === 0) this.waiting.delete(tenant);
+    this.byId.delete(item.entry.id);
     this.served.set(tenant, this.serveCounter++);
     this.runningTotal += 1;
     this.runningByTenant.set(tenant, (this.runningByTenant.get(tenant) ?? 0) + 1);

@@ -24,6 +24,14 @@ export interface RunInput {
   secrets: Record<string, string>;
 }
 
+/** What a run measured, however it ended. */
+interface RunTrace {
+  /** Last lines of the build's log (plus the VM console when the agent never spoke). */
+  logTail: string[];
+  phaseSeconds: Partial<Record<BuildPhase, number>>;
+  bootSeconds: number | null;
+}
+
 export type RunOutcome =
   | {
       ok: true;
@@ -34,14 +42,12 @@ export type RunOutcome =
       phaseSeconds: Partial<Record<BuildPhase, number>>;
       bootSeconds: number;
     }
-  | {
-      ok: false;
-      code: BuildErrorCode;
-      message: string;
-      logTail: string[];
-      phaseSeconds: Partial<Record<BuildPhase, number>>;
-      bootSeconds: number | null;
-    };
+  | ({ ok: false; code: BuildErrorCode; message: string } & RunTrace)
+  /**
+   * The run stopped because its signal aborted (or the runner is closing). The runner names
+   * no failure: whoever aborted knows why and turns the reason into one.
+   */
+  | ({ ok: false; aborted: true } & RunTrace);
 
 /** What a runner found and cleaned up from a previous daemon process. */
 export interface RecoveryReport {
@@ -56,8 +62,8 @@ export interface RecoveryReport {
 export interface BuildRunner {
   /**
    * Runs the build. Resolves (never rejects for build-level failures) only once everything
-   * the run created — VM process, sockets, volumes — is gone. When `signal` aborts, the VM is
-   * killed and the outcome is `{ ok: false, code: 'cancelled' | 'timeout', … }` per the reason.
+   * the run created — VM process, sockets, volumes — is gone. When `signal` aborts before the
+   * run decided its outcome, the VM is killed and the outcome is `{ ok: false, aborted: true }`.
    */
   run(input: RunInput, sink: BuildRunSink, signal: AbortSignal): Promise<RunOutcome>;
   /**

@@ -1,21 +1,13 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { Hono } from 'hono';
 import type { ApiEnv } from './api-env.js';
 import { buildView } from './build-view.js';
 import { receiveBuildUpload } from './receive-build-upload.js';
 import { requireApiToken } from './require-api-token.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
-import type { SecretStore } from '../auth/secret-store.js';
-import { newBuildId } from '../builds/build-id.js';
 import type { BuildManager } from '../builds/build-manager.js';
-import { cacheRepository, outputRepository } from '../builds/build-repositories.js';
-import { parseBuildRequest } from '../builds/build-request-parser.js';
-import { BUILD_STATUSES, type BuildStatus, type Build } from '../builds/build.js';
+import { BUILD_STATUSES, type BuildStatus } from '../builds/build.js';
 import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
-import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
-import type { Clock } from '../time/clock.js';
 
 /** Multipart framing and text fields on top of the source archive itself. */
 const MULTIPART_OVERHEAD_BYTES = 4 * 1024 * 1024;
@@ -24,21 +16,24 @@ export interface BuildRoutesDeps {
   config: Config;
   manager: BuildManager;
   apiTokens: ApiTokenService;
-  secrets: SecretStore;
-  metrics: KilnMetrics;
-  clock: Clock;
-  /** Build id generator (tests pass a deterministic one). */
-  newBuildId?: () => string;
 }
 
-/** POST/GET/DELETE /builds and GET /builds/:id (docs/contracts.md#builds). */
+/**
+ * POST/GET/DELETE /builds and GET /builds/:id (docs/contracts.md#builds). HTTP only: headers
+ * and the multipart body in, views and status codes out; the manager accepts, stores and
+ * removes.
+ */
 export function buildRoutes(deps: BuildRoutesDeps): Hono<ApiEnv> {
-  const { config, manager, apiTokens, secrets } = deps;
-  const nextId = deps.newBuildId ?? newBuildId;
-  const buildsDir = path.join(config.server.dataDir, 'builds');
+  const { config, manager, apiTokens } = deps;
   const app = new Hono<ApiEnv>();
   const canWrite = requireApiToken(apiTokens, 'builds:write');
   const canRead = requireApiToken(apiTokens, 'builds:read');
+  const limits = {
+    maxSourceBytes: config.builds.maxSourceBytes,
+    maxUnpackedBytes: config.builds.maxUnpackedBytes,
+    maxEntries: config.builds.maxSourceEntries,
+    maxPathBytes: config.builds.maxPathBytes,
+  };
 
   app.post('/builds', canWrite, async (c) => {
     const { tenant } = c.var.principal;
@@ -50,70 +45,20 @@ export function buildRoutes(deps: BuildRoutesDeps): Hono<ApiEnv> {
         details: { limit: config.builds.maxSourceBytes },
       });
     }
-    manager.assertCanQueue(tenant);
-    const id = nextId();
-    const dir = path.join(buildsDir, id);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    let committed = false;
-    try {
-      const upload = await receiveBuildUpload({
-        request: c.req.raw,
-        dir,
-        limits: {
-          maxSourceBytes: config.builds.maxSourceBytes,
-          maxUnpackedBytes: config.builds.maxUnpackedBytes,
-          maxEntries: config.builds.maxSourceEntries,
-          maxPathBytes: config.builds.maxPathBytes,
-        },
-      });
-      const { request, sourceSha256 } = parseBuildRequest(upload.fields, config.builds);
-      if (sourceSha256 !== null && sourceSha256 !== upload.source.sha256) {
-        throw new AppError('SOURCE_SHA256_MISMATCH', undefined, {
-          details: { expected: sourceSha256, actual: upload.source.sha256 },
-        });
-      }
-      for (const secretId of request.secretIds) {
-        if (!secrets.has(tenant, secretId)) {
-          throw new AppError(
-            'UNKNOWN_SECRET',
-            `Secret ${JSON.stringify(secretId)} does not exist.`,
-            {
-              details: { secret: secretId },
-            },
-          );
-        }
-      }
-      const sourcePath = path.join(dir, 'source');
-      await rename(upload.partialPath, sourcePath);
-      const build: Build = {
-        id,
-        tenant,
-        status: 'queued',
-        request,
-        source: { path: sourcePath, ...upload.source },
-        repository: outputRepository(tenant, id, request.imageName),
-        cacheRepository: cacheRepository(tenant, request.cacheScope),
-        createdAt: deps.clock.now(),
-        startedAt: null,
-        finishedAt: null,
-        attempts: 0,
-        result: null,
-        failure: null,
-        timings: {},
-      };
-      manager.submit(build);
-      committed = true;
-      deps.metrics.uploadAccepted(upload.source.sizeBytes);
-      c.var.logger.info(
-        { buildId: id, sizeBytes: build.source.sizeBytes, compression: build.source.compression },
-        'build accepted',
-      );
-      const view = manager.get(tenant, id);
-      c.header('Location', `/builds/${id}`);
-      return c.json(buildView(view.build, view.queuePosition), 202);
-    } finally {
-      if (!committed) await rm(dir, { recursive: true, force: true });
-    }
+    const view = await manager.accept(tenant, (target) =>
+      receiveBuildUpload({ request: c.req.raw, target, limits }),
+    );
+    const { build } = view;
+    c.var.logger.info(
+      {
+        buildId: build.id,
+        sizeBytes: build.source.sizeBytes,
+        compression: build.source.compression,
+      },
+      'build accepted',
+    );
+    c.header('Location', `/builds/${build.id}`);
+    return c.json(buildView(build, view.queuePosition), 202);
   });
 
   app.get('/builds', canRead, (c) => {

@@ -33,7 +33,6 @@ export interface AppDeps {
   isReady?: () => boolean;
   /** Milliseconds between SSE heartbeats; default 15 000. */
   heartbeatMs?: number;
-  newBuildId?: () => string;
 }
 
 /** Builds the one Hono app (API, SSE, ops endpoints, /v2 registry) without listening. */
@@ -75,15 +74,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
 
   app.route(
     '/',
-    buildRoutes({
-      config: deps.config,
-      manager: deps.manager,
-      apiTokens: deps.apiTokens,
-      secrets: deps.secrets,
-      metrics: deps.metrics,
-      clock: deps.clock,
-      ...(deps.newBuildId ? { newBuildId: deps.newBuildId } : {}),
-    }),
+    buildRoutes({ config: deps.config, manager: deps.manager, apiTokens: deps.apiTokens }),
   );
   app.route(
     '/',

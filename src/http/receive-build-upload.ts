@@ -1,40 +1,32 @@
 import { createWriteStream } from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import busboy from 'busboy';
 import { isBuildField } from '../builds/build-request-parser.js';
-import {
-  SourceInspector,
-  type SourceLimits,
-  type SourceSummary,
-} from '../builds/source-inspector.js';
+import { SourceInspector, type SourceLimits } from '../builds/source-inspector.js';
+import type { ReceivedUpload, UploadTarget } from '../builds/upload-receiver.js';
 import { AppError, isAppError } from '../errors/app-error.js';
 
 /** Largest text field accepted (an inline Dockerfile is the biggest). */
 const MAX_FIELD_BYTES = 1024 * 1024;
 
-export interface ReceivedUpload {
-  fields: Map<string, string>;
-  source: SourceSummary;
-  /** Where the verified archive was written (a temporary name in the build directory). */
-  partialPath: string;
-}
-
 /**
  * Streams a multipart POST /builds body: text fields into memory (small, bounded), the
- * `source` file part through the {@link SourceInspector} straight into
- * `<dir>/source.partial`, with back-pressure from the disk into the request. The caller owns
- * `dir` and removes it whatever happens; this function only guarantees that every stream it
- * opened is closed before it settles. Throws an AppError with the precise code.
+ * `source` file part through the {@link SourceInspector} straight into the target's
+ * `partialPath`, with back-pressure from the disk into the request. A field that arrives
+ * before the source part is checked at once (`target.checkField`), so a bad value is answered
+ * before any of the archive is read; fields after the source are checked by the caller with
+ * the rest. The caller owns the target file and removes it whatever happens; this function
+ * only guarantees that every stream it opened is closed before it settles. Throws an AppError
+ * with the precise code.
  */
 export async function receiveBuildUpload(options: {
   request: Request;
-  dir: string;
+  target: UploadTarget;
   limits: SourceLimits;
 }): Promise<ReceivedUpload> {
-  const { request, dir, limits } = options;
+  const { request, target, limits } = options;
   const contentType = request.headers.get('content-type') ?? '';
   if (!/^multipart\/form-data\s*;/i.test(contentType) || request.body === null) {
     throw new AppError('NOT_MULTIPART');
@@ -49,7 +41,7 @@ export async function receiveBuildUpload(options: {
     throw new AppError('NOT_MULTIPART', 'The multipart boundary is missing.', { cause: err });
   }
 
-  const partialPath = path.join(dir, 'source.partial');
+  const { partialPath } = target;
   const fields = new Map<string, string>();
   const body = Readable.fromWeb(request.body as NodeWebReadableStream<Uint8Array>);
   const st: {
@@ -136,6 +128,14 @@ export async function receiveBuildUpload(options: {
           }),
         );
       } else {
+        if (st.inspector === null) {
+          try {
+            target.checkField(name, value);
+          } catch (err) {
+            fail(err instanceof Error ? err : new AppError('INTERNAL', undefined, { cause: err }));
+            return;
+          }
+        }
         fields.set(name, value);
       }
     });
@@ -168,7 +168,7 @@ export async function receiveBuildUpload(options: {
     if (st.fileDone === null || st.inspector === null) throw new AppError('SOURCE_MISSING');
     await st.fileDone;
     if (st.failure !== null) throw st.failure;
-    return { fields, source: st.inspector.summary, partialPath };
+    return { fields, source: st.inspector.summary };
   } catch (err) {
     const error = st.failure ?? (err instanceof Error ? err : new AppError('INTERNAL'));
     fail(error);

@@ -1,8 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { newBuildId } from '../../src/builds/build-id.js';
 import type { Build, BuildStatus } from '../../src/builds/build.js';
+import type { SourceSummary } from '../../src/builds/source-inspector.js';
+import { AppError } from '../../src/errors/app-error.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
 import { FakeBuildRunner, okOutcome } from '../helpers/fake-build-runner.js';
@@ -32,49 +34,26 @@ async function harness(
   return h;
 }
 
-function submit(h: Harness, tenant: string, overrides: Partial<Build['request']> = {}): Build {
-  const id = newBuildId();
-  const dir = path.join(h.dataDir, 'builds', id);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'source'), 'x');
-  const build: Build = {
-    id,
-    tenant,
-    status: 'queued',
-    request: {
-      dockerfile: null,
-      dockerfilePath: 'Dockerfile',
-      contextDir: '',
-      buildArgs: {},
-      secretIds: [],
-      cacheScope: null,
-      timeoutSeconds: 600,
-      memoryMb: 1024,
-      cpus: 1,
-      networkMode: 'isolated',
-      imageName: null,
-      ...overrides,
-    },
-    source: {
-      path: path.join(dir, 'source'),
-      sizeBytes: 1,
-      sha256: 'a'.repeat(64),
-      compression: 'none',
-      entries: 1,
-      unpackedBytes: 1,
-    },
-    repository: `${tenant}/${id}`,
-    cacheRepository: null,
-    createdAt: h.time.now(),
-    startedAt: null,
-    finishedAt: null,
-    attempts: 0,
-    result: null,
-    failure: null,
-    timings: {},
-  };
-  h.manager.submit(build);
-  return build;
+/** A source summary as the upload inspector reports it for a one-byte archive. */
+const SOURCE: SourceSummary = {
+  sizeBytes: 1,
+  sha256: 'a'.repeat(64),
+  compression: 'none',
+  entries: 1,
+  unpackedBytes: 1,
+};
+
+/** Accepts a build through the manager, as POST /builds does, with these multipart fields. */
+async function submit(
+  h: Harness,
+  tenant: string,
+  fields: Record<string, string> = {},
+): Promise<Build> {
+  const view = await h.manager.accept(tenant, async (target) => {
+    await writeFile(target.partialPath, 'x');
+    return { fields: new Map(Object.entries(fields)), source: SOURCE };
+  });
+  return view.build;
 }
 
 function statusOf(h: Harness, build: Build): BuildStatus | undefined {
@@ -96,7 +75,7 @@ async function settle(): Promise<void> {
 describe('BuildManager lifecycle', () => {
   it('runs a build to ready with image_ref on the public host, events and timings', async () => {
     const h = await harness({ KILN_PUBLIC_URL: 'https://kiln.example:8443' });
-    const b = submit(h, 'acme');
+    const b = await submit(h, 'acme');
     await h.runner.waitForRuns(1);
     const run = h.runner.runOf(b.id);
     // The registry's own build token: accepted on /v2 while the build runs.
@@ -135,7 +114,7 @@ describe('BuildManager lifecycle', () => {
 
   it('fails with the runner code and keeps the log tail', async () => {
     const h = await harness();
-    const b = submit(h, 'acme');
+    const b = await submit(h, 'acme');
     await h.runner.waitForRuns(1);
     h.runner.runOf(b.id).finish({
       ok: false,
@@ -156,7 +135,7 @@ describe('BuildManager lifecycle', () => {
   it('hands the requested secret values to the runner only', async () => {
     const h = await harness();
     h.secrets.put('acme', 'npm', 'hunter2');
-    const b = submit(h, 'acme', { secretIds: ['npm'] });
+    const b = await submit(h, 'acme', { secrets: '["npm"]' });
     await h.runner.waitForRuns(1);
     expect(h.runner.runOf(b.id).input.secrets).toEqual({ npm: 'hunter2' });
     const stored = JSON.stringify(h.db.prepare('SELECT * FROM builds').all());
@@ -164,11 +143,70 @@ describe('BuildManager lifecycle', () => {
   });
 });
 
+describe('BuildManager accept', () => {
+  it('streams into a fresh directory under <data>/builds and removes it when the upload fails', async () => {
+    const h = await harness();
+    let partial = '';
+    await expect(
+      h.manager.accept('acme', async (target) => {
+        partial = target.partialPath;
+        await writeFile(partial, 'half an archive');
+        throw new AppError('UPLOAD_ABORTED');
+      }),
+    ).rejects.toMatchObject({ code: 'UPLOAD_ABORTED' });
+    expect(path.dirname(path.dirname(partial))).toBe(path.join(h.dataDir, 'builds'));
+    expect(path.basename(partial)).toBe('source.partial');
+    expect(h.buildDirs()).toEqual([]);
+    expect(h.buildRows()).toBe(0);
+  });
+
+  it('checks a field on its own the moment it arrives, secrets included', async () => {
+    const h = await harness({ KILN_MAX_CPUS: '4' });
+    h.secrets.put('acme', 'npm', 'x');
+    const seen: string[] = [];
+    await expect(
+      h.manager.accept('acme', (target) => {
+        const check = (name: 'cpus' | 'secrets', value: string) => {
+          try {
+            target.checkField(name, value);
+            seen.push('ok');
+          } catch (err) {
+            seen.push((err as AppError).code);
+          }
+        };
+        check('cpus', '4');
+        check('cpus', '5');
+        check('secrets', '["npm"]');
+        check('secrets', '["npm","other"]');
+        return Promise.reject(new AppError('UPLOAD_ABORTED'));
+      }),
+    ).rejects.toMatchObject({ code: 'UPLOAD_ABORTED' });
+    expect(seen).toEqual(['ok', 'RESOURCE_OUT_OF_RANGE', 'ok', 'UNKNOWN_SECRET']);
+  });
+
+  it('refuses a source whose digest is not source_sha256 and leaves nothing behind', async () => {
+    const h = await harness();
+    await expect(submit(h, 'acme', { source_sha256: '0'.repeat(64) })).rejects.toMatchObject({
+      code: 'SOURCE_SHA256_MISMATCH',
+    });
+    expect(h.buildDirs()).toEqual([]);
+    expect(h.buildRows()).toBe(0);
+  });
+
+  it('stores the accepted source as <data>/builds/<id>/source', async () => {
+    const h = await harness();
+    const b = await submit(h, 'acme', { cpus: '1' });
+    expect(b.source.path).toBe(path.join(h.dataDir, 'builds', b.id, 'source'));
+    expect(existsSync(b.source.path)).toBe(true);
+    expect(h.store.get(b.id)?.request.cpus).toBe(1);
+  });
+});
+
 describe('BuildManager cancel', () => {
   it('cancels a queued build at once and keeps it out of the runner', async () => {
     const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
-    const first = submit(h, 'acme');
-    const queued = submit(h, 'acme');
+    const first = await submit(h, 'acme');
+    const queued = await submit(h, 'acme');
     expect(h.manager.get('acme', queued.id).queuePosition).toBe(1);
     h.manager.cancel('acme', queued.id);
     expect(statusOf(h, queued)).toBe('cancelled');
@@ -183,7 +221,7 @@ describe('BuildManager cancel', () => {
     it(`cancels a ${state} build only once the runner resolved (VM gone)`, async () => {
       const h = await harness();
       h.runner.holdAborts = true;
-      const b = submit(h, 'acme');
+      const b = await submit(h, 'acme');
       await h.runner.waitForRuns(1);
       const run = h.runner.runOf(b.id);
       run.sink.status('booting');
@@ -211,7 +249,7 @@ describe('BuildManager cancel', () => {
 
   it('cancels a build handed out but not yet given to the runner without starting it', async () => {
     const h = await harness();
-    const b = submit(h, 'acme');
+    const b = await submit(h, 'acme');
     h.manager.cancel('acme', b.id);
     // The build token is signed (real crypto) before the runner would get the build.
     await eventually(() => statusOf(h, b) === 'cancelled');
@@ -220,7 +258,7 @@ describe('BuildManager cancel', () => {
 
   it('answers BUILD_NOT_FOUND to another tenant', async () => {
     const h = await harness();
-    const b = submit(h, 'acme');
+    const b = await submit(h, 'acme');
     expect(() => h.manager.cancel('other', b.id)).toThrow(
       expect.objectContaining({ code: 'BUILD_NOT_FOUND' }),
     );
@@ -230,7 +268,7 @@ describe('BuildManager cancel', () => {
 describe('BuildManager timeouts', () => {
   it('aborts with reason timeout after timeout_seconds from leaving the queue', async () => {
     const h = await harness();
-    const b = submit(h, 'acme', { timeoutSeconds: 30 });
+    const b = await submit(h, 'acme', { timeout_seconds: '30' });
     await h.runner.waitForRuns(1);
     h.time.advance(29_999);
     expect(h.runner.runOf(b.id).signal.aborted).toBe(false);
@@ -242,8 +280,8 @@ describe('BuildManager timeouts', () => {
 
   it('fails builds waiting longer than the queue timeout with queue_timeout', async () => {
     const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1', KILN_QUEUE_TIMEOUT_SECONDS: '60' });
-    submit(h, 'acme');
-    const waiting = submit(h, 'acme');
+    await submit(h, 'acme');
+    const waiting = await submit(h, 'acme');
     h.time.advance(59_000);
     expect(h.manager.sweepQueueTimeouts()).toBe(0);
     // The daemon's own sweep (every 5 s on the injected scheduler) fails it at 60 s.
@@ -257,10 +295,10 @@ describe('BuildManager timeouts', () => {
 describe('BuildManager fairness', () => {
   it('starts builds round-robin across tenants within the global limit', async () => {
     const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
-    const a1 = submit(h, 'a');
-    const a2 = submit(h, 'a');
-    const a3 = submit(h, 'a');
-    const b1 = submit(h, 'b');
+    const a1 = await submit(h, 'a');
+    const a2 = await submit(h, 'a');
+    const a3 = await submit(h, 'a');
+    const b1 = await submit(h, 'b');
     expect(h.manager.get('a', a3.id).queuePosition).toBe(3);
     expect(h.manager.get('b', b1.id).queuePosition).toBe(1);
     const order: string[] = [];
@@ -279,9 +317,9 @@ describe('BuildManager restart recovery', () => {
   it('calls recover() first, re-queues queued builds in order and running ones once', async () => {
     const first = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
     first.runner.holdAborts = true;
-    const running = submit(first, 'acme');
-    const q1 = submit(first, 'acme');
-    const q2 = submit(first, 'other');
+    const running = await submit(first, 'acme');
+    const q1 = await submit(first, 'acme');
+    const q2 = await submit(first, 'other');
     await first.runner.waitForRuns(1);
     first.runner.runOf(running.id).sink.status('building');
     // The daemon dies: nothing resolves the run; the store is all that is left.
@@ -315,7 +353,7 @@ describe('BuildManager restart recovery', () => {
   it('fails a build interrupted on its second attempt with daemon_restarted', async () => {
     const first = await harness();
     first.runner.holdAborts = true;
-    const b = submit(first, 'acme');
+    const b = await submit(first, 'acme');
     await first.runner.waitForRuns(1);
     first.runner.runOf(b.id).sink.status('booting');
     const stored = first.store.get(b.id)!;
@@ -330,9 +368,32 @@ describe('BuildManager restart recovery', () => {
     expect(second.runner.runs).toHaveLength(0);
   });
 
+  it('removes build directories without a live build at start and keeps those it will run', async () => {
+    const first = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
+    first.runner.holdAborts = true;
+    const running = await submit(first, 'acme');
+    const queued = await submit(first, 'acme');
+    const cancelled = await submit(first, 'acme');
+    first.manager.cancel('acme', cancelled.id);
+    await eventually(() => !first.buildDirs().includes(cancelled.id));
+    // A removal cut short by the crash, and an upload that was still streaming.
+    await mkdir(path.join(first.dataDir, 'builds', cancelled.id));
+    await mkdir(path.join(first.dataDir, 'builds', 'b_interruptedupload0000'));
+    await writeFile(
+      path.join(first.dataDir, 'builds', 'b_interruptedupload0000', 'source.partial'),
+      'x',
+    );
+    crash(first);
+    const second = await createHarness({ dataDir: first.dataDir, start: false });
+    open.push(second);
+    expect(second.buildDirs()).toHaveLength(4);
+    await second.manager.start();
+    expect(second.buildDirs().sort()).toEqual([running.id, queued.id].sort());
+  });
+
   it('leaves builds aborted by shutdown non-terminal so the next start re-runs them', async () => {
     const h = await harness();
-    const b = submit(h, 'acme');
+    const b = await submit(h, 'acme');
     await h.runner.waitForRuns(1);
     h.runner.runOf(b.id).sink.status('building');
     await h.manager.close();

@@ -50,11 +50,29 @@ describe('BuildQueue', () => {
     const q = new BuildQueue({ maxConcurrent: 10, maxRunningPerTenant: 0 });
     q.enqueue({ id: 'a1', tenant: 'a' });
     q.enqueue({ id: 'b1', tenant: 'b' });
-    expect(q.remove('a1')).toBe(true);
-    expect(q.remove('a1')).toBe(false);
+    expect(q.remove('a1')).toEqual({ id: 'a1', tenant: 'a' });
+    expect(q.remove('a1')).toBeNull();
+    expect(q.get('a1')).toBeUndefined();
     expect(q.length).toBe(1);
     expect(q.queuedFor('a')).toBe(0);
     expect(drain(q)).toEqual(['b1']);
+  });
+
+  it('keeps what the caller queued with an entry and hands the same object back', () => {
+    const q = new BuildQueue<{ id: string; tenant: string; since: number }>({
+      maxConcurrent: 10,
+      maxRunningPerTenant: 0,
+    });
+    const entry = { id: 'a1', tenant: 'a', since: 42 };
+    q.enqueue(entry);
+    expect(q.get('a1')).toBe(entry);
+    expect(q.entries()).toEqual([entry]);
+    expect(() => {
+      q.enqueue({ ...entry });
+    }).toThrow(/already queued/);
+    expect(q.next()).toBe(entry);
+    expect(q.has('a1')).toBe(false);
+    expect(q.entries()).toEqual([]);
   });
 
   it('refuses a non-positive concurrency limit at construction', () => {

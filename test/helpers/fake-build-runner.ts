@@ -1,5 +1,4 @@
 import type {
-  AbortReason,
   BuildRunner,
   BuildRunSink,
   RecoveryReport,
@@ -18,8 +17,8 @@ export interface FakeRun {
 /**
  * A hand-written stand-in for the VM build runner (the VM boundary belongs to the VM runner
  * and cannot run in these unit tests). Runs stay open until the test finishes them; an abort
- * resolves the run as the real runner would (cancelled / timeout), unless `holdAborts` is set,
- * in which case the test decides when the "VM is gone".
+ * resolves the run as the real runner would (`aborted`), unless `holdAborts` is set, in which
+ * case the test decides when the "VM is gone".
  */
 export class FakeBuildRunner implements BuildRunner {
   readonly runs: FakeRun[] = [];
@@ -41,15 +40,7 @@ export class FakeBuildRunner implements BuildRunner {
       };
       signal.addEventListener('abort', () => {
         if (this.holdAborts) return;
-        const reason = signal.reason as AbortReason;
-        finish({
-          ok: false,
-          code: reason.kind === 'timeout' ? 'timeout' : 'cancelled',
-          message: `aborted: ${reason.kind}`,
-          logTail: [],
-          phaseSeconds: {},
-          bootSeconds: null,
-        });
+        finish({ ok: false, aborted: true, logTail: [], phaseSeconds: {}, bootSeconds: null });
       });
       this.runs.push({ input, sink, signal, finish });
       for (const w of this.waiters.splice(0)) w();

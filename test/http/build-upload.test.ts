@@ -306,6 +306,11 @@ describe('POST /builds', () => {
         await expectRejected(await post(form(sampleTar(), fields)), 400, 'RESOURCE_OUT_OF_RANGE');
       }
     });
+    it('400 RESOURCE_OUT_OF_RANGE for a bad field sent after the source', async () => {
+      const fd = form(sampleTar());
+      fd.append('cpus', '99');
+      await expectRejected(await post(fd), 400, 'RESOURCE_OUT_OF_RANGE');
+    });
     it('400 UNKNOWN_SECRET for a secret the tenant does not have', async () => {
       h.secrets.put('other', 'npm_token', 'x');
       await expectRejected(

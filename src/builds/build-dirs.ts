@@ -1,0 +1,69 @@
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+/** The upload's name while it streams; renamed to {@link SOURCE_NAME} once it is accepted. */
+const PARTIAL_NAME = 'source.partial';
+const SOURCE_NAME = 'source';
+
+/**
+ * The on-disk layout of builds: `<data>/builds/<id>/` holds `source.partial` while the upload
+ * streams and `source` once the build is accepted. Directories are created, renamed into place
+ * and removed only here, and only the BuildManager uses it, so the layout has one owner.
+ */
+export class BuildDirs {
+  private readonly root: string;
+
+  /** `dataDir` is config.server.dataDir; builds live in its `builds/` folder. */
+  constructor(dataDir: string) {
+    this.root = path.join(dataDir, 'builds');
+  }
+
+  /**
+   * Creates the directory of a new build (0700) and returns where its upload is written. Fails
+   * with EEXIST rather than reuse a directory: ids are fresh, so one already there is a bug.
+   */
+  async create(id: string): Promise<string> {
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await mkdir(this.dirOf(id), { mode: 0o700 });
+    return path.join(this.dirOf(id), PARTIAL_NAME);
+  }
+
+  /** Moves a complete, verified upload to its final name and returns that path. */
+  async commit(id: string): Promise<string> {
+    const sourcePath = path.join(this.dirOf(id), SOURCE_NAME);
+    await rename(path.join(this.dirOf(id), PARTIAL_NAME), sourcePath);
+    return sourcePath;
+  }
+
+  /** Removes a build's directory and everything in it (missing is fine). */
+  async remove(id: string): Promise<void> {
+    await rm(this.dirOf(id), { recursive: true, force: true });
+  }
+
+  /**
+   * Removes every directory whose build is not kept: what an upload interrupted by a crash
+   * (SIGKILL mid-stream) or a removal cut short leaves behind. Returns how many were removed.
+   */
+  async removeAllExcept(keep: (id: string) => boolean): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    let removed = 0;
+    for (const name of names) {
+      if (keep(name)) continue;
+      await rm(path.join(this.root, name), { recursive: true, force: true });
+      removed += 1;
+    }
+    return removed;
+  }
+
+  private dirOf(id: string): string {
+    // Ids come from newBuildId() (b_ + base32); refuse anything that could name another path.
+    if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new Error(`not a build id: ${JSON.stringify(id)}`);
+    return path.join(this.root, id);
+  }
+}
