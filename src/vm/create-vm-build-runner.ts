@@ -6,6 +6,7 @@ import { VmLedger } from './vm-ledger.js';
 import type { BuildRunner } from '../builds/build-runner.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../time/clock.js';
+import { systemScheduler } from '../time/scheduler.js';
 
 /**
  * Composition of the VM side (called by the daemon factory): selects and logs the VMM, and
@@ -27,6 +28,7 @@ export async function createVmBuildRunner(deps: {
     vmm,
     ledger: new VmLedger(path.join(config.server.dataDir, 'vm-ledger')),
     clock: deps.clock,
+    scheduler: systemScheduler,
     logger,
     runRoot: path.join(config.server.dataDir, 'vms'),
     imageDir: config.vm.imageDir,

@@ -21,6 +21,7 @@ import {
 } from '../protocol/agent-messages.js';
 import { DISK_SERIALS } from '../protocol/guest-boot.js';
 import type { Clock } from '../time/clock.js';
+import type { Scheduler } from '../time/scheduler.js';
 
 /** Lines of the serial console appended to a failure's log tail when the agent never spoke. */
 const CONSOLE_TAIL_LINES = 30;
@@ -34,6 +35,8 @@ export interface VmBuildAttemptDeps {
   vmm: Vmm;
   ledger: VmLedger;
   clock: Clock;
+  /** Runs the boot deadline, the backstop and the drain after the VMM exits. */
+  scheduler: Scheduler;
   logger: Logger;
   /** `<dataDir>/vms`: run dirs are `<runRoot>/<build id>`. */
   runRoot: string;
@@ -47,12 +50,38 @@ export interface VmBuildAttemptDeps {
   registryTarget: { host: string; port: number };
 }
 
-type Failure = Extract<RunOutcome, { ok: false }>;
+/**
+ * Where an attempt stands. The attempt holds exactly one; {@link MOVES} lists the legal
+ * transitions and `move()` refuses any other, so no event can act on a stage already left.
+ */
+type AttemptState =
+  /** Writing the ledger entry and the volumes; no VM process yet. */
+  | { kind: 'preparing' }
+  /** The VMM process runs; the agent has not said hello yet. */
+  | { kind: 'booting'; vmStartedAt: number }
+  /** The agent said hello and got `start`; `reported` is the last status told to the sink. */
+  | { kind: 'connected'; bootSeconds: number; reported: 'booting' | 'building' | 'pushing' }
+  /** The outcome is decided (the first decision wins); the VM and its files are going away. */
+  | { kind: 'ending' }
+  /** The VM is gone and every file removed. */
+  | { kind: 'ended' };
+
+type StateKind = AttemptState['kind'];
+
+const MOVES: { readonly [K in StateKind]: readonly StateKind[] } = {
+  preparing: ['booting', 'ending'],
+  booting: ['connected', 'ending'],
+  connected: ['connected', 'ending'],
+  ending: ['ended'],
+  ended: [],
+};
 
 /**
  * One build in one microVM, start to end (docs/architecture.md#a-build-step-by-step, steps 4–8):
  * volumes, VM start, the agent conversation, the outcome, and — whatever happened — the VM killed
- * and every file removed before `run()` resolves.
+ * and every file removed before `run()` resolves. An abort ends it as
+ * `{ ok: false, aborted: true }`; naming the failure is the caller's business, since the caller
+ * chose the reason.
  */
 export class VmBuildAttempt {
   private readonly runDir: string;
@@ -60,16 +89,13 @@ export class VmBuildAttempt {
   private readonly logTail = new LogTailBuffer();
   private readonly hostPhaseSeconds: Partial<Record<BuildPhase, number>> = {};
   private currentPhase: { phase: BuildPhase; at: number } | null = null;
+  private state: AttemptState = { kind: 'preparing' };
+  /** Resources to release in cleanup(), set as they come to exist. */
   private handle: VmHandle | null = null;
   private session: AgentSession | null = null;
-  private vmStartedAt = 0;
-  private bootSeconds: number | null = null;
-  private helloSeen = false;
-  private agentSpoke = false;
-  private statusBuilding = false;
-  private statusPushing = false;
-  private settle: ((outcome: RunOutcome) => void) | null = null;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: (() => void)[] = [];
+  private readonly outcome: Promise<RunOutcome>;
+  private decide: (outcome: RunOutcome | Promise<RunOutcome>) => void = () => undefined;
 
   constructor(
     private readonly deps: VmBuildAttemptDeps,
@@ -79,29 +105,48 @@ export class VmBuildAttempt {
   ) {
     this.runDir = path.join(deps.runRoot, input.build.id);
     this.consoleLogPath = path.join(this.runDir, 'console.log');
+    this.outcome = new Promise((resolve) => {
+      this.decide = resolve;
+    });
   }
 
   async run(): Promise<RunOutcome> {
-    const { build } = this.input;
-    const log = this.deps.logger;
-    if (this.signal.aborted) return this.abortOutcome();
+    if (this.signal.aborted) {
+      // Nothing was created: no VM to kill, no file to remove.
+      this.end(this.aborted());
+      this.move({ kind: 'ended' });
+      return this.outcome;
+    }
     this.sink.status('booting');
-    let outcome: RunOutcome;
+    this.signal.addEventListener('abort', this.onAbort, { once: true });
     try {
-      outcome = await this.boot();
+      // Resolves once the VM runs and is watched, or at the first step after an abort cut
+      // preparing short; the outcome comes later. Cleanup waits for it, so a VM that is being
+      // started is never missed.
+      await this.boot();
     } catch (err) {
-      log.error({ err, buildId: build.id }, 'starting the builder VM failed');
-      outcome = await this.failure(
-        'vm_boot_failed',
-        `starting the builder VM failed: ${(err as Error).message}`,
+      this.deps.logger.error(
+        { err, buildId: this.input.build.id },
+        'starting the builder VM failed',
       );
+      this.fail('vm_boot_failed', `starting the builder VM failed: ${(err as Error).message}`);
+    }
+    try {
+      return await this.outcome;
     } finally {
+      this.signal.removeEventListener('abort', this.onAbort);
       await this.cleanup();
     }
-    return outcome;
   }
 
-  private async boot(): Promise<RunOutcome> {
+  private readonly onAbort = (): void => {
+    if (!this.live()) return;
+    const reason = this.signal.reason as AbortReason | undefined;
+    this.session?.send({ type: 'cancel', reason: reason?.kind ?? 'cancel' });
+    this.end(this.aborted());
+  };
+
+  private async boot(): Promise<void> {
     const { build } = this.input;
     const { deps } = this;
     // The ledger learns of the run dir before it exists, so a crash at any point is reaped.
@@ -120,12 +165,9 @@ export class VmBuildAttempt {
     );
     await createScratchVolume(scratchPath, deps.scratchBytes);
     await prepareSourceVolume(build.source.path, build.source.sizeBytes);
-    if (this.signal.aborted) return this.abortOutcome();
+    if (!this.preparing()) return;
 
-    const outcome = new Promise<RunOutcome>((resolve) => {
-      this.settle = resolve;
-    });
-    this.vmStartedAt = deps.clock.now().getTime();
+    const vmStartedAt = deps.clock.now().getTime();
     const handle = await deps.vmm.start({
       id: build.id,
       runDir: this.runDir,
@@ -152,9 +194,10 @@ export class VmBuildAttempt {
       { buildId: build.id, pid: handle.pid, vmm: deps.vmm.name, accel: deps.vmm.accel },
       'builder VM started',
     );
-
+    // Aborted while the VM was starting: cleanup kills it.
+    if (!this.preparing()) return;
+    this.move({ kind: 'booting', vmStartedAt });
     this.watch(handle);
-    return outcome;
   }
 
   private async recordProcess(handle: VmHandle): Promise<void> {
@@ -174,18 +217,8 @@ export class VmBuildAttempt {
 
   private watch(handle: VmHandle): void {
     const { deps } = this;
-    const onAbort = () => {
-      this.session?.send({ type: 'cancel', reason: describeAbort(this.signal.reason) });
-      this.finish(this.abortOutcome());
-    };
-    if (this.signal.aborted) {
-      onAbort();
-      return;
-    }
-    this.signal.addEventListener('abort', onAbort, { once: true });
-
     this.later(deps.bootTimeoutSeconds * 1000, () => {
-      if (!this.helloSeen) {
+      if (this.state.kind === 'booting') {
         this.fail(
           'vm_boot_failed',
           `the guest agent did not say hello within ${deps.bootTimeoutSeconds} s`,
@@ -199,21 +232,23 @@ export class VmBuildAttempt {
     });
 
     void handle.exited.then((exit) => {
-      // Messages the guest wrote just before the VMM exited may still be in the socket:
-      // let the channel drain (its close reports agent_lost) before deciding here.
-      this.later(this.session ? DRAIN_AFTER_EXIT_MS : 0, () => {
+      const decide = () => {
         const how = `code ${String(exit.code)}, signal ${String(exit.signal)}`;
-        if (this.helloSeen) {
+        if (this.state.kind === 'connected') {
           this.fail('agent_lost', `the builder VM exited (${how}) before the build ended`);
         } else {
           this.fail('vm_boot_failed', `the builder VM exited (${how}) before the agent started`);
         }
-      });
+      };
+      // Messages the guest wrote just before the VMM exited may still be in the socket:
+      // let the channel drain (its close reports agent_lost) before deciding here.
+      if (this.session) this.later(DRAIN_AFTER_EXIT_MS, decide);
+      else decide();
     });
 
     handle.channel().then(
       (stream) => {
-        if (this.settle === null) {
+        if (!this.live()) {
           stream.destroy();
           return;
         }
@@ -228,32 +263,57 @@ export class VmBuildAttempt {
   }
 
   private onAgentEvent(event: AgentSessionEvent): void {
+    if (!this.live()) return;
+    const connected = this.state.kind === 'connected';
     switch (event.kind) {
       case 'protocol_error':
         this.fail('agent_protocol_error', `agent protocol error: ${event.detail}`);
         return;
       case 'closed':
-        if (this.helloSeen) {
+        if (connected) {
           this.fail('agent_lost', `the agent went away without a result (${event.detail})`);
         } else {
           this.fail('vm_boot_failed', `the agent channel closed before hello (${event.detail})`);
         }
         return;
       case 'message':
-        this.agentSpoke = true;
-        this.onMessage(event.message);
+        if (connected) this.onMessage(event.message);
+        else this.onFirstMessage(event.message);
         return;
     }
   }
 
-  private onMessage(message: AgentMessage): void {
-    if (message.type !== 'hello' && !this.helloSeen) {
-      this.fail('agent_protocol_error', `the agent sent "${message.type}" before hello`);
+  /** While booting only hello is valid; the agent spoke, so its console explains nothing. */
+  private onFirstMessage(message: AgentMessage): void {
+    if (message.type !== 'hello') {
+      this.fail('agent_protocol_error', `the agent sent "${message.type}" before hello`, true);
       return;
     }
+    if (message.protocol !== PROTOCOL_VERSION) {
+      this.fail(
+        'agent_protocol_error',
+        `the agent speaks protocol ${message.protocol}, the host ${PROTOCOL_VERSION}`,
+        true,
+      );
+      return;
+    }
+    if (this.state.kind !== 'booting') return;
+    const bootSeconds = (this.deps.clock.now().getTime() - this.state.vmStartedAt) / 1000;
+    this.move({ kind: 'connected', bootSeconds, reported: 'booting' });
+    this.deps.logger.info({ buildId: this.input.build.id, bootSeconds }, 'guest agent connected');
+    this.sink.vmBooted(bootSeconds);
+    if (!this.live()) return;
+    this.session?.send({
+      type: 'start',
+      registryToken: this.input.registryToken,
+      secrets: this.input.secrets,
+    });
+  }
+
+  private onMessage(message: AgentMessage): void {
     switch (message.type) {
       case 'hello':
-        this.onHello(message.protocol);
+        this.fail('agent_protocol_error', 'the agent said hello twice');
         return;
       case 'phase':
         this.onPhase(message.phase);
@@ -262,72 +322,49 @@ export class VmBuildAttempt {
         this.logTail.push(message.data);
         this.sink.log(message.stream, message.data, new Date(message.at));
         return;
-      case 'result':
+      case 'result': {
         this.closePhase();
+        const phaseSeconds = { ...this.hostPhaseSeconds, ...message.phaseSeconds };
+        const bootSeconds = this.bootSeconds();
         if (message.ok) {
-          this.finish({
+          this.end({
             ok: true,
             imageDigest: message.imageDigest,
             pushedRef: `${this.input.build.repository}:${this.input.build.id}`,
             provenance: message.provenance,
-            phaseSeconds: { ...this.hostPhaseSeconds, ...message.phaseSeconds },
-            bootSeconds: this.bootSeconds ?? 0,
+            phaseSeconds,
+            bootSeconds: bootSeconds ?? 0,
           });
         } else {
           const code: BuildErrorCode = isBuildErrorCode(message.code)
             ? message.code
             : 'build_failed';
-          this.finish({
+          this.end({
             ok: false,
             code,
             message: message.message,
             logTail: message.logTail.length > 0 ? message.logTail : this.logTail.tail(),
-            phaseSeconds: { ...this.hostPhaseSeconds, ...message.phaseSeconds },
-            bootSeconds: this.bootSeconds,
+            phaseSeconds,
+            bootSeconds,
           });
         }
         return;
+      }
     }
-  }
-
-  private onHello(protocol: number): void {
-    if (this.helloSeen) {
-      this.fail('agent_protocol_error', 'the agent said hello twice');
-      return;
-    }
-    if (protocol !== PROTOCOL_VERSION) {
-      this.fail(
-        'agent_protocol_error',
-        `the agent speaks protocol ${protocol}, the host ${PROTOCOL_VERSION}`,
-      );
-      return;
-    }
-    this.helloSeen = true;
-    this.bootSeconds = (this.deps.clock.now().getTime() - this.vmStartedAt) / 1000;
-    this.sink.vmBooted(this.bootSeconds);
-    this.deps.logger.info(
-      { buildId: this.input.build.id, bootSeconds: this.bootSeconds },
-      'guest agent connected',
-    );
-    this.session?.send({
-      type: 'start',
-      registryToken: this.input.registryToken,
-      secrets: this.input.secrets,
-    });
   }
 
   private onPhase(phase: BuildPhase): void {
+    if (this.state.kind !== 'connected') return;
     this.closePhase();
     this.currentPhase = { phase, at: this.deps.clock.now().getTime() };
+    // The first phase means building; pushing is reported once, and never undone. The state
+    // moves before the sink hears of it, so whatever the sink sets off sees the new state.
+    const { reported } = this.state;
+    const next = phase === 'pushing' || reported === 'pushing' ? 'pushing' : 'building';
+    if (next !== reported) this.move({ ...this.state, reported: next });
     this.sink.phase(phase);
-    if (!this.statusBuilding) {
-      this.statusBuilding = true;
-      this.sink.status('building');
-    }
-    if (phase === 'pushing' && !this.statusPushing) {
-      this.statusPushing = true;
-      this.sink.status('pushing');
-    }
+    if (reported === 'booting') this.sink.status('building');
+    if (next === 'pushing' && reported !== 'pushing') this.sink.status('pushing');
   }
 
   private closePhase(): void {
@@ -337,78 +374,85 @@ export class VmBuildAttempt {
     this.currentPhase = null;
   }
 
-  private finish(outcome: RunOutcome): void {
-    const settle = this.settle;
-    if (!settle) return;
-    this.settle = null;
-    settle(outcome);
+  private bootSeconds(): number | null {
+    return this.state.kind === 'connected' ? this.state.bootSeconds : null;
+  }
+
+  /** False once an abort (or a failure) decided the outcome while the VM was being set up. */
+  private preparing(): boolean {
+    return this.state.kind === 'preparing';
+  }
+
+  /** True until the outcome is decided. */
+  private live(): boolean {
+    return this.state.kind !== 'ending' && this.state.kind !== 'ended';
+  }
+
+  private move(next: AttemptState): void {
+    if (!MOVES[this.state.kind].includes(next.kind)) {
+      throw new Error(`VmBuildAttempt: illegal move from ${this.state.kind} to ${next.kind}`);
+    }
+    this.state = next;
+  }
+
+  /** Decides the outcome (the first decision wins) and moves to `ending`. */
+  private end(outcome: RunOutcome | Promise<RunOutcome>): void {
+    if (!this.live()) return;
+    this.move({ kind: 'ending' });
+    this.decide(outcome);
   }
 
   private later(ms: number, fn: () => void): void {
-    this.timers.push(setTimeout(fn, ms));
+    if (!this.live()) return;
+    this.timers.push(this.deps.scheduler.setTimeout(fn, ms));
   }
 
-  private abortOutcome(): Failure {
+  private aborted(): RunOutcome {
     this.closePhase();
-    const reason = this.signal.reason as AbortReason | undefined;
-    const base = {
-      logTail: this.logTail.tail(),
-      phaseSeconds: { ...this.hostPhaseSeconds },
-      bootSeconds: this.bootSeconds,
-    };
-    switch (reason?.kind) {
-      case 'timeout':
-        return {
-          ok: false,
-          code: 'timeout',
-          message: `the build exceeded its timeout of ${reason.seconds} s`,
-          ...base,
-        };
-      case 'shutdown':
-        return {
-          ok: false,
-          code: 'daemon_restarted',
-          message: 'the daemon shut down during the build',
-          ...base,
-        };
-      case 'cancel':
-      case undefined:
-        return { ok: false, code: 'cancelled', message: 'the build was cancelled', ...base };
-    }
-  }
-
-  /** Ends the attempt with a failure outcome (see `failure`). */
-  private fail(code: BuildErrorCode, message: string): void {
-    void this.failure(code, message).then((f) => {
-      this.finish(f);
-    });
-  }
-
-  /** A failure outcome; when the agent never spoke the console's last lines explain why. */
-  private async failure(code: BuildErrorCode, message: string): Promise<Failure> {
-    this.closePhase();
-    let logTail = this.logTail.tail();
-    if (!this.agentSpoke) {
-      const consoleTail = await readConsoleTail(this.consoleLogPath, CONSOLE_TAIL_LINES);
-      if (consoleTail.length > 0) {
-        this.sink.log('system', `${consoleTail.join('\n')}\n`, this.deps.clock.now());
-        logTail = [...logTail, '--- builder VM console ---', ...consoleTail];
-      }
-    }
     return {
       ok: false,
+      aborted: true,
+      logTail: this.logTail.tail(),
+      phaseSeconds: { ...this.hostPhaseSeconds },
+      bootSeconds: this.bootSeconds(),
+    };
+  }
+
+  /**
+   * Ends the attempt with a failure. Unless the agent spoke (it said hello, or sent something
+   * else first), the serial console's last lines are added to the log tail: they explain why.
+   */
+  private fail(
+    code: BuildErrorCode,
+    message: string,
+    agentSpoke = this.state.kind === 'connected',
+  ): void {
+    if (!this.live()) return;
+    this.closePhase();
+    const failure = {
+      ok: false as const,
       code,
       message,
-      logTail,
+      logTail: this.logTail.tail(),
       phaseSeconds: { ...this.hostPhaseSeconds },
-      bootSeconds: this.bootSeconds,
+      bootSeconds: this.bootSeconds(),
+    };
+    this.end(agentSpoke ? failure : this.withConsoleTail(failure));
+  }
+
+  private async withConsoleTail<T extends { logTail: string[] }>(failure: T): Promise<T> {
+    const consoleTail = await readConsoleTail(this.consoleLogPath, CONSOLE_TAIL_LINES);
+    if (consoleTail.length === 0) return failure;
+    this.sink.log('system', `${consoleTail.join('\n')}\n`, this.deps.clock.now());
+    return {
+      ...failure,
+      logTail: [...failure.logTail, '--- builder VM console ---', ...consoleTail],
     };
   }
 
   /** Always runs: kill the VM, close the channel, delete the run dir and the ledger entry. */
   private async cleanup(): Promise<void> {
-    this.settle = null;
-    for (const t of this.timers) clearTimeout(t);
+    for (const cancel of this.timers.splice(0)) cancel();
     this.session?.close();
     if (this.handle) {
       try {
@@ -427,18 +471,6 @@ export class VmBuildAttempt {
       // Left in the ledger: the next recover() retries.
       this.deps.logger.error({ err, buildId: this.input.build.id }, 'removing the run dir failed');
     }
-  }
-}
-
-function describeAbort(reason: unknown): string {
-  const r = reason as AbortReason | undefined;
-  switch (r?.kind) {
-    case 'timeout':
-      return 'timeout';
-    case 'shutdown':
-      return 'shutdown';
-    case 'cancel':
-    case undefined:
-      return 'cancel';
+    this.move({ kind: 'ended' });
   }
 }

@@ -14,6 +14,7 @@ import type {
   RunOutcome,
 } from '../builds/build-runner.js';
 import type { Clock } from '../time/clock.js';
+import type { Scheduler } from '../time/scheduler.js';
 
 /** How long recovery waits for a SIGKILLed process to disappear. */
 const REAP_WAIT_MS = 5000;
@@ -22,6 +23,8 @@ export interface VmBuildRunnerOptions {
   vmm: Vmm;
   ledger: VmLedger;
   clock: Clock;
+  /** Timers of each attempt (boot deadline, backstop, drain after exit). */
+  scheduler: Scheduler;
   logger: Logger;
   /** `<dataDir>/vms`: one run dir per build. */
   runRoot: string;
@@ -80,6 +83,7 @@ export class VmBuildRunner implements BuildRunner {
           vmm: options.vmm,
           ledger: options.ledger,
           clock: options.clock,
+          scheduler: options.scheduler,
           logger,
           runRoot: options.runRoot,
           image,

@@ -8,6 +8,7 @@ import type { Scheduler } from '../../src/time/scheduler.js';
 export class ManualClock implements Clock, Scheduler {
   private ms: number;
   private timers: { at: number; callback: () => void; cancelled: boolean }[] = [];
+  private armedWaiters: { count: number; resolve: () => void }[] = [];
 
   /** `start` is milliseconds since the epoch. */
   constructor(start = Date.parse('2026-01-01T00:00:00Z')) {
@@ -21,6 +22,12 @@ export class ManualClock implements Clock, Scheduler {
   setTimeout(callback: () => void, ms: number): () => void {
     const timer = { at: this.ms + ms, callback, cancelled: false };
     this.timers.push(timer);
+    const armed = this.pending;
+    this.armedWaiters = this.armedWaiters.filter((w) => {
+      if (armed < w.count) return true;
+      w.resolve();
+      return false;
+    });
     return () => {
       timer.cancelled = true;
     };
@@ -40,6 +47,17 @@ export class ManualClock implements Clock, Scheduler {
     }
     this.ms = target;
     this.timers = this.timers.filter((t) => !t.cancelled);
+  }
+
+  /**
+   * Resolves once at least `count` timers are armed: for code that arms its timers after
+   * awaiting something the test cannot see (a process start, a file write).
+   */
+  whenArmed(count = 1): Promise<void> {
+    if (this.pending >= count) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.armedWaiters.push({ count, resolve });
+    });
   }
 
   /** Timers still armed. */

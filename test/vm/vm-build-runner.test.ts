@@ -18,6 +18,7 @@ import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
 import { VmLedger, type VmLedgerEntry } from '../../src/vm/vm-ledger.js';
 import { spawnVmmProcess, type VmmProcess } from '../../src/vm/vmm-process.js';
 import type { VmHandle, Vmm, VmSpec } from '../../src/vm/vmm.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -116,11 +117,13 @@ class RecordingSink implements BuildRunSink {
   phases: string[] = [];
   logs: string[] = [];
   booted: number[] = [];
+  constructor(private readonly onPhase: (phase: string) => void = () => undefined) {}
   status(s: 'booting' | 'building' | 'pushing') {
     this.statuses.push(s);
   }
   phase(p: string) {
     this.phases.push(p);
+    this.onPhase(p);
   }
   log(stream: string, data: string) {
     this.logs.push(`${stream}:${data}`);
@@ -147,13 +150,13 @@ const DIGEST = `sha256:${'c'.repeat(64)}`;
 
 describe('VmBuildRunner with a stand-in guest', () => {
   let dir: string;
-  let now: number;
+  let time: ManualClock;
   let build: Build;
   let runners: VmBuildRunner[];
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-runner-'));
-    now = 1_700_000_000_000;
+    time = new ManualClock(1_700_000_000_000);
     runners = [];
     const image = path.join(dir, 'image');
     await rm(image, { recursive: true, force: true });
@@ -174,7 +177,8 @@ describe('VmBuildRunner with a stand-in guest', () => {
     const r = new VmBuildRunner({
       vmm,
       ledger: new VmLedger(path.join(dir, 'vm-ledger')),
-      clock: { now: () => new Date(now) },
+      clock: time,
+      scheduler: time,
       logger,
       runRoot: path.join(dir, 'vms'),
       imageDir: path.join(dir, 'image'),
@@ -201,14 +205,14 @@ describe('VmBuildRunner with a stand-in guest', () => {
     let ledgerDuringRun: VmLedgerEntry[] = [];
     const vmm = new StandInGuestVmm(async (g) => {
       job = g.job;
-      now += 3500;
+      time.advance(3500);
       g.send(hello);
       start = await g.receive();
       ledgerDuringRun = (await new VmLedger(path.join(dir, 'vm-ledger')).list()).entries;
-      g.send({ type: 'phase', phase: 'extracting', at: now });
-      g.send({ type: 'log', stream: 'stdout', data: 'STEP 1/2\n', at: now });
-      g.send({ type: 'phase', phase: 'building', at: now });
-      g.send({ type: 'phase', phase: 'pushing', at: now });
+      g.send({ type: 'phase', phase: 'extracting', at: time.now().getTime() });
+      g.send({ type: 'log', stream: 'stdout', data: 'STEP 1/2\n', at: time.now().getTime() });
+      g.send({ type: 'phase', phase: 'building', at: time.now().getTime() });
+      g.send({ type: 'phase', phase: 'pushing', at: time.now().getTime() });
       g.send({
         type: 'result',
         ok: true,
@@ -273,7 +277,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     const vmm = new StandInGuestVmm(async (g) => {
       g.send(hello);
       await g.receive();
-      g.send({ type: 'phase', phase: 'building', at: now });
+      g.send({ type: 'phase', phase: 'building', at: time.now().getTime() });
       g.send({
         type: 'result',
         ok: false,
@@ -333,7 +337,12 @@ describe('VmBuildRunner with a stand-in guest', () => {
     const vmm = new StandInGuestVmm(async (g) => {
       g.send(hello);
       await g.receive();
-      g.send({ type: 'log', stream: 'stderr', data: 'line one\nline two\n', at: now });
+      g.send({
+        type: 'log',
+        stream: 'stderr',
+        data: 'line one\nline two\n',
+        at: time.now().getTime(),
+      });
       g.end();
     });
     const outcome = await runner(vmm).run(
@@ -350,15 +359,24 @@ describe('VmBuildRunner with a stand-in guest', () => {
   });
 
   it('fails vm_boot_failed with the console tail when the agent never says hello in time', async () => {
+    let consoleWritten!: () => void;
+    const written = new Promise<void>((resolve) => (consoleWritten = resolve));
     const vmm = new StandInGuestVmm(async (g) => {
       await g.console('[    0.1] Linux version 6.1\nkiln-init: no agent channel\n');
+      consoleWritten();
     });
     const sink = new RecordingSink();
-    const outcome = await runner(vmm, 0.3).run(
+    const pending = runner(vmm, 5).run(
       { build, registryToken: 't', secrets: {} },
       sink,
       new AbortController().signal,
     );
+    // The boot deadline and the backstop are armed once the VM runs.
+    await Promise.all([written, time.whenArmed(2)]);
+    time.advance(4999);
+    expect(sink.logs).toEqual([]);
+    time.advance(1);
+    const outcome = await pending;
     expect(outcome).toMatchObject({ ok: false, code: 'vm_boot_failed', bootSeconds: null });
     expect(outcome.ok || outcome.logTail).toEqual(
       expect.arrayContaining(['kiln-init: no agent channel']),
@@ -367,46 +385,53 @@ describe('VmBuildRunner with a stand-in guest', () => {
     await expectNothingLeft(vmm);
   });
 
-  it('on cancel sends cancel to the agent and kills the VM at once', async () => {
+  it('on cancel sends cancel to the agent and kills the VM at once, reporting the abort', async () => {
     const controller = new AbortController();
     let received: HostMessage | undefined;
     const vmm = new StandInGuestVmm(async (g) => {
       g.send(hello);
       await g.receive();
-      g.send({ type: 'phase', phase: 'building', at: now });
+      g.send({ type: 'phase', phase: 'building', at: time.now().getTime() });
       controller.abort({ kind: 'cancel' } satisfies AbortReason);
       received = await g.receive();
     });
-    const started = Date.now();
+    // Time never moves in this test: the run ends without waiting for any timer.
     const outcome: RunOutcome = await runner(vmm).run(
       { build, registryToken: 't', secrets: {} },
       new RecordingSink(),
       controller.signal,
     );
-    expect(Date.now() - started).toBeLessThan(2000);
-    expect(outcome).toMatchObject({ ok: false, code: 'cancelled' });
+    expect(outcome).toEqual({
+      ok: false,
+      aborted: true,
+      logTail: [],
+      phaseSeconds: { building: 0 },
+      bootSeconds: 0,
+    });
     expect(received).toEqual({ type: 'cancel', reason: 'cancel' });
     expect((await vmm.processes[0]!.exited).signal).toBe('SIGKILL');
     await expectNothingLeft(vmm);
   });
 
-  it('maps a timeout abort to timeout', async () => {
+  it('reports a timeout abort as an abort with the log tail, naming no failure itself', async () => {
     const controller = new AbortController();
     const vmm = new StandInGuestVmm(async (g) => {
       g.send(hello);
       await g.receive();
+      g.send({ type: 'log', stream: 'stdout', data: 'step 1\n', at: time.now().getTime() });
+      g.send({ type: 'phase', phase: 'building', at: time.now().getTime() });
+    });
+    // Aborted the moment the host relays the phase, so the log line came first.
+    const sink = new RecordingSink(() => {
       controller.abort({ kind: 'timeout', seconds: 60 } satisfies AbortReason);
     });
     const outcome = await runner(vmm).run(
       { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
+      sink,
       controller.signal,
     );
-    expect(outcome).toMatchObject({
-      ok: false,
-      code: 'timeout',
-      message: expect.stringContaining('60 s') as string,
-    });
+    expect(outcome).toMatchObject({ ok: false, aborted: true, logTail: ['step 1'] });
+    expect(outcome).not.toHaveProperty('code');
     await expectNothingLeft(vmm);
   });
 
@@ -419,7 +444,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       new RecordingSink(),
       controller.signal,
     );
-    expect(outcome).toMatchObject({ ok: false, code: 'cancelled' });
+    expect(outcome).toMatchObject({ ok: false, aborted: true });
     expect(vmm.processes).toEqual([]);
   });
 
@@ -455,7 +480,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     );
     await ready;
     await r.close();
-    expect(await pending).toMatchObject({ ok: false, code: 'daemon_restarted' });
+    expect(await pending).toMatchObject({ ok: false, aborted: true });
     await expectNothingLeft(vmm);
   });
 });

@@ -45,10 +45,12 @@ describe('VmLedger and VmBuildRunner.recover', () => {
     children = [];
     ledger = new VmLedger(path.join(dir, 'vm-ledger'));
     runRoot = path.join(dir, 'vms');
+    const time = new ManualClock(0);
     runner = new VmBuildRunner({
       vmm: new QemuVmm({ accel: 'tcg', logger }),
       ledger,
-      clock: new ManualClock(0),
+      clock: time,
+      scheduler: time,
       logger,
       runRoot,
       imageDir: path.join(dir, 'no-image'),
