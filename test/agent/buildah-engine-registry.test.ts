@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,11 +11,50 @@ import { BuildahEngine } from '../../agent/engines/buildah-engine.js';
 import { AppError } from '../../src/errors/app-error.js';
 import type { BuildPhase } from '../../src/protocol/agent-messages.js';
 import type { BuildJob } from '../../src/protocol/build-job.js';
+import { isRecordedProcessAlive, readProcessStartTicks } from '../../src/vm/process-identity.js';
 import { imageFile, pullImage } from '../helpers/e2e-oci-image.js';
 import { startE2eRegistry, type E2eRegistry } from '../helpers/e2e-registry.js';
 import { registryTestBuild } from '../helpers/registry-harness.js';
 
 const execFileAsync = promisify(execFile);
+
+/** One process as /proc shows it: pid, start time (so a reused pid is not it) and argv. */
+interface ProcessRecord {
+  pid: number;
+  startTicks: number;
+  argv: string[];
+}
+
+/**
+ * Every live descendant of `root`, walking `/proc/<pid>/task/<tid>/children` (proc(5)): the
+ * processes this test itself started, and nothing else on the host.
+ */
+async function descendantsOf(root: number): Promise<ProcessRecord[]> {
+  const found: ProcessRecord[] = [];
+  const pending = [root];
+  for (let pid = pending.shift(); pid !== undefined; pid = pending.shift()) {
+    let tasks: string[];
+    try {
+      tasks = await readdir(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const tid of tasks) {
+      const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+      for (const child of text
+        .split(' ')
+        .filter((t) => t.trim() !== '')
+        .map(Number)) {
+        const startTicks = await readProcessStartTicks(child);
+        const cmdline = await readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '');
+        if (startTicks === null) continue;
+        found.push({ pid: child, startTicks, argv: cmdline.split('\0').filter((a) => a !== '') });
+        pending.push(child);
+      }
+    }
+  }
+  return found;
+}
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
 /**
@@ -156,7 +195,7 @@ describe('BuildahEngine against the Kiln registry', () => {
 
   async function runDockerfile(
     dockerfile: string,
-    onLog: (text: string, abort: AbortController) => void,
+    onLog: (text: string, abort: AbortController) => void | Promise<void>,
   ): Promise<{ error: unknown; ms: number; log: string }> {
     const host = `${registry.host}:${registry.port}`;
     const dir = await mkdtemp(path.join(work, 'ctx-'));
@@ -197,12 +236,11 @@ describe('BuildahEngine against the Kiln registry', () => {
         },
         {
           phase: () => Promise.resolve(),
-          log: (_s, text) => {
+          log: async (_s, text) => {
             if (abort.signal.aborted && aborted === 0) aborted = Date.now();
             log += text;
-            onLog(text, abort);
+            await onLog(text, abort);
             if (abort.signal.aborted && aborted === 0) aborted = Date.now();
-            return Promise.resolve();
           },
           signal: abort.signal,
         },
@@ -225,16 +263,37 @@ describe('BuildahEngine against the Kiln registry', () => {
     expect((error as AppError).details).toEqual({ buildErrorCode: 'build_failed' });
   }, 120_000);
 
-  it('stops a running build promptly on cancel', async () => {
+  it('stops a running build promptly on cancel, leaving none of its processes', async () => {
+    let engineTree: ProcessRecord[] = [];
     const { error, ms } = await runDockerfile(
       'FROM busybox\nRUN echo sleeping-now && sleep 120\n',
-      (text, abort) => {
-        if (text.includes('sleeping-now')) abort.abort();
+      async (text, abort) => {
+        if (!text.includes('sleeping-now') || abort.signal.aborted) return;
+        // The engine this test started (buildah, a child of this process) and everything
+        // under it, recorded by pid and start time while the RUN step sleeps.
+        const ours = await descendantsOf(process.pid);
+        const engine = ours.find((p) => path.basename(p.argv[0] ?? '') === 'buildah');
+        if (engine) engineTree = [engine, ...(await descendantsOf(engine.pid))];
+        abort.abort();
       },
     );
     expect((error as AppError).message).toContain('cancelled');
     expect(ms).toBeLessThan(10_000);
-    const { stdout } = await execFileAsync('ps', ['-eo', 'args']);
-    expect(stdout).not.toContain('sleep 120');
+    // The RUN step's process was among them (exec'd sleep, or the shell running it).
+    expect(
+      engineTree.map((p) => p.argv.join(' ')).filter((a) => a.endsWith('sleep 120')),
+    ).not.toEqual([]);
+    for (const p of engineTree) {
+      const record = {
+        vmId: 'engine',
+        pid: p.pid,
+        startTicks: p.startTicks,
+        executable: path.basename(p.argv[0] ?? ''),
+      };
+      expect({ ...record, alive: await isRecordedProcessAlive(record) }).toEqual({
+        ...record,
+        alive: false,
+      });
+    }
   }, 120_000);
 });
