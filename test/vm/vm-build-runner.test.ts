@@ -392,13 +392,16 @@ describe('VmBuildRunner with a stand-in guest', () => {
       g.send(hello);
       await g.receive();
       g.send({ type: 'phase', phase: 'building', at: time.now().getTime() });
-      controller.abort({ kind: 'cancel' } satisfies AbortReason);
       received = await g.receive();
     });
-    // Time never moves in this test: the run ends without waiting for any timer.
+    // Cancelled the moment the host relays the phase. Time never moves in this test: the run
+    // ends without waiting for any timer.
+    const sink = new RecordingSink(() => {
+      controller.abort({ kind: 'cancel' } satisfies AbortReason);
+    });
     const outcome: RunOutcome = await runner(vmm).run(
       { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
+      sink,
       controller.signal,
     );
     expect(outcome).toEqual({
