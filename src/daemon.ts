@@ -135,6 +135,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
         config,
         logger,
         clock,
+        scheduler,
         registryTarget: () => {
           const { address, port } = boundAddress();
           return { host: connectHost(address), port };

@@ -6,7 +6,7 @@ import { VmLedger } from './vm-ledger.js';
 import type { BuildRunner } from '../builds/build-runner.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../time/clock.js';
-import { systemScheduler } from '../time/scheduler.js';
+import type { Scheduler } from '../time/scheduler.js';
 
 /**
  * Composition of the VM side (called by the daemon factory): selects and logs the VMM, and
@@ -18,6 +18,7 @@ export async function createVmBuildRunner(deps: {
   config: Config;
   logger: Logger;
   clock: Clock;
+  scheduler: Scheduler;
   registryTarget: () => { host: string; port: number };
 }): Promise<BuildRunner> {
   const { config } = deps;
@@ -28,7 +29,7 @@ export async function createVmBuildRunner(deps: {
     vmm,
     ledger: new VmLedger(path.join(config.server.dataDir, 'vm-ledger')),
     clock: deps.clock,
-    scheduler: systemScheduler,
+    scheduler: deps.scheduler,
     logger,
     runRoot: path.join(config.server.dataDir, 'vms'),
     imageDir: config.vm.imageDir,
