@@ -21,6 +21,8 @@ export function isApiScope(value: string): value is ApiScope {
 export const BASE_IMAGE_NAMESPACE = 'library';
 /** Namespace of build caches: `cache/<tenant>/<scope>`. */
 export const CACHE_NAMESPACE = 'cache';
+/** Namespace of the pull-through mirror: `mirror/<upstream>/<repository>`, written only by it. */
+export const MIRROR_NAMESPACE = 'mirror';
 
 /**
  * Tenant names that can never be used: they are registry namespaces
@@ -29,6 +31,7 @@ export const CACHE_NAMESPACE = 'cache';
 export const RESERVED_TENANTS: ReadonlySet<string> = new Set([
   CACHE_NAMESPACE,
   BASE_IMAGE_NAMESPACE,
+  MIRROR_NAMESPACE,
   'v2',
   'token',
 ]);

@@ -1,4 +1,4 @@
-import { BASE_IMAGE_NAMESPACE } from '../auth/scopes.js';
+import { BASE_IMAGE_NAMESPACE, MIRROR_NAMESPACE } from '../auth/scopes.js';
 
 /** An action on a repository (Docker token spec "Requesting a Token", `scope`). */
 export type RegistryAction = 'pull' | 'push' | 'delete';
@@ -6,7 +6,7 @@ export type RegistryAction = 'pull' | 'push' | 'delete';
 /** One entry of a token's `access` claim (Docker token spec, "Token Response Fields"). */
 export interface AccessEntry {
   type: 'repository';
-  /** A repository name, or the glob `library/*` (allowed only for the base-image namespace). */
+  /** A repository name, or a namespace glob: `library/*` or `mirror/*` (the only ones allowed). */
   name: string;
   actions: string[];
 }
@@ -19,6 +19,12 @@ export interface ScopeRequest {
 
 /** The base-image glob every valid credential may pull from. */
 export const BASE_IMAGE_GLOB = `${BASE_IMAGE_NAMESPACE}/*`;
+
+/** The pull-through mirror's glob: builds and API tokens with `registry:pull` may pull it. */
+export const MIRROR_GLOB = `${MIRROR_NAMESPACE}/*`;
+
+/** The only globs a registry token's access claim may carry. */
+const TOKEN_GLOBS: ReadonlySet<string> = new Set([BASE_IMAGE_GLOB, MIRROR_GLOB]);
 
 /** Renders scopes for a WWW-Authenticate challenge: `repository:<name>:<a,b>` joined by spaces. */
 export function formatScopes(scopes: readonly ScopeRequest[]): string {
@@ -82,9 +88,9 @@ export class Access {
     this.entries = entries;
   }
 
-  /** A registry token's `access` claim: the only glob it may hold is the base-image one. */
+  /** A registry token's `access` claim: the only globs it may hold are TOKEN_GLOBS. */
   static fromTokenClaim(entries: readonly AccessEntry[]): Access {
-    return new Access(entries.filter((e) => !e.name.includes('*') || e.name === BASE_IMAGE_GLOB));
+    return new Access(entries.filter((e) => !e.name.includes('*') || TOKEN_GLOBS.has(e.name)));
   }
 
   allows(name: string, action: RegistryAction): boolean {

@@ -1,4 +1,4 @@
-import { BASE_IMAGE_GLOB, type AccessEntry } from './access-scope.js';
+import { BASE_IMAGE_GLOB, MIRROR_GLOB, type AccessEntry } from './access-scope.js';
 import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
 import type { BuildTokenIssuer } from '../builds/build-token-issuer.js';
 import type { Build } from '../builds/build.js';
@@ -8,8 +8,9 @@ export const BUILD_TOKEN_MARGIN_SECONDS = 120;
 
 /**
  * Issues a build's registry token (docs/contracts.md#build-tokens): push+pull on its output
- * repository and its cache repository, pull on the base-image namespace, for the build's timeout
- * plus a margin. The registry refuses it as soon as the build is no longer active.
+ * repository and its cache repository, pull on the base-image namespace and the pull-through
+ * mirror, for the build's timeout plus a margin. The registry refuses it as soon as the build is
+ * no longer active.
  */
 export class BuildTokenService implements BuildTokenIssuer {
   private readonly tokens: RegistryTokenService;
@@ -26,6 +27,7 @@ export class BuildTokenService implements BuildTokenIssuer {
       access.push({ type: 'repository', name: build.cacheRepository, actions: ['pull', 'push'] });
     }
     access.push({ type: 'repository', name: BASE_IMAGE_GLOB, actions: ['pull'] });
+    access.push({ type: 'repository', name: MIRROR_GLOB, actions: ['pull'] });
     const lifetime = build.request.timeoutSeconds + BUILD_TOKEN_MARGIN_SECONDS;
     const { token } = await this.tokens.sign(
       `${BUILD_SUBJECT_PREFIX}${build.id}`,

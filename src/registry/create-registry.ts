@@ -4,6 +4,8 @@ import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BlobStore } from './blob-store.js';
+import { RegistryMirror } from './mirror/registry-mirror.js';
+import { readUpstreamCredentials } from './mirror/upstream-credentials.js';
 import { buildRegistryApp, type RegistryEnv } from './registry-app.js';
 import { RegistryAuthenticator } from './registry-authenticator.js';
 import { RegistryStore } from './registry-store.js';
@@ -12,6 +14,7 @@ import { UploadSessions } from './upload-sessions.js';
 import { UploadSweeper } from './upload-sweeper.js';
 import type { BuildActivity } from '../builds/build-token-issuer.js';
 import type { Config } from '../config/config.js';
+import type { MirrorConfig } from '../config/mirror-config.js';
 import type { Clock } from '../time/clock.js';
 
 /** How often stale upload sessions are looked for (their age is judged by the clock). */
@@ -36,7 +39,20 @@ export interface RegistryOptions {
   logger: Logger;
   buildActivity: BuildActivity;
   apiTokens: ApiTokenVerifier;
+  /**
+   * The pull-through mirror's upstreams (`parseMirrorConfig`). Without it the mirror namespace
+   * has no upstreams, as on an air-gapped host: only what is stored there is served.
+   */
+  mirror?: MirrorConfig;
 }
+
+/** The mirror's configuration when none is given: no upstreams. */
+const NO_UPSTREAMS: MirrorConfig = {
+  upstreams: [],
+  credentialsFile: null,
+  tagTtlSeconds: 300,
+  upstreamTimeoutSeconds: 10,
+};
 
 /** The OCI registry: a Hono app for `/v2` and its shutdown. */
 export interface Registry {
@@ -68,6 +84,20 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     apiTokens: deps.apiTokens,
     buildActivity: deps.buildActivity,
   });
+  const mirrorConfig = deps.mirror ?? NO_UPSTREAMS;
+  const mirror = await RegistryMirror.create({
+    config: mirrorConfig,
+    credentials:
+      mirrorConfig.credentialsFile === null
+        ? new Map()
+        : await readUpstreamCredentials(mirrorConfig.credentialsFile),
+    store,
+    blobs,
+    downloadsDir: path.join(deps.dataDir, 'registry', 'mirror-downloads'),
+    maxManifestBytes: deps.config.registry.maxManifestBytes,
+    clock: deps.clock,
+    logger,
+  });
   await uploads.sweep();
   const sweeper = new UploadSweeper({ uploads, logger, intervalMs: SWEEP_INTERVAL_MS });
   sweeper.start();
@@ -77,6 +107,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     uploads,
     tokens,
     authenticator,
+    mirror,
     config: deps.config.registry,
     publicUrl: deps.publicUrl ?? (() => deps.config.server.publicUrl),
     clock: deps.clock,

@@ -1,8 +1,10 @@
 import type { Context } from 'hono';
 import { digestOf, looksLikeDigest, parseDigest } from './digest.js';
 import { parseManifest } from './manifest-document.js';
+import { sendNodeEmpty } from './node-response.js';
 import { OciError } from './oci-error.js';
 import type { RegistryDeps } from './registry-deps.js';
+import { REGISTRY_HEADERS } from './registry-headers.js';
 import type { StoredManifest } from './registry-store.js';
 import { isValidTag } from './repository-name.js';
 import { readBodyLimited, requestBody } from './request-body.js';
@@ -55,7 +57,8 @@ export function getManifest(
  * PUT `/v2/<name>/manifests/<reference>` (spec "Pushing manifests"): the body is bounded by
  * `maxManifestBytes` (413 above it), must parse as a supported manifest whose blobs and child
  * manifests are already in the repository, and, when pushed by digest, must hash to it.
- * Answers 201 with `Location`, `Docker-Content-Digest` and `OCI-Subject` when it has one.
+ * Answers 201 with `Location`, `Docker-Content-Digest`, `OCI-Subject` when it has one, and an
+ * `OCI-Tag` for each tag accepted when `?tag=` was given.
  */
 export async function putManifest(
   deps: RegistryDeps,
@@ -93,7 +96,8 @@ export async function putManifest(
     digest = digestOf('sha256', body);
     tags.push(reference);
   }
-  for (const tag of c.req.queries('tag') ?? []) {
+  const queryTags = c.req.queries('tag') ?? [];
+  for (const tag of queryTags) {
     assertTag(tag);
     tags.push(tag);
   }
@@ -129,7 +133,16 @@ export async function putManifest(
     'Content-Length': '0',
   };
   if (doc.subjectDigest !== null) headers['OCI-Subject'] = doc.subjectDigest;
-  return new Response(null, { status: 201, headers });
+  if (queryTags.length === 0) return new Response(null, { status: 201, headers });
+  // Spec "Pushing Manifests with Tags": a push with `?tag=` answers with an OCI-Tag header for
+  // each tag it accepted, one header line per tag.
+  const accepted = [...new Set(tags)];
+  const sent = sendNodeEmpty(c, 201, { ...headers, ...REGISTRY_HEADERS, 'OCI-Tag': accepted });
+  if (sent !== null) return sent;
+  return new Response(null, {
+    status: 201,
+    headers: { ...headers, 'OCI-Tag': accepted.join(', ') },
+  });
 }
 
 /**

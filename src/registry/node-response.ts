@@ -31,6 +31,23 @@ export function sendNodeStream(
   return RESPONSE_ALREADY_SENT;
 }
 
+/**
+ * Answers with an empty body and headers that may repeat (one header line per value, which a
+ * web `Headers` object cannot express: it joins them with commas). Returns null when the app
+ * is not served by @hono/node-server (the caller then answers with joined values).
+ */
+export function sendNodeEmpty(
+  c: Context,
+  status: number,
+  headers: Record<string, string | string[]>,
+): Response | null {
+  const outgoing = nodeOutgoing(c);
+  if (outgoing === undefined || outgoing.headersSent) return null;
+  outgoing.writeHead(status, headers);
+  outgoing.end();
+  return RESPONSE_ALREADY_SENT;
+}
+
 /** True for the marker returned by `sendNodeStream` (its headers must not be touched). */
 export function isAlreadySent(res: Response): boolean {
   return res === RESPONSE_ALREADY_SENT;

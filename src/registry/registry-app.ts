@@ -4,6 +4,7 @@ import { formatScopes, type ScopeRequest } from './access-scope.js';
 import { deleteBlob, getBlob } from './blob-handlers.js';
 import { listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
+import { dispatchMirror } from './mirror/mirror-handlers.js';
 import { isAlreadySent } from './node-response.js';
 import { OciError } from './oci-error.js';
 import { InvalidCredentialError, type RegistryCredential } from './registry-authenticator.js';
@@ -70,6 +71,8 @@ async function dispatch(
   route: Exclude<RegistryRoute, { kind: 'token' }>,
   credential: RegistryCredential,
 ): Promise<Response> {
+  const mirrored = await dispatchMirror(deps, deps.mirror, c, route);
+  if (mirrored !== null) return mirrored;
   const method = c.req.method;
   switch (route.kind) {
     case 'ping':

@@ -1,5 +1,5 @@
 import { decodeJwt } from 'jose';
-import { Access, BASE_IMAGE_GLOB, type AccessEntry } from './access-scope.js';
+import { Access, BASE_IMAGE_GLOB, MIRROR_GLOB, type AccessEntry } from './access-scope.js';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
 import type { ApiPrincipal } from '../auth/api-principal.js';
@@ -32,6 +32,10 @@ export function accessForApiPrincipal(principal: ApiPrincipal): AccessEntry[] {
   }
   if (principal.scopes.has('registry:admin')) {
     out.push({ type: 'repository', name: BASE_IMAGE_GLOB, actions: ['pull', 'push'] });
+  }
+  // Whoever may pull may pull through the mirror (the operator too, e.g. to seed `library/`).
+  if (principal.scopes.has('registry:pull') || principal.scopes.has('registry:admin')) {
+    out.push({ type: 'repository', name: MIRROR_GLOB, actions: ['pull'] });
   }
   return out;
 }

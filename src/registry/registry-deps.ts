@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from './blob-store.js';
+import type { RegistryMirror } from './mirror/registry-mirror.js';
 import type { RegistryAuthenticator } from './registry-authenticator.js';
 import type { RegistryStore } from './registry-store.js';
 import type { RegistryTokenService } from './registry-token-service.js';
@@ -14,6 +15,8 @@ export interface RegistryDeps {
   uploads: UploadSessions;
   tokens: RegistryTokenService;
   authenticator: RegistryAuthenticator;
+  /** The pull-through mirror behind `mirror/<upstream>/<repository>`. */
+  mirror: RegistryMirror;
   config: Config['registry'];
   /** The daemon's public base URL (`Config.server.publicUrl`), for realms without a usable Host. */
   publicUrl: () => string;

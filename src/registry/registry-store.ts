@@ -83,6 +83,7 @@ export class RegistryStore {
     >;
     deleteManifest: Statement<[number, string]>;
     tagDigest: Statement<[string, string], { digest: string }>;
+    tagResolution: Statement<[string, string], { digest: string; updated_at: number }>;
     upsertTag: Statement<[number, string, string, number]>;
     deleteTag: Statement<[number, string]>;
     listTags: Statement<[string, string, number], { name: string }>;
@@ -134,6 +135,11 @@ export class RegistryStore {
       ),
       tagDigest: db.prepare(
         `SELECT t.digest FROM registry_tags t JOIN registry_repositories r ON r.id = t.repository_id
+          WHERE r.name = ? AND t.name = ?`,
+      ),
+      tagResolution: db.prepare(
+        `SELECT t.digest, t.updated_at FROM registry_tags t
+           JOIN registry_repositories r ON r.id = t.repository_id
           WHERE r.name = ? AND t.name = ?`,
       ),
       upsertTag: db.prepare(
@@ -213,6 +219,12 @@ export class RegistryStore {
 
   resolveTag(repository: string, tag: string): string | null {
     return this.s.tagDigest.get(repository, tag)?.digest ?? null;
+  }
+
+  /** A tag's digest and when it was last pointed (the mirror's resolution age). */
+  tagResolution(repository: string, tag: string): { digest: string; updatedAt: Date } | null {
+    const row = this.s.tagResolution.get(repository, tag);
+    return row ? { digest: row.digest, updatedAt: new Date(row.updated_at) } : null;
   }
 
   /** Stores a manifest and points `tags` at it, in one transaction. */

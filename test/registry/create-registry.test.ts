@@ -43,13 +43,18 @@ describe('createRegistry', () => {
 });
 
 describe('accessForApiPrincipal', () => {
-  it('gives registry:pull its tenant, registry:admin the base images, and reserved tenants nothing', () => {
+  it('gives registry:pull its tenant, registry:admin the base images, both the mirror, and reserved tenants nothing', () => {
     const scopes = new Set(['registry:pull', 'registry:admin'] as const);
     expect(accessForApiPrincipal({ tenant: 'acme', scopes, tokenId: 't1' })).toEqual([
       { type: 'repository', name: 'acme/*', actions: ['pull'] },
       { type: 'repository', name: 'library/*', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'mirror/*', actions: ['pull'] },
     ]);
+    expect(
+      accessForApiPrincipal({ tenant: 'acme', scopes: new Set(['builds:write']), tokenId: 't4' }),
+    ).toEqual([]);
     expect(accessForApiPrincipal({ tenant: 'cache', scopes, tokenId: 't2' })).toEqual([]);
     expect(accessForApiPrincipal({ tenant: 'library', scopes, tokenId: 't3' })).toEqual([]);
+    expect(accessForApiPrincipal({ tenant: 'mirror', scopes, tokenId: 't5' })).toEqual([]);
   });
 });

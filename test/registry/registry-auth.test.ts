@@ -48,7 +48,7 @@ async function status(method: string, path: string, auth: string, body?: Buffer)
 }
 
 describe('build tokens', () => {
-  it('carry sub build:<id>, push+pull on the output and cache repositories, pull on library/*, for timeout plus margin', async () => {
+  it('carry sub build:<id>, push+pull on the output and cache repositories, pull on library/* and mirror/*, for timeout plus margin', async () => {
     const token = await h.buildToken({
       id: 'b_claims',
       tenant: 'acme',
@@ -65,6 +65,7 @@ describe('build tokens', () => {
       { type: 'repository', name: 'acme/web', actions: ['pull', 'push'] },
       { type: 'repository', name: 'cache/acme/main', actions: ['pull', 'push'] },
       { type: 'repository', name: 'library/*', actions: ['pull'] },
+      { type: 'repository', name: 'mirror/*', actions: ['pull'] },
     ]);
   });
 

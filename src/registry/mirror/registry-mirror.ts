@@ -1,0 +1,278 @@
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { InflightBlob } from './inflight-blob.js';
+import { seededName, type MirrorName } from './mirror-name.js';
+import { SingleFlight } from './single-flight.js';
+import { UpstreamClient } from './upstream-client.js';
+import type { UpstreamCredentials } from './upstream-credentials.js';
+import { UpstreamError } from './upstream-error.js';
+import type { MirrorConfig } from '../../config/mirror-config.js';
+import type { Clock } from '../../time/clock.js';
+import type { BlobStore } from '../blob-store.js';
+import { digestOf, looksLikeDigest, tryParseDigest, type ParsedDigest } from '../digest.js';
+import { parseManifest } from '../manifest-document.js';
+import { OciError } from '../oci-error.js';
+import type { RegistryStore, StoredManifest } from '../registry-store.js';
+
+/** Where a served manifest came from. */
+export type ManifestSource = 'seeded' | 'mirror' | 'upstream' | 'stale';
+
+/** A manifest the mirror serves, and the repository it is stored under. */
+export interface MirroredManifest {
+  manifest: StoredManifest;
+  /** The local repository holding it (`library/<x>` when seeded, else the mirror's). */
+  repository: string;
+  source: ManifestSource;
+}
+
+/** Where a requested blob is: stored under a local repository, or being downloaded. */
+export type MirroredBlob =
+  { kind: 'stored'; repository: string } | { kind: 'downloading'; download: InflightBlob };
+
+/** What a RegistryMirror needs. */
+export interface RegistryMirrorOptions {
+  config: MirrorConfig;
+  /** Credentials per upstream name (read from the configured file at start). */
+  credentials: ReadonlyMap<string, UpstreamCredentials>;
+  store: RegistryStore;
+  blobs: BlobStore;
+  /** A directory the mirror owns for downloads in progress (emptied at start). */
+  downloadsDir: string;
+  maxManifestBytes: number;
+  clock: Clock;
+  logger: Logger;
+  /** The fetch implementation for upstream requests; Node's global fetch unless given. */
+  fetch?: typeof fetch;
+}
+
+/**
+ * The verified pull-through mirror behind `mirror/<upstream>/<repository>`. Manifests by
+ * digest and blobs are content-addressed: once stored they are served without asking the
+ * upstream again (and survive it going away). A tag's resolution is served from the store for
+ * `tagTtlSeconds`, then asked again; an upstream that cannot be reached then falls back to
+ * the last resolution. Nothing is stored before its digest is checked: manifests by hashing
+ * their bytes, blobs while they stream (InflightBlob). Concurrent requests share one
+ * upstream request per manifest reference and per blob. Docker Hub official images an
+ * operator seeded into `library/` take precedence (seededName).
+ */
+export class RegistryMirror {
+  readonly #options: RegistryMirrorOptions;
+  readonly #clients = new Map<string, UpstreamClient>();
+  readonly #manifests = new SingleFlight<MirroredManifest>();
+  readonly #downloads = new Map<string, Promise<InflightBlob>>();
+  #counter = 0;
+
+  private constructor(options: RegistryMirrorOptions) {
+    this.#options = options;
+    for (const upstream of options.config.upstreams) {
+      this.#clients.set(
+        upstream.name,
+        new UpstreamClient({
+          name: upstream.name,
+          endpoint: upstream.endpoint,
+          credentials: options.credentials.get(upstream.name) ?? null,
+          timeoutMs: options.config.upstreamTimeoutSeconds * 1000,
+          maxManifestBytes: options.maxManifestBytes,
+          clock: options.clock,
+          ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+        }),
+      );
+    }
+  }
+
+  /** Creates the mirror; downloads a previous run left unfinished are removed. */
+  static async create(options: RegistryMirrorOptions): Promise<RegistryMirror> {
+    await rm(options.downloadsDir, { recursive: true, force: true });
+    await mkdir(options.downloadsDir, { recursive: true });
+    return new RegistryMirror(options);
+  }
+
+  /** Names of the configured upstreams. */
+  get upstreams(): string[] {
+    return [...this.#clients.keys()];
+  }
+
+  /** Downloads under way (for tests and metrics). */
+  get downloadsInFlight(): number {
+    return this.#downloads.size;
+  }
+
+  /** Resolves a tag or digest of a mirrored repository to a stored manifest. */
+  async manifest(name: MirrorName, reference: string): Promise<MirroredManifest> {
+    const { store } = this.#options;
+    const seeded = seededName(name);
+    if (looksLikeDigest(reference)) {
+      if (seeded !== null) {
+        const manifest = store.getManifest(seeded, reference);
+        if (manifest !== null) return { manifest, repository: seeded, source: 'seeded' };
+      }
+      const manifest = store.getManifest(name.local, reference);
+      if (manifest !== null) return { manifest, repository: name.local, source: 'mirror' };
+      return this.#manifests.run(`${name.local}@${reference}`, () =>
+        this.#fetchManifest(name, reference),
+      );
+    }
+    if (seeded !== null) {
+      const digest = store.resolveTag(seeded, reference);
+      const manifest = digest === null ? null : store.getManifest(seeded, digest);
+      if (manifest !== null) return { manifest, repository: seeded, source: 'seeded' };
+    }
+    const cached = store.tagResolution(name.local, reference);
+    const cachedManifest = cached === null ? null : store.getManifest(name.local, cached.digest);
+    if (cached !== null && cachedManifest !== null) {
+      const age = this.#options.clock.now().getTime() - cached.updatedAt.getTime();
+      if (age < this.#options.config.tagTtlSeconds * 1000) {
+        return { manifest: cachedManifest, repository: name.local, source: 'mirror' };
+      }
+    }
+    try {
+      return await this.#manifests.run(`${name.local}:${reference}`, () =>
+        this.#fetchManifest(name, reference),
+      );
+    } catch (err) {
+      const upstreamDown =
+        err instanceof UpstreamError &&
+        (err.failure === 'unreachable' || err.failure === 'rate_limited');
+      const noUpstream = err instanceof OciError && err.code === 'NAME_UNKNOWN';
+      if (cachedManifest === null || !(upstreamDown || noUpstream)) throw err;
+      this.#options.logger.warn(
+        { err, repository: name.local, tag: reference, digest: cachedManifest.digest },
+        'mirror: upstream unavailable, serving the last resolution of the tag',
+      );
+      return { manifest: cachedManifest, repository: name.local, source: 'stale' };
+    }
+  }
+
+  /**
+   * Finds a blob of a mirrored repository: stored (seeded `library/` first), else downloaded
+   * from the upstream — one download per repository and digest however many ask at once.
+   * Resolves once the upstream answered with the blob's headers, so its errors are known.
+   */
+  async blob(name: MirrorName, digest: ParsedDigest): Promise<MirroredBlob> {
+    const { store } = this.#options;
+    const seeded = seededName(name);
+    if (seeded !== null && store.linkedBlobSize(seeded, digest.text) !== null) {
+      return { kind: 'stored', repository: seeded };
+    }
+    if (store.linkedBlobSize(name.local, digest.text) !== null) {
+      return { kind: 'stored', repository: name.local };
+    }
+    const key = `${name.local}@${digest.text}`;
+    let running = this.#downloads.get(key);
+    if (running === undefined) {
+      running = this.#startDownload(name, digest);
+      this.#downloads.set(key, running);
+      const forget = () => {
+        this.#downloads.delete(key);
+      };
+      running.then((download) => download.done.then(forget, forget), forget);
+    }
+    return { kind: 'downloading', download: await running };
+  }
+
+  #client(name: MirrorName): UpstreamClient {
+    const client = this.#clients.get(name.upstream);
+    if (client !== undefined) return client;
+    const message =
+      this.#clients.size === 0
+        ? `the mirror has no upstreams (air-gapped): ${name.upstream}/${name.repository} is not stored here`
+        : `no upstream named ${name.upstream} is configured (configured: ${this.upstreams.join(', ')})`;
+    throw new OciError('NAME_UNKNOWN', message, {
+      detail: { upstream: name.upstream, repository: name.repository, cause: 'not_configured' },
+    });
+  }
+
+  async #fetchManifest(name: MirrorName, reference: string): Promise<MirroredManifest> {
+    const client = this.#client(name);
+    const target = { upstream: name.upstream, repository: name.repository, reference };
+    const got = await client.manifest(name.repository, reference);
+    const byDigest = tryParseDigest(reference);
+    let digest: string;
+    if (byDigest !== null) {
+      digest = digestOf(byDigest.algorithm, got.bytes);
+      if (digest !== byDigest.text) {
+        throw new UpstreamError(
+          'invalid',
+          target,
+          `upstream ${name.upstream} sent a manifest for ${name.repository}@${reference} whose digest is ${digest}; it was refused`,
+        );
+      }
+    } else {
+      digest = digestOf('sha256', got.bytes);
+      const claimed = got.claimedDigest === undefined ? null : tryParseDigest(got.claimedDigest);
+      if (claimed !== null && digestOf(claimed.algorithm, got.bytes) !== claimed.text) {
+        throw new UpstreamError(
+          'invalid',
+          target,
+          `upstream ${name.upstream} sent a manifest for ${name.repository}:${reference} that does not match its Docker-Content-Digest ${claimed.text}; it was refused`,
+        );
+      }
+    }
+    let doc;
+    try {
+      doc = parseManifest(got.bytes, got.contentType);
+    } catch (err) {
+      throw new UpstreamError(
+        'invalid',
+        target,
+        `upstream ${name.upstream} sent a manifest for ${name.repository}:${reference} the registry cannot serve: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+    const manifest: StoredManifest = {
+      digest,
+      mediaType: doc.mediaType,
+      artifactType: doc.artifactType,
+      subjectDigest: doc.subjectDigest,
+      annotations: doc.annotations,
+      size: got.bytes.length,
+      content: got.bytes,
+    };
+    this.#options.store.putManifest(name.local, manifest, byDigest === null ? [reference] : []);
+    this.#options.logger.info(
+      { repository: name.local, reference, digest, mediaType: doc.mediaType },
+      'mirror: manifest fetched from upstream',
+    );
+    return { manifest, repository: name.local, source: 'upstream' };
+  }
+
+  async #startDownload(name: MirrorName, digest: ParsedDigest): Promise<InflightBlob> {
+    const client = this.#client(name);
+    const upstream = await client.blob(name.repository, digest.text);
+    this.#counter += 1;
+    const file = path.join(
+      this.#options.downloadsDir,
+      `${process.pid}-${this.#counter}-${digest.hex.slice(0, 16)}`,
+    );
+    const { store, blobs } = this.#options;
+    return InflightBlob.start({
+      file,
+      digest,
+      upstream,
+      target: { upstream: name.upstream, repository: name.repository },
+      idleTimeoutMs: this.#options.config.upstreamTimeoutSeconds * 1000,
+      logger: this.#options.logger,
+      commit: async (from, size) => {
+        const to = blobs.blobPath(digest);
+        await mkdir(path.dirname(to), { recursive: true });
+        await rename(from, to);
+        await syncDir(path.dirname(to));
+        store.addBlob(name.local, digest.text, size);
+        this.#options.logger.info(
+          { repository: name.local, digest: digest.text, size },
+          'mirror: blob fetched from upstream',
+        );
+      },
+    });
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
