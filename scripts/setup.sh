@@ -9,12 +9,13 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Host packages: QEMU (microvm), skopeo/buildah (registry clients in tests), debootstrap and
-# friends (guest image recipes), docker-registry (the registry benchmark's baseline).
+# friends (guest image recipes), docker-registry (the registry benchmark's baseline and the
+# mirror tests' upstream), apache2-utils (htpasswd for that upstream's Basic auth).
 PACKAGES=(
   qemu-system-x86 qemu-utils
   skopeo buildah uidmap
   debootstrap busybox-static e2fsprogs cpio zstd kmod socat
-  docker-registry
+  docker-registry apache2-utils
   ca-certificates curl iproute2
 )
 missing=()

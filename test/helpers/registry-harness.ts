@@ -13,6 +13,7 @@ import type { ApiScope } from '../../src/auth/scopes.js';
 import type { BuildActivity } from '../../src/builds/build-token-issuer.js';
 import type { Build } from '../../src/builds/build.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
+import type { MirrorConfig } from '../../src/config/mirror-config.js';
 import { BuildTokenService } from '../../src/registry/build-token-service.js';
 import { createRegistry, type Registry } from '../../src/registry/create-registry.js';
 import { RegistryTokenService } from '../../src/registry/registry-token-service.js';
@@ -89,16 +90,19 @@ export class RegistryHarness {
   port = 0;
 
   private readonly webStreams: boolean;
+  private readonly mirror: MirrorConfig | undefined;
 
   private constructor(
     dataDir: string,
     clock: ManualClock,
     env: Record<string, string>,
     webStreams: boolean,
+    mirror: MirrorConfig | undefined,
   ) {
     this.dataDir = dataDir;
     this.clock = clock;
     this.webStreams = webStreams;
+    this.mirror = mirror;
     this.config = loadConfig({ KILN_DATA_DIR: dataDir, ...env });
   }
 
@@ -107,7 +111,13 @@ export class RegistryHarness {
    * calling `app.fetch(request)` does, so request bodies arrive as web streams only.
    */
   static async start(
-    options: { env?: Record<string, string>; clock?: ManualClock; webStreams?: boolean } = {},
+    options: {
+      env?: Record<string, string>;
+      clock?: ManualClock;
+      webStreams?: boolean;
+      /** The pull-through mirror's upstreams (none when absent). */
+      mirror?: MirrorConfig;
+    } = {},
   ): Promise<RegistryHarness> {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-registry-'));
     const h = new RegistryHarness(
@@ -115,6 +125,7 @@ export class RegistryHarness {
       options.clock ?? new ManualClock(),
       options.env ?? {},
       options.webStreams ?? false,
+      options.mirror,
     );
     await h.open();
     return h;
@@ -147,6 +158,7 @@ export class RegistryHarness {
       logger: pino({ level: 'silent' }),
       buildActivity: this.activity,
       apiTokens: this.apiTokens,
+      ...(this.mirror === undefined ? {} : { mirror: this.mirror }),
     });
     const root = new Hono().route('/v2', this.registry.app);
     const server = await new Promise<ServerType>((resolve) => {
