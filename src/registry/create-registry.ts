@@ -63,7 +63,8 @@ export interface Registry {
 /**
  * Builds the OCI registry (docs/contracts.md#registry): storage under `<dataDir>/registry`,
  * metadata in `db`, tokens signed and checked by `tokens`. Removes upload leftovers of a previous
- * run and starts the stale-upload sweeper; `close()` stops it (safe to call twice). Mount `app` with
+ * run and starts the stale-upload sweeper; `close()` stops it and the mirror's downloads (safe to
+ * call twice). Mount `app` with
  * `app.route('/v2', registry.app)`.
  */
 export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
@@ -120,6 +121,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
       if (closed) return;
       closed = true;
       await sweeper.close();
+      await mirror.close();
     },
   };
 }

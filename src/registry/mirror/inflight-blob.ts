@@ -75,6 +75,11 @@ export class InflightBlob {
     return new InflightBlob(handle, options);
   }
 
+  /** Stops the download (shutdown): readers get the error, nothing is stored. */
+  abort(reason: Error): void {
+    if (this.#state === 'running') this.#options.upstream.abort(reason);
+  }
+
   /** Bytes on disk so far. */
   get written(): number {
     return this.#written;

@@ -171,6 +171,18 @@ export class RegistryMirror {
     return { kind: 'downloading', download: await running };
   }
 
+  /**
+   * Stops every download under way and waits until each has settled, so nothing touches the
+   * store once the registry is closed. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    const running = [...this.#downloads.values()];
+    const settled = await Promise.allSettled(running);
+    const downloads = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    for (const d of downloads) d.abort(new Error('the registry is shutting down'));
+    await Promise.allSettled(downloads.map((d) => d.done));
+  }
+
   #client(name: MirrorName): UpstreamClient {
     const client = this.#clients.get(name.upstream);
     if (client !== undefined) return client;
