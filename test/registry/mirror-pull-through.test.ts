@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -391,5 +392,65 @@ describe('the pull-through mirror', () => {
     });
     expect(push.status).toBe(401);
     expect((await errorOf(push)).code).toBe('UNAUTHORIZED');
+  });
+});
+
+describe('the pull-through mirror, more ways in', () => {
+  it('keeps downloading when the first client goes away, and streams through web streams too', async () => {
+    const mirror = parseMirrorConfig({
+      KILN_MIRROR_UPSTREAMS: `docker.io=${proxy.url}`,
+      KILN_MIRROR_INSECURE_UPSTREAMS: 'docker.io',
+      KILN_MIRROR_CREDENTIALS_FILE: credentialsFile,
+    });
+    const web = await RegistryHarness.start({ mirror, webStreams: true });
+    try {
+      const build = await web.buildToken({ id: 'b_web', tenant: 'acme', repository: 'acme/app' });
+      const url = `${web.url}/v2/mirror/docker.io/library/big/blobs/${big.layerDigest}`;
+      const headers = { authorization: `Bearer ${build}` };
+      const first = await fetch(url, { headers });
+      expect(first.status).toBe(200);
+      await first.body?.cancel();
+      const second = await fetch(url, { headers });
+      const body = Buffer.from(await second.arrayBuffer());
+      expect(body.equals(await layoutBlob(big.dir, big.layerDigest))).toBe(true);
+      expect(proxy.blobGets.get(big.layerDigest)).toBe(1);
+    } finally {
+      await web.close();
+    }
+  });
+
+  it('gives up on an upstream that accepts but never answers after the configured timeout', async () => {
+    // An HTTP server that takes each request and never answers it.
+    const silent = createHttpServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const mirror = parseMirrorConfig({
+      KILN_MIRROR_UPSTREAMS: `silent.test=http://127.0.0.1:${port}`,
+      KILN_MIRROR_INSECURE_UPSTREAMS: 'silent.test',
+      KILN_MIRROR_UPSTREAM_TIMEOUT_SECONDS: '1',
+    });
+    const quiet = await RegistryHarness.start({ mirror });
+    try {
+      const build = await quiet.buildToken({
+        id: 'b_quiet',
+        tenant: 'acme',
+        repository: 'acme/app',
+      });
+      const res = await fetch(`${quiet.url}/v2/mirror/silent.test/library/x/manifests/1`, {
+        headers: { authorization: `Bearer ${build}` },
+      });
+      expect(res.status).toBe(502);
+      expect((await errorOf(res)).message).toBe(
+        'upstream silent.test did not answer within 1 s: library/x:1',
+      );
+    } finally {
+      await quiet.close();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) =>
+        silent.close(() => {
+          resolve();
+        }),
+      );
+    }
   });
 });
