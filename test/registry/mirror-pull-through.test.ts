@@ -265,7 +265,7 @@ describe('the pull-through mirror', () => {
     // Within the TTL the tag is answered from the store; past it the upstream is asked, and
     // when it cannot be reached the last resolution is served.
     expect((await get('mirror/docker.io/library/busybox/manifests/1.36')).status).toBe(200);
-    h.clock.advanceSeconds(TTL_SECONDS + 1);
+    h.clock.advance((TTL_SECONDS + 1) * 1000);
     const stale = await get('mirror/docker.io/library/busybox/manifests/1.36');
     expect(stale.status).toBe(200);
     expect(stale.headers.get('docker-content-digest')).toBe(busybox.manifestDigest);

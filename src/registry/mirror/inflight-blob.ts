@@ -43,22 +43,22 @@ export class InflightBlob {
   /** Settles when the blob is stored (resolves) or the download failed (rejects). */
   readonly done: Promise<void>;
 
-  readonly #handle: FileHandle;
-  readonly #options: InflightBlobOptions;
-  readonly #events = new EventEmitter();
-  #written = 0;
-  #state: 'running' | 'stored' | 'failed' = 'running';
-  #error: Error | null = null;
-  #readers = 0;
-  #closed = false;
+  private readonly handle: FileHandle;
+  private readonly options: InflightBlobOptions;
+  private readonly events = new EventEmitter();
+  private onDisk = 0;
+  private state: 'running' | 'stored' | 'failed' = 'running';
+  private error: Error | null = null;
+  private readers = 0;
+  private closed = false;
 
   private constructor(handle: FileHandle, options: InflightBlobOptions) {
-    this.#handle = handle;
-    this.#options = options;
+    this.handle = handle;
+    this.options = options;
     this.digest = options.digest;
     this.size = options.upstream.size;
-    this.#events.setMaxListeners(0);
-    this.done = this.#run();
+    this.events.setMaxListeners(0);
+    this.done = this.run();
     // Settling with nobody waiting is normal (every client went away); not an unhandled rejection.
     this.done.catch(() => undefined);
   }
@@ -77,12 +77,12 @@ export class InflightBlob {
 
   /** Stops the download (shutdown): readers get the error, nothing is stored. */
   abort(reason: Error): void {
-    if (this.#state === 'running') this.#options.upstream.abort(reason);
+    if (this.state === 'running') this.options.upstream.abort(reason);
   }
 
   /** Bytes on disk so far. */
   get written(): number {
-    return this.#written;
+    return this.onDisk;
   }
 
   /**
@@ -90,8 +90,8 @@ export class InflightBlob {
    * the download settled and its file was closed (the blob is then stored, or refused).
    */
   reader(): Readable | null {
-    if (this.#closed) return null;
-    this.#readers += 1;
+    if (this.closed) return null;
+    this.readers += 1;
     let position = 0;
     let pumping = false;
     const stream: Readable = new Readable({
@@ -99,7 +99,7 @@ export class InflightBlob {
       read: () => {
         if (pumping) return;
         pumping = true;
-        this.#next(position)
+        this.next(position)
           .then((chunk) => {
             pumping = false;
             if (chunk === null) {
@@ -115,8 +115,8 @@ export class InflightBlob {
           });
       },
       destroy: (err, cb) => {
-        this.#readers -= 1;
-        this.#closeIfIdle().then(
+        this.readers -= 1;
+        this.closeIfIdle().then(
           () => {
             cb(err);
           },
@@ -130,33 +130,33 @@ export class InflightBlob {
   }
 
   /** The next bytes after `position` once there are any, null at the verified end. */
-  async #next(position: number): Promise<Buffer | null> {
+  private async next(position: number): Promise<Buffer | null> {
     for (;;) {
       // Hold back the last byte until the digest is verified.
-      const limit = this.#state === 'stored' ? this.#written : Math.max(0, this.#written - 1);
+      const limit = this.state === 'stored' ? this.onDisk : Math.max(0, this.onDisk - 1);
       if (position < limit) {
         const length = Math.min(limit - position, READ_CHUNK_BYTES);
         const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await this.#handle.read(buffer, 0, length, position);
+        const { bytesRead } = await this.handle.read(buffer, 0, length, position);
         return buffer.subarray(0, bytesRead);
       }
-      if (this.#state === 'failed') throw this.#error ?? new Error('download failed');
-      if (this.#state === 'stored') return null;
+      if (this.state === 'failed') throw this.error ?? new Error('download failed');
+      if (this.state === 'stored') return null;
       await new Promise<void>((resolve) => {
-        this.#events.once('change', resolve);
+        this.events.once('change', resolve);
       });
     }
   }
 
-  async #run(): Promise<void> {
-    const { upstream, digest, target } = this.#options;
+  private async run(): Promise<void> {
+    const { upstream, digest, target } = this.options;
     const hash = newHash(digest.algorithm);
     let idle: NodeJS.Timeout | undefined;
     const armIdle = () => {
       clearTimeout(idle);
       idle = setTimeout(() => {
         upstream.abort(new Error('idle'));
-      }, this.#options.idleTimeoutMs);
+      }, this.options.idleTimeoutMs);
     };
     const fail = (message: string, cause?: unknown) =>
       new UpstreamError('invalid', { ...target, reference: digest.text }, message, { cause });
@@ -178,7 +178,7 @@ export class InflightBlob {
         if (result.done) break;
         const chunk = result.value;
         armIdle();
-        if (this.size !== null && this.#written + chunk.length > this.size) {
+        if (this.size !== null && this.onDisk + chunk.length > this.size) {
           await reader.cancel();
           throw fail(
             `upstream ${target.upstream} sent more bytes than announced for ${target.repository}@${digest.text}`,
@@ -187,19 +187,19 @@ export class InflightBlob {
         hash.update(chunk);
         let offset = 0;
         while (offset < chunk.length) {
-          const { bytesWritten } = await this.#handle.write(
+          const { bytesWritten } = await this.handle.write(
             chunk,
             offset,
             chunk.length - offset,
-            this.#written,
+            this.onDisk,
           );
           offset += bytesWritten;
-          this.#written += bytesWritten;
+          this.onDisk += bytesWritten;
         }
-        this.#events.emit('change');
+        this.events.emit('change');
       }
       clearTimeout(idle);
-      if (this.size !== null && this.#written !== this.size) {
+      if (this.size !== null && this.onDisk !== this.size) {
         throw fail(
           `upstream ${target.upstream} sent fewer bytes than announced for ${target.repository}@${digest.text}`,
         );
@@ -210,29 +210,29 @@ export class InflightBlob {
           `upstream ${target.upstream} sent a blob for ${target.repository}@${digest.text} whose digest is ${digest.algorithm}:${actual}; it was refused and not stored`,
         );
       }
-      await this.#handle.sync();
-      await this.#options.commit(this.#options.file, this.#written);
-      this.#state = 'stored';
-      this.#events.emit('change');
+      await this.handle.sync();
+      await this.options.commit(this.options.file, this.onDisk);
+      this.state = 'stored';
+      this.events.emit('change');
     } catch (err) {
       clearTimeout(idle);
-      this.#state = 'failed';
-      this.#error = err instanceof Error ? err : new Error(String(err));
-      this.#events.emit('change');
-      this.#options.logger.warn(
-        { err: this.#error, digest: digest.text, upstream: target.upstream },
+      this.state = 'failed';
+      this.error = err instanceof Error ? err : new Error(String(err));
+      this.events.emit('change');
+      this.options.logger.warn(
+        { err: this.error, digest: digest.text, upstream: target.upstream },
         'mirror: blob download failed',
       );
-      await rm(this.#options.file, { force: true });
-      throw this.#error;
+      await rm(this.options.file, { force: true });
+      throw this.error;
     } finally {
-      await this.#closeIfIdle();
+      await this.closeIfIdle();
     }
   }
 
-  async #closeIfIdle(): Promise<void> {
-    if (this.#closed || this.#readers > 0 || this.#state === 'running') return;
-    this.#closed = true;
-    await this.#handle.close();
+  private async closeIfIdle(): Promise<void> {
+    if (this.closed || this.readers > 0 || this.state === 'running') return;
+    this.closed = true;
+    await this.handle.close();
   }
 }

@@ -57,16 +57,16 @@ export interface RegistryMirrorOptions {
  * operator seeded into `library/` take precedence (seededName).
  */
 export class RegistryMirror {
-  readonly #options: RegistryMirrorOptions;
-  readonly #clients = new Map<string, UpstreamClient>();
-  readonly #manifests = new SingleFlight<MirroredManifest>();
-  readonly #downloads = new Map<string, Promise<InflightBlob>>();
-  #counter = 0;
+  private readonly options: RegistryMirrorOptions;
+  private readonly clients = new Map<string, UpstreamClient>();
+  private readonly manifests = new SingleFlight<MirroredManifest>();
+  private readonly downloads = new Map<string, Promise<InflightBlob>>();
+  private counter = 0;
 
   private constructor(options: RegistryMirrorOptions) {
-    this.#options = options;
+    this.options = options;
     for (const upstream of options.config.upstreams) {
-      this.#clients.set(
+      this.clients.set(
         upstream.name,
         new UpstreamClient({
           name: upstream.name,
@@ -90,17 +90,17 @@ export class RegistryMirror {
 
   /** Names of the configured upstreams. */
   get upstreams(): string[] {
-    return [...this.#clients.keys()];
+    return [...this.clients.keys()];
   }
 
   /** Downloads under way (for tests and metrics). */
   get downloadsInFlight(): number {
-    return this.#downloads.size;
+    return this.downloads.size;
   }
 
   /** Resolves a tag or digest of a mirrored repository to a stored manifest. */
   async manifest(name: MirrorName, reference: string): Promise<MirroredManifest> {
-    const { store } = this.#options;
+    const { store } = this.options;
     const seeded = seededName(name);
     if (looksLikeDigest(reference)) {
       if (seeded !== null) {
@@ -109,8 +109,8 @@ export class RegistryMirror {
       }
       const manifest = store.getManifest(name.local, reference);
       if (manifest !== null) return { manifest, repository: name.local, source: 'mirror' };
-      return this.#manifests.run(`${name.local}@${reference}`, () =>
-        this.#fetchManifest(name, reference),
+      return this.manifests.run(`${name.local}@${reference}`, () =>
+        this.fetchManifest(name, reference),
       );
     }
     if (seeded !== null) {
@@ -121,14 +121,14 @@ export class RegistryMirror {
     const cached = store.tagResolution(name.local, reference);
     const cachedManifest = cached === null ? null : store.getManifest(name.local, cached.digest);
     if (cached !== null && cachedManifest !== null) {
-      const age = this.#options.clock.now().getTime() - cached.updatedAt.getTime();
-      if (age < this.#options.config.tagTtlSeconds * 1000) {
+      const age = this.options.clock.now().getTime() - cached.updatedAt.getTime();
+      if (age < this.options.config.tagTtlSeconds * 1000) {
         return { manifest: cachedManifest, repository: name.local, source: 'mirror' };
       }
     }
     try {
-      return await this.#manifests.run(`${name.local}:${reference}`, () =>
-        this.#fetchManifest(name, reference),
+      return await this.manifests.run(`${name.local}:${reference}`, () =>
+        this.fetchManifest(name, reference),
       );
     } catch (err) {
       const upstreamDown =
@@ -136,7 +136,7 @@ export class RegistryMirror {
         (err.failure === 'unreachable' || err.failure === 'rate_limited');
       const noUpstream = err instanceof OciError && err.code === 'NAME_UNKNOWN';
       if (cachedManifest === null || !(upstreamDown || noUpstream)) throw err;
-      this.#options.logger.warn(
+      this.options.logger.warn(
         { err, repository: name.local, tag: reference, digest: cachedManifest.digest },
         'mirror: upstream unavailable, serving the last resolution of the tag',
       );
@@ -150,7 +150,7 @@ export class RegistryMirror {
    * Resolves once the upstream answered with the blob's headers, so its errors are known.
    */
   async blob(name: MirrorName, digest: ParsedDigest): Promise<MirroredBlob> {
-    const { store } = this.#options;
+    const { store } = this.options;
     const seeded = seededName(name);
     if (seeded !== null && store.linkedBlobSize(seeded, digest.text) !== null) {
       return { kind: 'stored', repository: seeded };
@@ -159,12 +159,12 @@ export class RegistryMirror {
       return { kind: 'stored', repository: name.local };
     }
     const key = `${name.local}@${digest.text}`;
-    let running = this.#downloads.get(key);
+    let running = this.downloads.get(key);
     if (running === undefined) {
-      running = this.#startDownload(name, digest);
-      this.#downloads.set(key, running);
+      running = this.startDownload(name, digest);
+      this.downloads.set(key, running);
       const forget = () => {
-        this.#downloads.delete(key);
+        this.downloads.delete(key);
       };
       running.then((download) => download.done.then(forget, forget), forget);
     }
@@ -176,18 +176,18 @@ export class RegistryMirror {
    * store once the registry is closed. Safe to call twice.
    */
   async close(): Promise<void> {
-    const running = [...this.#downloads.values()];
+    const running = [...this.downloads.values()];
     const settled = await Promise.allSettled(running);
     const downloads = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     for (const d of downloads) d.abort(new Error('the registry is shutting down'));
     await Promise.allSettled(downloads.map((d) => d.done));
   }
 
-  #client(name: MirrorName): UpstreamClient {
-    const client = this.#clients.get(name.upstream);
+  private client(name: MirrorName): UpstreamClient {
+    const client = this.clients.get(name.upstream);
     if (client !== undefined) return client;
     const message =
-      this.#clients.size === 0
+      this.clients.size === 0
         ? `the mirror has no upstreams (air-gapped): ${name.upstream}/${name.repository} is not stored here`
         : `no upstream named ${name.upstream} is configured (configured: ${this.upstreams.join(', ')})`;
     throw new OciError('NAME_UNKNOWN', message, {
@@ -195,8 +195,8 @@ export class RegistryMirror {
     });
   }
 
-  async #fetchManifest(name: MirrorName, reference: string): Promise<MirroredManifest> {
-    const client = this.#client(name);
+  private async fetchManifest(name: MirrorName, reference: string): Promise<MirroredManifest> {
+    const client = this.client(name);
     const target = { upstream: name.upstream, repository: name.repository, reference };
     const got = await client.manifest(name.repository, reference);
     const byDigest = tryParseDigest(reference);
@@ -241,37 +241,37 @@ export class RegistryMirror {
       size: got.bytes.length,
       content: got.bytes,
     };
-    this.#options.store.putManifest(name.local, manifest, byDigest === null ? [reference] : []);
-    this.#options.logger.info(
+    this.options.store.putManifest(name.local, manifest, byDigest === null ? [reference] : []);
+    this.options.logger.info(
       { repository: name.local, reference, digest, mediaType: doc.mediaType },
       'mirror: manifest fetched from upstream',
     );
     return { manifest, repository: name.local, source: 'upstream' };
   }
 
-  async #startDownload(name: MirrorName, digest: ParsedDigest): Promise<InflightBlob> {
-    const client = this.#client(name);
+  private async startDownload(name: MirrorName, digest: ParsedDigest): Promise<InflightBlob> {
+    const client = this.client(name);
     const upstream = await client.blob(name.repository, digest.text);
-    this.#counter += 1;
+    this.counter += 1;
     const file = path.join(
-      this.#options.downloadsDir,
-      `${process.pid}-${this.#counter}-${digest.hex.slice(0, 16)}`,
+      this.options.downloadsDir,
+      `${process.pid}-${this.counter}-${digest.hex.slice(0, 16)}`,
     );
-    const { store, blobs } = this.#options;
+    const { store, blobs } = this.options;
     return InflightBlob.start({
       file,
       digest,
       upstream,
       target: { upstream: name.upstream, repository: name.repository },
-      idleTimeoutMs: this.#options.config.upstreamTimeoutSeconds * 1000,
-      logger: this.#options.logger,
+      idleTimeoutMs: this.options.config.upstreamTimeoutSeconds * 1000,
+      logger: this.options.logger,
       commit: async (from, size) => {
         const to = blobs.blobPath(digest);
         await mkdir(path.dirname(to), { recursive: true });
         await rename(from, to);
         await syncDir(path.dirname(to));
         store.addBlob(name.local, digest.text, size);
-        this.#options.logger.info(
+        this.options.logger.info(
           { repository: name.local, digest: digest.text, size },
           'mirror: blob fetched from upstream',
         );

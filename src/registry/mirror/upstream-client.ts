@@ -68,24 +68,24 @@ interface Target {
  */
 export class UpstreamClient {
   readonly name: string;
-  readonly #endpoint: string;
-  readonly #credentials: UpstreamCredentials | null;
-  readonly #timeoutMs: number;
-  readonly #maxManifestBytes: number;
-  readonly #clock: Clock;
-  readonly #fetch: typeof fetch;
-  readonly #tokens = new Map<string, { header: string; expiresAt: number }>();
+  private readonly endpoint: string;
+  private readonly credentials: UpstreamCredentials | null;
+  private readonly timeoutMs: number;
+  private readonly maxManifestBytes: number;
+  private readonly clock: Clock;
+  private readonly fetch: typeof fetch;
+  private readonly tokens = new Map<string, { header: string; expiresAt: number }>();
   /** Set once the upstream asked for Basic: it is then sent with every request. */
-  #basic = false;
+  private basic = false;
 
   constructor(options: UpstreamClientOptions) {
     this.name = options.name;
-    this.#endpoint = options.endpoint;
-    this.#credentials = options.credentials;
-    this.#timeoutMs = options.timeoutMs;
-    this.#maxManifestBytes = options.maxManifestBytes;
-    this.#clock = options.clock;
-    this.#fetch = options.fetch ?? fetch;
+    this.endpoint = options.endpoint;
+    this.credentials = options.credentials;
+    this.timeoutMs = options.timeoutMs;
+    this.maxManifestBytes = options.maxManifestBytes;
+    this.clock = options.clock;
+    this.fetch = options.fetch ?? fetch;
   }
 
   /** GETs `/v2/<repository>/manifests/<reference>` with every supported manifest type accepted. */
@@ -94,31 +94,31 @@ export class UpstreamClient {
     const controller = new AbortController();
     const timer = setTimeout(() => {
       controller.abort(new Error('timeout'));
-    }, this.#timeoutMs);
+    }, this.timeoutMs);
     try {
-      const res = await this.#request(
+      const res = await this.request(
         target,
         `/v2/${repository}/manifests/${reference}`,
         { accept: MANIFEST_ACCEPT },
         controller.signal,
       );
       const announced = Number(res.headers.get('content-length') ?? '0');
-      if (announced > this.#maxManifestBytes) {
+      if (announced > this.maxManifestBytes) {
         await res.body?.cancel();
         throw new UpstreamError(
           'invalid',
           target,
-          `upstream ${this.name} sent a manifest for ${repository}:${reference} larger than ${this.#maxManifestBytes} bytes`,
+          `upstream ${this.name} sent a manifest for ${repository}:${reference} larger than ${this.maxManifestBytes} bytes`,
         );
       }
-      const bytes = await this.#readLimited(res, target);
+      const bytes = await this.readLimited(res, target);
       return {
         bytes,
         contentType: res.headers.get('content-type') ?? undefined,
         claimedDigest: res.headers.get('docker-content-digest') ?? undefined,
       };
     } catch (err) {
-      throw this.#failure(err, target, controller.signal);
+      throw this.failure(err, target, controller.signal);
     } finally {
       clearTimeout(timer);
     }
@@ -134,9 +134,9 @@ export class UpstreamClient {
     const controller = new AbortController();
     const timer = setTimeout(() => {
       controller.abort(new Error('timeout'));
-    }, this.#timeoutMs);
+    }, this.timeoutMs);
     try {
-      const res = await this.#request(
+      const res = await this.request(
         target,
         `/v2/${repository}/blobs/${digest}`,
         { 'accept-encoding': 'identity' },
@@ -158,34 +158,34 @@ export class UpstreamClient {
         },
       };
     } catch (err) {
-      throw this.#failure(err, target, controller.signal);
+      throw this.failure(err, target, controller.signal);
     } finally {
       clearTimeout(timer);
     }
   }
 
   /** Sends a GET with the cached authorization, answers one challenge, maps failure statuses. */
-  async #request(
+  private async request(
     target: Target,
     path: string,
     headers: Record<string, string>,
     signal: AbortSignal,
   ): Promise<Response> {
-    const url = `${this.#endpoint}${path}`;
-    let auth = this.#cachedAuthorization(target.repository);
-    let res = await this.#get(url, headers, auth, signal);
+    const url = `${this.endpoint}${path}`;
+    let auth = this.cachedAuthorization(target.repository);
+    let res = await this.get(url, headers, auth, signal);
     if (res.status === 401) {
       const challenge = res.headers.get('www-authenticate');
       await res.body?.cancel();
-      auth = await this.#authorize(target, challenge, signal);
-      res = await this.#get(url, headers, auth, signal);
+      auth = await this.authorize(target, challenge, signal);
+      res = await this.get(url, headers, auth, signal);
     }
     if (res.ok) return res;
     await res.body?.cancel();
-    throw this.#statusError(res.status, target, auth !== undefined);
+    throw this.statusError(res.status, target, auth !== undefined);
   }
 
-  #get(
+  private get(
     url: string,
     headers: Record<string, string>,
     authorization: string | undefined,
@@ -193,35 +193,39 @@ export class UpstreamClient {
   ): Promise<Response> {
     const all: Record<string, string> = { ...headers, 'user-agent': 'kiln-mirror' };
     if (authorization !== undefined) all.authorization = authorization;
-    return this.#fetch(url, { headers: all, signal, redirect: 'follow' });
+    return this.fetch(url, { headers: all, signal, redirect: 'follow' });
   }
 
-  #cachedAuthorization(repository: string): string | undefined {
-    if (this.#basic && this.#credentials !== null) return basicHeader(this.#credentials);
-    const cached = this.#tokens.get(repository);
+  private cachedAuthorization(repository: string): string | undefined {
+    if (this.basic && this.credentials !== null) return basicHeader(this.credentials);
+    const cached = this.tokens.get(repository);
     if (cached === undefined) return undefined;
-    if (cached.expiresAt - TOKEN_MARGIN_MS <= this.#clock.now().getTime()) {
-      this.#tokens.delete(repository);
+    if (cached.expiresAt - TOKEN_MARGIN_MS <= this.clock.now().getTime()) {
+      this.tokens.delete(repository);
       return undefined;
     }
     return cached.header;
   }
 
   /** Answers a 401's challenge: a bearer token from the realm, or Basic credentials. */
-  async #authorize(target: Target, header: string | null, signal: AbortSignal): Promise<string> {
+  private async authorize(
+    target: Target,
+    header: string | null,
+    signal: AbortSignal,
+  ): Promise<string> {
     const challenges = header === null ? [] : parseWwwAuthenticate(header);
     const bearer = challenges.find((c) => c.scheme === 'bearer');
-    if (bearer !== undefined) return this.#bearerToken(target, bearer, signal);
+    if (bearer !== undefined) return this.bearerToken(target, bearer, signal);
     if (challenges.some((c) => c.scheme === 'basic')) {
-      if (this.#credentials === null) {
+      if (this.credentials === null) {
         throw new UpstreamError(
           'unauthorized',
           target,
           `upstream ${this.name} requires credentials for ${describe(target)} and none are configured`,
         );
       }
-      this.#basic = true;
-      return basicHeader(this.#credentials);
+      this.basic = true;
+      return basicHeader(this.credentials);
     }
     throw new UpstreamError(
       'unauthorized',
@@ -231,7 +235,7 @@ export class UpstreamClient {
   }
 
   /** Docker token spec "Requesting a Token": GET realm?service=…&scope=…, Basic when configured. */
-  async #bearerToken(
+  private async bearerToken(
     target: Target,
     challenge: AuthChallenge,
     signal: AbortSignal,
@@ -248,7 +252,7 @@ export class UpstreamClient {
       );
     }
     // Credentials go to the realm, so it must be as protected as the upstream itself.
-    const plainAllowed = this.#endpoint.startsWith('http:');
+    const plainAllowed = this.endpoint.startsWith('http:');
     if (url.protocol !== 'https:' && !(plainAllowed && url.protocol === 'http:')) {
       throw new UpstreamError(
         'invalid',
@@ -263,21 +267,21 @@ export class UpstreamClient {
       'user-agent': 'kiln-mirror',
       accept: 'application/json',
     };
-    if (this.#credentials !== null) headers.authorization = basicHeader(this.#credentials);
-    const res = await this.#fetch(url, { headers, signal, redirect: 'follow' });
+    if (this.credentials !== null) headers.authorization = basicHeader(this.credentials);
+    const res = await this.fetch(url, { headers, signal, redirect: 'follow' });
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw new UpstreamError(
         'unauthorized',
         target,
-        this.#credentials === null
+        this.credentials === null
           ? `upstream ${this.name} gives no anonymous access to ${describe(target)}`
           : `upstream ${this.name} refused the configured credentials for ${describe(target)}`,
       );
     }
     if (!res.ok) {
       await res.body?.cancel();
-      throw this.#statusError(res.status, target, false);
+      throw this.statusError(res.status, target, false);
     }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
@@ -303,14 +307,14 @@ export class UpstreamClient {
         ? body.expires_in
         : DEFAULT_TOKEN_SECONDS;
     const header = `Bearer ${token}`;
-    this.#tokens.set(target.repository, {
+    this.tokens.set(target.repository, {
       header,
-      expiresAt: this.#clock.now().getTime() + seconds * 1000,
+      expiresAt: this.clock.now().getTime() + seconds * 1000,
     });
     return header;
   }
 
-  async #readLimited(res: Response, target: Target): Promise<Buffer> {
+  private async readLimited(res: Response, target: Target): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let total = 0;
     if (res.body === null) return Buffer.alloc(0);
@@ -319,11 +323,11 @@ export class UpstreamClient {
       const { done, value: chunk } = await reader.read();
       if (done) break;
       total += chunk.length;
-      if (total > this.#maxManifestBytes) {
+      if (total > this.maxManifestBytes) {
         throw new UpstreamError(
           'invalid',
           target,
-          `upstream ${this.name} sent a manifest for ${describe(target)} larger than ${this.#maxManifestBytes} bytes`,
+          `upstream ${this.name} sent a manifest for ${describe(target)} larger than ${this.maxManifestBytes} bytes`,
         );
       }
       chunks.push(Buffer.from(chunk));
@@ -331,7 +335,7 @@ export class UpstreamClient {
     return Buffer.concat(chunks);
   }
 
-  #statusError(status: number, target: Target, authorized: boolean): UpstreamError {
+  private statusError(status: number, target: Target, authorized: boolean): UpstreamError {
     let failure: UpstreamFailure;
     let why: string;
     if (status === 404) {
@@ -340,7 +344,7 @@ export class UpstreamClient {
     } else if (status === 401 || status === 403) {
       failure = 'unauthorized';
       why =
-        authorized && this.#credentials !== null
+        authorized && this.credentials !== null
           ? 'refused the configured credentials'
           : 'refused access (the image may not exist, or it needs credentials)';
     } else if (status === 429) {
@@ -357,13 +361,13 @@ export class UpstreamClient {
   }
 
   /** Turns whatever a request threw into an UpstreamError naming the cause. */
-  #failure(err: unknown, target: Target, signal: AbortSignal): UpstreamError {
+  private failure(err: unknown, target: Target, signal: AbortSignal): UpstreamError {
     if (err instanceof UpstreamError) return err;
     if (signal.aborted) {
       return new UpstreamError(
         'unreachable',
         target,
-        `upstream ${this.name} did not answer within ${Math.round(this.#timeoutMs / 1000)} s: ${describe(target)}`,
+        `upstream ${this.name} did not answer within ${Math.round(this.timeoutMs / 1000)} s: ${describe(target)}`,
         { cause: err },
       );
     }
