@@ -76,6 +76,7 @@ export class RegistryStore {
     insertBlob: Statement<[string, number, number]>;
     linkBlob: Statement<[number, string, number]>;
     linkedBlob: Statement<[string, string], { size: number }>;
+    linkedUnder: Statement<[string, string, string], { found: number }>;
     unlinkBlob: Statement<[number, string]>;
     getManifest: Statement<[string, string], ManifestRow>;
     upsertManifest: Statement<
@@ -115,6 +116,11 @@ export class RegistryStore {
            JOIN registry_repositories r ON r.id = l.repository_id
            JOIN registry_blobs b ON b.digest = l.digest
           WHERE r.name = ? AND l.digest = ?`,
+      ),
+      linkedUnder: db.prepare(
+        `SELECT 1 AS found FROM registry_blob_links l
+           JOIN registry_repositories r ON r.id = l.repository_id
+          WHERE l.digest = ? AND substr(r.name, 1, length(?)) = ? LIMIT 1`,
       ),
       unlinkBlob: db.prepare(
         'DELETE FROM registry_blob_links WHERE repository_id = ? AND digest = ?',
@@ -203,6 +209,11 @@ export class RegistryStore {
   /** Size of a blob visible in `repository`, or null. */
   linkedBlobSize(repository: string, digest: string): number | null {
     return this.s.linkedBlob.get(repository, digest)?.size ?? null;
+  }
+
+  /** True when a blob is linked into some repository whose name starts with `prefix`. */
+  blobLinkedUnder(prefix: string, digest: string): boolean {
+    return this.s.linkedUnder.get(digest, prefix, prefix) !== undefined;
   }
 
   /** Removes a blob's link from a repository; false when it was not linked. */

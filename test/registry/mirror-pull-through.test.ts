@@ -88,6 +88,7 @@ beforeAll(async () => {
   );
   await seed([`oci:${big.dir}:latest`], `docker://${dist.host}/library/big:1`, distCreds);
   await seed([`oci:${tool.dir}:latest`], `docker://${dist.host}/someorg/tool:1`, distCreds);
+  await seed([`oci:${busybox.dir}:latest`], `docker://${dist.host}/someorg/shell:1`, distCreds);
   await seed(
     ['--all', `oci:${node.dir}:latest`],
     `docker://${dist.host}/library/node:22-slim`,
@@ -315,6 +316,27 @@ describe('the pull-through mirror', () => {
     );
     for (const body of bodies) expect(body.equals(expected)).toBe(true);
     expect(proxy.blobGets.get(big.layerDigest)).toBe(1);
+  });
+
+  it('links a layer another mirrored repository holds instead of downloading it again', async () => {
+    const expected = await layoutBlob(busybox.dir, busybox.layerDigest);
+    for (const repo of ['library/busybox', 'someorg/shell']) {
+      const res = await get(`mirror/docker.io/${repo}/blobs/${busybox.layerDigest}`);
+      expect(Buffer.from(await res.arrayBuffer()).equals(expected)).toBe(true);
+    }
+    expect(proxy.blobGets.get(busybox.layerDigest)).toBe(1);
+    // A tenant's repository is not a source: its blobs may be private.
+    const push = await h.buildToken({ id: 'b_own', tenant: 'acme', repository: 'acme/own' });
+    const up = await fetch(`${h.url}/v2/acme/own/blobs/uploads/?digest=${tool.layerDigest}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${push}`, 'content-type': 'application/octet-stream' },
+      body: await layoutBlob(tool.dir, tool.layerDigest),
+    });
+    expect(up.status).toBe(201);
+    const res = await get(`mirror/docker.io/someorg/tool/blobs/${tool.layerDigest}`);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    expect(proxy.blobGets.get(tool.layerDigest)).toBe(1);
   });
 
   it('serves an operator-seeded library/ image before the Docker Hub upstream', async () => {

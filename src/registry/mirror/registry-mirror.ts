@@ -7,6 +7,7 @@ import { SingleFlight } from './single-flight.js';
 import { UpstreamClient } from './upstream-client.js';
 import type { UpstreamCredentials } from './upstream-credentials.js';
 import { UpstreamError } from './upstream-error.js';
+import { MIRROR_NAMESPACE } from '../../auth/scopes.js';
 import type { MirrorConfig } from '../../config/mirror-config.js';
 import type { Clock } from '../../time/clock.js';
 import type { BlobStore } from '../blob-store.js';
@@ -53,7 +54,8 @@ export interface RegistryMirrorOptions {
  * `tagTtlSeconds`, then asked again; an upstream that cannot be reached then falls back to
  * the last resolution. Nothing is stored before its digest is checked: manifests by hashing
  * their bytes, blobs while they stream (InflightBlob). Concurrent requests share one
- * upstream request per manifest reference and per blob. Docker Hub official images an
+ * upstream request per manifest reference and per blob; a blob already held by another mirrored
+ * repository is linked rather than downloaded again. Docker Hub official images an
  * operator seeded into `library/` take precedence (seededName).
  */
 export class RegistryMirror {
@@ -156,6 +158,13 @@ export class RegistryMirror {
       return { kind: 'stored', repository: seeded };
     }
     if (store.linkedBlobSize(name.local, digest.text) !== null) {
+      return { kind: 'stored', repository: name.local };
+    }
+    // A layer another mirrored repository already holds (images share their base layers) is
+    // linked, not downloaded again. Only the mirror namespace is looked at: every credential
+    // that may pull here may pull there, whereas a tenant's repository may be private.
+    if (store.blobLinkedUnder(`${MIRROR_NAMESPACE}/`, digest.text)) {
+      store.linkBlob(name.local, digest.text);
       return { kind: 'stored', repository: name.local };
     }
     const key = `${name.local}@${digest.text}`;
