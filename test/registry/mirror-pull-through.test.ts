@@ -283,7 +283,7 @@ describe('the pull-through mirror', () => {
     const res = await get(`mirror/docker.io/library/big/blobs/${big.layerDigest}`);
     expect(res.status).toBe(200);
     await expect(res.arrayBuffer()).rejects.toThrow();
-    // A Range request waits for its download to be verified: the retry is refused as well.
+    // A Range request waits for its download to be verified: it is refused as well.
     const refused = await get(`mirror/docker.io/library/big/blobs/${big.layerDigest}`, {
       range: 'bytes=0-15',
     });
@@ -294,6 +294,9 @@ describe('the pull-through mirror', () => {
     await expect(stat(storedBlobPath(big.layerDigest))).rejects.toThrow();
     expect(await readdir(path.join(h.dataDir, 'registry', 'mirror-downloads'))).toEqual([]);
 
+    // The retry may have joined the refused download or started its own; either way nothing
+    // was stored, so the next request downloads again.
+    const before = proxy.blobGets.get(big.layerDigest) ?? 0;
     proxy.corrupt.clear();
     const good = await get(`mirror/docker.io/library/big/blobs/${big.layerDigest}`);
     // Compared with equals(): a deep toEqual over 8 MiB takes minutes.
@@ -302,7 +305,7 @@ describe('the pull-through mirror', () => {
     expect((await stat(storedBlobPath(big.layerDigest))).size).toBe(
       (await stat(path.join(big.dir, 'blobs', 'sha256', big.layerDigest.slice(7)))).size,
     );
-    expect(proxy.blobGets.get(big.layerDigest)).toBe(3);
+    expect(proxy.blobGets.get(big.layerDigest)).toBe(before + 1);
   });
 
   it('fetches a blob from the upstream once however many clients ask for it at once', async () => {
