@@ -3,11 +3,13 @@ import { ClosingLineReporter } from './test/helpers/closing-line-reporter.js';
 
 /**
  * Test files that run real clients and upstream servers: skopeo and buildah against Kiln's
- * registry, npm against a Verdaccio registry, the node image stand-in build. Their own
+ * registry and through its mirror against Distribution, npm against a Verdaccio registry, the
+ * node image stand-in build. Their own
  * project: they need those tools installed and take minutes.
  */
 const CLIENT_TESTS = [
   'test/registry/registry-clients.test.ts',
+  'test/registry/mirror-pull-through.test.ts',
   'test/agent/buildah-engine-registry.test.ts',
   'test/helpers/test-fixtures.test.ts',
 ];
