@@ -48,6 +48,29 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
       ],
       'import-x/no-cycle': 'error',
+      // Host and guest are peers: what both run lives in common/, which imports neither side.
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: './common',
+              from: ['./src', './agent'],
+              message: 'common/ is shared by host and guest; it imports neither.',
+            },
+            {
+              target: './agent',
+              from: './src',
+              message: 'The guest agent never imports the daemon; share code through common/.',
+            },
+            {
+              target: './src',
+              from: './agent',
+              message: 'The daemon never imports the guest agent; share code through common/.',
+            },
+          ],
+        },
+      ],
       'import-x/no-unresolved': 'off',
       'import-x/namespace': 'off',
       'import-x/order': [

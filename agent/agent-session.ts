@@ -4,9 +4,9 @@ import type { BuildEngine } from './engines/build-engine.js';
 import { LogSink } from './logs/log-sink.js';
 import { readHostMessages } from './protocol/host-message-reader.js';
 import { MessageWriter } from './protocol/message-writer.js';
-import { PROTOCOL_VERSION, type StartMessage } from '../src/protocol/agent-messages.js';
-import type { BuildJob } from '../src/protocol/build-job.js';
-import type { Clock } from '../src/time/clock.js';
+import { PROTOCOL_VERSION, type StartMessage } from '../common/protocol/agent-messages.js';
+import type { BuildJob } from '../common/protocol/build-job.js';
+import type { Clock } from '../common/time/clock.js';
 
 export interface AgentSessionDeps {
   channel: AgentChannel;

@@ -6,9 +6,9 @@ import { detectEngines } from './detect-engines.js';
 import { parseKernelCmdline } from './kernel-cmdline.js';
 import { findDiskBySerial } from './volumes/find-disk.js';
 import { readConfigVolume } from './volumes/read-config-volume.js';
+import { CMDLINE_KEYS, DISK_SERIALS } from '../common/protocol/guest-boot.js';
+import { systemClock } from '../common/time/clock.js';
 import { AppError } from '../src/errors/app-error.js';
-import { CMDLINE_KEYS, DISK_SERIALS } from '../src/protocol/guest-boot.js';
-import { systemClock } from '../src/time/clock.js';
 
 /** Set by scripts/build-agent.mjs from package.json at bundle time. */
 const AGENT_VERSION = process.env.KILN_AGENT_VERSION ?? '0.0.0-dev';

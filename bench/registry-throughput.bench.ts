@@ -19,13 +19,13 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
 import { median } from './median.js';
+import { systemClock } from '../common/time/clock.js';
 import { ApiTokenService } from '../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../src/auth/key-store.js';
 import { loadConfig } from '../src/config/config.js';
 import { createRegistry } from '../src/registry/create-registry.js';
 import { RegistryTokenService } from '../src/registry/registry-token-service.js';
 import { openDatabase } from '../src/storage/database.js';
-import { systemClock } from '../src/time/clock.js';
 import { writeOciLayout } from '../test/helpers/registry-oci-layout.js';
 
 const execFileAsync = promisify(execFile);

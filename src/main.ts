@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createDaemon } from './daemon.js';
 import { createLogger } from './telemetry/create-logger.js';
-import { systemClock } from './time/clock.js';
+import { systemClock } from '../common/time/clock.js';
 import { systemScheduler } from './time/scheduler.js';
 
 /**

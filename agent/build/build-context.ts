@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { BuildJob } from '../../common/protocol/build-job.js';
 import { AppError } from '../../src/errors/app-error.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
 import type { UnpackedEntry } from '../source/unpack-source.js';
 
 export interface BuildContext {

@@ -1,5 +1,5 @@
-import type { BuildPhase } from '../../src/protocol/agent-messages.js';
-import type { Clock } from '../../src/time/clock.js';
+import type { BuildPhase } from '../../common/protocol/agent-messages.js';
+import type { Clock } from '../../common/time/clock.js';
 
 /** Measures how long each phase lasted: a phase runs from its start to the next one's. */
 export class PhaseTracker {

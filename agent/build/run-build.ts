@@ -3,10 +3,14 @@ import path from 'node:path';
 import { resolveBuildContext } from './build-context.js';
 import { findLockfiles } from './lockfiles.js';
 import { PhaseTracker } from './phase-tracker.js';
+import type {
+  BuildPhase,
+  ResultMessage,
+  StartMessage,
+} from '../../common/protocol/agent-messages.js';
+import type { BuildJob } from '../../common/protocol/build-job.js';
+import type { Clock } from '../../common/time/clock.js';
 import { AppError, isAppError } from '../../src/errors/app-error.js';
-import type { BuildPhase, ResultMessage, StartMessage } from '../../src/protocol/agent-messages.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
-import type { Clock } from '../../src/time/clock.js';
 import { createCredentialsDir, type CredentialsDir } from '../credentials/credentials-dir.js';
 import type { BuildEngine } from '../engines/build-engine.js';
 import { engineFailureCode } from '../engines/engine-failure.js';
@@ -160,7 +164,7 @@ function throwIfCancelled(signal: AbortSignal): void {
   if (signal.aborted) throw new AppError('ENGINE_FAILED', 'the build was cancelled');
 }
 
-/** Maps an error to a build error code (src/builds/build-error-code.ts) and a message. */
+/** Maps an error to a build error code (common/errors/build-error-code.ts) and a message. */
 export function describeFailure(err: unknown): { code: string; message: string } {
   if (isAppError(err)) {
     if (err.code.startsWith('SOURCE_') || err.code === 'AGENT_CONTEXT_INVALID') {

@@ -1,7 +1,7 @@
 import type { AgentChannel } from './agent-channel.js';
 import { findSerialPort, openSerialPortChannel } from './serial-port-channel.js';
 import { openVsockBridgeChannel } from './vsock-bridge-channel.js';
-import { AGENT_SERIAL_PORT_NAME, AGENT_VSOCK_PORT } from '../../src/protocol/agent-messages.js';
+import { AGENT_SERIAL_PORT_NAME, AGENT_VSOCK_PORT } from '../../common/protocol/agent-messages.js';
 
 export type ChannelSpec = { kind: 'serial'; name: string } | { kind: 'vsock'; port: number };
 

@@ -5,7 +5,7 @@ import {
   renderBuildkitdToml,
   renderRegistriesConf,
 } from './registry-config-files.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
+import type { BuildJob } from '../../common/protocol/build-job.js';
 import type { EngineCredentials } from '../engines/build-engine.js';
 
 export interface CredentialsDir extends EngineCredentials {

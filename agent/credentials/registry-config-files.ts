@@ -1,4 +1,4 @@
-import type { BuildJob } from '../../src/protocol/build-job.js';
+import type { BuildJob } from '../../common/protocol/build-job.js';
 
 /**
  * Username put next to the build's registry token; the registry ignores it

@@ -1,4 +1,4 @@
-import type { BuildPhase, LogStream } from '../../src/protocol/agent-messages.js';
+import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
 
 /** Files the engine reads credentials and registry settings from (memory-backed, 0600). */
 export interface EngineCredentials {

@@ -1,4 +1,4 @@
-import type { BuildPhase } from '../../src/protocol/agent-messages.js';
+import type { BuildPhase } from '../../common/protocol/agent-messages.js';
 
 /** One vertex of a BuildKit SolveStatus (`buildctl --progress rawjson`, client.Vertex). */
 interface RawVertex {

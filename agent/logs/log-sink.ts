@@ -1,5 +1,5 @@
-import { MAX_LOG_CHUNK_BYTES, type LogStream } from '../../src/protocol/agent-messages.js';
-import type { Clock } from '../../src/time/clock.js';
+import { MAX_LOG_CHUNK_BYTES, type LogStream } from '../../common/protocol/agent-messages.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { MessageWriter } from '../protocol/message-writer.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
-import type { AgentMessage } from '../../src/protocol/agent-messages.js';
-import { encodeMessage } from '../../src/protocol/line-framer.js';
+import type { AgentMessage } from '../../common/protocol/agent-messages.js';
+import { encodeMessage } from '../../common/protocol/line-framer.js';
 
 /**
  * Writes agent messages to the channel one line at a time, in order, waiting for `drain`

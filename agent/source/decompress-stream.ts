@@ -1,8 +1,8 @@
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
+import type { BuildJob } from '../../common/protocol/build-job.js';
 import { AppError } from '../../src/errors/app-error.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
 
 /** How the source archive is compressed, as build.json says. */
 export type SourceCompression = BuildJob['source']['compression'];

@@ -5,7 +5,7 @@ import { AppError } from '../../src/errors/app-error.js';
 
 /**
  * The source volume is the uploaded archive itself, maybe zero-padded to whole sectors
- * (src/protocol/build-job.ts): exactly `sizeBytes` bytes count.
+ * (common/protocol/build-job.ts): exactly `sizeBytes` bytes count.
  */
 export interface SourceVolume {
   devicePath: string;

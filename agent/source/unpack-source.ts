@@ -5,14 +5,14 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ByteReader } from './byte-reader.js';
 import { entryComponents, printable } from './safe-path.js';
-import { ExtendedHeaders, isExtensionType } from '../../src/archive/extended-headers.js';
-import { isTarFormatError } from '../../src/archive/tar-format-error.js';
+import { ExtendedHeaders, isExtensionType } from '../../common/archive/extended-headers.js';
+import { isTarFormatError } from '../../common/archive/tar-format-error.js';
 import {
   blockPadding,
   decodeTarHeader,
   TAR_BLOCK,
   type TarHeader,
-} from '../../src/archive/tar-header.js';
+} from '../../common/archive/tar-header.js';
 import { AppError } from '../../src/errors/app-error.js';
 
 /** Limits re-checked in the guest (build.json `source`), whatever the host already checked. */
@@ -220,7 +220,7 @@ export function treeDigest(sorted: readonly UnpackedEntry[]): string {
 }
 
 /**
- * Maps a failure of the shared tar decoding (src/archive) to the agent's errors: a bad
+ * Maps a failure of the shared tar decoding (common/archive) to the agent's errors: a bad
  * checksum or number field in the very first header means the source is not a tar archive.
  */
 function guestError(err: unknown, first: boolean): unknown {

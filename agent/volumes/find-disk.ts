@@ -3,7 +3,7 @@ import path from 'node:path';
 
 /**
  * Finds the block device whose virtio-blk serial is `serial` (`/sys/block/vd*\/serial`).
- * Disks are never identified by order (src/protocol/guest-boot.ts).
+ * Disks are never identified by order (common/protocol/guest-boot.ts).
  */
 export async function findDiskBySerial(
   serial: string,

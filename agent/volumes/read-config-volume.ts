@@ -1,14 +1,14 @@
 import { open } from 'node:fs/promises';
-import { buildJobSchema } from './build-job-schema.js';
+import { buildJobSchema } from '../../common/protocol/build-job-schema.js';
+import { BUILD_JOB_FILE, type BuildJob } from '../../common/protocol/build-job.js';
 import { AppError } from '../../src/errors/app-error.js';
-import { BUILD_JOB_FILE, type BuildJob } from '../../src/protocol/build-job.js';
 
 /** Largest build.json the agent accepts. */
 const MAX_BUILD_JSON_BYTES = 1024 * 1024;
 
 /**
  * Reads build.json from the config volume: an uncompressed tar holding one regular file
- * named `build.json` (src/protocol/build-job.ts). Only the first entries are scanned.
+ * named `build.json` (common/protocol/build-job.ts). Only the first entries are scanned.
  */
 export async function readConfigVolume(devicePath: string): Promise<BuildJob> {
   const handle = await open(devicePath, 'r');

@@ -5,7 +5,7 @@ import { API_AUDIENCE, TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from './key-st
 import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
 import { AppError } from '../errors/app-error.js';
 import { isValidNameComponent } from '../registry/repository-name.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 
 /**
  * Tenant names use only lowercase letters, digits and `-`, at most 63 of them

@@ -3,8 +3,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
 import { createPrivateFile } from './create-private-file.js';
+import type { Clock } from '../../common/time/clock.js';
 import { AppError } from '../errors/app-error.js';
-import type { Clock } from '../time/clock.js';
 
 /** Secret ids: what BuildKit/Buildah accept in `--mount=type=secret,id=…`, kept simple. */
 export const SECRET_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -1,5 +1,5 @@
 import type { BuildFailure, BuildResult, BuildStatus } from './build.js';
-import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
+import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
 
 /** Payloads of the stored build events (docs/contracts.md#build-events); heartbeats are not. */
 export type BuildEventData =

@@ -12,9 +12,9 @@ import type { EventLog } from './event-log.js';
 import type { UploadReceiver } from './upload-receiver.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
-import type { BuildPhase, LogStream } from '../protocol/agent-messages.js';
+import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** Queue, request and lifecycle policy (config.builds plus the public URL). */

@@ -1,6 +1,6 @@
-import type { BuildErrorCode } from './build-error-code.js';
 import type { Build } from './build.js';
-import type { BuildPhase, LogStream, Provenance } from '../protocol/agent-messages.js';
+import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
+import type { BuildPhase, LogStream, Provenance } from '../../common/protocol/agent-messages.js';
 
 /** Why a run was aborted; the manager sets it as the AbortSignal's reason. */
 export type AbortReason =

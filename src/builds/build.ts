@@ -1,5 +1,5 @@
-import type { BuildErrorCode } from './build-error-code.js';
-import type { BuildPhase, Provenance } from '../protocol/agent-messages.js';
+import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
+import type { BuildPhase, Provenance } from '../../common/protocol/agent-messages.js';
 
 /**
  * queued → booting → building → pushing → ready, or failed / cancelled

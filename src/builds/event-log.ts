@@ -1,6 +1,6 @@
 import type { BuildEvent, BuildEventData } from './build-event.js';
 import type { BuildStore } from './build-store.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 
 type Listener = () => void;
 

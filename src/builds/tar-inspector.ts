@@ -1,7 +1,12 @@
 import { posix } from 'node:path';
-import { ExtendedHeaders, isExtensionType } from '../archive/extended-headers.js';
-import { isTarFormatError } from '../archive/tar-format-error.js';
-import { blockPadding, decodeTarHeader, isZeroBlock, TAR_BLOCK } from '../archive/tar-header.js';
+import { ExtendedHeaders, isExtensionType } from '../../common/archive/extended-headers.js';
+import { isTarFormatError } from '../../common/archive/tar-format-error.js';
+import {
+  blockPadding,
+  decodeTarHeader,
+  isZeroBlock,
+  TAR_BLOCK,
+} from '../../common/archive/tar-header.js';
 import { AppError } from '../errors/app-error.js';
 
 /** Largest pax or GNU long-name header body accepted (names are limited far below this). */
@@ -31,7 +36,7 @@ type State =
  * header as the bytes pass — checksum, relative names staying inside the root, no device nodes
  * or fifos, hardlinks only to earlier entries, and the limits — and throws an AppError with
  * the precise code on the first violation. Header, pax and GNU long-name decoding is shared
- * with the guest's unpacker (src/archive); the checks and codes here are the host's policy.
+ * with the guest's unpacker (common/archive); the checks and codes here are the host's policy.
  * Memory is bounded by one block plus one metadata header (≤ 1 MiB) plus the set of names
  * seen (bounded by maxEntries × maxPathBytes).
  */

@@ -1,10 +1,10 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { systemClock, type Clock } from '../../common/time/clock.js';
 import { ApiTokenService } from '../auth/api-token-service.js';
 import { loadOrCreateKeys } from '../auth/key-store.js';
 import { isApiScope, type ApiScope } from '../auth/scopes.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { isAppError } from '../errors/app-error.js';
-import { systemClock, type Clock } from '../time/clock.js';
 
 export interface CliIo {
   env: Readonly<Record<string, string | undefined>>;

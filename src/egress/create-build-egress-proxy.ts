@@ -9,7 +9,7 @@ import { hostAddresses } from './host-addresses.js';
 import { HostAllowlist } from './host-allowlist.js';
 import { narrowAllowedHosts } from './narrow-allowed-hosts.js';
 import type { EgressConfig } from '../config/egress-config.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /**

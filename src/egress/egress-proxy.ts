@@ -18,7 +18,7 @@ import { endToEndHeaders, forwardedRequestHeaders } from './forwarded-headers.js
 import { IdleWatch } from './idle-watch.js';
 import { formatHostPort } from './normalize-host.js';
 import { parseAbsoluteTarget, parseConnectTarget, type ProxyTarget } from './proxy-target.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** Options of {@link EgressProxy}: one build's proxy. */

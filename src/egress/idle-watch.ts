@@ -1,4 +1,4 @@
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /**

@@ -2,7 +2,7 @@
  * Every error code the daemon answers with, its HTTP status and default message.
  * Sections are grouped by the part of the design that raises them; codes are
  * SCREAMING_SNAKE_CASE on the wire. Build failure codes (stored on failed builds, not
- * HTTP errors) live in `src/builds/build-error-code.ts`.
+ * HTTP errors) live in `common/errors/build-error-code.ts`.
  */
 export const ERROR_CATALOG = {
   // --- generic HTTP ---

@@ -2,13 +2,13 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { ApiEnv } from './api-env.js';
 import { requireApiToken } from './require-api-token.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { BuildEvent } from '../builds/build-event.js';
 import type { BuildManager } from '../builds/build-manager.js';
 import { TERMINAL_STATUSES } from '../builds/build.js';
 import type { EventLog } from '../builds/event-log.js';
 import { AppError } from '../errors/app-error.js';
-import type { Clock } from '../time/clock.js';
 
 /** Events read from the store per batch: what one subscriber holds in memory at most. */
 const BATCH = 100;

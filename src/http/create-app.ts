@@ -7,6 +7,7 @@ import { buildRoutes } from './build-routes.js';
 import { errorResponse } from './error-response.js';
 import { OPENAPI_DOCUMENT } from './openapi-document.js';
 import { secretRoutes } from './secret-routes.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import type { BuildManager } from '../builds/build-manager.js';
@@ -15,7 +16,6 @@ import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
 import type { RegistryEnv } from '../registry/registry-app.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
-import type { Clock } from '../time/clock.js';
 
 /** Everything the HTTP app needs; built by the composition root (or a test). */
 export interface AppDeps {

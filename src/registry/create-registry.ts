@@ -15,7 +15,7 @@ import { UploadSweeper } from './upload-sweeper.js';
 import type { BuildActivity } from '../builds/build-token-issuer.js';
 import type { Config } from '../config/config.js';
 import type { MirrorConfig } from '../config/mirror-config.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 
 /** How often stale upload sessions are looked for (their age is judged by the clock). */
 const SWEEP_INTERVAL_MS = 60_000;

@@ -5,8 +5,8 @@ import type { RegistryAuthenticator } from './registry-authenticator.js';
 import type { RegistryStore } from './registry-store.js';
 import type { RegistryTokenService } from './registry-token-service.js';
 import type { UploadSessions } from './upload-sessions.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Config } from '../config/config.js';
-import type { Clock } from '../time/clock.js';
 
 /** What the registry's request handlers share. */
 export interface RegistryDeps {

@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 
 /** A stored manifest (manifests, tags and referrers live in SQLite: docs/contracts.md#registry). */
 export interface StoredManifest {

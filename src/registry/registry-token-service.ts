@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import type { AccessEntry } from './access-scope.js';
+import type { Clock } from '../../common/time/clock.js';
 import { TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from '../auth/key-store.js';
-import type { Clock } from '../time/clock.js';
 
 /** A verified registry token. */
 export interface RegistryTokenClaims {

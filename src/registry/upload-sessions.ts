@@ -6,7 +6,7 @@ import type { ByteRange } from './byte-range.js';
 import type { ParsedDigest } from './digest.js';
 import { OciError } from './oci-error.js';
 import type { RegistryStore, UploadSession } from './registry-store.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 
 /**
  * Blob uploads (distribution spec "Pushing blobs"). A session (POST, then PATCHes, then PUT)

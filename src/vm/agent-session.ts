@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
-import type { AgentMessage, HostMessage } from '../protocol/agent-messages.js';
-import { encodeMessage, LineFramer } from '../protocol/line-framer.js';
-import { parseAgentMessage } from '../protocol/message-schema.js';
+import type { AgentMessage, HostMessage } from '../../common/protocol/agent-messages.js';
+import { encodeMessage, LineFramer } from '../../common/protocol/line-framer.js';
+import { parseAgentMessage } from '../../common/protocol/message-schema.js';
 
 /** What the host side of the agent channel reports, in order. */
 export type AgentSessionEvent =

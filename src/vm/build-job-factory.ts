@@ -1,5 +1,5 @@
+import type { BuildJob } from '../../common/protocol/build-job.js';
 import type { Build } from '../builds/build.js';
-import type { BuildJob } from '../protocol/build-job.js';
 
 /**
  * Namespace docker.io references resolve to in the Kiln registry
@@ -8,7 +8,7 @@ import type { BuildJob } from '../protocol/build-job.js';
 const DOCKER_HUB_MIRROR_NAMESPACE = 'library';
 
 /**
- * Builds `build.json` for one build (src/protocol/build-job.ts). Only non-secret facts: the
+ * Builds `build.json` for one build (common/protocol/build-job.ts). Only non-secret facts: the
  * registry token and secret values travel over the agent channel in `start`, never here.
  */
 export function createBuildJob(

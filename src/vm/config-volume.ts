@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { create as createTar } from 'tar';
-import { BUILD_JOB_FILE, type BuildJob } from '../protocol/build-job.js';
+import { BUILD_JOB_FILE, type BuildJob } from '../../common/protocol/build-job.js';
 
 /**
  * Writes the config volume (docs/contracts.md#volumes): an uncompressed tar archive holding

@@ -5,7 +5,7 @@ import { VmBuildRunner } from './vm-build-runner.js';
 import { VmLedger } from './vm-ledger.js';
 import type { BuildRunner } from '../builds/build-runner.js';
 import type { Config } from '../config/config.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /**

@@ -12,15 +12,15 @@ import { createScratchVolume } from './scratch-volume.js';
 import { prepareSourceVolume } from './source-volume.js';
 import type { VmLedger } from './vm-ledger.js';
 import type { VmHandle, Vmm } from './vmm.js';
-import { isBuildErrorCode, type BuildErrorCode } from '../builds/build-error-code.js';
+import { isBuildErrorCode, type BuildErrorCode } from '../../common/builds/build-error-code.js';
 import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
 import {
   PROTOCOL_VERSION,
   type AgentMessage,
   type BuildPhase,
-} from '../protocol/agent-messages.js';
-import { DISK_SERIALS } from '../protocol/guest-boot.js';
-import type { Clock } from '../time/clock.js';
+} from '../../common/protocol/agent-messages.js';
+import { DISK_SERIALS } from '../../common/protocol/guest-boot.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** Lines of the serial console appended to a failure's log tail when the agent never spoke. */

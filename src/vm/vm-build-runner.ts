@@ -13,7 +13,7 @@ import type {
   RunInput,
   RunOutcome,
 } from '../builds/build-runner.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** How long recovery waits for a SIGKILLed process to disappear. */

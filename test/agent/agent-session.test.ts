@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { gzip, tarArchive, tarEntry } from './tar-builder.js';
+import { gzip, tarArchive, tarEntry } from '../helpers/tar-builder.js';
 import { AgentSession, type SessionOutcome } from '../../agent/agent-session.js';
 import type { AgentChannel } from '../../agent/channel/agent-channel.js';
 import type {
@@ -14,8 +14,8 @@ import type {
   EngineResult,
 } from '../../agent/engines/build-engine.js';
 import { engineFailure } from '../../agent/engines/engine-failure.js';
-import { MAX_MESSAGE_BYTES, type AgentMessage } from '../../src/protocol/agent-messages.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
+import { MAX_MESSAGE_BYTES, type AgentMessage } from '../../common/protocol/agent-messages.js';
+import type { BuildJob } from '../../common/protocol/build-job.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 /** Stand-in for Buildah/BuildKit: the session logic is what is under test here. */

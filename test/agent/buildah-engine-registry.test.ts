@@ -9,8 +9,8 @@ import { createCredentialsDir } from '../../agent/credentials/credentials-dir.js
 import type { EngineHooks } from '../../agent/engines/build-engine.js';
 import { BuildahEngine } from '../../agent/engines/buildah-engine.js';
 import { AppError } from '../../src/errors/app-error.js';
-import type { BuildPhase } from '../../src/protocol/agent-messages.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
+import type { BuildPhase } from '../../common/protocol/agent-messages.js';
+import type { BuildJob } from '../../common/protocol/build-job.js';
 import { isRecordedProcessAlive, readProcessStartTicks } from '../../src/vm/process-identity.js';
 import { imageFile, pullImage } from '../helpers/e2e-oci-image.js';
 import { startE2eRegistry, type E2eRegistry } from '../helpers/e2e-registry.js';

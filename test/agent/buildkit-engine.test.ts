@@ -7,8 +7,8 @@ import { engineRequest } from './engine-request-fixture.js';
 import { detectEngines } from '../../agent/detect-engines.js';
 import type { EngineHooks } from '../../agent/engines/build-engine.js';
 import { BuildKitEngine } from '../../agent/engines/buildkit-engine.js';
+import type { BuildPhase } from '../../common/protocol/agent-messages.js';
 import { AppError } from '../../src/errors/app-error.js';
-import type { BuildPhase } from '../../src/protocol/agent-messages.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/buildkit');
 

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LogSink, splitUtf8 } from '../../agent/logs/log-sink.js';
 import { MessageWriter } from '../../agent/protocol/message-writer.js';
-import type { AgentMessage } from '../../src/protocol/agent-messages.js';
+import type { AgentMessage } from '../../common/protocol/agent-messages.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const clock = new ManualClock(42);

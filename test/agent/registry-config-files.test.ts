@@ -8,7 +8,7 @@ import {
   renderBuildkitdToml,
   renderRegistriesConf,
 } from '../../agent/credentials/registry-config-files.js';
-import type { BuildJob } from '../../src/protocol/build-job.js';
+import type { BuildJob } from '../../common/protocol/build-job.js';
 
 const registry: BuildJob['registry'] = {
   host: '10.0.2.100:5000',

@@ -14,11 +14,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { gzip, paxEntry, tarArchive, tarEntry, zstd } from './tar-builder.js';
 import { decompressSource, type SourceCompression } from '../../agent/source/decompress-stream.js';
 import { openSourceVolume, verifySourceVolume } from '../../agent/source/source-volume.js';
 import { unpackSource, type UnpackLimits } from '../../agent/source/unpack-source.js';
 import { isAppError } from '../../src/errors/app-error.js';
+import { gzip, paxEntry, tarArchive, tarEntry, zstd } from '../helpers/tar-builder.js';
 
 const LIMITS: UnpackLimits = { maxUnpackedBytes: 1024 * 1024, maxEntries: 100, maxPathBytes: 255 };
 

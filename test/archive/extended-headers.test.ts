@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ExtendedHeaders, isExtensionType } from '../../src/archive/extended-headers.js';
-import { isTarFormatError } from '../../src/archive/tar-format-error.js';
-import type { TarHeader } from '../../src/archive/tar-header.js';
+import { ExtendedHeaders, isExtensionType } from '../../common/archive/extended-headers.js';
+import { isTarFormatError } from '../../common/archive/tar-format-error.js';
+import type { TarHeader } from '../../common/archive/tar-header.js';
 
 function header(fields: Partial<TarHeader> = {}): TarHeader {
   return {

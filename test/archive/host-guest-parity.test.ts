@@ -6,11 +6,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { unpackSource } from '../../agent/source/unpack-source.js';
 import { TarInspector } from '../../src/builds/tar-inspector.js';
 import { isAppError } from '../../src/errors/app-error.js';
-import { paxEntry, tarArchive, tarEntry } from '../agent/tar-builder.js';
+import { paxEntry, tarArchive, tarEntry } from '../helpers/tar-builder.js';
 
 /**
  * The host (TarInspector, while the upload streams in) and the guest (unpackSource, inside
- * the VM) share src/archive for decoding; these archives are the corners where their old
+ * the VM) share common/archive for decoding; these archives are the corners where their old
  * parsers disagreed. Both sides must now read them the same way.
  */
 const LIMITS = { maxUnpackedBytes: 1024 * 1024, maxEntries: 100, maxPathBytes: 255 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parsePaxRecords, parsePaxSize } from '../../src/archive/pax-records.js';
-import { isTarFormatError } from '../../src/archive/tar-format-error.js';
+import { parsePaxRecords, parsePaxSize } from '../../common/archive/pax-records.js';
+import { isTarFormatError } from '../../common/archive/tar-format-error.js';
 
 function reasonOf(fn: () => unknown): string | undefined {
   try {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isTarFormatError } from '../../src/archive/tar-format-error.js';
+import { isTarFormatError } from '../../common/archive/tar-format-error.js';
 import {
   blockPadding,
   decodeTarHeader,
   isZeroBlock,
   TAR_BLOCK,
-} from '../../src/archive/tar-header.js';
-import { tarEntry } from '../agent/tar-builder.js';
+} from '../../common/archive/tar-header.js';
+import { tarEntry } from '../helpers/tar-builder.js';
 
 /** The 512-byte header of a hand-built entry. */
 function block(name = 'f', content = 'x'): Buffer {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
+import { systemClock } from '../../common/time/clock.js';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../../src/auth/key-store.js';
 import type { Build } from '../../src/builds/build.js';
@@ -13,7 +14,6 @@ import { BuildTokenService } from '../../src/registry/build-token-service.js';
 import { createRegistry, type Registry } from '../../src/registry/create-registry.js';
 import { RegistryTokenService } from '../../src/registry/registry-token-service.js';
 import { openDatabase } from '../../src/storage/database.js';
-import { systemClock } from '../../src/time/clock.js';
 
 /** Kiln's real registry alone on 127.0.0.1:<ephemeral>, for tests below the daemon. */
 export interface E2eRegistry {

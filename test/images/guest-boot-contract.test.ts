@@ -9,7 +9,7 @@ import {
   DISK_SERIALS,
   QEMU_GUEST_REGISTRY,
   VSOCK_GUEST_REGISTRY,
-} from '../../src/protocol/guest-boot.js';
+} from '../../common/protocol/guest-boot.js';
 
 const execFileAsync = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,7 +23,7 @@ function assignments(script: string): Map<string, string> {
   return out;
 }
 
-describe('guest init scripts follow src/protocol/guest-boot.ts', () => {
+describe('guest init scripts follow common/protocol/guest-boot.ts', () => {
   it('finds the root disk by the contract serial', async () => {
     const vars = assignments(await readFile(initramfsInit, 'utf8'));
     expect(vars.get('ROOT_SERIAL')).toBe(DISK_SERIALS.root);

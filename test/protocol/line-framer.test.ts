@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeMessage, LineFramer } from '../../src/protocol/line-framer.js';
+import { encodeMessage, LineFramer } from '../../common/protocol/line-framer.js';
 
 describe('LineFramer', () => {
   it('splits messages across arbitrary chunk boundaries', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAgentMessage, parseHostMessage } from '../../src/protocol/message-schema.js';
+import { parseAgentMessage, parseHostMessage } from '../../common/protocol/message-schema.js';
 
 describe('parseAgentMessage', () => {
   it('accepts each agent message type', () => {

@@ -9,7 +9,7 @@ import type { UpstreamCredentials } from './upstream-credentials.js';
 import { UpstreamError } from './upstream-error.js';
 import { MIRROR_NAMESPACE } from '../../auth/scopes.js';
 import type { MirrorConfig } from '../../config/mirror-config.js';
-import type { Clock } from '../../time/clock.js';
+import type { Clock } from '../../../common/time/clock.js';
 import type { BlobStore } from '../blob-store.js';
 import { digestOf, looksLikeDigest, tryParseDigest, type ParsedDigest } from '../digest.js';
 import { parseManifest } from '../manifest-document.js';

@@ -1,7 +1,7 @@
 import type { UpstreamCredentials } from './upstream-credentials.js';
 import { UpstreamError, type UpstreamFailure } from './upstream-error.js';
 import { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.js';
-import type { Clock } from '../../time/clock.js';
+import type { Clock } from '../../../common/time/clock.js';
 
 /**
  * Every manifest type the registry stores, indexes first (distribution spec "Pulling

@@ -1,10 +1,10 @@
-import { AppError } from '../../errors/app-error.js';
-import { AGENT_VSOCK_PORT } from '../../protocol/agent-messages.js';
+import { AGENT_VSOCK_PORT } from '../../../common/protocol/agent-messages.js';
 import {
   CMDLINE_KEYS,
   REGISTRY_VSOCK_PORT,
   VSOCK_GUEST_REGISTRY,
-} from '../../protocol/guest-boot.js';
+} from '../../../common/protocol/guest-boot.js';
+import { AppError } from '../../errors/app-error.js';
 import type { VmSpec } from '../vmm.js';
 
 /**

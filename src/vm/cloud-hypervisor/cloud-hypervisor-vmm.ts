@@ -14,9 +14,9 @@ import { EgressLinkPool } from './egress-link-pool.js';
 import { assertUnixSocketPath, HybridVsockListener } from './hybrid-vsock-listener.js';
 import { tunnelToTcp } from './registry-tunnel.js';
 import { createTapDevice, deleteTapDevice } from './tap-device.js';
+import { AGENT_VSOCK_PORT } from '../../../common/protocol/agent-messages.js';
+import { REGISTRY_VSOCK_PORT, VSOCK_GUEST_REGISTRY } from '../../../common/protocol/guest-boot.js';
 import { AppError } from '../../errors/app-error.js';
-import { AGENT_VSOCK_PORT } from '../../protocol/agent-messages.js';
-import { REGISTRY_VSOCK_PORT, VSOCK_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
 import type { Vmm, VmSpec } from '../vmm.js';
 
 export interface CloudHypervisorVmmOptions {

@@ -1,6 +1,6 @@
 import { FALLBACK_TSC_KHZ } from './host-tsc-khz.js';
-import { AGENT_SERIAL_PORT_NAME } from '../../protocol/agent-messages.js';
-import { CMDLINE_KEYS, QEMU_GUEST_REGISTRY } from '../../protocol/guest-boot.js';
+import { AGENT_SERIAL_PORT_NAME } from '../../../common/protocol/agent-messages.js';
+import { CMDLINE_KEYS, QEMU_GUEST_REGISTRY } from '../../../common/protocol/guest-boot.js';
 import type { GuestNetwork, VmSpec } from '../vmm.js';
 
 /** Acceleration QEMU runs the guest with. */
@@ -48,7 +48,7 @@ export function userNetdev(network: GuestNetwork): string {
 }
 
 /**
- * Kernel command line under QEMU: the boot contract (src/protocol/guest-boot.ts), then under
+ * Kernel command line under QEMU: the boot contract (common/protocol/guest-boot.ts), then under
  * TCG the TSC rate (`tsc_early_khz`, see host-tsc-khz.ts), then the extras.
  */
 export function qemuKernelCmdline(extra: string, tscKhz?: number): string {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { describe, expect, it } from 'vitest';
-import { DISK_SERIALS } from '../../../src/protocol/guest-boot.js';
+import { DISK_SERIALS } from '../../../common/protocol/guest-boot.js';
 import { buildProbeVmConfig } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-probe.js';
 import {
   buildCloudHypervisorVmConfig,

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import type { BuildJob } from '../../src/protocol/build-job.js';
+import type { BuildJob } from './build-job.js';
 
 const nonNegativeInt = z.number().int().nonnegative();
 
-/** Validates build.json (src/protocol/build-job.ts) as the guest reads it. */
+/** Validates build.json (see {@link BuildJob}) as the guest reads it. */
 export const buildJobSchema = z.object({
   version: z.literal(1),
   buildId: z.string().min(1).max(200),

@@ -79,7 +79,7 @@ export interface ResultOkMessage {
 export interface ResultErrorMessage {
   type: 'result';
   ok: false;
-  /** A build failure code (see src/builds/build-error-code.ts), e.g. build_failed, push_failed. */
+  /** A build failure code (see common/errors/build-error-code.ts), e.g. build_failed, push_failed. */
   code: string;
   message: string;
   /** Last lines of the log. */

@@ -18,7 +18,7 @@ export type TarFormatReason =
   | 'hardlink-data';
 
 /**
- * Thrown by the shared tar decoding (src/archive) for bytes that are not a well-formed
+ * Thrown by the shared tar decoding (common/archive) for bytes that are not a well-formed
  * archive. It carries no HTTP status: the host and the guest agent translate it into their
  * own errors, since only they know the policy (first header or not, which code).
  */
