@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles the in-guest agent (agent/main.ts, the src/protocol it imports and its npm
+// Bundles the in-guest agent (agent/main.ts, the common/ code it imports and its npm
 // dependencies) into one ESM file for the guest's Node 22: `node scripts/build-agent.mjs <out>`.
 // Deterministic output (no timestamps, no absolute paths) so the image hash is stable.
 import { readFile } from 'node:fs/promises';

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { HostMessage } from '../../common/protocol/agent-messages.js';
 import { LineFramer } from '../../common/protocol/line-framer.js';
-import { parseHostMessage } from '../../common/protocol/message-schema.js';
+import { parseHostMessage } from '../../common/protocol/parse-message.js';
 
 export interface HostMessageHandlers {
   message(message: HostMessage): void;

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
-import { buildJobSchema } from '../../common/protocol/build-job-schema.js';
-import { BUILD_JOB_FILE, type BuildJob } from '../../common/protocol/build-job.js';
+
+import { BUILD_JOB_FILE, buildJobSchema, type BuildJob } from '../../common/protocol/build-job.js';
 import { AppError } from '../../src/errors/app-error.js';
 
 /** Largest build.json the agent accepts. */

@@ -1,53 +1,62 @@
 /**
- * `build.json`, the non-secret description of one build that the host puts on the config volume
- * (docs/contracts.md#build-job). No tokens and no secret values ever appear here.
+ * `build.json`, the non-secret description of one build that the host puts on the config
+ * volume (docs/contracts.md#build-job). No tokens and no secret values ever appear here.
+ * Written once as a zod schema: the host types what it writes with the inferred
+ * {@link BuildJob}, the agent validates what it reads with {@link buildJobSchema}.
  *
  * The config volume is an uncompressed tar archive holding one regular file, `build.json`.
  * The source volume is the uploaded archive itself, possibly zero-padded at the end to a whole
  * number of 512-byte sectors: the agent reads exactly `source.sizeBytes` bytes and checks
  * `source.sha256` before unpacking.
  */
+import { z } from 'zod';
+
 /** Name of the one file the config volume holds; the host writes it and the agent reads it. */
 export const BUILD_JOB_FILE = 'build.json';
 
-export interface BuildJob {
-  version: 1;
-  buildId: string;
-  tenant: string;
-  source: {
-    sizeBytes: number;
-    sha256: string;
-    compression: 'none' | 'gzip' | 'zstd';
+const nonNegativeInt = z.number().int().nonnegative();
+const tagLike = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
+
+export const buildJobSchema = z.object({
+  version: z.literal(1),
+  buildId: z.string().min(1).max(200),
+  tenant: z.string().min(1).max(200),
+  source: z.object({
+    sizeBytes: nonNegativeInt,
+    sha256: z.string().regex(/^[a-f0-9]{64}$/),
+    compression: z.enum(['none', 'gzip', 'zstd']),
     /** Limits the guest re-checks while unpacking. */
-    maxUnpackedBytes: number;
-    maxEntries: number;
-    maxPathBytes: number;
-  };
+    maxUnpackedBytes: nonNegativeInt,
+    maxEntries: nonNegativeInt,
+    maxPathBytes: nonNegativeInt,
+  }),
   /** Sub-directory of the unpacked source used as the build context ('' = root). */
-  contextDir: string;
+  contextDir: z.string().max(4096),
   /** Dockerfile path relative to the context (default "Dockerfile"); ignored when inline is set. */
-  dockerfilePath: string;
+  dockerfilePath: z.string().max(4096),
   /** Inline Dockerfile text, when the client sent one. */
-  dockerfile: string | null;
-  buildArgs: Record<string, string>;
+  dockerfile: z.string().nullable(),
+  buildArgs: z.record(z.string(), z.string()),
   /** Ids of the secrets the start message will carry values for. */
-  secretIds: string[];
-  registry: {
+  secretIds: z.array(tagLike),
+  registry: z.object({
     /** host:port the guest reaches the registry at (e.g. 10.0.2.100:5000). */
-    host: string;
+    host: z.string().min(1).max(300),
     /** Whether the guest talks plain HTTP to it (true for the in-VM forward). */
-    insecure: boolean;
+    insecure: z.boolean(),
     /** Repository the image is pushed to, e.g. "acme/web". */
-    repository: string;
+    repository: z.string().min(1).max(300),
     /** Tags to push, e.g. ["b_abc…", "latest"]. */
-    tags: string[];
+    tags: z.array(tagLike).min(1),
     /** Cache repository, e.g. "cache/acme/main", or null without cache_scope. */
-    cacheRepository: string | null;
+    cacheRepository: z.string().min(1).max(300).nullable(),
     /** Namespace docker.io is mirrored to in the Kiln registry (e.g. "library"). */
-    dockerHubMirrorNamespace: string;
-  };
+    dockerHubMirrorNamespace: z.string().min(1).max(200),
+  }),
   /** "auto" picks BuildKit when present, else Buildah. */
-  engine: 'auto' | 'buildkit' | 'buildah';
-  networkMode: 'isolated' | 'egress';
-  resources: { memoryMb: number; cpus: number };
-}
+  engine: z.enum(['auto', 'buildkit', 'buildah']),
+  networkMode: z.enum(['isolated', 'egress']),
+  resources: z.object({ memoryMb: nonNegativeInt, cpus: nonNegativeInt }),
+});
+
+export type BuildJob = z.infer<typeof buildJobSchema>;

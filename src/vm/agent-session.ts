@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { AgentMessage, HostMessage } from '../../common/protocol/agent-messages.js';
 import { encodeMessage, LineFramer } from '../../common/protocol/line-framer.js';
-import { parseAgentMessage } from '../../common/protocol/message-schema.js';
+import { parseAgentMessage } from '../../common/protocol/parse-message.js';
 
 /** What the host side of the agent channel reports, in order. */
 export type AgentSessionEvent =

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LineFramer } from '../../../common/protocol/line-framer.js';
-import { parseAgentMessage } from '../../../common/protocol/message-schema.js';
+import { parseAgentMessage } from '../../../common/protocol/parse-message.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { createBuildJob } from '../../../src/vm/build-job-factory.js';
 import { writeConfigVolume } from '../../../src/vm/config-volume.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAgentMessage, parseHostMessage } from '../../common/protocol/message-schema.js';
+import { parseAgentMessage, parseHostMessage } from '../../common/protocol/parse-message.js';
 
 describe('parseAgentMessage', () => {
   it('accepts each agent message type', () => {
