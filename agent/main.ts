@@ -6,9 +6,9 @@ import { detectEngines } from './detect-engines.js';
 import { parseKernelCmdline } from './kernel-cmdline.js';
 import { findDiskBySerial } from './volumes/find-disk.js';
 import { readConfigVolume } from './volumes/read-config-volume.js';
+import { BuildFailure } from '../common/errors/build-failure.js';
 import { CMDLINE_KEYS, DISK_SERIALS } from '../common/protocol/guest-boot.js';
 import { systemClock } from '../common/time/clock.js';
-import { AppError } from '../src/errors/app-error.js';
 
 /** Set by scripts/build-agent.mjs from package.json at bundle time. */
 const AGENT_VERSION = process.env.KILN_AGENT_VERSION ?? '0.0.0-dev';
@@ -46,10 +46,10 @@ async function main(): Promise<number> {
     loadJob: async () => {
       const config = await findDiskBySerial(DISK_SERIALS.config);
       if (config === null) {
-        throw new AppError('AGENT_DISK_MISSING', `no disk with serial ${DISK_SERIALS.config}`);
+        throw new BuildFailure('internal', `no disk with serial ${DISK_SERIALS.config}`);
       }
       if (sourceDevice === '') {
-        throw new AppError('AGENT_DISK_MISSING', `no disk with serial ${DISK_SERIALS.source}`);
+        throw new BuildFailure('internal', `no disk with serial ${DISK_SERIALS.source}`);
       }
       return readConfigVolume(config);
     },

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 import type { BuildJob } from '../../common/protocol/build-job.js';
-import { AppError } from '../../src/errors/app-error.js';
 import type { UnpackedEntry } from '../source/unpack-source.js';
 
 export interface BuildContext {
@@ -29,8 +29,8 @@ export async function resolveBuildContext(
   const contextParts = relativeParts(job.contextDir, 'context_dir');
   const contextPrefix = contextParts.join('/');
   if (contextPrefix !== '' && byPath.get(contextPrefix)?.type !== 'dir') {
-    throw new AppError(
-      'AGENT_CONTEXT_INVALID',
+    throw new BuildFailure(
+      'invalid_source',
       `context_dir "${job.contextDir}" is not a directory in the source`,
     );
   }
@@ -46,8 +46,8 @@ export async function resolveBuildContext(
   );
   const dfPath = [...contextParts, ...dfParts].join('/');
   if (byPath.get(dfPath)?.type !== 'file') {
-    throw new AppError(
-      'AGENT_CONTEXT_INVALID',
+    throw new BuildFailure(
+      'invalid_source',
       `dockerfile_path "${job.dockerfilePath || 'Dockerfile'}" is not a file in the context`,
     );
   }
@@ -60,11 +60,11 @@ export async function resolveBuildContext(
 
 function relativeParts(value: string, field: string): string[] {
   if (value.startsWith('/') || value.includes('\0')) {
-    throw new AppError('AGENT_CONTEXT_INVALID', `${field} must be a relative path`);
+    throw new BuildFailure('invalid_source', `${field} must be a relative path`);
   }
   const parts = value.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) {
-    throw new AppError('AGENT_CONTEXT_INVALID', `${field} must not contain ".."`);
+    throw new BuildFailure('invalid_source', `${field} must not contain ".."`);
   }
   return parts;
 }

@@ -3,6 +3,10 @@ import path from 'node:path';
 import { resolveBuildContext } from './build-context.js';
 import { findLockfiles } from './lockfiles.js';
 import { PhaseTracker } from './phase-tracker.js';
+import { isArchiveError } from '../../common/archive/archive-error.js';
+import { maxTarStreamBytes } from '../../common/archive/archive-limits.js';
+import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
+import { BuildFailure, isBuildFailure } from '../../common/errors/build-failure.js';
 import type {
   BuildPhase,
   ResultMessage,
@@ -10,10 +14,8 @@ import type {
 } from '../../common/protocol/agent-messages.js';
 import type { BuildJob } from '../../common/protocol/build-job.js';
 import type { Clock } from '../../common/time/clock.js';
-import { AppError, isAppError } from '../../src/errors/app-error.js';
 import { createCredentialsDir, type CredentialsDir } from '../credentials/credentials-dir.js';
 import type { BuildEngine } from '../engines/build-engine.js';
-import { engineFailureCode } from '../engines/engine-failure.js';
 import type { LogSink } from '../logs/log-sink.js';
 import { decompressSource } from '../source/decompress-stream.js';
 import { openSourceVolume, verifySourceVolume } from '../source/source-volume.js';
@@ -46,8 +48,8 @@ export interface RunBuildDeps {
 function selectEngine(engines: readonly BuildEngine[], wanted: BuildJob['engine']): BuildEngine {
   const engine = wanted === 'auto' ? engines[0] : engines.find((e) => e.name === wanted);
   if (!engine) {
-    throw new AppError(
-      'ENGINE_UNAVAILABLE',
+    throw new BuildFailure(
+      'internal',
       `engine "${wanted}" is not in this image (present: ${engines.map((e) => e.name).join(', ') || 'none'})`,
     );
   }
@@ -82,10 +84,12 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
       sha256: job.source.sha256,
     };
     const sourceSha256 = await verifySourceVolume(volume);
-    // Decompressed bytes may exceed file content by headers and padding; tar limits are exact.
-    const streamLimit = job.source.maxUnpackedBytes + (job.source.maxEntries + 4) * 2048;
     const unpacked = await unpackSource(
-      decompressSource(openSourceVolume(volume), job.source.compression, streamLimit),
+      decompressSource(
+        openSourceVolume(volume),
+        job.source.compression,
+        maxTarStreamBytes(job.source),
+      ),
       sourceRoot,
       job.source,
     );
@@ -161,19 +165,14 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
 }
 
 function throwIfCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw new AppError('ENGINE_FAILED', 'the build was cancelled');
+  if (signal.aborted) throw new BuildFailure('cancelled', 'the build was cancelled');
 }
 
 /** Maps an error to a build error code (common/errors/build-error-code.ts) and a message. */
-export function describeFailure(err: unknown): { code: string; message: string } {
-  if (isAppError(err)) {
-    if (err.code.startsWith('SOURCE_') || err.code === 'AGENT_CONTEXT_INVALID') {
-      return { code: 'invalid_source', message: err.message };
-    }
-    if (err.code === 'ENGINE_FAILED') {
-      return { code: engineFailureCode(err) ?? 'build_failed', message: err.message };
-    }
-    return { code: 'internal', message: err.message };
-  }
+export function describeFailure(err: unknown): { code: BuildErrorCode; message: string } {
+  if (isBuildFailure(err)) return { code: err.code, message: err.message };
+  // The archive policy's codes (SOURCE_*) are the host's 4xx answers; in the guest, where
+  // the host already checked the upload, any of them makes the source invalid.
+  if (isArchiveError(err)) return { code: 'invalid_source', message: err.message };
   return { code: 'internal', message: err instanceof Error ? err.message : String(err) };
 }

@@ -56,8 +56,8 @@ export interface EngineResult {
 
 /**
  * A build engine in the guest (docs/contracts.md#build-engines): builds the context, pushes every
- * reference, exports/imports registry cache, and reports the pushed digest. Failures are AppError
- * ENGINE_FAILED with `details.buildErrorCode` of "build_failed" or "push_failed".
+ * reference, exports/imports registry cache, and reports the pushed digest. Failures are a
+ * BuildFailure with code "build_failed" or "push_failed".
  */
 export interface BuildEngine {
   readonly name: 'buildah' | 'buildkit';

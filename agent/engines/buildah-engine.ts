@@ -1,8 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
-import { engineFailure } from './engine-failure.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 import { dockerfileBaseImages } from '../build/dockerfile-base-images.js';
 
 export type BuildahStorageDriver = 'overlay' | 'vfs';
@@ -152,9 +152,9 @@ export class BuildahEngine implements BuildEngine {
       signal: hooks.signal,
       killGraceMs: this.options.killGraceMs,
     });
-    if (build.cancelled) throw engineFailure('build_failed', 'the build was cancelled');
+    if (build.cancelled) throw new BuildFailure('build_failed', 'the build was cancelled');
     if (build.code !== 0) {
-      throw engineFailure(
+      throw new BuildFailure(
         'build_failed',
         `buildah build exited with ${build.code ?? build.signal ?? '?'}`,
       );
@@ -182,9 +182,9 @@ export class BuildahEngine implements BuildEngine {
           killGraceMs: this.options.killGraceMs,
         },
       );
-      if (push.cancelled) throw engineFailure('push_failed', 'the push was cancelled');
+      if (push.cancelled) throw new BuildFailure('push_failed', 'the push was cancelled');
       if (push.code !== 0) {
-        throw engineFailure(
+        throw new BuildFailure(
           'push_failed',
           `buildah push ${ref} exited with ${push.code ?? push.signal ?? '?'}`,
         );
@@ -193,7 +193,7 @@ export class BuildahEngine implements BuildEngine {
       if (i === 0) digest = pushed;
     }
     if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
-      throw engineFailure('push_failed', `buildah reported no digest (got "${digest}")`);
+      throw new BuildFailure('push_failed', `buildah reported no digest (got "${digest}")`);
     }
     return { digest, imageRef: request.imageRefs[0] ?? '', baseImages };
   }

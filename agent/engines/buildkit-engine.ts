@@ -3,8 +3,8 @@ import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
 import { digestFromMetadata } from './buildkit-metadata.js';
 import { BuildKitProgressParser } from './buildkit-progress.js';
-import { engineFailure } from './engine-failure.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 
 export interface BuildKitEngineOptions {
   /** buildctl-daemonless.sh (starts a buildkitd for the one build, then stops it). */
@@ -144,9 +144,9 @@ export class BuildKitEngine implements BuildEngine {
       const update = parser.parseLine(pending[stream]);
       if (update.text !== '') await hooks.log(stream, update.text);
     }
-    if (run.cancelled) throw engineFailure('build_failed', 'the build was cancelled');
+    if (run.cancelled) throw new BuildFailure('build_failed', 'the build was cancelled');
     if (run.code !== 0) {
-      throw engineFailure(
+      throw new BuildFailure(
         'build_failed',
         `buildctl build exited with ${run.code ?? run.signal ?? '?'}`,
       );
@@ -159,7 +159,7 @@ export class BuildKitEngine implements BuildEngine {
     }
     const digest = digestFromMetadata(metadata);
     if (digest === null) {
-      throw engineFailure('push_failed', 'buildctl wrote no image digest to its metadata file');
+      throw new BuildFailure('push_failed', 'buildctl wrote no image digest to its metadata file');
     }
     return {
       digest,

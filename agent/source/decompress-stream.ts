@@ -1,8 +1,8 @@
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
+import { ArchiveError } from '../../common/archive/archive-error.js';
 import type { BuildJob } from '../../common/protocol/build-job.js';
-import { AppError } from '../../src/errors/app-error.js';
 
 /** How the source archive is compressed, as build.json says. */
 export type SourceCompression = BuildJob['source']['compression'];
@@ -30,9 +30,9 @@ export function decompressSource(
     if (failed) return;
     failed = true;
     const mapped =
-      err instanceof AppError
+      err instanceof ArchiveError
         ? err
-        : new AppError('SOURCE_CORRUPT', `${compression}: ${err.message}`, { cause: err });
+        : new ArchiveError('SOURCE_CORRUPT', `${compression}: ${err.message}`, { cause: err });
     for (const s of all) if (s !== limit) s.destroy();
     limit.destroy(mapped);
   };
@@ -54,7 +54,7 @@ class OutputLimit extends Transform {
     this.total += chunk.length;
     if (this.total > this.max) {
       cb(
-        new AppError(
+        new ArchiveError(
           'SOURCE_UNPACKED_TOO_LARGE',
           `the decompressed source exceeds ${this.max} bytes`,
         ),
@@ -82,7 +82,7 @@ class ZstdTransform extends Transform {
     try {
       this.zstd.push(chunk);
     } catch (err) {
-      cb(new AppError('SOURCE_CORRUPT', `zstd: ${(err as Error).message}`, { cause: err }));
+      cb(new ArchiveError('SOURCE_CORRUPT', `zstd: ${(err as Error).message}`, { cause: err }));
       return;
     }
     this.drainOut();
@@ -93,12 +93,12 @@ class ZstdTransform extends Transform {
     try {
       this.zstd.push(new Uint8Array(0), true);
     } catch (err) {
-      cb(new AppError('SOURCE_CORRUPT', `zstd: ${(err as Error).message}`, { cause: err }));
+      cb(new ArchiveError('SOURCE_CORRUPT', `zstd: ${(err as Error).message}`, { cause: err }));
       return;
     }
     this.drainOut();
     if (!this.ended) {
-      cb(new AppError('SOURCE_CORRUPT', 'zstd: the stream is truncated'));
+      cb(new ArchiveError('SOURCE_CORRUPT', 'zstd: the stream is truncated'));
       return;
     }
     cb();

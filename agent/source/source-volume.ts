@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { AppError } from '../../src/errors/app-error.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 
 /**
  * The source volume is the uploaded archive itself, maybe zero-padded to whole sectors
@@ -15,8 +15,8 @@ export interface SourceVolume {
 
 /**
  * Hashes exactly `sizeBytes` bytes of the source volume and checks them against `sha256`
- * before anything is unpacked. Too few bytes is SOURCE_CORRUPT; a different digest is
- * SOURCE_SHA256_MISMATCH. Returns the digest (hex).
+ * before anything is unpacked; too few bytes or a different digest is an `invalid_source`
+ * failure. Returns the digest (hex).
  */
 export async function verifySourceVolume(volume: SourceVolume): Promise<string> {
   const h = createHash('sha256');
@@ -29,15 +29,15 @@ export async function verifySourceVolume(volume: SourceVolume): Promise<string> 
     }
   }
   if (seen !== volume.sizeBytes) {
-    throw new AppError(
-      'SOURCE_CORRUPT',
+    throw new BuildFailure(
+      'invalid_source',
       `the source volume holds ${seen} bytes, build.json says ${volume.sizeBytes}`,
     );
   }
   const digest = h.digest('hex');
   if (digest !== volume.sha256) {
-    throw new AppError(
-      'SOURCE_SHA256_MISMATCH',
+    throw new BuildFailure(
+      'invalid_source',
       `the source volume's sha256 is ${digest}, build.json says ${volume.sha256}`,
     );
   }
@@ -46,7 +46,7 @@ export async function verifySourceVolume(volume: SourceVolume): Promise<string> 
 
 /** A stream of exactly the archive's bytes (the padding is never read). */
 export function openSourceVolume(volume: SourceVolume): Readable {
-  if (volume.sizeBytes === 0) throw new AppError('SOURCE_NOT_ARCHIVE', 'the source is empty');
+  if (volume.sizeBytes === 0) throw new BuildFailure('invalid_source', 'the source is empty');
   return createReadStream(volume.devicePath, {
     start: 0,
     end: volume.sizeBytes - 1,

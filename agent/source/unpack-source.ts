@@ -1,26 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, symlink, unlink } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { ByteReader } from './byte-reader.js';
-import { entryComponents, printable } from './safe-path.js';
-import { ExtendedHeaders, isExtensionType } from '../../common/archive/extended-headers.js';
-import { isTarFormatError } from '../../common/archive/tar-format-error.js';
-import {
-  blockPadding,
-  decodeTarHeader,
-  TAR_BLOCK,
-  type TarHeader,
-} from '../../common/archive/tar-header.js';
-import { AppError } from '../../src/errors/app-error.js';
-
-/** Limits re-checked in the guest (build.json `source`), whatever the host already checked. */
-export interface UnpackLimits {
-  maxUnpackedBytes: number;
-  maxEntries: number;
-  maxPathBytes: number;
-}
+import type { ArchiveLimits } from '../../common/archive/archive-limits.js';
+import type { SourceEntry } from '../../common/archive/source-archive-policy.js';
+import { SourceArchiveReader } from '../../common/archive/source-archive-reader.js';
 
 export type UnpackedEntry =
   | { type: 'dir'; path: string; mode: number }
@@ -36,165 +21,119 @@ export interface UnpackResult {
   unpackedBytes: number;
 }
 
-/** Largest pax or GNU long-name header body accepted. */
-const MAX_META_BYTES = 1024 * 1024;
+/** The regular file being written while its data arrives. */
+interface OpenFile {
+  handle: FileHandle;
+  hash: Hash;
+  entry: SourceEntry & { kind: 'file' };
+  left: number;
+}
 
 /**
- * Unpacks an (already decompressed) tar stream into `root`, an empty directory, defensively:
- * - no absolute names and no `..` (SOURCE_UNSAFE_PATH);
- * - nothing is ever written through a symlink or under a non-directory: every parent of an
- *   entry must be a directory this unpacker created (tracked in memory; the root is fresh);
- * - symlinks must resolve inside the root, checked over the whole tree once it is complete,
- *   following the archive's own symlinks (SOURCE_BAD_LINK);
- * - hardlinks only to an earlier regular file inside the root (SOURCE_BAD_LINK);
- * - no devices, fifos or other special entries (SOURCE_FORBIDDEN_ENTRY);
- * - entry count, path length and unpacked bytes within `limits`, re-checked here;
- * - files are created with O_EXCL|O_NOFOLLOW, permission bits only (no setuid/setgid/sticky).
+ * Unpacks an (already decompressed) tar stream into `root`, an empty directory, under the one
+ * archive policy the host already applied at upload (common/archive/source-archive-policy.ts):
+ * the policy decides what each entry may be and which parents and replacements it takes; this
+ * function only carries that out. The archive is read to its last byte (the end-of-archive
+ * marker and what trails it are checked here too) and symlinks are resolved against the
+ * finished tree before the result is returned. Files are created with O_EXCL|O_NOFOLLOW,
+ * permission bits only (no setuid/setgid/sticky); every failure of the policy is an
+ * ArchiveError with the same code the host answers with.
  */
 export async function unpackSource(
   tar: Readable,
   root: string,
-  limits: UnpackLimits,
+  limits: ArchiveLimits,
 ): Promise<UnpackResult> {
   const tree = new Map<string, UnpackedEntry>();
-  const reader = new ByteReader(tar[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
-  let entries = 0;
-  let unpackedBytes = 0;
-  let first = true;
-  const extensions = new ExtendedHeaders();
+  const reader = new SourceArchiveReader(limits);
+  let file: OpenFile | null = null;
+  const at = (parts: readonly string[]): string => path.join(root, ...parts);
 
-  try {
-    for (;;) {
-      const block = await reader.readExact(TAR_BLOCK);
-      if (block.length === 0) {
-        if (first) throw new AppError('SOURCE_NOT_ARCHIVE', 'the source is empty');
-        // Missing end-of-archive blocks: tolerated, as GNU tar does, if nothing is pending.
-        extensions.assertNonePending();
-        break;
-      }
-      const header = decodeTarHeader(block);
-      first = false;
-      if (header === null) {
-        extensions.assertNonePending();
-        break;
-      }
+  const finishFile = async (f: OpenFile): Promise<void> => {
+    file = null;
+    try {
+      await f.handle.chmod(fileMode(f.entry.mode));
+      if (f.entry.mtime > 0) await f.handle.utimes(f.entry.mtime, f.entry.mtime);
+    } finally {
+      await f.handle.close();
+    }
+    tree.set(f.entry.path, {
+      type: 'file',
+      path: f.entry.path,
+      mode: fileMode(f.entry.mode),
+      size: f.entry.size,
+      sha256: f.hash.digest('hex'),
+    });
+  };
 
-      if (isExtensionType(header.type)) {
-        // An extension header's body is read with its own size, never a pending pax size.
-        if (header.size > MAX_META_BYTES) {
-          throw new AppError('SOURCE_CORRUPT', `an extended header of ${header.size} bytes`);
-        }
-        const body = await readBody(reader, header.size);
-        extensions.apply(header.type, body);
-        continue;
-      }
-
-      const full = extensions.resolve(header);
-      const { name, linkName, size, type: meta } = full;
-
-      entries++;
-      if (entries > limits.maxEntries) {
-        throw new AppError(
-          'SOURCE_TOO_MANY_ENTRIES',
-          `the source has more than ${limits.maxEntries} entries`,
+  const create = async (entry: SourceEntry): Promise<void> => {
+    for (const parent of entry.newParents) {
+      await mkdir(path.join(root, parent), { mode: 0o755 });
+      tree.set(parent, { type: 'dir', path: parent, mode: 0o755 });
+    }
+    if (entry.kind !== 'dir' && entry.replaces) {
+      // unlink removes the name itself, never what a symlink points to.
+      await unlink(at(entry.parts));
+      tree.delete(entry.path);
+    }
+    switch (entry.kind) {
+      case 'file': {
+        const handle = await open(
+          at(entry.parts),
+          constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+          fileMode(entry.mode),
         );
+        const f: OpenFile = { handle, hash: createHash('sha256'), entry, left: entry.size };
+        file = f;
+        if (entry.size === 0) await finishFile(f);
+        return;
       }
-      const parts = entryComponents(name, limits.maxPathBytes);
-      const entryPath = parts.join('/');
-
-      switch (meta) {
-        case '0':
-        case '\0':
-        case '7': {
-          if (unpackedBytes + size > limits.maxUnpackedBytes) {
-            throw new AppError(
-              'SOURCE_UNPACKED_TOO_LARGE',
-              `the unpacked source exceeds ${limits.maxUnpackedBytes} bytes`,
-            );
-          }
-          unpackedBytes += size;
-          requireNonRoot(parts, name);
-          await prepareParents(root, parts, tree);
-          await replaceable(root, entryPath, tree);
-          const sha256 = await writeFile(reader, path.join(root, ...parts), full);
-          tree.set(entryPath, {
-            type: 'file',
-            path: entryPath,
-            mode: fileMode(header.mode),
-            size,
-            sha256,
-          });
-          break;
-        }
-        case '5': {
-          await skipBody(reader, size);
-          if (parts.length === 0) break;
-          await prepareParents(root, parts, tree);
-          const existing = tree.get(entryPath);
-          if (existing && existing.type !== 'dir') {
-            throw new AppError(
-              'SOURCE_UNSAFE_PATH',
-              `directory "${printable(entryPath)}" replaces a non-directory`,
-            );
-          }
-          if (!existing) await mkdir(path.join(root, ...parts), { mode: 0o755 });
-          tree.set(entryPath, { type: 'dir', path: entryPath, mode: dirMode(header.mode) });
-          break;
-        }
-        case '2': {
-          await skipBody(reader, size);
-          requireNonRoot(parts, name);
-          const target = linkName.toString('utf8');
-          checkSymlinkTarget(parts, target);
-          await prepareParents(root, parts, tree);
-          await replaceable(root, entryPath, tree);
-          await symlink(target, path.join(root, ...parts));
-          tree.set(entryPath, { type: 'symlink', path: entryPath, target });
-          break;
-        }
-        case '1': {
-          await skipBody(reader, size);
-          requireNonRoot(parts, name);
-          const targetParts = entryComponents(linkName, limits.maxPathBytes);
-          const targetPath = targetParts.join('/');
-          const target = tree.get(targetPath);
-          if (target?.type !== 'file') {
-            throw new AppError(
-              'SOURCE_BAD_LINK',
-              `hardlink "${printable(entryPath)}" does not point to an earlier file`,
-            );
-          }
-          if (targetPath === entryPath) break;
-          await prepareParents(root, parts, tree);
-          await replaceable(root, entryPath, tree);
-          await link(path.join(root, ...targetParts), path.join(root, ...parts));
-          tree.set(entryPath, { ...target, path: entryPath });
-          break;
-        }
-        case '3':
-        case '4':
-        case '6':
-          throw new AppError(
-            'SOURCE_FORBIDDEN_ENTRY',
-            `"${printable(entryPath)}" is a ${meta === '6' ? 'fifo' : 'device node'}`,
-          );
-        default:
-          throw new AppError(
-            'SOURCE_FORBIDDEN_ENTRY',
-            `"${printable(entryPath)}" has unsupported tar type "${printable(meta)}"`,
-          );
+      case 'dir':
+        if (entry.parts.length === 0) return;
+        if (!entry.exists) await mkdir(at(entry.parts), { mode: 0o755 });
+        tree.set(entry.path, { type: 'dir', path: entry.path, mode: dirMode(entry.mode) });
+        return;
+      case 'symlink':
+        await symlink(entry.target, at(entry.parts));
+        tree.set(entry.path, { type: 'symlink', path: entry.path, target: entry.target });
+        return;
+      case 'hardlink': {
+        if (entry.target === entry.path) return;
+        const target = tree.get(entry.target);
+        if (target?.type !== 'file') throw new Error(`hardlink target ${entry.target} not written`);
+        await link(at(entry.targetParts), at(entry.parts));
+        tree.set(entry.path, { ...target, path: entry.path });
+        return;
       }
     }
-  } catch (err) {
-    // `first` is still true only while the very first header is being decoded.
-    throw guestError(err, first);
+  };
+
+  try {
+    for await (const chunk of tar) {
+      for (const event of reader.push(chunk as Buffer)) {
+        if (event.kind === 'entry') {
+          await create(event.entry);
+          continue;
+        }
+        const f = file as OpenFile | null;
+        if (f === null) throw new Error('archive data outside a file');
+        f.hash.update(event.chunk);
+        await f.handle.write(event.chunk);
+        f.left -= event.chunk.length;
+        if (f.left === 0) await finishFile(f);
+      }
+    }
+    const summary = reader.end();
+    const sorted = [...tree.values()].sort((a, b) => compareBytes(a.path, b.path));
+    return {
+      entries: sorted,
+      treeSha256: treeDigest(sorted),
+      unpackedBytes: summary.unpackedBytes,
+    };
   } finally {
+    await (file as OpenFile | null)?.handle.close().catch(() => undefined);
     tar.destroy();
   }
-
-  checkSymlinksStayInside(tree);
-  const sorted = [...tree.values()].sort((a, b) => compareBytes(a.path, b.path));
-  return { entries: sorted, treeSha256: treeDigest(sorted), unpackedBytes };
 }
 
 /**
@@ -219,31 +158,6 @@ export function treeDigest(sorted: readonly UnpackedEntry[]): string {
   return h.digest('hex');
 }
 
-/**
- * Maps a failure of the shared tar decoding (common/archive) to the agent's errors: a bad
- * checksum or number field in the very first header means the source is not a tar archive.
- */
-function guestError(err: unknown, first: boolean): unknown {
-  if (!isTarFormatError(err)) return err;
-  switch (err.reason) {
-    case 'checksum':
-    case 'number':
-      return first
-        ? new AppError('SOURCE_NOT_ARCHIVE', `the source is not a tar archive (${err.message})`, {
-            cause: err,
-          })
-        : new AppError('SOURCE_CORRUPT', err.message, { cause: err });
-    case 'pax-global-override':
-      return new AppError('SOURCE_FORBIDDEN_ENTRY', err.message, { cause: err });
-    case 'truncated-header':
-    case 'pax-record':
-    case 'pax-size':
-    case 'dangling-extension':
-    case 'hardlink-data':
-      return new AppError('SOURCE_CORRUPT', err.message, { cause: err });
-  }
-}
-
 function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
@@ -254,174 +168,4 @@ function fileMode(mode: number): number {
 
 function dirMode(mode: number): number {
   return (mode & 0o777) | 0o700;
-}
-
-function requireNonRoot(parts: string[], raw: Buffer): void {
-  if (parts.length === 0) {
-    throw new AppError(
-      'SOURCE_UNSAFE_PATH',
-      `entry "${printable(raw.toString('utf8'))}" names the root`,
-    );
-  }
-}
-
-/** Creates missing parents; refuses to go through anything that is not our directory. */
-async function prepareParents(
-  root: string,
-  parts: string[],
-  tree: Map<string, UnpackedEntry>,
-): Promise<void> {
-  for (let i = 1; i < parts.length; i++) {
-    const sub = parts.slice(0, i).join('/');
-    const existing = tree.get(sub);
-    if (existing === undefined) {
-      await mkdir(path.join(root, ...parts.slice(0, i)), { mode: 0o755 });
-      tree.set(sub, { type: 'dir', path: sub, mode: 0o755 });
-    } else if (existing.type !== 'dir') {
-      throw new AppError(
-        'SOURCE_UNSAFE_PATH',
-        `"${printable(parts.join('/'))}" would be written through ${existing.type} "${printable(sub)}"`,
-      );
-    }
-  }
-}
-
-/** A later entry may replace an earlier non-directory (tar semantics); never a directory. */
-async function replaceable(
-  root: string,
-  entryPath: string,
-  tree: Map<string, UnpackedEntry>,
-): Promise<void> {
-  const existing = tree.get(entryPath);
-  if (existing === undefined) return;
-  if (existing.type === 'dir') {
-    throw new AppError('SOURCE_UNSAFE_PATH', `"${printable(entryPath)}" replaces a directory`);
-  }
-  // unlink removes the name itself, never what a symlink points to.
-  await unlink(path.join(root, entryPath));
-  tree.delete(entryPath);
-}
-
-/** Symlink targets: relative, and lexically inside the root from the link's directory. */
-function checkSymlinkTarget(parts: string[], target: string): void {
-  if (target === '' || target.includes('\0')) {
-    throw new AppError('SOURCE_BAD_LINK', `symlink "${printable(parts.join('/'))}" is empty`);
-  }
-  if (target.startsWith('/')) {
-    throw new AppError(
-      'SOURCE_BAD_LINK',
-      `symlink "${printable(parts.join('/'))}" has an absolute target`,
-    );
-  }
-  let depth = parts.length - 1;
-  for (const c of target.split('/')) {
-    if (c === '..') depth--;
-    else if (c !== '' && c !== '.') depth++;
-    if (depth < 0) {
-      throw new AppError(
-        'SOURCE_BAD_LINK',
-        `symlink "${printable(parts.join('/'))}" points outside the source`,
-      );
-    }
-  }
-}
-
-/**
- * Resolves every symlink against the finished tree, following the archive's own symlinks
- * (a lexical check alone misses `a -> .` plus `b -> a/..`), and fails when any resolution
- * step leaves the root or loops.
- */
-function checkSymlinksStayInside(tree: Map<string, UnpackedEntry>): void {
-  for (const entry of tree.values()) {
-    if (entry.type !== 'symlink') continue;
-    const dir = entry.path.split('/').slice(0, -1);
-    resolveInside(tree, dir, entry.target.split('/'), entry.path, 0);
-  }
-}
-
-function resolveInside(
-  tree: Map<string, UnpackedEntry>,
-  base: string[],
-  rest: string[],
-  origin: string,
-  hops: number,
-): string[] {
-  if (hops > 40) {
-    throw new AppError('SOURCE_BAD_LINK', `symlink "${printable(origin)}" loops`);
-  }
-  const cur = [...base];
-  for (let i = 0; i < rest.length; i++) {
-    const c = rest[i] ?? '';
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      if (cur.length === 0) {
-        throw new AppError(
-          'SOURCE_BAD_LINK',
-          `symlink "${printable(origin)}" resolves outside the source`,
-        );
-      }
-      cur.pop();
-      continue;
-    }
-    cur.push(c);
-    const hit = tree.get(cur.join('/'));
-    if (hit?.type === 'symlink') {
-      cur.pop();
-      const resolved = resolveInside(tree, cur, hit.target.split('/'), origin, hops + 1);
-      cur.length = 0;
-      cur.push(...resolved);
-    }
-  }
-  return cur;
-}
-
-async function writeFile(reader: ByteReader, file: string, header: TarHeader): Promise<string> {
-  const handle = await open(
-    file,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    fileMode(header.mode),
-  );
-  const h = createHash('sha256');
-  try {
-    let left = header.size;
-    while (left > 0) {
-      const chunk = await reader.readUpTo(Math.min(left, 1024 * 1024));
-      if (chunk.length === 0) {
-        throw new AppError('SOURCE_CORRUPT', 'the archive ends inside a file');
-      }
-      h.update(chunk);
-      await handle.write(chunk);
-      left -= chunk.length;
-    }
-    await handle.chmod(fileMode(header.mode));
-    if (header.mtime > 0) await handle.utimes(header.mtime, header.mtime);
-  } finally {
-    await handle.close();
-  }
-  await skipPadding(reader, header.size);
-  return h.digest('hex');
-}
-
-async function readBody(reader: ByteReader, size: number): Promise<Buffer> {
-  const body = await reader.readExact(size);
-  if (body.length !== size) throw new AppError('SOURCE_CORRUPT', 'the archive is truncated');
-  await skipPadding(reader, size);
-  return body;
-}
-
-async function skipBody(reader: ByteReader, size: number): Promise<void> {
-  let left = size;
-  while (left > 0) {
-    const chunk = await reader.readUpTo(Math.min(left, 1024 * 1024));
-    if (chunk.length === 0) throw new AppError('SOURCE_CORRUPT', 'the archive is truncated');
-    left -= chunk.length;
-  }
-  await skipPadding(reader, size);
-}
-
-async function skipPadding(reader: ByteReader, size: number): Promise<void> {
-  const pad = blockPadding(size);
-  if (pad === 0) return;
-  const got = await reader.readExact(pad);
-  if (got.length !== pad) throw new AppError('SOURCE_CORRUPT', 'the archive is truncated');
 }

@@ -1,44 +1,69 @@
 import { open } from 'node:fs/promises';
-
+import { TarDecoder } from '../../common/archive/tar-decoder.js';
+import { isTarFormatError } from '../../common/archive/tar-format-error.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 import { BUILD_JOB_FILE, buildJobSchema, type BuildJob } from '../../common/protocol/build-job.js';
-import { AppError } from '../../src/errors/app-error.js';
 
 /** Largest build.json the agent accepts. */
 const MAX_BUILD_JSON_BYTES = 1024 * 1024;
 
+/** The config volume is read in pieces of this size, and never beyond build.json's end. */
+const READ_BYTES = 64 * 1024;
+
+/** Bytes read at most: build.json plus room for the headers before it. */
+const MAX_READ_BYTES = MAX_BUILD_JSON_BYTES + 64 * 1024;
+
 /**
  * Reads build.json from the config volume: an uncompressed tar holding one regular file
- * named `build.json` (common/protocol/build-job.ts). Only the first entries are scanned.
+ * named `build.json` (see {@link BuildJob}), decoded with the same tar decoder the source
+ * archive goes through. The volume is a disk, so whatever follows the archive (padding to a
+ * sector) is never read: reading stops at build.json or at the end-of-archive marker.
  */
 export async function readConfigVolume(devicePath: string): Promise<BuildJob> {
   const handle = await open(devicePath, 'r');
+  const decoder = new TarDecoder(64 * 1024);
+  let body: Buffer[] | null = null;
+  let wanted = 0;
+  let got = 0;
   try {
-    let offset = 0;
-    for (let entry = 0; entry < 16; entry++) {
-      const header = Buffer.alloc(512);
-      const { bytesRead } = await handle.read(header, 0, 512, offset);
-      if (bytesRead < 512 || header.every((b) => b === 0)) break;
-      const name = cString(header.subarray(0, 100)).replace(/^\.\//, '');
-      const prefix = cString(header.subarray(345, 500));
-      const size = parseOctal(header.subarray(124, 136));
-      const type = String.fromCharCode(header[156] ?? 0);
-      const fullName = prefix ? `${prefix}/${name}` : name;
-      if (fullName === BUILD_JOB_FILE && (type === '0' || type === '\0')) {
-        if (size > MAX_BUILD_JSON_BYTES) {
-          throw new AppError('AGENT_CONFIG_INVALID', `build.json is ${size} bytes`);
+    read: for (let offset = 0; offset < MAX_READ_BYTES; offset += READ_BYTES) {
+      const chunk = Buffer.alloc(READ_BYTES);
+      const { bytesRead } = await handle.read(chunk, 0, READ_BYTES, offset);
+      if (bytesRead === 0) break;
+      for (const event of decoder.push(chunk.subarray(0, bytesRead))) {
+        if (event.kind === 'end') break read;
+        if (event.kind === 'entry') {
+          const { header } = event;
+          const name = header.name.toString('utf8').replace(/^\.\//, '');
+          if (name !== BUILD_JOB_FILE || (header.type !== '0' && header.type !== '\0')) continue;
+          if (header.size > MAX_BUILD_JSON_BYTES) {
+            throw new BuildFailure('internal', `build.json is ${header.size} bytes`);
+          }
+          body = [];
+          wanted = header.size;
+          if (wanted === 0) return parseBuildJob('');
+          continue;
         }
-        const body = Buffer.alloc(size);
-        const r = await handle.read(body, 0, size, offset + 512);
-        if (r.bytesRead !== size)
-          throw new AppError('AGENT_CONFIG_INVALID', 'build.json is truncated');
-        return parseBuildJob(body.toString('utf8'));
+        if (body === null) continue;
+        body.push(Buffer.from(event.chunk));
+        got += event.chunk.length;
+        if (got === wanted) return parseBuildJob(Buffer.concat(body).toString('utf8'));
       }
-      offset += 512 + Math.ceil(size / 512) * 512;
     }
+  } catch (err) {
+    if (isTarFormatError(err)) {
+      throw new BuildFailure('internal', `the config volume is not a valid tar: ${err.message}`, {
+        cause: err,
+      });
+    }
+    throw err;
   } finally {
     await handle.close();
   }
-  throw new AppError('AGENT_CONFIG_INVALID', 'the config volume holds no build.json');
+  throw new BuildFailure(
+    'internal',
+    body === null ? 'the config volume holds no build.json' : 'build.json is truncated',
+  );
 }
 
 /** Parses and validates build.json text. */
@@ -47,25 +72,14 @@ function parseBuildJob(text: string): BuildJob {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new AppError('AGENT_CONFIG_INVALID', `build.json is not JSON: ${(err as Error).message}`);
+    throw new BuildFailure('internal', `build.json is not JSON: ${(err as Error).message}`);
   }
   const r = buildJobSchema.safeParse(value);
   if (!r.success) {
-    throw new AppError(
-      'AGENT_CONFIG_INVALID',
+    throw new BuildFailure(
+      'internal',
       `build.json is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   }
   return r.data;
-}
-
-function cString(b: Buffer): string {
-  const nul = b.indexOf(0);
-  return b.subarray(0, nul === -1 ? b.length : nul).toString('utf8');
-}
-
-function parseOctal(b: Buffer): number {
-  const text = cString(b).trim();
-  if (!/^[0-7]*$/.test(text)) throw new AppError('AGENT_CONFIG_INVALID', 'bad tar header size');
-  return text === '' ? 0 : parseInt(text, 8);
 }

@@ -22,7 +22,7 @@ export interface TarHeader {
  */
 export function decodeTarHeader(block: Buffer): TarHeader | null {
   if (block.length !== TAR_BLOCK) {
-    throw new TarFormatError('truncated-header', 'the archive ends inside a tar header');
+    throw new TarFormatError('truncated', 'the archive ends inside a tar header');
   }
   if (isZeroBlock(block)) return null;
   if (!checksumMatches(block)) {

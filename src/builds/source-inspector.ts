@@ -3,11 +3,12 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import type { SourceCompression } from './build.js';
-import { TarInspector, type TarLimits } from './tar-inspector.js';
+import { TarInspector } from './tar-inspector.js';
+import { maxTarStreamBytes, type ArchiveLimits } from '../../common/archive/archive-limits.js';
 import { AppError, isAppError } from '../errors/app-error.js';
 
 /** Limits on the compressed upload plus those of the tar inside. */
-export interface SourceLimits extends TarLimits {
+export interface SourceLimits extends ArchiveLimits {
   maxSourceBytes: number;
 }
 
@@ -22,8 +23,6 @@ export interface SourceSummary {
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
-/** Tar padding and headers on top of the unpacked bytes that a decompressed stream may hold. */
-const TAR_OVERHEAD_PER_ENTRY = 3 * 512;
 
 /**
  * A pass-through stream over the uploaded bytes: it hashes them, counts them against the size
@@ -49,8 +48,7 @@ export class SourceInspector extends Transform {
   constructor(private readonly limits: SourceLimits) {
     super();
     this.tar = new TarInspector(limits);
-    this.maxDecompressed =
-      limits.maxUnpackedBytes + (limits.maxEntries + 2) * TAR_OVERHEAD_PER_ENTRY + 1024 * 1024;
+    this.maxDecompressed = maxTarStreamBytes(limits);
   }
 
   /** Set once the stream finished successfully. */

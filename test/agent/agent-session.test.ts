@@ -13,7 +13,7 @@ import type {
   EngineRequest,
   EngineResult,
 } from '../../agent/engines/build-engine.js';
-import { engineFailure } from '../../agent/engines/engine-failure.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 import { MAX_MESSAGE_BYTES, type AgentMessage } from '../../common/protocol/agent-messages.js';
 import type { BuildJob } from '../../common/protocol/build-job.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -32,7 +32,7 @@ class StandInEngine implements BuildEngine {
     this.secretsSeen = Object.keys(request.credentials.secretFiles);
     await hooks.phase('building');
     await hooks.log('stdout', 'STEP 1/1: FROM busybox\n');
-    if (this.behaviour === 'fail') throw engineFailure('build_failed', 'RUN exited with 3');
+    if (this.behaviour === 'fail') throw new BuildFailure('build_failed', 'RUN exited with 3');
     if (this.behaviour === 'hang') {
       await new Promise<void>((resolve) => {
         hooks.signal.addEventListener(
@@ -43,7 +43,7 @@ class StandInEngine implements BuildEngine {
           { once: true },
         );
       });
-      throw engineFailure('build_failed', 'killed');
+      throw new BuildFailure('build_failed', 'killed');
     }
     await hooks.phase('pushing');
     return {

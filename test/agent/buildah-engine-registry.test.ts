@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCredentialsDir } from '../../agent/credentials/credentials-dir.js';
 import type { EngineHooks } from '../../agent/engines/build-engine.js';
 import { BuildahEngine } from '../../agent/engines/buildah-engine.js';
-import { AppError } from '../../src/errors/app-error.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 import type { BuildPhase } from '../../common/protocol/agent-messages.js';
 import type { BuildJob } from '../../common/protocol/build-job.js';
 import { isRecordedProcessAlive, readProcessStartTicks } from '../../src/vm/process-identity.js';
@@ -259,8 +259,8 @@ describe('BuildahEngine against the Kiln registry', () => {
       () => undefined,
     );
     expect(log).toContain('step-ran');
-    expect(error).toBeInstanceOf(AppError);
-    expect((error as AppError).details).toEqual({ buildErrorCode: 'build_failed' });
+    expect(error).toBeInstanceOf(BuildFailure);
+    expect((error as BuildFailure).code).toBe('build_failed');
   }, 120_000);
 
   it('stops a running build promptly on cancel, leaving none of its processes', async () => {
@@ -277,7 +277,7 @@ describe('BuildahEngine against the Kiln registry', () => {
         abort.abort();
       },
     );
-    expect((error as AppError).message).toContain('cancelled');
+    expect((error as BuildFailure).message).toContain('cancelled');
     expect(ms).toBeLessThan(10_000);
     // The RUN step's process was among them (exec'd sleep, or the shell running it).
     expect(

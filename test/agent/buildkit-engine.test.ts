@@ -7,8 +7,8 @@ import { engineRequest } from './engine-request-fixture.js';
 import { detectEngines } from '../../agent/detect-engines.js';
 import type { EngineHooks } from '../../agent/engines/build-engine.js';
 import { BuildKitEngine } from '../../agent/engines/buildkit-engine.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 import type { BuildPhase } from '../../common/protocol/agent-messages.js';
-import { AppError } from '../../src/errors/app-error.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/buildkit');
 
@@ -123,8 +123,8 @@ describe('BuildKitEngine (with a stand-in buildctl-daemonless.sh)', () => {
         hooks,
       )
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(AppError);
-    expect((err as AppError).details).toEqual({ buildErrorCode: 'build_failed' });
+    expect(err).toBeInstanceOf(BuildFailure);
+    expect((err as BuildFailure).code).toBe('build_failed');
     expect(hooks.text).toContain('ERROR: process "/bin/sh -c exit 3"');
   });
 
@@ -147,7 +147,7 @@ describe('BuildKitEngine (with a stand-in buildctl-daemonless.sh)', () => {
       { ...hooks, log: (s, t) => (t.includes('sh: boom') && abort.abort(), hooks.log(s, t)) },
     );
     const err: unknown = await pending.catch((e: unknown) => e);
-    expect((err as AppError).message).toContain('cancelled');
+    expect((err as BuildFailure).message).toContain('cancelled');
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 });

@@ -7,9 +7,9 @@ import { dockerfileBaseImages } from '../../agent/build/dockerfile-base-images.j
 import { findLockfiles } from '../../agent/build/lockfiles.js';
 import { PhaseTracker } from '../../agent/build/phase-tracker.js';
 import { describeFailure } from '../../agent/build/run-build.js';
-import { engineFailure } from '../../agent/engines/engine-failure.js';
 import { treeDigest, type UnpackedEntry } from '../../agent/source/unpack-source.js';
-import { AppError } from '../../src/errors/app-error.js';
+import { ArchiveError } from '../../common/archive/archive-error.js';
+import { BuildFailure } from '../../common/errors/build-failure.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const sha = (c: string): string => c.repeat(64);
@@ -111,25 +111,28 @@ describe('build context', () => {
     ['an absolute dockerfile_path', { contextDir: 'svc', dockerfilePath: '/etc/passwd' }],
     ['a dockerfile_path through a symlink', { contextDir: 'svc', dockerfilePath: 'yarn.lock' }],
     ['a missing Dockerfile', { contextDir: '', dockerfilePath: 'Dockerfile' }],
-  ])('rejects %s with AGENT_CONTEXT_INVALID', async (_label, job) => {
+  ])('rejects %s as invalid_source', async (_label, job) => {
     const err: unknown = await resolveBuildContext(
       '/src',
       entries,
       { ...job, dockerfile: null },
       dir,
     ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(AppError);
-    expect((err as AppError).code).toBe('AGENT_CONTEXT_INVALID');
+    expect(err).toBeInstanceOf(BuildFailure);
+    expect((err as BuildFailure).code).toBe('invalid_source');
   });
 });
 
 describe('result codes and phase durations', () => {
   it('maps failures to build error codes', () => {
-    expect(describeFailure(new AppError('SOURCE_UNSAFE_PATH', 'x')).code).toBe('invalid_source');
-    expect(describeFailure(new AppError('AGENT_CONTEXT_INVALID', 'x')).code).toBe('invalid_source');
-    expect(describeFailure(engineFailure('push_failed', 'x')).code).toBe('push_failed');
-    expect(describeFailure(engineFailure('build_failed', 'x')).code).toBe('build_failed');
-    expect(describeFailure(new AppError('AGENT_CONFIG_INVALID')).code).toBe('internal');
+    expect(describeFailure(new ArchiveError('SOURCE_UNSAFE_PATH', 'x'))).toEqual({
+      code: 'invalid_source',
+      message: 'x',
+    });
+    expect(describeFailure(new BuildFailure('invalid_source', 'x')).code).toBe('invalid_source');
+    expect(describeFailure(new BuildFailure('push_failed', 'x')).code).toBe('push_failed');
+    expect(describeFailure(new BuildFailure('build_failed', 'x')).code).toBe('build_failed');
+    expect(describeFailure(new BuildFailure('internal', 'x')).code).toBe('internal');
     expect(describeFailure(new Error('boom'))).toEqual({ code: 'internal', message: 'boom' });
   });
 

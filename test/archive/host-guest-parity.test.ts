@@ -4,14 +4,17 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { unpackSource } from '../../agent/source/unpack-source.js';
+import { isArchiveError } from '../../common/archive/archive-error.js';
+import { MAX_METADATA_BYTES } from '../../common/archive/archive-limits.js';
 import { TarInspector } from '../../src/builds/tar-inspector.js';
 import { isAppError } from '../../src/errors/app-error.js';
 import { paxEntry, tarArchive, tarEntry } from '../helpers/tar-builder.js';
 
 /**
  * The host (TarInspector, while the upload streams in) and the guest (unpackSource, inside
- * the VM) share common/archive for decoding; these archives are the corners where their old
- * parsers disagreed. Both sides must now read them the same way.
+ * the VM) decode with common/archive and judge with one archive policy; these archives are
+ * the corners where their old parsers and policies disagreed. Both sides must now give the
+ * same answer, and every refusal must be an HTTP 4xx at upload, before a VM boots.
  */
 const LIMITS = { maxUnpackedBytes: 1024 * 1024, maxEntries: 100, maxPathBytes: 255 };
 
@@ -32,7 +35,10 @@ function hostCode(archive: Buffer): string {
     inspector.end();
     return 'ok';
   } catch (err) {
-    return isAppError(err) ? err.code : String(err);
+    if (!isAppError(err)) return String(err);
+    expect(err.status, `${err.code} is answered at upload`).toBeGreaterThanOrEqual(400);
+    expect(err.status).toBeLessThan(500);
+    return err.code;
   }
 }
 
@@ -43,7 +49,7 @@ async function guest(archive: Buffer): Promise<{ code: string; root: string }> {
     await unpackSource(Readable.from([archive]), root, LIMITS);
     return { code: 'ok', root };
   } catch (err) {
-    return { code: isAppError(err) ? err.code : String(err), root };
+    return { code: isArchiveError(err) ? err.code : String(err), root };
   }
 }
 
@@ -61,7 +67,7 @@ function reseal(archive: Buffer, offset = 0): Buffer {
   return archive;
 }
 
-describe('host and guest tar decoding agree', () => {
+describe('host and guest read an archive the same way', () => {
   it('reads an extension header after a pax size with its own size, the entry with the pax size', async () => {
     const data = 'z'.repeat(600);
     const archive = tarArchive(
@@ -137,6 +143,112 @@ describe('host and guest tar decoding agree', () => {
     expect(await codes(archive)).toEqual({
       host: 'SOURCE_UNSAFE_PATH',
       guest: 'SOURCE_UNSAFE_PATH',
+    });
+  });
+});
+
+describe('host and guest apply one archive policy', () => {
+  const file = (name: string, content = 'x'): Buffer => tarEntry({ name, content });
+
+  it('refuses an archive without its end-of-archive marker with SOURCE_CORRUPT', async () => {
+    const archive = Buffer.concat([file('f'), file('g')]);
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_CORRUPT', guest: 'SOURCE_CORRUPT' });
+  });
+
+  it('refuses an end-of-archive marker cut to one zero block with SOURCE_CORRUPT', async () => {
+    const archive = Buffer.concat([file('f'), Buffer.alloc(512)]);
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_CORRUPT', guest: 'SOURCE_CORRUPT' });
+  });
+
+  it('refuses data after the end-of-archive marker with SOURCE_CORRUPT', async () => {
+    const archive = Buffer.concat([tarArchive(file('f')), file('hidden')]);
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_CORRUPT', guest: 'SOURCE_CORRUPT' });
+  });
+
+  it('refuses an archive that is only an end-of-archive marker with SOURCE_NOT_ARCHIVE', async () => {
+    expect(await codes(Buffer.alloc(1024))).toEqual({
+      host: 'SOURCE_NOT_ARCHIVE',
+      guest: 'SOURCE_NOT_ARCHIVE',
+    });
+  });
+
+  it('refuses a metadata header over the limit with SOURCE_PATH_TOO_LONG', async () => {
+    const archive = tarArchive(
+      tarEntry({
+        name: '././@LongLink',
+        type: 'L',
+        content: Buffer.alloc(MAX_METADATA_BYTES + 1, 0x61),
+      }),
+      file('f'),
+    );
+    expect(await codes(archive)).toEqual({
+      host: 'SOURCE_PATH_TOO_LONG',
+      guest: 'SOURCE_PATH_TOO_LONG',
+    });
+  });
+
+  it('refuses a symlink to /etc followed by a file written through it with SOURCE_BAD_LINK', async () => {
+    const archive = tarArchive(
+      tarEntry({ name: 'etc', type: '2', linkName: '/etc' }),
+      file('etc/cron.d/evil', '* * * * * root sh\n'),
+    );
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_BAD_LINK', guest: 'SOURCE_BAD_LINK' });
+  });
+
+  it('refuses a file written through an earlier symlink inside the root with SOURCE_UNSAFE_PATH', async () => {
+    const archive = tarArchive(
+      tarEntry({ name: 'sub/', type: '5' }),
+      tarEntry({ name: 'ln', type: '2', linkName: 'sub' }),
+      file('ln/f'),
+    );
+    expect(await codes(archive)).toEqual({
+      host: 'SOURCE_UNSAFE_PATH',
+      guest: 'SOURCE_UNSAFE_PATH',
+    });
+  });
+
+  it('refuses a symlink that escapes through another symlink with SOURCE_BAD_LINK', async () => {
+    const archive = tarArchive(
+      tarEntry({ name: 'a', type: '2', linkName: '.' }),
+      tarEntry({ name: 'b', type: '2', linkName: 'a/..' }),
+    );
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_BAD_LINK', guest: 'SOURCE_BAD_LINK' });
+  });
+
+  it('refuses a hardlink to a symlink with SOURCE_BAD_LINK', async () => {
+    const archive = tarArchive(
+      file('f'),
+      tarEntry({ name: 'l', type: '2', linkName: 'f' }),
+      tarEntry({ name: 'h', type: '1', linkName: 'l' }),
+    );
+    expect(await codes(archive)).toEqual({ host: 'SOURCE_BAD_LINK', guest: 'SOURCE_BAD_LINK' });
+  });
+
+  it('refuses a directory replacing a file, and a file replacing a directory, with SOURCE_UNSAFE_PATH', async () => {
+    const dirOverFile = tarArchive(file('x'), tarEntry({ name: 'x/', type: '5' }));
+    const fileOverDir = tarArchive(tarEntry({ name: 'x/', type: '5' }), file('x'));
+    for (const archive of [dirOverFile, fileOverDir]) {
+      expect(await codes(archive)).toEqual({
+        host: 'SOURCE_UNSAFE_PATH',
+        guest: 'SOURCE_UNSAFE_PATH',
+      });
+    }
+  });
+
+  it('refuses a file that names the root with SOURCE_UNSAFE_PATH', async () => {
+    expect(await codes(tarArchive(file('./')))).toEqual({
+      host: 'SOURCE_UNSAFE_PATH',
+      guest: 'SOURCE_UNSAFE_PATH',
+    });
+  });
+
+  it('refuses a bad checksum after a pax header but before any entry with SOURCE_NOT_ARCHIVE', async () => {
+    const second = file('f');
+    second[0] = 'g'.charCodeAt(0);
+    const archive = tarArchive(paxEntry({ mtime: '1' }), second);
+    expect(await codes(archive)).toEqual({
+      host: 'SOURCE_NOT_ARCHIVE',
+      guest: 'SOURCE_NOT_ARCHIVE',
     });
   });
 });

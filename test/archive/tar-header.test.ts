@@ -44,7 +44,7 @@ describe('decodeTarHeader', () => {
   });
 
   it('refuses a block shorter than 512 bytes', () => {
-    expect(reasonOf(() => decodeTarHeader(Buffer.alloc(100, 1)))).toBe('truncated-header');
+    expect(reasonOf(() => decodeTarHeader(Buffer.alloc(100, 1)))).toBe('truncated');
   });
 
   it('joins the POSIX ustar prefix but not the GNU fields stored at the same offset', () => {

@@ -87,8 +87,14 @@ describe('TarInspector', () => {
     expect(codeOf(() => inspect(tar))).toBe('SOURCE_CORRUPT');
   });
 
-  it('allows symlinks pointing anywhere (the guest re-checks) but not empty ones', () => {
-    expect(inspect(makeTar([{ name: 'l', type: '2', linkname: '/etc/passwd' }])).entries).toBe(1);
+  it('refuses symlinks that are empty or point outside the root, as the guest does', () => {
+    expect(inspect(makeTar([{ name: 'l', type: '2', linkname: 'f' }])).entries).toBe(1);
+    expect(
+      codeOf(() => inspect(makeTar([{ name: 'l', type: '2', linkname: '/etc/passwd' }]))),
+    ).toBe('SOURCE_BAD_LINK');
+    expect(codeOf(() => inspect(makeTar([{ name: 'l', type: '2', linkname: '../x' }])))).toBe(
+      'SOURCE_BAD_LINK',
+    );
     expect(codeOf(() => inspect(makeTar([{ name: 'l', type: '2', linkname: '' }])))).toBe(
       'SOURCE_BAD_LINK',
     );
