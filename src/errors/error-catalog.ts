@@ -18,7 +18,8 @@ export const ERROR_CATALOG = {
   INVALID_TOKEN: { status: 401, message: 'The token is invalid or expired.' },
   INSUFFICIENT_SCOPE: { status: 403, message: 'The token lacks the scope this needs.' },
 
-  // --- builds API: upload and request validation ---
+  // --- builds API: upload and request validation (SOURCE_* from SOURCE_TOO_MANY_ENTRIES to
+  // SOURCE_CORRUPT are the archive policy's codes, common/archive/archive-error.ts) ---
   NOT_MULTIPART: { status: 415, message: 'POST /builds takes multipart/form-data.' },
   SOURCE_MISSING: { status: 400, message: 'The multipart field "source" (a file) is required.' },
   SOURCE_DUPLICATE: { status: 400, message: 'Only one "source" file may be sent.' },
@@ -75,16 +76,6 @@ export const ERROR_CATALOG = {
   },
   VMM_VM_EXITED: { status: 500, message: 'The VM ended before the agent connected.' },
   GUEST_IMAGE_MISSING: { status: 500, message: 'The builder guest image is missing.' },
-
-  // --- guest agent (raised inside the builder VM; reported as build results) ---
-  AGENT_CONFIG_INVALID: { status: 500, message: 'The build configuration volume is invalid.' },
-  AGENT_DISK_MISSING: { status: 500, message: 'A disk the agent needs is missing.' },
-  AGENT_CONTEXT_INVALID: {
-    status: 400,
-    message: 'context_dir or dockerfile_path does not name a usable path in the source.',
-  },
-  ENGINE_UNAVAILABLE: { status: 500, message: 'The requested build engine is not in the image.' },
-  ENGINE_FAILED: { status: 500, message: 'The build engine failed.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
