@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { tarHeader } from '../test/helpers/api-tar.js';
+import { tarEntry } from '../test/helpers/tar-builder.js';
 
 const MiB = 1024 * 1024;
 const TARGET_MIB = 64;
@@ -41,7 +41,8 @@ function* tarStream(): Generator<Buffer> {
   for (let i = 0; i < block.length; i++) block[i] = (i * 2654435761) >>> 24;
   const files = Math.ceil(totalMiB / FILE_MIB);
   for (let f = 0; f < files; f++) {
-    yield tarHeader({ name: `data/file-${f}.bin` }, FILE_MIB * MiB);
+    // The header alone: the content streams after it.
+    yield tarEntry({ name: `data/file-${f}.bin`, size: FILE_MIB * MiB });
     for (let m = 0; m < FILE_MIB; m++) {
       block.writeUInt32LE(f * FILE_MIB + m, 0);
       yield Buffer.from(block);

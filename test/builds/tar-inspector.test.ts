@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TarInspector } from '../../src/builds/tar-inspector.js';
-import { makeTar, type TarEntry } from '../helpers/api-tar.js';
+import { paxEntry, tarArchive, tarEntry } from '../helpers/tar-builder.js';
 
 const limits = { maxUnpackedBytes: 1 << 20, maxEntries: 100, maxPathBytes: 200 };
 
@@ -8,17 +8,6 @@ function inspect(tar: Buffer, chunk = 97) {
   const inspector = new TarInspector(limits);
   for (let i = 0; i < tar.length; i += chunk) inspector.push(tar.subarray(i, i + chunk));
   return inspector.end();
-}
-
-function pax(records: Record<string, string>): TarEntry {
-  let body = '';
-  for (const [k, v] of Object.entries(records)) {
-    const rest = ` ${k}=${v}\n`;
-    let len = rest.length + 1;
-    while (`${len}${rest}`.length !== len) len += 1;
-    body += `${len}${rest}`;
-  }
-  return { name: 'PaxHeader', type: 'x', data: body };
 }
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -32,84 +21,76 @@ function codeOf(fn: () => unknown): string | undefined {
 
 describe('TarInspector', () => {
   it('counts entries and unpacked bytes across any chunking', () => {
-    const tar = makeTar([
+    const tar = tarArchive(
       { name: 'a/', type: '5' },
-      { name: 'a/f', data: 'x'.repeat(1000) },
-      { name: './a/g', data: '' },
-    ]);
+      { name: 'a/f', content: 'x'.repeat(1000) },
+      { name: './a/g', content: '' },
+    );
     expect(inspect(tar, 1)).toEqual({ entries: 3, unpackedBytes: 1000 });
     expect(inspect(tar, 4096)).toEqual({ entries: 3, unpackedBytes: 1000 });
   });
 
   it('applies pax path and GNU long names to the next entry only', () => {
     const long = `${'d/'.repeat(70)}f`;
-    const ok = makeTar([
-      pax({ path: long }),
-      { name: 'short', data: 'x' },
-      { name: 'next', data: 'y' },
-    ]);
+    const ok = tarArchive(
+      paxEntry({ path: long }),
+      { name: 'short', content: 'x' },
+      { name: 'next', content: 'y' },
+    );
     expect(inspect(ok).entries).toBe(2);
-    const escape = makeTar([pax({ path: '../../etc/passwd' }), { name: 'innocent', data: 'x' }]);
+    const escape = tarArchive(paxEntry({ path: '../../etc/passwd' }), {
+      name: 'innocent',
+      content: 'x',
+    });
     expect(codeOf(() => inspect(escape))).toBe('SOURCE_UNSAFE_PATH');
-    const gnu = makeTar([
-      { name: '././@LongLink', type: 'L', data: '/abs/path\0' },
-      { name: 'x', data: '' },
-    ]);
+    const gnu = tarArchive(
+      { name: '././@LongLink', type: 'L', content: '/abs/path\0' },
+      { name: 'x', content: '' },
+    );
     expect(codeOf(() => inspect(gnu))).toBe('SOURCE_UNSAFE_PATH');
   });
 
   it('uses a pax size override to find the next header', () => {
     const data = 'z'.repeat(600);
-    const tar = makeTar([
-      pax({ size: '600' }),
-      { name: 'f', data, size: 0 },
-      { name: 'g', data: '' },
-    ]);
+    const tar = tarArchive(
+      paxEntry({ size: '600' }),
+      { name: 'f', content: data, size: 0 },
+      { name: 'g', content: '' },
+    );
     expect(inspect(tar)).toEqual({ entries: 2, unpackedBytes: 600 });
   });
 
   it('refuses data after the end-of-archive marker and a missing marker', () => {
-    const tar = makeTar([{ name: 'f', data: 'x' }]);
+    const tar = tarArchive({ name: 'f', content: 'x' });
     expect(codeOf(() => inspect(Buffer.concat([tar, Buffer.from('trailing junk')])))).toBe(
       'SOURCE_CORRUPT',
     );
-    expect(codeOf(() => inspect(makeTar([{ name: 'f', data: 'x' }], { end: false })))).toBe(
-      'SOURCE_CORRUPT',
-    );
+    expect(codeOf(() => inspect(tarEntry({ name: 'f', content: 'x' })))).toBe('SOURCE_CORRUPT');
   });
 
   it('refuses a header with a bad checksum', () => {
-    const tar = makeTar([
-      { name: 'f', data: 'x' },
-      { name: 'g', data: 'y' },
-    ]);
+    const tar = tarArchive({ name: 'f', content: 'x' }, { name: 'g', content: 'y' });
     tar[1024] = 0x41;
     expect(codeOf(() => inspect(tar))).toBe('SOURCE_CORRUPT');
   });
 
   it('refuses symlinks that are empty or point outside the root, as the guest does', () => {
-    expect(inspect(makeTar([{ name: 'l', type: '2', linkname: 'f' }])).entries).toBe(1);
+    expect(inspect(tarArchive({ name: 'l', type: '2', linkName: 'f' })).entries).toBe(1);
     expect(
-      codeOf(() => inspect(makeTar([{ name: 'l', type: '2', linkname: '/etc/passwd' }]))),
+      codeOf(() => inspect(tarArchive({ name: 'l', type: '2', linkName: '/etc/passwd' }))),
     ).toBe('SOURCE_BAD_LINK');
-    expect(codeOf(() => inspect(makeTar([{ name: 'l', type: '2', linkname: '../x' }])))).toBe(
+    expect(codeOf(() => inspect(tarArchive({ name: 'l', type: '2', linkName: '../x' })))).toBe(
       'SOURCE_BAD_LINK',
     );
-    expect(codeOf(() => inspect(makeTar([{ name: 'l', type: '2', linkname: '' }])))).toBe(
+    expect(codeOf(() => inspect(tarArchive({ name: 'l', type: '2', linkName: '' })))).toBe(
       'SOURCE_BAD_LINK',
     );
   });
 
   it('accepts hardlinks to earlier files only, never to directories', () => {
-    const ok = makeTar([
-      { name: 'f', data: 'x' },
-      { name: 'h', type: '1', linkname: './f' },
-    ]);
+    const ok = tarArchive({ name: 'f', content: 'x' }, { name: 'h', type: '1', linkName: './f' });
     expect(inspect(ok).entries).toBe(2);
-    const dir = makeTar([
-      { name: 'd/', type: '5' },
-      { name: 'h', type: '1', linkname: 'd' },
-    ]);
+    const dir = tarArchive({ name: 'd/', type: '5' }, { name: 'h', type: '1', linkName: 'd' });
     expect(codeOf(() => inspect(dir))).toBe('SOURCE_BAD_LINK');
   });
 

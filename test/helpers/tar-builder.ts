@@ -1,7 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 
-/** One raw tar entry for hand-built (including hostile) archives. */
+/**
+ * The one builder of hand-made tar archives for tests, including hostile ones that real tar
+ * tools refuse to write (absolute names, `..`, devices, bad links, lying sizes).
+ */
+
+/** One raw tar entry. */
 export interface RawTarEntry {
   name: string;
   /** '0' file, '1' hardlink, '2' symlink, '3' char dev, '4' block dev, '5' dir, '6' fifo, … */
@@ -59,16 +64,31 @@ export function paxEntry(records: Record<string, string>): Buffer {
   return tarEntry({ name: 'PaxHeader', type: 'x', content: body });
 }
 
-/** Joins entries and appends the two zero blocks that end an archive. */
-export function tarArchive(...entries: Buffer[]): Buffer {
-  return Buffer.concat([...entries, Buffer.alloc(1024)]);
+/**
+ * Joins entries (built blocks or entry descriptions) and appends the two zero blocks that end
+ * an archive.
+ */
+export function tarArchive(...entries: (Buffer | RawTarEntry)[]): Buffer {
+  const blocks = entries.map((e) => (Buffer.isBuffer(e) ? e : tarEntry(e)));
+  return Buffer.concat([...blocks, Buffer.alloc(1024)]);
+}
+
+/** A small valid source tree: a Dockerfile and one file, a symlink and a hardlink. */
+export function sampleTar(): Buffer {
+  return tarArchive(
+    { name: 'app/', type: '5' },
+    { name: 'app/Dockerfile', content: 'FROM scratch\nCOPY hello.txt /\n' },
+    { name: 'app/hello.txt', content: 'hello\n' },
+    { name: 'app/link', type: '2', linkName: 'hello.txt' },
+    { name: 'app/hard', type: '1', linkName: 'app/hello.txt' },
+  );
 }
 
 export function gzip(data: Buffer): Buffer {
   return gzipSync(data);
 }
 
-/** zstd through the Debian `zstd` CLI (the agent only decompresses). */
+/** zstd through the `zstd` CLI (installed by scripts/setup.sh; Kiln itself only decompresses). */
 export function zstd(data: Buffer): Buffer {
   return execFileSync('zstd', ['-q', '-c', '-3'], { input: data });
 }

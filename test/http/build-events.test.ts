@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually, readSse } from '../helpers/api-server.js';
-import { sampleTar } from '../helpers/api-tar.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
+import { sampleTar } from '../helpers/tar-builder.js';
 
 let h: Harness;
 let token: string;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { sampleTar } from '../helpers/api-tar.js';
+import { sampleTar } from '../helpers/tar-builder.js';
 
 let h: Harness;
 beforeEach(async () => {

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
-import { makeTar, tarHeader } from '../helpers/api-tar.js';
+import { tarArchive, tarEntry } from '../helpers/tar-builder.js';
 
 let h: Harness;
 
@@ -18,7 +18,7 @@ describe('POST /builds over a real socket', () => {
   it('leaves no file, directory or row when the client disconnects mid-upload', async () => {
     const token = await h.token('acme');
     const boundary = 'kilnboundary1234';
-    const tar = makeTar([{ name: 'big', data: Buffer.alloc(4 * 1024 * 1024, 1) }]);
+    const tar = tarArchive({ name: 'big', content: Buffer.alloc(4 * 1024 * 1024, 1) });
     const head = Buffer.from(
       `--${boundary}\r\nContent-Disposition: form-data; name="source"; filename="a.tar"\r\n` +
         'Content-Type: application/octet-stream\r\n\r\n',
@@ -45,7 +45,7 @@ describe('POST /builds over a real socket', () => {
     fd.append('colour', 'red');
     fd.append(
       'source',
-      new Blob([makeTar([{ name: 'big', data: Buffer.alloc(32 * 1024 * 1024, 1) }])]),
+      new Blob([tarArchive({ name: 'big', content: Buffer.alloc(32 * 1024 * 1024, 1) })]),
       'a.tar',
     );
     const res = await fetch(`${h.url}/builds`, {
@@ -90,7 +90,7 @@ describe('POST /builds over a real socket', () => {
     // The source part is a valid archive that never ends as far as the server can tell (one
     // entry as large as the body): the client keeps sending as fast as the server reads, until
     // the server closes the connection.
-    socket.write(tarHeader({ name: 'big' }, declared));
+    socket.write(tarEntry({ name: 'big', size: declared }));
     const chunk = Buffer.alloc(64 * 1024);
     while (connection.open && sent < declared / 2) {
       if (!socket.write(chunk)) {
@@ -113,10 +113,10 @@ describe('POST /builds over a real socket', () => {
 
   it('rejects a bad archive at its first entry while the rest is still streaming', async () => {
     const fd = new FormData();
-    const tar = makeTar([
+    const tar = tarArchive(
       { name: 'pipe', type: '6' },
-      { name: 'big', data: Buffer.alloc(32 * 1024 * 1024, 1) },
-    ]);
+      { name: 'big', content: Buffer.alloc(32 * 1024 * 1024, 1) },
+    );
     fd.append('source', new Blob([tar]), 'a.tar');
     const res = await fetch(`${h.url}/builds`, {
       method: 'POST',
@@ -133,7 +133,7 @@ describe('POST /builds over a real socket', () => {
 
   it('answers a complete upload with 202 over the socket', async () => {
     const fd = new FormData();
-    fd.append('source', new Blob([makeTar([{ name: 'f', data: 'x' }])]), 'a.tar');
+    fd.append('source', new Blob([tarArchive({ name: 'f', content: 'x' })]), 'a.tar');
     const res = await fetch(`${h.url}/builds`, {
       method: 'POST',
       body: fd,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { gzip, makeTar, sampleTar, zstd } from '../helpers/api-tar.js';
+import { gzip, sampleTar, tarArchive, zstd } from '../helpers/tar-builder.js';
 
 let h: Harness;
 
@@ -197,33 +197,35 @@ describe('POST /builds', () => {
       );
     });
     it('413 SOURCE_TOO_LARGE over the compressed limit', async () => {
-      const big = makeTar([{ name: 'a', data: Buffer.alloc(70 * 1024, 1) }]);
+      const big = tarArchive({ name: 'a', content: Buffer.alloc(70 * 1024, 1) });
       await expectRejected(await post(form(big)), 413, 'SOURCE_TOO_LARGE');
     });
     it('413 SOURCE_UNPACKED_TOO_LARGE over the unpacked limit (gzip bomb)', async () => {
-      const bomb = gzip(makeTar([{ name: 'zeros', data: Buffer.alloc(40 * 1024) }]));
+      const bomb = gzip(tarArchive({ name: 'zeros', content: Buffer.alloc(40 * 1024) }));
       expect(bomb.length).toBeLessThan(64 * 1024);
       await expectRejected(await post(form(bomb)), 413, 'SOURCE_UNPACKED_TOO_LARGE');
     });
     it('413 SOURCE_TOO_MANY_ENTRIES over the entry limit', async () => {
-      const many = makeTar(Array.from({ length: 11 }, (_, i) => ({ name: `f${i}`, data: 'x' })));
+      const many = tarArchive(
+        ...Array.from({ length: 11 }, (_, i) => ({ name: `f${i}`, content: 'x' })),
+      );
       await expectRejected(await post(form(many)), 413, 'SOURCE_TOO_MANY_ENTRIES');
     });
     it('400 SOURCE_PATH_TOO_LONG over the path limit', async () => {
       await expectRejected(
-        await post(form(makeTar([{ name: `${'d/'.repeat(40)}f`, data: 'x' }]))),
+        await post(form(tarArchive({ name: `${'d/'.repeat(40)}f`, content: 'x' }))),
         400,
         'SOURCE_PATH_TOO_LONG',
       );
     });
     it('400 SOURCE_UNSAFE_PATH for ../ and absolute names', async () => {
       await expectRejected(
-        await post(form(makeTar([{ name: '../etc/passwd', data: 'x' }]))),
+        await post(form(tarArchive({ name: '../etc/passwd', content: 'x' }))),
         400,
         'SOURCE_UNSAFE_PATH',
       );
       await expectRejected(
-        await post(form(makeTar([{ name: '/etc/passwd', data: 'x' }]))),
+        await post(form(tarArchive({ name: '/etc/passwd', content: 'x' }))),
         400,
         'SOURCE_UNSAFE_PATH',
       );
@@ -231,7 +233,7 @@ describe('POST /builds', () => {
     it('400 SOURCE_FORBIDDEN_ENTRY for device nodes and fifos', async () => {
       for (const type of ['3', '4', '6'] as const) {
         await expectRejected(
-          await post(form(makeTar([{ name: 'dev', type }]))),
+          await post(form(tarArchive({ name: 'dev', type }))),
           400,
           'SOURCE_FORBIDDEN_ENTRY',
         );
@@ -240,12 +242,7 @@ describe('POST /builds', () => {
     it('400 SOURCE_BAD_LINK for a hardlink to a later or missing entry', async () => {
       await expectRejected(
         await post(
-          form(
-            makeTar([
-              { name: 'h', type: '1', linkname: 'f' },
-              { name: 'f', data: 'x' },
-            ]),
-          ),
+          form(tarArchive({ name: 'h', type: '1', linkName: 'f' }, { name: 'f', content: 'x' })),
         ),
         400,
         'SOURCE_BAD_LINK',
@@ -259,7 +256,7 @@ describe('POST /builds', () => {
       );
     });
     it('400 SOURCE_CORRUPT for a truncated tar, gzip and zstd', async () => {
-      const tar = makeTar([{ name: 'f', data: Buffer.alloc(4000, 7) }]);
+      const tar = tarArchive({ name: 'f', content: Buffer.alloc(4000, 7) });
       await expectRejected(await post(form(tar.subarray(0, 3000))), 400, 'SOURCE_CORRUPT');
       const gz = gzip(tar);
       await expectRejected(await post(form(gz.subarray(0, gz.length - 20))), 400, 'SOURCE_CORRUPT');
@@ -267,7 +264,7 @@ describe('POST /builds', () => {
       await expectRejected(await post(form(zs.subarray(0, zs.length - 10))), 400, 'SOURCE_CORRUPT');
     });
     it('400 SOURCE_CORRUPT for a corrupt gzip stream', async () => {
-      const gz = gzip(makeTar([{ name: 'f', data: Buffer.alloc(4000, 7) }]));
+      const gz = gzip(tarArchive({ name: 'f', content: Buffer.alloc(4000, 7) }));
       gz.fill(0x55, 20, 40);
       await expectRejected(await post(form(gz)), 400, 'SOURCE_CORRUPT');
     });

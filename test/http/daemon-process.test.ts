@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run-cli.js';
-import { sampleTar } from '../helpers/api-tar.js';
+import { sampleTar } from '../helpers/tar-builder.js';
 
 let dataDir: string;
 const children: ChildProcessWithoutNullStreams[] = [];

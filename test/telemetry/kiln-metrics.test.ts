@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { sampleTar } from '../helpers/api-tar.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
+import { sampleTar } from '../helpers/tar-builder.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
