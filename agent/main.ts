@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { AgentSession } from './agent-session.js';
 import { openAgentChannel, parseChannelSpec } from './channel/open-agent-channel.js';
 import { detectEngines } from './detect-engines.js';
 import { parseKernelCmdline } from './kernel-cmdline.js';
+import { serveBuild } from './serve-build.js';
 import { findDiskBySerial } from './volumes/find-disk.js';
 import { readConfigVolume } from './volumes/read-config-volume.js';
 import { BuildFailure } from '../common/errors/build-failure.js';
@@ -28,7 +28,7 @@ function diag(line: string): void {
 
 /**
  * The agent's composition root (the guest's only long-lived process): opens the channel the
- * kernel command line names, finds the disks by serial, runs one session, and exits. The
+ * kernel command line names, finds the disks by serial, serves the one build, and exits. The
  * guest init powers the VM off when this process ends, whatever the exit code.
  */
 async function main(): Promise<number> {
@@ -38,7 +38,7 @@ async function main(): Promise<number> {
   const engines = await detectEngines();
   diag(`channel open; engines: ${engines.map((e) => e.name).join(', ') || 'none'}`);
   const sourceDevice = (await findDiskBySerial(DISK_SERIALS.source)) ?? '';
-  const session = new AgentSession({
+  const outcome = await serveBuild({
     channel,
     clock: systemClock,
     agentVersion: AGENT_VERSION,
@@ -56,8 +56,7 @@ async function main(): Promise<number> {
     environment: { sourceDevice, scratchDir: '/scratch', memoryDir: '/run/kiln' },
     diag,
   });
-  const outcome = await session.run();
-  diag(`session ended: ${outcome}`);
+  diag(`build served: ${outcome}`);
   await channel.close();
   return outcome === 'host_gone' ? 2 : 0;
 }

@@ -18,7 +18,7 @@ import { createCredentialsDir, type CredentialsDir } from '../credentials/creden
 import type { BuildEngine } from '../engines/build-engine.js';
 import type { LogSink } from '../logs/log-sink.js';
 import { decompressSource } from '../source/decompress-stream.js';
-import { openSourceVolume, verifySourceVolume } from '../source/source-volume.js';
+import { readSourceDisk, verifySourceDisk } from '../source/source-disk.js';
 import { unpackSource } from '../source/unpack-source.js';
 
 /** Where the build runs inside the guest. */
@@ -78,18 +78,14 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
     await rm(work, { recursive: true, force: true });
     await mkdir(sourceRoot, { recursive: true, mode: 0o755 });
     await mkdir(tempDir, { recursive: true, mode: 0o700 });
-    const volume = {
+    const disk = {
       devicePath: environment.sourceDevice,
       sizeBytes: job.source.sizeBytes,
       sha256: job.source.sha256,
     };
-    const sourceSha256 = await verifySourceVolume(volume);
+    const sourceSha256 = await verifySourceDisk(disk);
     const unpacked = await unpackSource(
-      decompressSource(
-        openSourceVolume(volume),
-        job.source.compression,
-        maxTarStreamBytes(job.source),
-      ),
+      decompressSource(readSourceDisk(disk), job.source.compression, maxTarStreamBytes(job.source)),
       sourceRoot,
       job.source,
     );

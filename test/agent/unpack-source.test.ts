@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decompressSource, type SourceCompression } from '../../agent/source/decompress-stream.js';
-import { openSourceVolume, verifySourceVolume } from '../../agent/source/source-volume.js';
+import { readSourceDisk, verifySourceDisk } from '../../agent/source/source-disk.js';
 import { unpackSource } from '../../agent/source/unpack-source.js';
 import { isArchiveError } from '../../common/archive/archive-error.js';
 import type { ArchiveLimits } from '../../common/archive/archive-limits.js';
@@ -323,7 +323,7 @@ describe('unpackSource', () => {
   });
 });
 
-describe('source volume', () => {
+describe('source disk', () => {
   it('reads exactly sizeBytes of a zero-padded volume and checks its sha256', async () => {
     const archive = gzip(tarArchive(tarEntry({ name: 'f', content: 'padded' })));
     const device = path.join(base, 'source.img');
@@ -331,9 +331,9 @@ describe('source volume', () => {
     await writeFile(device, padded);
     const sha256 = createHash('sha256').update(archive).digest('hex');
     const volume = { devicePath: device, sizeBytes: archive.length, sha256 };
-    expect(await verifySourceVolume(volume)).toBe(sha256);
+    expect(await verifySourceDisk(volume)).toBe(sha256);
     const r = await unpackSource(
-      decompressSource(openSourceVolume(volume), 'gzip', LIMITS.maxUnpackedBytes),
+      decompressSource(readSourceDisk(volume), 'gzip', LIMITS.maxUnpackedBytes),
       root,
       LIMITS,
     );
@@ -344,7 +344,7 @@ describe('source volume', () => {
     const device = path.join(base, 'source.img');
     await writeFile(device, 'abc');
     await expectCode(
-      verifySourceVolume({ devicePath: device, sizeBytes: 3, sha256: 'a'.repeat(64) }),
+      verifySourceDisk({ devicePath: device, sizeBytes: 3, sha256: 'a'.repeat(64) }),
       'invalid_source',
     );
   });
@@ -354,7 +354,7 @@ describe('source volume', () => {
     await writeFile(device, 'abc');
     const sha256 = createHash('sha256').update('abc').digest('hex');
     await expectCode(
-      verifySourceVolume({ devicePath: device, sizeBytes: 10, sha256 }),
+      verifySourceDisk({ devicePath: device, sizeBytes: 10, sha256 }),
       'invalid_source',
     );
   });

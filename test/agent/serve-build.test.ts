@@ -4,8 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { gzip, tarArchive, tarEntry } from '../helpers/tar-builder.js';
-import { AgentSession, type SessionOutcome } from '../../agent/agent-session.js';
 import type { AgentChannel } from '../../agent/channel/agent-channel.js';
 import type {
   BuildEngine,
@@ -13,10 +11,12 @@ import type {
   EngineRequest,
   EngineResult,
 } from '../../agent/engines/build-engine.js';
+import { serveBuild, type ServeBuildOutcome } from '../../agent/serve-build.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
 import { MAX_MESSAGE_BYTES, type AgentMessage } from '../../common/protocol/agent-messages.js';
 import type { BuildJob } from '../../common/protocol/build-job.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { gzip, tarArchive, tarEntry } from '../helpers/tar-builder.js';
 
 /** Stand-in for Buildah/BuildKit: the session logic is what is under test here. */
 class StandInEngine implements BuildEngine {
@@ -57,7 +57,7 @@ class StandInEngine implements BuildEngine {
 interface Harness {
   host: PassThrough;
   received: AgentMessage[];
-  outcome: Promise<SessionOutcome>;
+  outcome: Promise<ServeBuildOutcome>;
   engine: StandInEngine;
   /** Resolves once a message of `type` has arrived. */
   waitFor(type: AgentMessage['type']): Promise<AgentMessage>;
@@ -129,7 +129,7 @@ function start(behaviour: 'ok' | 'fail' | 'hang' = 'ok'): Harness {
   });
   const channel: AgentChannel = { input: host, output, close: () => Promise.resolve() };
   const engine = new StandInEngine(behaviour);
-  const session = new AgentSession({
+  const outcome = serveBuild({
     channel,
     clock,
     agentVersion: '9.9.9',
@@ -146,7 +146,7 @@ function start(behaviour: 'ok' | 'fail' | 'hang' = 'ok'): Harness {
     host,
     received,
     engine,
-    outcome: session.run(),
+    outcome,
     waitFor: (type) => {
       const hit = received.find((m) => m.type === type);
       if (hit) return Promise.resolve(hit);
@@ -157,7 +157,7 @@ function start(behaviour: 'ok' | 'fail' | 'hang' = 'ok'): Harness {
 
 const startLine = `${JSON.stringify({ type: 'start', registryToken: 'tok', secrets: { npmrc: 'x' } })}\n`;
 
-describe('AgentSession', () => {
+describe('serveBuild', () => {
   it('says hello first, then builds on start and ends with an ok result carrying provenance', async () => {
     const h = start();
     expect(await h.waitFor('hello')).toEqual({
