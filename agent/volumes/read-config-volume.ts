@@ -1,6 +1,7 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { TarDecoder } from '../../common/archive/tar-decoder.js';
 import { isTarFormatError } from '../../common/archive/tar-format-error.js';
+import { TAR_BLOCK } from '../../common/archive/tar-header.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
 import { BUILD_JOB_FILE, buildJobSchema, type BuildJob } from '../../common/protocol/build-job.js';
 
@@ -17,7 +18,7 @@ const MAX_READ_BYTES = MAX_BUILD_JSON_BYTES + 64 * 1024;
  * Reads build.json from the config volume: an uncompressed tar holding one regular file
  * named `build.json` (see {@link BuildJob}), decoded with the same tar decoder the source
  * archive goes through. The volume is a disk, so whatever follows the archive (padding to a
- * sector) is never read: reading stops at build.json or at the end-of-archive marker.
+ * sector) is never decoded: reading stops at build.json or at the end-of-archive marker.
  */
 export async function readConfigVolume(devicePath: string): Promise<BuildJob> {
   const handle = await open(devicePath, 'r');
@@ -26,11 +27,10 @@ export async function readConfigVolume(devicePath: string): Promise<BuildJob> {
   let wanted = 0;
   let got = 0;
   try {
-    read: for (let offset = 0; offset < MAX_READ_BYTES; offset += READ_BYTES) {
-      const chunk = Buffer.alloc(READ_BYTES);
-      const { bytesRead } = await handle.read(chunk, 0, READ_BYTES, offset);
-      if (bytesRead === 0) break;
-      for (const event of decoder.push(chunk.subarray(0, bytesRead))) {
+    // Block by block, so decoding stops at the end-of-archive marker: the disk beyond it
+    // (sector padding, or anything) is none of the archive's business.
+    read: for await (const block of blocks(handle)) {
+      for (const event of decoder.push(block)) {
         if (event.kind === 'end') break read;
         if (event.kind === 'entry') {
           const { header } = event;
@@ -64,6 +64,18 @@ export async function readConfigVolume(devicePath: string): Promise<BuildJob> {
     'internal',
     body === null ? 'the config volume holds no build.json' : 'build.json is truncated',
   );
+}
+
+/** The volume's first MAX_READ_BYTES, one tar block at a time, read in larger pieces. */
+async function* blocks(handle: FileHandle): AsyncGenerator<Buffer> {
+  for (let offset = 0; offset < MAX_READ_BYTES; offset += READ_BYTES) {
+    const chunk = Buffer.alloc(READ_BYTES);
+    const { bytesRead } = await handle.read(chunk, 0, READ_BYTES, offset);
+    for (let at = 0; at < bytesRead; at += TAR_BLOCK) {
+      yield chunk.subarray(at, Math.min(at + TAR_BLOCK, bytesRead));
+    }
+    if (bytesRead < READ_BYTES) return;
+  }
 }
 
 /** Parses and validates build.json text. */
