@@ -98,3 +98,16 @@ describe('TarInspector', () => {
     expect(codeOf(() => inspect(Buffer.alloc(1024)))).toBe('SOURCE_NOT_ARCHIVE');
   });
 });
+
+describe('TarInspector symlink resolution', () => {
+  it('follows at most 40 symlinks per resolution, so a doubling chain costs linear work', () => {
+    // a1 -> a0/../a0, a2 -> a1/../a1, …: resolving a30 naively would follow 2^30 symlinks.
+    const links = Array.from({ length: 30 }, (_, i) => ({
+      name: `a${i + 1}`,
+      type: '2',
+      linkName: `a${i}/../a${i}`,
+    }));
+    const tar = tarArchive({ name: 'a0/', type: '5' }, ...links);
+    expect(codeOf(() => inspect(tar))).toBe('SOURCE_BAD_LINK');
+  });
+});
