@@ -3,9 +3,9 @@ import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { ApiPrincipal } from './api-principal.js';
 import { API_AUDIENCE, TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from './key-store.js';
 import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
+import type { Clock } from '../../common/time/clock.js';
 import { AppError } from '../errors/app-error.js';
 import { isValidNameComponent } from '../registry/repository-name.js';
-import type { Clock } from '../../common/time/clock.js';
 
 /**
  * Tenant names use only lowercase letters, digits and `-`, at most 63 of them
