@@ -23,9 +23,9 @@ import { createRegistry, type Registry } from './registry/create-registry.js';
 import { RegistryTokenService } from './registry/registry-token-service.js';
 import { openDatabase } from './storage/database.js';
 import { KilnMetrics } from './telemetry/kiln-metrics.js';
-import type { Clock } from '../common/time/clock.js';
 import type { Scheduler } from './time/scheduler.js';
 import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
+import type { Clock } from '../common/time/clock.js';
 
 /** Milliseconds between queue-timeout sweeps. */
 const QUEUE_SWEEP_MS = 5_000;

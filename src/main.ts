@@ -1,8 +1,8 @@
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createDaemon } from './daemon.js';
 import { createLogger } from './telemetry/create-logger.js';
-import { systemClock } from '../common/time/clock.js';
 import { systemScheduler } from './time/scheduler.js';
+import { systemClock } from '../common/time/clock.js';
 
 /**
  * The process around the daemon: the only place that reads `process.env` (through

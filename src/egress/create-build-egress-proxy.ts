@@ -8,8 +8,8 @@ import type { EgressResolver } from './egress-resolver.js';
 import { hostAddresses } from './host-addresses.js';
 import { HostAllowlist } from './host-allowlist.js';
 import { narrowAllowedHosts } from './narrow-allowed-hosts.js';
-import type { EgressConfig } from '../config/egress-config.js';
 import type { Clock } from '../../common/time/clock.js';
+import type { EgressConfig } from '../config/egress-config.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /**

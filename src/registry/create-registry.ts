@@ -12,10 +12,10 @@ import { RegistryStore } from './registry-store.js';
 import type { RegistryTokenService } from './registry-token-service.js';
 import { UploadSessions } from './upload-sessions.js';
 import { UploadSweeper } from './upload-sweeper.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { BuildActivity } from '../builds/build-token-issuer.js';
 import type { Config } from '../config/config.js';
 import type { MirrorConfig } from '../config/mirror-config.js';
-import type { Clock } from '../../common/time/clock.js';
 
 /** How often stale upload sessions are looked for (their age is judged by the clock). */
 const SWEEP_INTERVAL_MS = 60_000;
