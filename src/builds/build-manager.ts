@@ -10,11 +10,11 @@ import type { BuildActivity, BuildTokenIssuer } from './build-token-issuer.js';
 import { TERMINAL_STATUSES, type Build, type BuildFailure, type BuildStatus } from './build.js';
 import type { EventLog } from './event-log.js';
 import type { UploadReceiver } from './upload-receiver.js';
+import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
-import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
-import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** Queue, request and lifecycle policy (config.builds plus the public URL). */

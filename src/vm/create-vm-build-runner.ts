@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import { selectVmm } from './select-vmm.js';
 import { VmBuildRunner } from './vm-build-runner.js';
 import { VmLedger } from './vm-ledger.js';
+import type { Clock } from '../../common/time/clock.js';
 import type { BuildRunner } from '../builds/build-runner.js';
 import type { Config } from '../config/config.js';
-import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /**

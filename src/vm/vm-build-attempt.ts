@@ -12,8 +12,7 @@ import { createScratchVolume } from './scratch-volume.js';
 import { prepareSourceVolume } from './source-volume.js';
 import type { VmLedger } from './vm-ledger.js';
 import type { VmHandle, Vmm } from './vmm.js';
-import { isBuildErrorCode, type BuildErrorCode } from '../../common/builds/build-error-code.js';
-import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
+import { isBuildErrorCode, type BuildErrorCode } from '../../common/errors/build-error-code.js';
 import {
   PROTOCOL_VERSION,
   type AgentMessage,
@@ -21,6 +20,7 @@ import {
 } from '../../common/protocol/agent-messages.js';
 import { DISK_SERIALS } from '../../common/protocol/guest-boot.js';
 import type { Clock } from '../../common/time/clock.js';
+import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** Lines of the serial console appended to a failure's log tail when the agent never spoke. */

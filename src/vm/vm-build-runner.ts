@@ -6,6 +6,7 @@ import { isRecordedProcessAlive } from './process-identity.js';
 import { VmBuildAttempt } from './vm-build-attempt.js';
 import type { VmLedger } from './vm-ledger.js';
 import type { Vmm, VmProcessRecord } from './vmm.js';
+import type { Clock } from '../../common/time/clock.js';
 import type {
   BuildRunner,
   BuildRunSink,
@@ -13,7 +14,6 @@ import type {
   RunInput,
   RunOutcome,
 } from '../builds/build-runner.js';
-import type { Clock } from '../../common/time/clock.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** How long recovery waits for a SIGKILLed process to disappear. */
