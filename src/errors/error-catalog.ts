@@ -1,8 +1,9 @@
 /**
  * Every error code the daemon answers with, its HTTP status and default message.
  * Sections are grouped by the part of the design that raises them; codes are
- * SCREAMING_SNAKE_CASE on the wire. Build failure codes (stored on failed builds, not
- * HTTP errors) live in `common/errors/build-error-code.ts`.
+ * SCREAMING_SNAKE_CASE on the wire. Only HTTP answers live here: build failure codes (stored
+ * on failed builds) are in `common/errors/build-error-code.ts`, the host's VM-side failures in
+ * `src/vm/vm-error.ts`, the guest's in `common/errors/build-failure.ts`.
  */
 export const ERROR_CATALOG = {
   // --- generic HTTP ---
@@ -65,17 +66,6 @@ export const ERROR_CATALOG = {
   // --- secrets API ---
   SECRET_NOT_FOUND: { status: 404, message: 'No such secret.' },
   INVALID_SECRET: { status: 400, message: 'The secret id or value is invalid.' },
-
-  // --- VM side (raised on the host; surfaced as build failures, not HTTP answers) ---
-  VMM_UNAVAILABLE: { status: 500, message: 'No usable virtual machine monitor.' },
-  VMM_API_ERROR: { status: 500, message: 'The virtual machine monitor refused a request.' },
-  VMM_START_FAILED: { status: 500, message: 'The virtual machine monitor failed to start.' },
-  VMM_NETWORK_UNAVAILABLE: {
-    status: 500,
-    message: 'The network mode needs host setup that is missing.',
-  },
-  VMM_VM_EXITED: { status: 500, message: 'The VM ended before the agent connected.' },
-  GUEST_IMAGE_MISSING: { status: 500, message: 'The builder guest image is missing.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
-import { AppError } from '../errors/app-error.js';
+import { VmError } from './vm-error.js';
 
 /** The builder guest image (docs/contracts.md#volumes): kernel, initramfs, read-only root disk. */
 export interface GuestImage {
@@ -32,7 +32,7 @@ export async function resolveGuestImage(imageDir: string): Promise<GuestImage> {
     }
   }
   if (missing.length > 0) {
-    throw new AppError(
+    throw new VmError(
       'GUEST_IMAGE_MISSING',
       `guest image incomplete in ${imageDir}: missing ${missing.join(', ')} (run scripts/build-image.sh)`,
       { details: { missing } },

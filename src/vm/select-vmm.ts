@@ -4,9 +4,9 @@ import { CloudHypervisorVmm } from './cloud-hypervisor/cloud-hypervisor-vmm.js';
 import { resolveGuestImage } from './guest-image.js';
 import { probeQemuAccel, readQemuVersion } from './qemu/qemu-accel-probe.js';
 import { DEFAULT_QEMU_BINARY, QemuVmm } from './qemu/qemu-vmm.js';
+import { VmError } from './vm-error.js';
 import type { Vmm } from './vmm.js';
 import type { Config } from '../config/config.js';
-import { AppError } from '../errors/app-error.js';
 
 /** The VMM chosen at start and why (logged once). */
 export interface VmmSelection {
@@ -46,7 +46,7 @@ export async function selectVmm(options: {
       };
     }
     if (vm.vmm === 'cloud-hypervisor') {
-      throw new AppError('VMM_UNAVAILABLE', `Cloud Hypervisor is not usable: ${probe.reason}`);
+      throw new VmError('VMM_UNAVAILABLE', `Cloud Hypervisor is not usable: ${probe.reason}`);
     }
     logger.info({ reason: probe.reason }, 'Cloud Hypervisor not usable, trying QEMU');
   }
@@ -58,13 +58,9 @@ async function selectQemu(vm: Config['vm'], logger: Logger): Promise<VmmSelectio
   try {
     await readQemuVersion(binary);
   } catch (err) {
-    throw new AppError(
-      'VMM_UNAVAILABLE',
-      `QEMU (${binary}) cannot run: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    throw new VmError('VMM_UNAVAILABLE', `QEMU (${binary}) cannot run: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const prefix = vm.vmm === 'auto' ? 'auto' : 'configured: qemu';
   let image;

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
-import { isAppError } from '../../src/errors/app-error.js';
 import { selectVmm } from '../../src/vm/select-vmm.js';
+import { isVmError } from '../../src/vm/vm-error.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -39,7 +39,7 @@ describe('selectVmm (real probes on this host)', () => {
       }),
       logger,
     }).catch((e: unknown) => e);
-    expect(isAppError(err, 'VMM_UNAVAILABLE')).toBe(true);
+    expect(isVmError(err, 'VMM_UNAVAILABLE')).toBe(true);
   });
 
   it('falls back from an unusable Cloud Hypervisor to QEMU under auto', async () => {
@@ -72,6 +72,6 @@ describe('selectVmm (real probes on this host)', () => {
       vm: vm({ KILN_VMM: 'qemu', KILN_QEMU_BINARY: path.join(cacheDir, 'no-such-qemu') }),
       logger,
     }).catch((e: unknown) => e);
-    expect(isAppError(err, 'VMM_UNAVAILABLE')).toBe(true);
+    expect(isVmError(err, 'VMM_UNAVAILABLE')).toBe(true);
   });
 });

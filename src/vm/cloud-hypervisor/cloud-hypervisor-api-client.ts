@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import type { CloudHypervisorVmConfig } from './cloud-hypervisor-vm-config.js';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 
 /** `GET /api/v1/vmm.ping` answer (OpenAPI `VmmPingResponse`). */
 export interface VmmPingResponse {
@@ -47,7 +47,7 @@ export function parseCloudHypervisorErrorBody(body: string): string[] {
 /**
  * HTTP/1.1 client for Cloud Hypervisor's REST API over its Unix socket. Every request carries
  * Content-Length (the VMM's micro HTTP server does not read bodies without it, nor chunked
- * bodies); non-2xx answers become `AppError('VMM_API_ERROR')` with the status and the parsed
+ * bodies); non-2xx answers become `VmError('VMM_API_ERROR')` with the status and the parsed
  * error chain in `details`.
  */
 export class CloudHypervisorApiClient {
@@ -109,7 +109,7 @@ export class CloudHypervisorApiClient {
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.on('error', (err) => {
             reject(
-              new AppError('VMM_API_ERROR', `${method} ${path}: ${err.message}`, { cause: err }),
+              new VmError('VMM_API_ERROR', `${method} ${path}: ${err.message}`, { cause: err }),
             );
           });
           res.on('end', () => {
@@ -124,7 +124,7 @@ export class CloudHypervisorApiClient {
                 resolve(JSON.parse(text));
               } catch (err) {
                 reject(
-                  new AppError('VMM_API_ERROR', `${method} ${path}: invalid JSON answer`, {
+                  new VmError('VMM_API_ERROR', `${method} ${path}: invalid JSON answer`, {
                     details: { status, body: text.slice(0, 1024) },
                     cause: err,
                   }),
@@ -134,7 +134,7 @@ export class CloudHypervisorApiClient {
             }
             const messages = parseCloudHypervisorErrorBody(text);
             reject(
-              new AppError(
+              new VmError(
                 'VMM_API_ERROR',
                 `${method} ${path} answered ${status}${messages.length > 0 ? `: ${messages.join(': ')}` : ''}`,
                 { details: { status, endpoint, messages } },
@@ -147,7 +147,7 @@ export class CloudHypervisorApiClient {
         req.destroy(new Error(`no answer within ${this.timeoutMs} ms`));
       });
       req.on('error', (err) => {
-        reject(new AppError('VMM_API_ERROR', `${method} ${path}: ${err.message}`, { cause: err }));
+        reject(new VmError('VMM_API_ERROR', `${method} ${path}: ${err.message}`, { cause: err }));
       });
       req.end(payload);
     });

@@ -9,7 +9,7 @@ import {
   CloudHypervisorEventParser,
   type CloudHypervisorEvent,
 } from './cloud-hypervisor-event-parser.js';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 
 export interface ProcessExit {
   code: number | null;
@@ -102,7 +102,7 @@ export class CloudHypervisorProcess {
       child.once('spawn', resolve);
       child.once('error', (err) => {
         reject(
-          new AppError('VMM_START_FAILED', `cannot run ${options.binary}: ${err.message}`, {
+          new VmError('VMM_START_FAILED', `cannot run ${options.binary}: ${err.message}`, {
             cause: err,
           }),
         );
@@ -154,13 +154,13 @@ export class CloudHypervisorProcess {
       void this.exited.then(nudge);
       for (;;) {
         if (this.exit !== undefined) {
-          throw new AppError(
+          throw new VmError(
             'VMM_START_FAILED',
             `cloud-hypervisor exited (code ${this.exit.code}, signal ${this.exit.signal}) before its API socket answered${this.stderr() === '' ? '' : `: ${this.stderr()}`}`,
           );
         }
         if (deadline.passed) {
-          throw new AppError(
+          throw new VmError(
             'VMM_START_FAILED',
             `cloud-hypervisor API socket ${this.apiSocketPath} did not answer within ${timeoutMs} ms`,
           );
@@ -179,7 +179,7 @@ export class CloudHypervisorProcess {
           } catch (err) {
             // Bound but not yet listening (ECONNREFUSED) is a window of microseconds; try
             // again shortly. Any other failure is final.
-            const code = ((err as AppError).cause as NodeJS.ErrnoException | undefined)?.code;
+            const code = ((err as VmError).cause as NodeJS.ErrnoException | undefined)?.code;
             if (code !== 'ECONNREFUSED' && code !== 'ENOENT') throw err;
             setTimeout(nudge, 10);
           }

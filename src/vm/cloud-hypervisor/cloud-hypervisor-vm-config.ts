@@ -4,7 +4,7 @@ import {
   REGISTRY_VSOCK_PORT,
   VSOCK_GUEST_REGISTRY,
 } from '../../../common/protocol/guest-boot.js';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 import type { VmSpec } from '../vmm.js';
 
 /**
@@ -56,11 +56,11 @@ export function buildCloudHypervisorVmConfig(
   egress?: EgressLink,
 ): CloudHypervisorVmConfig {
   if (spec.network.mode === 'egress' && egress === undefined) {
-    throw new AppError('VMM_NETWORK_UNAVAILABLE', 'egress network mode needs a TAP link');
+    throw new VmError('VMM_NETWORK_UNAVAILABLE', 'egress network mode needs a TAP link');
   }
   for (const disk of spec.disks) {
     if (Buffer.byteLength(disk.serial) > MAX_SERIAL_BYTES) {
-      throw new AppError(
+      throw new VmError(
         'VMM_START_FAILED',
         `disk serial "${disk.serial}" exceeds ${MAX_SERIAL_BYTES} bytes`,
       );

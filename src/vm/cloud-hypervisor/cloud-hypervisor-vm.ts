@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CloudHypervisorProcess, ProcessExit } from './cloud-hypervisor-process.js';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 import type { VmHandle } from '../vmm.js';
 
 /** Why a Cloud Hypervisor VM ended, when the driver knows better than the exit status. */
@@ -38,7 +38,7 @@ export class CloudHypervisorVm implements VmHandle {
     this.exited = process.exited.then(async (exit) => {
       this.ended = true;
       this.rejectAgent(
-        new AppError('VMM_VM_EXITED', `VM ${id} ended before the agent connected`, {
+        new VmError('VMM_VM_EXITED', `VM ${id} ended before the agent connected`, {
           details: { ...exit, reason: this.reason ?? null },
         }),
       );

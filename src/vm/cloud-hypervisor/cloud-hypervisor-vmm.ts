@@ -16,7 +16,7 @@ import { tunnelToTcp } from './registry-tunnel.js';
 import { createTapDevice, deleteTapDevice } from './tap-device.js';
 import { AGENT_VSOCK_PORT } from '../../../common/protocol/agent-messages.js';
 import { REGISTRY_VSOCK_PORT, VSOCK_GUEST_REGISTRY } from '../../../common/protocol/guest-boot.js';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 import type { Vmm, VmSpec } from '../vmm.js';
 
 export interface CloudHypervisorVmmOptions {
@@ -87,7 +87,7 @@ export class CloudHypervisorVmm implements Vmm {
   async start(spec: VmSpec): Promise<CloudHypervisorVm> {
     const logger = this.logger.child({ vmId: spec.id, vmm: this.name });
     if (spec.network.mode === 'egress' && this.links === undefined) {
-      throw new AppError(
+      throw new VmError(
         'VMM_NETWORK_UNAVAILABLE',
         'egress networking under Cloud Hypervisor needs a TAP prefix (KILN_CH_TAP_PREFIX), CAP_NET_ADMIN and host NAT for 172.30.0.0/16',
       );

@@ -1,6 +1,6 @@
 import type { EgressLink } from './cloud-hypervisor-vm-config.js';
 import { MAX_INTERFACE_NAME_BYTES } from './tap-device.js';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 
 /**
  * Address block for Cloud Hypervisor egress links. Each VM gets its own /30 out of it: the
@@ -55,7 +55,7 @@ export class EgressLinkPool {
         guestMac: `02:4b:49:4c:${hex.slice(0, 2)}:${hex.slice(2, 4)}`,
       };
     }
-    throw new AppError('VMM_NETWORK_UNAVAILABLE', 'every egress link is in use');
+    throw new VmError('VMM_NETWORK_UNAVAILABLE', 'every egress link is in use');
   }
 
   release(index: number): void {

@@ -1,6 +1,6 @@
 import { unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 
 /** sun_path is 108 bytes on Linux, NUL included. */
 const MAX_UNIX_SOCKET_PATH_BYTES = 107;
@@ -17,7 +17,7 @@ function hybridVsockPath(vsockSocket: string, port: number): string {
 /** Throws VMM_START_FAILED when `path` cannot be bound as a Unix socket. */
 export function assertUnixSocketPath(path: string): void {
   if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH_BYTES) {
-    throw new AppError(
+    throw new VmError(
       'VMM_START_FAILED',
       `Unix socket path is ${Buffer.byteLength(path)} bytes, over the ${MAX_UNIX_SOCKET_PATH_BYTES}-byte limit: ${path}`,
     );

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { AppError } from '../../errors/app-error.js';
+import { VmError } from '../vm-error.js';
 
 /** Linux interface names are at most 15 bytes (IFNAMSIZ - 1). */
 export const MAX_INTERFACE_NAME_BYTES = 15;
@@ -32,13 +32,13 @@ export async function createTapDevice(options: {
 }): Promise<void> {
   const ip = options.ipBinary ?? 'ip';
   if (Buffer.byteLength(options.name) > MAX_INTERFACE_NAME_BYTES) {
-    throw new AppError('VMM_NETWORK_UNAVAILABLE', `TAP name "${options.name}" is too long`);
+    throw new VmError('VMM_NETWORK_UNAVAILABLE', `TAP name "${options.name}" is too long`);
   }
   await deleteTapDevice(options.name, ip).catch(() => undefined);
   try {
     await run(ip, ['tuntap', 'add', 'dev', options.name, 'mode', 'tap']);
   } catch (err) {
-    throw new AppError(
+    throw new VmError(
       'VMM_NETWORK_UNAVAILABLE',
       `cannot create TAP device ${options.name} for egress networking (needs CAP_NET_ADMIN): ${(err as Error).message}`,
       { cause: err },
@@ -55,7 +55,7 @@ export async function createTapDevice(options: {
     await run(ip, ['link', 'set', 'dev', options.name, 'up']);
   } catch (err) {
     await deleteTapDevice(options.name, ip).catch(() => undefined);
-    throw new AppError(
+    throw new VmError(
       'VMM_NETWORK_UNAVAILABLE',
       `cannot configure TAP device ${options.name}: ${(err as Error).message}`,
       { cause: err },

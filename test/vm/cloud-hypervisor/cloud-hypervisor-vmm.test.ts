@@ -10,10 +10,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AgentMessage } from '../../../common/protocol/agent-messages.js';
 import { DISK_SERIALS } from '../../../common/protocol/guest-boot.js';
 import { LineFramer } from '../../../common/protocol/line-framer.js';
-import { isAppError } from '../../../src/errors/app-error.js';
 import { buildCloudHypervisorVmConfig } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vm-config.js';
 import type { CloudHypervisorVm } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vm.js';
 import { CloudHypervisorVmm } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vmm.js';
+import { isVmError } from '../../../src/vm/vm-error.js';
 import type { VmHandle, VmSpec } from '../../../src/vm/vmm.js';
 import {
   createCloudHypervisorStandIn,
@@ -228,8 +228,8 @@ describe('CloudHypervisorVmm with the Cloud Hypervisor stand-in', () => {
       () => undefined,
       (err: unknown) => err,
     );
-    expect(isAppError(failure, 'VMM_API_ERROR')).toBe(true);
-    if (!isAppError(failure)) throw new Error('expected an AppError');
+    expect(isVmError(failure, 'VMM_API_ERROR')).toBe(true);
+    if (!isVmError(failure)) throw new Error('expected a VmError');
     expect(failure.message).toContain('PUT /api/v1/vm.boot answered 500');
     expect(failure.details).toMatchObject({
       status: 500,
