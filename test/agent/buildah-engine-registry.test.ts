@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,50 +11,14 @@ import { BuildahEngine } from '../../agent/engines/buildah-engine.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
 import type { BuildPhase } from '../../common/protocol/agent-messages.js';
 import type { BuildJob } from '../../common/protocol/build-job.js';
-import { isRecordedProcessAlive, readProcessStartTicks } from '../../src/vm/process-identity.js';
+import { isRecordedProcessAlive } from '../../src/vm/process-identity.js';
 import { imageFile, pullImage } from '../helpers/e2e-oci-image.js';
 import { startE2eRegistry, type E2eRegistry } from '../helpers/e2e-registry.js';
+import { descendantsOf, type ProcessRecord } from '../helpers/process-tree.js';
 import { registryTestBuild } from '../helpers/registry-harness.js';
 
 const execFileAsync = promisify(execFile);
 
-/** One process as /proc shows it: pid, start time (so a reused pid is not it) and argv. */
-interface ProcessRecord {
-  pid: number;
-  startTicks: number;
-  argv: string[];
-}
-
-/**
- * Every live descendant of `root`, walking `/proc/<pid>/task/<tid>/children` (proc(5)): the
- * processes this test itself started, and nothing else on the host.
- */
-async function descendantsOf(root: number): Promise<ProcessRecord[]> {
-  const found: ProcessRecord[] = [];
-  const pending = [root];
-  for (let pid = pending.shift(); pid !== undefined; pid = pending.shift()) {
-    let tasks: string[];
-    try {
-      tasks = await readdir(`/proc/${pid}/task`);
-    } catch {
-      continue; // gone meanwhile
-    }
-    for (const tid of tasks) {
-      const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
-      for (const child of text
-        .split(' ')
-        .filter((t) => t.trim() !== '')
-        .map(Number)) {
-        const startTicks = await readProcessStartTicks(child);
-        const cmdline = await readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '');
-        if (startTicks === null) continue;
-        found.push({ pid: child, startTicks, argv: cmdline.split('\0').filter((a) => a !== '') });
-        pending.push(child);
-      }
-    }
-  }
-  return found;
-}
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
 /**

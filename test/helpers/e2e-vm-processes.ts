@@ -1,25 +1,20 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { descendantsOf } from './process-tree.js';
 
 /**
- * Pids of running QEMU processes whose command line mentions `needle` (a data dir or a build
- * id): how the e2e tests check that no VM outlived its build.
+ * Pids of running QEMU processes that this test process started (through the daemon it
+ * spawned) and whose command line mentions `needle` (a data dir or a build id): how the e2e
+ * tests check that no VM outlived its build. Only this process's own descendants are looked
+ * at, never the rest of the host; a VM orphaned by a killed daemon is checked by the pid
+ * recorded while it was still a descendant ({@link isProcessRunning}).
  */
 export async function findQemuProcesses(needle: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let cmdline: string;
-    try {
-      cmdline = (await readFile(`/proc/${name}/cmdline`)).toString('utf8');
-    } catch {
-      continue;
-    }
-    const argv = cmdline.split('\0');
-    if (argv.some((a) => a.includes('qemu-system')) && cmdline.includes(needle)) {
-      pids.push(Number(name));
-    }
-  }
-  return pids;
+  const tree = await descendantsOf(process.pid);
+  return tree
+    .filter(
+      (p) => p.argv.some((a) => a.includes('qemu-system')) && p.argv.join(' ').includes(needle),
+    )
+    .map((p) => p.pid);
 }
 
 /** True while `pid` is a live process (not gone, not a zombie waiting to be reaped). */
