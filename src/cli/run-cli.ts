@@ -1,53 +1,151 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { systemClock, type Clock } from '../../common/time/clock.js';
-import { ApiTokenService } from '../auth/api-token-service.js';
-import { loadOrCreateKeys } from '../auth/key-store.js';
-import { isApiScope, type ApiScope } from '../auth/scopes.js';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runBuildCommand } from './build-command.js';
+import type { BuildCliOptions } from './build-options.js';
+import { runBuildsCommand } from './builds-command.js';
+import { runCancelCommand } from './cancel-command.js';
+import { CliExit, EXIT, type ExitCode } from './cli-exit.js';
+import type { CliIo } from './cli-io.js';
+import { runLoginCommand } from './login-command.js';
+import { runLogsCommand } from './logs-command.js';
+import { parseCpus, parseDuration, parseMemoryMb } from './parse-units.js';
+import { runSecretsList, runSecretsRemove, runSecretsSet } from './secrets-command.js';
+import { parseScopes, runTokenCreate } from './token-command.js';
+import { BUILD_STATUSES } from '../builds/build.js';
+import { ConfigError } from '../config/config.js';
 import { isAppError } from '../errors/app-error.js';
 
-export interface CliIo {
-  env: Readonly<Record<string, string | undefined>>;
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  clock?: Clock;
-}
+const collect = (value: string, previous: string[]) => [...previous, value];
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** Parses a duration such as 3600, 90m, 12h or 30d into seconds. */
-export function parseTtl(text: string): number {
-  const m = /^(\d{1,9})([smhd]?)$/.exec(text.trim());
-  if (!m?.[1]) throw new InvalidArgumentError('expected a duration such as 3600, 12h or 30d');
-  const seconds = Number(m[1]) * (UNIT_SECONDS[m[2] ?? ''] ?? 1);
-  if (seconds <= 0) throw new InvalidArgumentError('must be positive');
-  return seconds;
-}
-
-function parseScopes(text: string): ApiScope[] {
-  const scopes = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  const bad = scopes.filter((s) => !isApiScope(s));
-  if (scopes.length === 0 || bad.length > 0) {
-    throw new InvalidArgumentError(`unknown scope(s): ${bad.join(', ') || '(none given)'}`);
+function parseLimit(text: string): number {
+  const n = Number(text);
+  if (!/^\d{1,3}$/.test(text) || n < 1 || n > 100) {
+    throw new InvalidArgumentError('must be 1 to 100');
   }
-  return scopes as ApiScope[];
+  return n;
+}
+
+function outputOption(): Option {
+  return new Option('--output <format>', 'json for machine-readable output').choices([
+    'json',
+    'text',
+  ]);
 }
 
 /**
- * The `kiln` command line. `kiln token create --tenant t --scope a,b [--ttl 30d]` prints an API
- * token signed with the daemon's keys, read from the data directory of the same configuration
- * the daemon uses (KILN_DATA_DIR). Returns the process exit code.
+ * The `kiln` command line. Client commands (`build`, `builds`, `logs`, `cancel`, `secrets`,
+ * `login`) talk to a daemon over HTTP; `token create` runs on the daemon's host with its
+ * keys. Returns the process exit code (see `EXIT`): 0 ready or done, 1 failed, 2 usage,
+ * 3 daemon unreachable or token refused, 130 cancelled.
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode: ExitCode = EXIT.ready;
+  const done = (code: ExitCode) => {
+    exitCode = code;
+  };
   const program = new Command('kiln')
     .description('Kiln build host command line')
     .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  let exitCode = 0;
-  const token = program.command('token').description('API tokens');
+
+  program
+    .command('build')
+    .description('build an image from a directory, like docker build')
+    .argument('[path]', 'build context directory', '.')
+    .option('-f, --file <file>', 'Dockerfile (default PATH/Dockerfile; - reads standard input)')
+    .option('-t, --tag <name[:tag]>', 'image name (lands in <tenant>/<name>)', collect, [])
+    .option('--build-arg <key=value>', 'build argument (repeatable)', collect, [])
+    .option('--secret <spec>', 'per-build secret (not supported by this daemon yet)', collect, [])
+    .option(
+      '--stored-secret <id>',
+      'secret stored with `kiln secrets set` (repeatable)',
+      collect,
+      [],
+    )
+    .option('--cache-scope <scope>', 'build cache scope')
+    .addOption(new Option('--network <mode>', 'network mode').choices(['isolated', 'egress']))
+    .option(
+      '--allow-host <host>',
+      'egress allow-list (not supported by this daemon yet)',
+      collect,
+      [],
+    )
+    .option('--engine <engine>', 'build engine (not selectable on this daemon yet)')
+    .option('--timeout <duration>', 'build time limit (600, 30m, 2h)', parseDuration)
+    .option('--memory <size>', 'VM memory (512m, 2g; a bare number is MiB)', parseMemoryMb)
+    .option('--cpus <n>', 'VM vCPUs', parseCpus)
+    .option('-d, --detach', 'print the build id once it is accepted and exit')
+    .addOption(outputOption())
+    .option('-q, --quiet', 'print only the image reference when it is ready')
+    .action(async (contextArg: string, opts: BuildCliOptions) => {
+      done(await runBuildCommand(contextArg, opts, io));
+    });
+
+  program
+    .command('builds')
+    .description("list this tenant's builds, newest first")
+    .addOption(
+      new Option('--status <status>', 'only builds in this status').choices(BUILD_STATUSES),
+    )
+    .option('--limit <n>', 'how many (1-100)', parseLimit, 20)
+    .addOption(outputOption())
+    .action(async (opts: { status?: string; limit: number; output?: 'json' | 'text' }) => {
+      done(await runBuildsCommand(opts, io));
+    });
+
+  program
+    .command('logs')
+    .description("print a build's log")
+    .argument('<id>', 'build id')
+    .option('-f, --follow', 'follow the log until the build ends')
+    .option('--tail <n>', 'only the last N lines', (t) => parseLimitLines(t))
+    .action(async (id: string, opts: { follow?: boolean; tail?: number }) => {
+      done(await runLogsCommand(id, opts, io));
+    });
+
+  program
+    .command('cancel')
+    .description('cancel builds')
+    .argument('<id...>', 'build ids')
+    .action(async (ids: string[]) => {
+      done(await runCancelCommand(ids, io));
+    });
+
+  const secrets = program.command('secrets').description("this tenant's stored build secrets");
+  secrets
+    .command('set')
+    .description('store a secret (value from standard input, a file or an environment variable)')
+    .argument('<id>', 'secret id')
+    .option('--from-file <file>', 'read the value from a file')
+    .option('--from-env <var>', 'read the value from an environment variable')
+    .action(async (id: string, opts: { fromFile?: string; fromEnv?: string }) => {
+      done(await runSecretsSet(id, opts, io));
+    });
+  secrets
+    .command('ls')
+    .description('list secret ids (values are never shown)')
+    .addOption(outputOption())
+    .action(async (opts: { output?: 'json' | 'text' }) => {
+      done(await runSecretsList(opts, io));
+    });
+  secrets
+    .command('rm')
+    .description('remove secrets')
+    .argument('<id...>', 'secret ids')
+    .action(async (ids: string[]) => {
+      done(await runSecretsRemove(ids, io));
+    });
+
+  program
+    .command('login')
+    .description('check a token against a daemon and store both for later commands')
+    .argument('<url>', 'daemon URL, e.g. http://127.0.0.1:8083')
+    .option('--token <token>', 'API token (default: KILN_TOKEN or standard input)')
+    .action(async (url: string, opts: { token?: string }) => {
+      done(await runLoginCommand(url, opts, io));
+    });
+
+  const token = program.command('token').description('API tokens (on the daemon host)');
   token
     .command('create')
     .description('print a new API token for a tenant')
@@ -57,26 +155,34 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       'comma-separated scopes, e.g. builds:write,builds:read',
       parseScopes,
     )
-    .option('--ttl <duration>', 'lifetime (s, m, h or d suffix)', parseTtl, 30 * 86_400)
-    .action(async (opts: { tenant: string; scope: ApiScope[]; ttl: number }) => {
-      const config = loadConfig(io.env);
-      const keys = await loadOrCreateKeys(config.server.dataDir);
-      const service = new ApiTokenService({ key: keys.api, clock: io.clock ?? systemClock });
-      io.stdout(
-        `${await service.create({ tenant: opts.tenant, scopes: opts.scope, ttlSeconds: opts.ttl })}\n`,
-      );
+    .option('--ttl <duration>', 'lifetime (s, m, h or d suffix)', parseDuration, 30 * 86_400)
+    .action(async (opts: Parameters<typeof runTokenCreate>[0]) => {
+      done(await runTokenCreate(opts, io));
     });
+
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      exitCode = err.exitCode;
-    } else if (err instanceof ConfigError || isAppError(err)) {
-      io.stderr(`kiln: ${err.message}\n`);
-      exitCode = 2;
-    } else {
-      throw err;
+      // --help and --version end with code 0; every parsing problem is a usage error.
+      return err.exitCode === 0 ? EXIT.ready : EXIT.usage;
     }
+    if (err instanceof CliExit) {
+      io.stderr(`kiln: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof ConfigError || isAppError(err)) {
+      io.stderr(`kiln: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    throw err;
   }
   return exitCode;
+}
+
+function parseLimitLines(text: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 10_000) {
+    throw new InvalidArgumentError('must be 0 to 10000');
+  }
+  return Number(text);
 }

@@ -1,0 +1,126 @@
+import { usage } from './cli-exit.js';
+
+/** `kiln build` options as commander hands them over. */
+export interface BuildCliOptions {
+  file?: string;
+  tag: string[];
+  buildArg: string[];
+  secret: string[];
+  storedSecret: string[];
+  cacheScope?: string;
+  network?: 'isolated' | 'egress';
+  allowHost: string[];
+  engine?: string;
+  timeout?: number;
+  memory?: number;
+  cpus?: number;
+  detach?: boolean;
+  output?: 'json' | 'text';
+  quiet?: boolean;
+}
+
+/** The tags this daemon pushes when the image is named: the build id and `latest`. */
+const DAEMON_TAG = 'latest';
+
+/**
+ * `-t NAME[:TAG]` → the `image_name` field. The daemon names images `<tenant>/<NAME>` and tags
+ * them with the build id and `latest`, so any other tag, a second name or a registry host in
+ * the name cannot be honoured and is refused rather than dropped.
+ */
+export function imageNameFromTags(tags: readonly string[]): string | null {
+  const names = new Set<string>();
+  for (const tag of tags) {
+    const slash = tag.lastIndexOf('/');
+    const colon = tag.lastIndexOf(':');
+    const name = colon > slash ? tag.slice(0, colon) : tag;
+    const version = colon > slash ? tag.slice(colon + 1) : null;
+    if (version !== null && version !== DAEMON_TAG) {
+      throw usage(
+        `-t ${tag}: the daemon tags images with the build id and "latest" only; use -t ${name}`,
+      );
+    }
+    const first = name.split('/')[0] ?? '';
+    if (
+      name.includes('/') &&
+      (first.includes('.') || first.includes(':') || first === 'localhost')
+    ) {
+      throw usage(
+        `-t ${tag}: give the name without the registry host; the image lands in <tenant>/<name> on the daemon's registry`,
+      );
+    }
+    if (name === '') throw usage(`-t ${tag}: the name is empty`);
+    names.add(name);
+  }
+  if (names.size > 1) {
+    throw usage(`-t: one image name per build (got ${[...names].join(', ')})`);
+  }
+  return [...names][0] ?? null;
+}
+
+/**
+ * `--build-arg K=V` pairs, Docker style: `--build-arg K` alone takes K from the environment
+ * and is left out when the environment has no K.
+ */
+export function buildArgsFrom(
+  pairs: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const key = eq === -1 ? pair : pair.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      throw usage(`--build-arg ${pair}: expected NAME=VALUE with a name like VERSION`);
+    }
+    if (eq === -1) {
+      const value = env[key];
+      if (value !== undefined) args[key] = value;
+    } else {
+      args[key] = pair.slice(eq + 1);
+    }
+  }
+  return args;
+}
+
+/**
+ * Maps the options onto the text fields of `POST /builds` (everything but the Dockerfile,
+ * which depends on the context), in a fixed order; an option left out is a field left out, so
+ * the daemon's defaults apply. Flags the daemon has no field for fail with a usage error.
+ */
+export function buildFieldsFrom(
+  opts: BuildCliOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): [string, string][] {
+  if (opts.secret.length > 0) {
+    throw usage(
+      '--secret: per-build secret values are not supported by this daemon yet; store the value with `kiln secrets set ID` and pass --stored-secret ID',
+    );
+  }
+  if (opts.allowHost.length > 0) {
+    throw usage(
+      '--allow-host: this daemon has no per-host egress allow-list yet; use --network egress or leave it out',
+    );
+  }
+  if (opts.engine !== undefined) {
+    throw usage(
+      '--engine: this daemon picks the build engine itself (its guest image decides); leave --engine out',
+    );
+  }
+  if (opts.quiet && opts.output === 'json') {
+    throw usage('--quiet and --output json cannot be combined; pick one');
+  }
+  const fields: [string, string][] = [];
+  const args = buildArgsFrom(opts.buildArg, env);
+  if (Object.keys(args).length > 0) fields.push(['build_args', JSON.stringify(args)]);
+  if (opts.storedSecret.length > 0) {
+    fields.push(['secrets', JSON.stringify([...new Set(opts.storedSecret)])]);
+  }
+  if (opts.cacheScope !== undefined) fields.push(['cache_scope', opts.cacheScope]);
+  if (opts.timeout !== undefined) fields.push(['timeout_seconds', String(opts.timeout)]);
+  if (opts.memory !== undefined) fields.push(['memory_mb', String(opts.memory)]);
+  if (opts.cpus !== undefined) fields.push(['cpus', String(opts.cpus)]);
+  if (opts.network !== undefined) fields.push(['network_mode', opts.network]);
+  const imageName = imageNameFromTags(opts.tag);
+  if (imageName !== null) fields.push(['image_name', imageName]);
+  return fields;
+}
