@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import {
+  buildArgsFrom,
+  buildFieldsFrom,
+  imageNameFromTags,
+  type BuildCliOptions,
+} from '../../src/cli/build-options.js';
+import { CliExit } from '../../src/cli/cli-exit.js';
+import { parseCpus, parseDuration, parseMemoryMb } from '../../src/cli/parse-units.js';
+import { runCli } from '../../src/cli/run-cli.js';
+
+const none: BuildCliOptions = {
+  tag: [],
+  buildArg: [],
+  secret: [],
+  storedSecret: [],
+  allowHost: [],
+};
+
+function usageMessage(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(CliExit);
+    expect((err as CliExit).exitCode).toBe(2);
+    return (err as CliExit).message;
+  }
+  throw new Error('expected a usage error');
+}
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, {
+    env: { KILN_URL: 'http://127.0.0.1:9', KILN_TOKEN: 't', ...env },
+    stdout: (t) => out.push(t),
+    stderr: (t) => err.push(t),
+  });
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+describe('kiln build options → POST /builds fields', () => {
+  it('maps every supported flag onto its field, in a fixed order, and leaves unset ones out', () => {
+    expect(
+      buildFieldsFrom(
+        {
+          ...none,
+          tag: ['web'],
+          buildArg: ['VERSION=1.2.3', 'EMPTY=', 'FROM_ENV'],
+          storedSecret: ['npmrc', 'npmrc'],
+          cacheScope: 'main',
+          network: 'egress',
+          timeout: 1800,
+          memory: 2048,
+          cpus: 2,
+        },
+        { FROM_ENV: 'yes' },
+      ),
+    ).toEqual([
+      ['build_args', JSON.stringify({ VERSION: '1.2.3', EMPTY: '', FROM_ENV: 'yes' })],
+      ['secrets', JSON.stringify(['npmrc'])],
+      ['cache_scope', 'main'],
+      ['timeout_seconds', '1800'],
+      ['memory_mb', '2048'],
+      ['cpus', '2'],
+      ['network_mode', 'egress'],
+      ['image_name', 'web'],
+    ]);
+    expect(buildFieldsFrom(none, {})).toEqual([]);
+  });
+
+  it('takes -t NAME and NAME:latest, refuses other tags, a second name and a registry host', () => {
+    expect(imageNameFromTags(['team/web'])).toBe('team/web');
+    expect(imageNameFromTags(['web', 'web:latest'])).toBe('web');
+    expect(imageNameFromTags([])).toBeNull();
+    expect(usageMessage(() => imageNameFromTags(['web:v1']))).toContain('use -t web');
+    expect(usageMessage(() => imageNameFromTags(['web', 'api']))).toContain('one image name');
+    expect(usageMessage(() => imageNameFromTags(['127.0.0.1:8083/acme/web']))).toContain(
+      'registry host',
+    );
+  });
+
+  it('takes --build-arg K from the environment, and drops it when unset (as docker does)', () => {
+    expect(buildArgsFrom(['A', 'B=x=y'], { A: '1' })).toEqual({ B: 'x=y', A: '1' });
+    expect(buildArgsFrom(['MISSING'], {})).toEqual({});
+    expect(usageMessage(() => buildArgsFrom(['1BAD=x'], {}))).toContain('NAME=VALUE');
+  });
+
+  it('refuses flags the daemon has no field for yet, saying what to do instead', () => {
+    expect(usageMessage(() => buildFieldsFrom({ ...none, secret: ['id=a,src=f'] }, {}))).toContain(
+      '--stored-secret',
+    );
+    expect(usageMessage(() => buildFieldsFrom({ ...none, allowHost: ['x.org'] }, {}))).toContain(
+      '--network egress',
+    );
+    expect(usageMessage(() => buildFieldsFrom({ ...none, engine: 'buildkit' }, {}))).toContain(
+      'leave --engine out',
+    );
+  });
+
+  it('parses durations, memory sizes and cpu counts', () => {
+    expect([
+      parseDuration('90s'),
+      parseDuration('30m'),
+      parseDuration('2h'),
+      parseDuration('600'),
+    ]).toEqual([90, 1800, 7200, 600]);
+    expect([
+      parseMemoryMb('512m'),
+      parseMemoryMb('2g'),
+      parseMemoryMb('2GiB'),
+      parseMemoryMb('1.5g'),
+      parseMemoryMb('2048'),
+    ]).toEqual([512, 2048, 2048, 1536, 2048]);
+    expect(() => parseMemoryMb('0.3m')).toThrow();
+    expect(() => parseMemoryMb('lots')).toThrow();
+    expect(parseCpus('4')).toBe(4);
+    expect(() => parseCpus('1.5')).toThrow();
+    expect(() => parseCpus('0')).toThrow();
+  });
+
+  it('exits 2 with a one-line reason for a bad flag, before touching the daemon', async () => {
+    const engine = await cli(['build', '--engine', 'buildkit', '.']);
+    expect(engine.code).toBe(2);
+    expect(engine.stderr).toMatch(/^kiln: --engine: .*\n$/);
+    const network = await cli(['build', '--network', 'open', '.']);
+    expect(network.code).toBe(2);
+    expect(network.stderr).toContain('isolated, egress');
+    const memory = await cli(['build', '--memory', 'lots', '.']);
+    expect(memory.code).toBe(2);
+    const unknown = await cli(['build', '--squash', '.']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--squash'");
+  });
+
+  it('exits 3 saying to log in when no daemon is configured', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(['builds'], {
+      env: { HOME: '/nonexistent-kiln-home' },
+      stdout: (t) => out.push(t),
+      stderr: (t) => err.push(t),
+    });
+    expect(code).toBe(3);
+    expect(err.join('')).toContain('kiln login URL');
+  });
+});
