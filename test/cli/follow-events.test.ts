@@ -18,7 +18,9 @@ afterEach(async () => {
     if (!server) resolve();
     else {
       server.closeAllConnections();
-      server.close(() => resolve());
+      server.close(() => {
+        resolve();
+      });
     }
   });
   server = undefined;
@@ -46,7 +48,7 @@ async function scripted(
     res.end(JSON.stringify({ id: 'b1', status: 'building' }));
   });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server!.address() as AddressInfo).port}`, lastEventIds };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, lastEventIds };
 }
 
 describe('following build events across dropped connections', () => {
@@ -101,16 +103,16 @@ describe('following build events across dropped connections', () => {
 
   it('gives up with exit 3 after repeated failures, naming the command to follow again', async () => {
     const { url } = await scripted([]);
-    await expect(
-      followEvents({
-        client: new KilnClient({ url, token: 't' }),
-        buildId: 'b1',
-        signal: new AbortController().signal,
-        sleep: () => Promise.resolve(),
-        maxFailures: 2,
-        onEvent: () => undefined,
-      }),
-    ).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('kiln logs b1 -f') });
+    const failure = followEvents({
+      client: new KilnClient({ url, token: 't' }),
+      buildId: 'b1',
+      signal: new AbortController().signal,
+      sleep: () => Promise.resolve(),
+      maxFailures: 2,
+      onEvent: () => undefined,
+    });
+    await expect(failure).rejects.toMatchObject({ exitCode: 3 });
+    await expect(failure).rejects.toThrow('kiln logs b1 -f');
   });
 });
 
@@ -118,8 +120,9 @@ describe('rendering build events', () => {
   it('shows steps with the time the previous one took, engine lines indented, the failure code', () => {
     const lines: string[] = [];
     const r = new EventRenderer((t) => lines.push(t));
-    const ev = (id: number, type: string, data: Record<string, unknown>) =>
+    const ev = (id: number, type: string, data: Record<string, unknown>) => {
       r.render({ id, type, data: { at: at(id * 2), ...data } });
+    };
     ev(1, 'status', { status: 'queued' });
     ev(2, 'status', { status: 'booting' });
     ev(3, 'status', { status: 'building' });

@@ -1,0 +1,409 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { configFile } from '../../src/cli/cli-config.js';
+import type { CliIo } from '../../src/cli/cli-io.js';
+import { runCli } from '../../src/cli/run-cli.js';
+import { createHarness, type Harness } from '../helpers/api-harness.js';
+import { eventually, listen, type RunningServer } from '../helpers/api-server.js';
+import { okOutcome } from '../helpers/fake-build-runner.js';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * The CLI in-process against the daemon's real HTTP app on a loopback port (createHarness:
+ * real manager, store, event log and routes; the VM runner is the named FakeBuildRunner
+ * stand-in, driven by each test).
+ */
+let h: Harness;
+let server: RunningServer;
+let work: string;
+let token: string;
+
+beforeEach(async () => {
+  h = await createHarness();
+  server = await listen(h.app);
+  work = await mkdtemp(path.join(tmpdir(), 'kiln-cli-work-'));
+  token = await h.token('acme');
+});
+afterEach(async () => {
+  await server.close();
+  await h.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+interface Run {
+  code: Promise<number>;
+  out: string[];
+  err: string[];
+  interrupt(): void;
+  stdout(): string;
+  stderr(): string;
+}
+
+function start(args: string[], env: Record<string, string> = {}, io: Partial<CliIo> = {}): Run {
+  const out: string[] = [];
+  const err: string[] = [];
+  let handler: (() => void) | null = null;
+  const code = runCli(args, {
+    env: { KILN_URL: server.url, KILN_TOKEN: token, HOME: work, ...env },
+    cwd: work,
+    stdout: (t) => out.push(t),
+    stderr: (t) => err.push(t),
+    clock: h.time,
+    sleep: () => Promise.resolve(),
+    onInterrupt: (fn) => {
+      handler = fn;
+      return () => {
+        handler = null;
+      };
+    },
+    ...io,
+  });
+  return {
+    code,
+    out,
+    err,
+    interrupt: () => handler?.(),
+    stdout: () => out.join(''),
+    stderr: () => err.join(''),
+  };
+}
+
+async function context(files: Record<string, string>): Promise<string> {
+  const dir = path.join(work, 'app');
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await writeFile(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+const DOCKERFILE = 'FROM busybox\nCOPY . /app\n';
+
+describe('kiln build against a daemon', () => {
+  it('uploads the ignored-filtered context with every field, follows to ready, exits 0', async () => {
+    await context({
+      Dockerfile: DOCKERFILE,
+      '.dockerignore': 'node_modules\n*.log\n',
+      'src/index.js': 'console.log(1)\n',
+      'node_modules/x/index.js': 'x',
+      'debug.log': 'noise',
+    });
+    const run = start([
+      'build',
+      'app',
+      '-t',
+      'web',
+      '--build-arg',
+      'V=1',
+      '--cache-scope',
+      'main',
+      '--memory',
+      '1g',
+      '--cpus',
+      '1',
+      '--timeout',
+      '10m',
+      '--network',
+      'egress',
+    ]);
+    await h.runner.waitForRuns(1);
+    const fake = h.runner.runs[0]!;
+    const { build } = fake.input;
+    expect(build.request).toMatchObject({
+      dockerfilePath: 'Dockerfile',
+      dockerfile: null,
+      buildArgs: { V: '1' },
+      cacheScope: 'main',
+      memoryMb: 1024,
+      cpus: 1,
+      timeoutSeconds: 600,
+      networkMode: 'egress',
+      imageName: 'web',
+    });
+    const { stdout: listing } = await execFileAsync('tar', ['-tzf', build.source.path]);
+    expect(listing.split('\n').filter(Boolean).sort()).toEqual(
+      ['./', '.dockerignore', 'Dockerfile', 'src/', 'src/index.js'].filter((n) => n !== './'),
+    );
+    h.time.advance(500);
+    fake.sink.status('booting');
+    h.time.advance(2000);
+    fake.sink.vmBooted(2);
+    fake.sink.status('building');
+    fake.sink.phase('extracting');
+    h.time.advance(1000);
+    fake.sink.phase('building');
+    fake.sink.log('stdout', 'STEP 1/2: FROM busybox\nSTEP 2/2: COPY', h.time.now());
+    fake.sink.log('stdout', ' . /app\n', h.time.now());
+    h.time.advance(3000);
+    fake.sink.status('pushing');
+    fake.sink.phase('pushing');
+    fake.finish(okOutcome(`acme/web:${build.id}`));
+    expect(await run.code).toBe(0);
+    const err = run.stderr();
+    expect(err).toContain(`build ${build.id} accepted (queued`);
+    expect(err).toContain('=> booting the build VM (queued took');
+    expect(err).toContain('=> unpacking the source');
+    expect(err).toContain('   STEP 1/2: FROM busybox\n   STEP 2/2: COPY . /app\n');
+    expect(err).toContain(`image  127.0.0.1:8083/acme/web:${build.id}`);
+    expect(err).toContain(`digest sha256:${'a'.repeat(64)}`);
+    expect(err).toMatch(/timings .*boot 2\.0s · extracting 1\.0s · building 3\.0s · pushing 1\.0s/);
+    expect(err).toMatch(/uploading context: .*\nuploaded context: /);
+  });
+
+  it('sends the Dockerfile inline when .dockerignore excludes it or -f names one outside', async () => {
+    await context({ Dockerfile: DOCKERFILE, '.dockerignore': 'Dockerfile\n', 'a.txt': 'a' });
+    await writeFile(path.join(work, 'other.Dockerfile'), 'FROM busybox\nRUN true\n');
+    const first = start(['build', 'app', '--detach']);
+    const second = start(['build', 'app', '-f', 'other.Dockerfile', '--detach']);
+    expect([await first.code, await second.code]).toEqual([0, 0]);
+    const requests = [first, second].map(
+      (r) => h.manager.get('acme', r.stdout().trim()).build.request,
+    );
+    expect(requests.map((r) => r.dockerfile)).toEqual([DOCKERFILE, 'FROM busybox\nRUN true\n']);
+  });
+
+  it('exits 1 with the error code and the log tail when the build fails', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    const run = start(['build', 'app', '--quiet']);
+    await h.runner.waitForRuns(1);
+    h.runner.runs[0]!.finish({
+      ok: false,
+      code: 'build_failed',
+      message: 'RUN exited with 1',
+      logTail: ['step 3', 'boom'],
+      phaseSeconds: {},
+      bootSeconds: 1,
+    });
+    expect(await run.code).toBe(1);
+    expect(run.stdout()).toBe('');
+    expect(run.stderr()).toContain('   step 3\n   boom\n');
+    expect(run.stderr()).toMatch(
+      /kiln: build \S+ failed \(build_failed\): RUN exited with 1 — full log: kiln logs /,
+    );
+  });
+
+  it('Ctrl-C cancels on the daemon and waits for cancelled (exit 130)', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    h.runner.holdAborts = true;
+    const run = start(['build', 'app']);
+    await h.runner.waitForRuns(1);
+    const fake = h.runner.runs[0]!;
+    await eventually(() => run.stderr().includes('accepted'));
+    run.interrupt();
+    await eventually(() => fake.signal.aborted);
+    expect(run.stderr()).toContain('press Ctrl-C again to leave without waiting');
+    // Still waiting: the VM is not gone yet.
+    let settled = false;
+    void run.code.then(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    fake.finish({
+      ok: false,
+      code: 'cancelled',
+      message: 'aborted: cancel',
+      logTail: [],
+      phaseSeconds: {},
+      bootSeconds: null,
+    });
+    expect(await run.code).toBe(130);
+    expect(run.stderr()).toContain('was cancelled');
+    expect(h.manager.get('acme', fake.input.build.id).build.status).toBe('cancelled');
+  });
+
+  it('a second Ctrl-C leaves at once while the daemon is still cancelling', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    h.runner.holdAborts = true;
+    const run = start(['build', 'app']);
+    await h.runner.waitForRuns(1);
+    await eventually(() => run.stderr().includes('accepted'));
+    run.interrupt();
+    await eventually(() => h.runner.runs[0]!.signal.aborted);
+    run.interrupt();
+    expect(await run.code).toBe(130);
+    expect(run.stderr()).toContain('left build');
+    const fake = h.runner.runs[0]!;
+    expect(h.manager.get('acme', fake.input.build.id).build.status).not.toBe('cancelled');
+    fake.finish({
+      ok: false,
+      code: 'cancelled',
+      message: 'aborted: cancel',
+      logTail: [],
+      phaseSeconds: {},
+      bootSeconds: null,
+    });
+  });
+
+  it('resumes a cut event stream with Last-Event-ID: no line lost, none repeated', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    const proxy = await cuttingProxy(server.port);
+    try {
+      const run = start(['build', 'app'], { KILN_URL: proxy.url });
+      await h.runner.waitForRuns(1);
+      const fake = h.runner.runs[0]!;
+      for (const line of ['one', 'two', 'three'])
+        fake.sink.log('stdout', `${line}\n`, h.time.now());
+      await eventually(() => run.stderr().includes('   three\n'));
+      proxy.cutAll();
+      for (const line of ['four', 'five']) fake.sink.log('stdout', `${line}\n`, h.time.now());
+      fake.finish(okOutcome(`acme/${fake.input.build.id}:${fake.input.build.id}`));
+      expect(await run.code).toBe(0);
+      const logLines = run
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('   '));
+      expect(logLines).toEqual(['   one', '   two', '   three', '   four', '   five']);
+      expect(run.stderr()).toMatch(/event stream dropped; resuming after event \d+/);
+      expect(proxy.connections()).toBeGreaterThanOrEqual(3);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("refuses a bad field with the daemon's code (exit 2) and leaves nothing behind", async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    const run = start(['build', 'app', '--cache-scope', 'Not/Valid']);
+    expect(await run.code).toBe(2);
+    expect(run.stderr()).toContain('INVALID_CACHE_SCOPE');
+    expect(h.buildRows()).toBe(0);
+  });
+
+  it('exits 3 when the daemon is unreachable or refuses the token', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    const closed = await listen(h.app);
+    await closed.close();
+    const gone = start(['build', 'app'], { KILN_URL: closed.url });
+    expect(await gone.code).toBe(3);
+    expect(gone.stderr()).toMatch(
+      /\nkiln: cannot reach the daemon at .*ECONNREFUSED.*kiln login URL`\n$/,
+    );
+    const refused = start(['builds'], { KILN_TOKEN: 'not-a-token' });
+    expect(await refused.code).toBe(3);
+    expect(refused.stderr()).toContain('refused the token (INVALID_TOKEN)');
+  });
+});
+
+describe('kiln builds, logs, cancel, secrets and login', () => {
+  it('lists builds by status, prints logs and cancels', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    const detached = start(['build', 'app', '-d']);
+    expect(await detached.code).toBe(0);
+    const id = detached.stdout().trim();
+    await h.runner.waitForRuns(1);
+    h.runner.runs[0]!.sink.status('booting');
+    h.runner.runs[0]!.sink.log('stdout', 'hello log\n', h.time.now());
+    const logs = start(['logs', id]);
+    expect(await logs.code).toBe(0);
+    expect(logs.stdout()).toBe('hello log\n');
+    const follow = start(['logs', id, '-f']);
+    await eventually(() => follow.stdout() === 'hello log\n');
+    const listed = start(['builds', '--status', 'booting']);
+    expect(await listed.code).toBe(0);
+    expect(listed.stdout()).toMatch(
+      new RegExp(`^ID +STATUS +IMAGE +CREATED +TOOK\n${id} +booting +acme/${id} +\\S+ +-\n$`),
+    );
+    const none = start(['builds', '--status', 'ready']);
+    expect(await none.code).toBe(0);
+    expect([none.stdout(), none.stderr()]).toEqual(['', 'no ready builds\n']);
+    const cancel = start(['cancel', id]);
+    expect(await cancel.code).toBe(0);
+    expect(cancel.stdout()).toContain(`${id}: cancelling`);
+    expect(await follow.code).toBe(0);
+    const cancelled = start(['builds', '--status', 'cancelled', '--output', 'json']);
+    expect(await cancelled.code).toBe(0);
+    expect((JSON.parse(cancelled.stdout()) as { id: string }[]).map((b) => b.id)).toEqual([id]);
+    const unknown = start(['logs', 'b_nope']);
+    expect(await unknown.code).toBe(2);
+    expect(unknown.stderr()).toContain('BUILD_NOT_FOUND');
+  });
+
+  it('sets, lists and removes secrets; the value never comes back', async () => {
+    await writeFile(path.join(work, 'npmrc'), 'token=s3cret');
+    const set = start(['secrets', 'set', 'npmrc', '--from-file', 'npmrc']);
+    expect(await set.code).toBe(0);
+    expect(set.stdout()).toContain('secret npmrc created');
+    const fromEnv = start(['secrets', 'set', 'api', '--from-env', 'API_KEY'], { API_KEY: 'k' });
+    expect(await fromEnv.code).toBe(0);
+    expect(h.secrets.values('acme', ['npmrc', 'api'])).toEqual({
+      npmrc: 'token=s3cret',
+      api: 'k',
+    });
+    const ls = start(['secrets', 'ls']);
+    expect(await ls.code).toBe(0);
+    expect(ls.stdout()).toMatch(/^ID\s+UPDATED\napi\s+\S+\nnpmrc\s+\S+\n$/);
+    expect(ls.stdout()).not.toContain('s3cret');
+    const rm1 = start(['secrets', 'rm', 'api']);
+    expect(await rm1.code).toBe(0);
+    const again = start(['secrets', 'rm', 'api']);
+    expect(await again.code).toBe(2);
+    expect(again.stderr()).toContain('SECRET_NOT_FOUND');
+  });
+
+  it('login checks the token, stores URL and token 0600, and later commands use them', async () => {
+    const xdg = path.join(work, 'xdg');
+    const env = { XDG_CONFIG_HOME: xdg, KILN_URL: '', KILN_TOKEN: '' };
+    const bad = start(['login', server.url, '--token', 'nope'], env);
+    expect(await bad.code).toBe(3);
+    const login = start(['login', `${server.url}/`, '--token', token], env);
+    expect(await login.code).toBe(0);
+    const file = configFile({ XDG_CONFIG_HOME: xdg });
+    expect(file).toBe(path.join(xdg, 'kiln', 'config.json'));
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(path.dirname(file))).mode & 0o777).toBe(0o700);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ url: server.url, token });
+    const out: string[] = [];
+    const code = await runCli(['builds'], {
+      env: { XDG_CONFIG_HOME: xdg },
+      stdout: (t) => out.push(t),
+      stderr: () => undefined,
+    });
+    expect(code).toBe(0);
+    const overridden = await runCli(['builds'], {
+      env: { XDG_CONFIG_HOME: xdg, KILN_TOKEN: 'nope' },
+      stdout: () => undefined,
+      stderr: () => undefined,
+    });
+    expect(overridden).toBe(3);
+  });
+});
+
+/** A TCP relay in front of the daemon that can cut every open connection at once. */
+async function cuttingProxy(port: number) {
+  const open = new Set<net.Socket>();
+  let connections = 0;
+  const relay = net.createServer((client) => {
+    connections += 1;
+    const upstream = net.connect(port, '127.0.0.1');
+    open.add(client);
+    client.on('close', () => {
+      open.delete(client);
+      upstream.destroy();
+    });
+    upstream.on('close', () => client.destroy());
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(relay.address() as net.AddressInfo).port}`,
+    connections: () => connections,
+    cutAll: () => {
+      for (const socket of open) socket.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        relay.close(() => {
+          resolve();
+        });
+      }),
+  };
+}
