@@ -10,13 +10,15 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Host packages: QEMU (microvm), skopeo/buildah (registry clients in tests), debootstrap and
 # friends (guest image recipes), docker-registry (the registry benchmark's baseline and the
-# mirror tests' upstream), apache2-utils (htpasswd for that upstream's Basic auth).
+# mirror tests' upstream), apache2-utils (htpasswd for that upstream's Basic auth), tmux (the
+# CLI's pseudo-terminal tests).
 PACKAGES=(
   qemu-system-x86 qemu-utils
   skopeo buildah uidmap
   debootstrap busybox-static e2fsprogs cpio zstd kmod socat
   docker-registry apache2-utils
   ca-certificates curl iproute2
+  tmux
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -5,6 +5,7 @@ import { runBuildsCommand } from './builds-command.js';
 import { runCancelCommand } from './cancel-command.js';
 import { CliExit, EXIT, type ExitCode } from './cli-exit.js';
 import type { CliIo } from './cli-io.js';
+import { DaemonUnreachable, unreachableExit } from './kiln-client.js';
 import { runLoginCommand } from './login-command.js';
 import { runLogsCommand } from './logs-command.js';
 import { parseCpus, parseDuration, parseMemoryMb } from './parse-units.js';
@@ -167,9 +168,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       // --help and --version end with code 0; every parsing problem is a usage error.
       return err.exitCode === 0 ? EXIT.ready : EXIT.usage;
     }
-    if (err instanceof CliExit) {
-      io.stderr(`kiln: ${err.message}\n`);
-      return err.exitCode;
+    const exit = err instanceof DaemonUnreachable ? unreachableExit(err) : err;
+    if (exit instanceof CliExit) {
+      io.stderr(`kiln: ${exit.message}\n`);
+      return exit.exitCode;
     }
     if (err instanceof ConfigError || isAppError(err)) {
       io.stderr(`kiln: ${err.message}\n`);

@@ -1,4 +1,4 @@
-import { SingleBar } from 'cli-progress';
+import { Presets, SingleBar } from 'cli-progress';
 import { formatBytes, formatSeconds } from './parse-units.js';
 import type { Clock } from '../time/clock.js';
 
@@ -33,16 +33,19 @@ export function createUploadProgress(options: UploadProgressOptions): UploadProg
   const elapsed = () => (clock.now().getTime() - started) / 1000;
   let sent = 0;
   if (options.terminal) {
-    const bar = new SingleBar({
-      stream: options.terminal,
-      format:
-        'uploading context [{bar}] {percentage}% {sentText}/{totalText} {rateText} ETA {eta_formatted}',
-      barsize: 24,
-      hideCursor: true,
-      clearOnComplete: false,
-      etaBuffer: 50,
-      fps: 8,
-    });
+    const bar = new SingleBar(
+      {
+        stream: options.terminal,
+        format:
+          'uploading context [{bar}] {percentage}% {sentText}/{totalText} {rateText} ETA {eta_formatted}',
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: false,
+        etaBuffer: 50,
+        fps: 8,
+      },
+      Presets.shades_classic,
+    );
     const payload = () => ({
       sentText: formatBytes(sent),
       totalText: formatBytes(Math.max(total, sent)),
