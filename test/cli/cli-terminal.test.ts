@@ -56,7 +56,8 @@ async function appContext(): Promise<void> {
   await writeFile(path.join(dir, 'blob'), randomBytes(2 * 1024 * 1024));
 }
 
-describe('kiln in a real terminal', () => {
+// Each case starts node + tsx in a pane: slow on loaded 2-core machines, hence the long limit.
+describe('kiln in a real terminal', { timeout: 150_000 }, () => {
   it('draws the upload bar, shows the engine output, and exits 0 with the image on ready', async () => {
     await appContext();
     const pane = await kiln(['build', 'app', '-t', 'web']);

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../../src/auth/key-store.js';
-import { ManualClock } from '../helpers/manual-clock.js';
 import { parseDuration as parseTtl } from '../../src/cli/parse-units.js';
 import { runCli } from '../../src/cli/run-cli.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 let dataDir: string;
 beforeEach(() => {

@@ -82,7 +82,7 @@ export class KilnPane {
   }
 
   /** Polls the screen until it shows `text`; returns the screen. */
-  async waitFor(text: string | RegExp, timeoutMs = 30_000): Promise<string> {
+  async waitFor(text: string | RegExp, timeoutMs = 60_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const shown = await this.screen();
@@ -95,7 +95,7 @@ export class KilnPane {
   }
 
   /** Resolves with the exit status once the process in the pane has ended. */
-  async exitStatus(timeoutMs = 30_000): Promise<number> {
+  async exitStatus(timeoutMs = 60_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const [dead, status, signal] = (
