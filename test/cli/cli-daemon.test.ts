@@ -188,6 +188,26 @@ describe('kiln build against a daemon', () => {
     );
   });
 
+  it('--output json prints each event as one JSON line on stdout, nothing else', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    const run = start(['build', 'app', '--output', 'json']);
+    await h.runner.waitForRuns(1);
+    const fake = h.runner.runs[0]!;
+    fake.sink.status('booting');
+    fake.sink.log('stdout', 'hi\n', h.time.now());
+    fake.finish(okOutcome(`acme/${fake.input.build.id}:${fake.input.build.id}`));
+    expect(await run.code).toBe(0);
+    const events = run
+      .stdout()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: number; event: string; build_id: string });
+    expect(events.map((e) => e.event)).toEqual(['status', 'status', 'log', 'status', 'result']);
+    expect(events.map((e) => e.id)).toEqual([1, 2, 3, 4, 5]);
+    expect(new Set(events.map((e) => e.build_id))).toEqual(new Set([fake.input.build.id]));
+    expect(run.stderr()).toBe('');
+  });
+
   it('Ctrl-C cancels on the daemon and waits for cancelled (exit 130)', async () => {
     await context({ Dockerfile: DOCKERFILE });
     h.runner.holdAborts = true;
