@@ -9,7 +9,7 @@ import { configFile } from '../../src/cli/cli-config.js';
 import type { CliIo } from '../../src/cli/cli-io.js';
 import { runCli } from '../../src/cli/run-cli.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { eventually, listen, type RunningServer } from '../helpers/api-server.js';
+import { eventually } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
 
 const execFileAsync = promisify(execFile);
@@ -20,18 +20,15 @@ const execFileAsync = promisify(execFile);
  * stand-in, driven by each test).
  */
 let h: Harness;
-let server: RunningServer;
 let work: string;
 let token: string;
 
 beforeEach(async () => {
   h = await createHarness();
-  server = await listen(h.app);
   work = await mkdtemp(path.join(tmpdir(), 'kiln-cli-work-'));
   token = await h.token('acme');
 });
 afterEach(async () => {
-  await server.close();
   await h.close();
   await rm(work, { recursive: true, force: true });
 });
@@ -50,7 +47,7 @@ function start(args: string[], env: Record<string, string> = {}, io: Partial<Cli
   const err: string[] = [];
   let handler: (() => void) | null = null;
   const code = runCli(args, {
-    env: { KILN_URL: server.url, KILN_TOKEN: token, HOME: work, ...env },
+    env: { KILN_URL: h.url, KILN_TOKEN: token, HOME: work, ...env },
     cwd: work,
     stdout: (t) => out.push(t),
     stderr: (t) => err.push(t),
@@ -150,7 +147,7 @@ describe('kiln build against a daemon', () => {
     expect(err).toContain('=> booting the build VM (queued took');
     expect(err).toContain('=> unpacking the source');
     expect(err).toContain('   STEP 1/2: FROM busybox\n   STEP 2/2: COPY . /app\n');
-    expect(err).toContain(`image  127.0.0.1:8083/acme/web:${build.id}`);
+    expect(err).toContain(`image  ${new URL(h.url).host}/acme/web:${build.id}`);
     expect(err).toContain(`digest sha256:${'a'.repeat(64)}`);
     expect(err).toMatch(/timings .*boot 2\.0s · extracting 1\.0s · building 3\.0s · pushing 1\.0s/);
     expect(err).toMatch(/uploading context: .*\nuploaded context: /);
@@ -263,7 +260,7 @@ describe('kiln build against a daemon', () => {
 
   it('resumes a cut event stream with Last-Event-ID: no line lost, none repeated', async () => {
     await context({ Dockerfile: DOCKERFILE });
-    const proxy = await cuttingProxy(server.port);
+    const proxy = await cuttingProxy(h.port);
     try {
       const run = start(['build', 'app'], { KILN_URL: proxy.url });
       await h.runner.waitForRuns(1);
@@ -297,9 +294,7 @@ describe('kiln build against a daemon', () => {
 
   it('exits 3 when the daemon is unreachable or refuses the token', async () => {
     await context({ Dockerfile: DOCKERFILE });
-    const closed = await listen(h.app);
-    await closed.close();
-    const gone = start(['build', 'app'], { KILN_URL: closed.url });
+    const gone = start(['build', 'app'], { KILN_URL: await deadUrl() });
     expect(await gone.code).toBe(3);
     expect(gone.stderr()).toMatch(
       /\nkiln: cannot reach the daemon at .*ECONNREFUSED.*kiln login URL`\n$/,
@@ -369,15 +364,15 @@ describe('kiln builds, logs, cancel, secrets and login', () => {
   it('login checks the token, stores URL and token 0600, and later commands use them', async () => {
     const xdg = path.join(work, 'xdg');
     const env = { XDG_CONFIG_HOME: xdg, KILN_URL: '', KILN_TOKEN: '' };
-    const bad = start(['login', server.url, '--token', 'nope'], env);
+    const bad = start(['login', h.url, '--token', 'nope'], env);
     expect(await bad.code).toBe(3);
-    const login = start(['login', `${server.url}/`, '--token', token], env);
+    const login = start(['login', `${h.url}/`, '--token', token], env);
     expect(await login.code).toBe(0);
     const file = configFile({ XDG_CONFIG_HOME: xdg });
     expect(file).toBe(path.join(xdg, 'kiln', 'config.json'));
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect((await stat(path.dirname(file))).mode & 0o777).toBe(0o700);
-    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ url: server.url, token });
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ url: h.url, token });
     const out: string[] = [];
     const code = await runCli(['builds'], {
       env: { XDG_CONFIG_HOME: xdg },
@@ -426,4 +421,17 @@ async function cuttingProxy(port: number) {
         });
       }),
   };
+}
+
+/** A loopback URL nothing listens on: a port just bound and released. */
+async function deadUrl(): Promise<string> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) =>
+    probe.close(() => {
+      resolve();
+    }),
+  );
+  return `http://127.0.0.1:${port}`;
 }

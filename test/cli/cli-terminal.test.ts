@@ -5,35 +5,32 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RunOutcome } from '../../src/builds/build-runner.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { eventually, listen, type RunningServer } from '../helpers/api-server.js';
+import { eventually } from '../helpers/api-server.js';
 import { KilnPane } from '../helpers/cli-tmux-pane.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
 
 /**
  * `kiln` as a user runs it: in a real pseudo-terminal (a tmux pane), against the daemon's
  * HTTP app on loopback (the VM runner is the FakeBuildRunner stand-in, driven here). The test
- * reads the screen, types Ctrl-C and reads the exit status tmux keeps for the dead pane.
+ * reads the screen, types Ctrl-C and reads the exit status the pane recorded.
  */
 let h: Harness;
-let server: RunningServer;
 let work: string;
 const panes: KilnPane[] = [];
 
 beforeEach(async () => {
   h = await createHarness();
-  server = await listen(h.app);
   work = await mkdtemp(path.join(tmpdir(), 'kiln-cli-tty-'));
 });
 afterEach(async () => {
   for (const pane of panes.splice(0)) await pane.close();
-  await server.close();
   await h.close();
   await rm(work, { recursive: true, force: true });
 });
 
 async function kiln(args: string[]): Promise<KilnPane> {
   const pane = await KilnPane.start(work, args, {
-    KILN_URL: server.url,
+    KILN_URL: h.url,
     KILN_TOKEN: await h.token('acme'),
   });
   panes.push(pane);
@@ -74,7 +71,7 @@ describe('kiln in a real terminal', { timeout: 150_000 }, () => {
     expect(text).toMatch(/uploading context \[█+\] 100% 2\.0 MiB\/2\.0 MiB .*\/s ETA/);
     expect(text).not.toContain('uploading context: ');
     expect(text).toContain('=> ready');
-    expect(text).toContain(`image  127.0.0.1:8083/acme/web:${fake.input.build.id}`);
+    expect(text).toContain(`image  ${new URL(h.url).host}/acme/web:${fake.input.build.id}`);
   });
 
   it('Ctrl-C cancels the build and waits for cancelled (exit 130); twice leaves at once', async () => {
@@ -112,7 +109,7 @@ describe('kiln in a real terminal', { timeout: 150_000 }, () => {
     expect(await usage.screen()).toContain(
       'kiln: -t web:v2: the daemon tags images with the build id and "latest" only; use -t web',
     );
-    await server.close();
+    await h.stop();
     const gone = await kiln(['builds']);
     expect(await gone.exitStatus()).toBe(3);
     expect(await gone.screen()).toMatch(

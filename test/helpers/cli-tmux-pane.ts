@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -15,12 +15,16 @@ function shellQuote(value: string): string {
 /**
  * `kiln` running in a real pseudo-terminal: one pane on a private tmux server (its own
  * socket, so `close()` stops only this server). The pane stays on screen after the process
- * exits, and tmux keeps its exit status.
+ * exits.
  */
 export class KilnPane {
   private readonly socket = `kiln-cli-test-${process.pid}-${randomBytes(4).toString('hex')}`;
 
-  private constructor(private readonly workDir: string) {}
+  private readonly statusFile: string;
+
+  private constructor(private readonly workDir: string) {
+    this.statusFile = path.join(workDir, `${this.socket}.status`);
+  }
 
   /** Starts `kiln <args>` (src/cli/kiln.ts under tsx) in a 100×30 pane, cwd `workDir`. */
   static async start(
@@ -54,6 +58,10 @@ export class KilnPane {
     ]
       .map(shellQuote)
       .join(' ');
+    // The pane's shell records the exit status itself: tmux 3.3 sometimes marks a pane dead
+    // without its status. `trap : INT` keeps that shell alive through Ctrl-C (kiln, its child,
+    // gets the default SIGINT disposition back on exec and handles the signal itself).
+    const script = `trap : INT; ${command}; echo $? > ${shellQuote(this.statusFile)}`;
     await this.tmux(
       '-f',
       conf,
@@ -67,7 +75,7 @@ export class KilnPane {
       '30',
       '-c',
       this.workDir,
-      command,
+      script,
     );
   }
 
@@ -94,25 +102,12 @@ export class KilnPane {
     }
   }
 
-  /** Resolves with the exit status once the process in the pane has ended. */
+  /** Resolves with kiln's exit status once it has ended. */
   async exitStatus(timeoutMs = 60_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const [dead, status, signal] = (
-        await this.tmux(
-          'display-message',
-          '-p',
-          '-t',
-          'kiln',
-          '#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}',
-        )
-      )
-        .trim()
-        .split(':');
-      if (dead === '1' && status !== '') return Number(status);
-      if (dead === '1' && signal !== '') {
-        throw new Error(`kiln was killed by signal ${signal}:\n${await this.screen()}`);
-      }
+      const text = await readFile(this.statusFile, 'utf8').catch(() => '');
+      if (text.endsWith('\n')) return Number(text.trim());
       if (Date.now() > deadline) throw new Error(`kiln still running:\n${await this.screen()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
