@@ -11,7 +11,7 @@ import { followEvents } from './follow-events.js';
 import { DaemonUnreachable, KilnClient, unreachableExit, type RemoteBuild } from './kiln-client.js';
 import { multipartBody } from './multipart-body.js';
 import { createUploadProgress } from './upload-progress.js';
-import { systemClock } from '../time/clock.js';
+import { systemClock } from '../../common/time/clock.js';
 
 /** Largest inline Dockerfile the daemon takes (its multipart field limit). */
 const MAX_DOCKERFILE_BYTES = 1024 * 1024;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 
 /**
  * What a CLI run talks to, passed in so tests drive it without a process of their own:

@@ -1,11 +1,11 @@
 import { InvalidArgumentError } from 'commander';
 import { EXIT, type ExitCode } from './cli-exit.js';
 import type { CliIo } from './cli-io.js';
+import { systemClock } from '../../common/time/clock.js';
 import { ApiTokenService } from '../auth/api-token-service.js';
 import { loadOrCreateKeys } from '../auth/key-store.js';
 import { isApiScope, type ApiScope } from '../auth/scopes.js';
 import { loadConfig } from '../config/config.js';
-import { systemClock } from '../time/clock.js';
 
 /** Parses `--scope a,b` into known API scopes. */
 export function parseScopes(text: string): ApiScope[] {

@@ -1,6 +1,6 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { formatBytes, formatSeconds } from './parse-units.js';
-import type { Clock } from '../time/clock.js';
+import type { Clock } from '../../common/time/clock.js';
 
 /** Shows how far the context upload got. */
 export interface UploadProgress {
