@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { envInt, envString, envOptionalString } from './env-schema.js';
+import { envBytes, envInt, envString, envOptionalString } from './env-schema.js';
+
+const KiB = 1024;
 
 /**
  * Where the daemon listens, keeps its data, and how it names itself to clients: the KILN_*
@@ -19,6 +21,8 @@ export const serverConfigSchema = z
       .transform((v) => v ?? 'info'),
     /** Seconds a graceful shutdown waits for running builds' VMs to be killed. */
     KILN_SHUTDOWN_GRACE_SECONDS: envInt(10, 0, 600),
+    /** Largest JSON body of the API (PUT /secrets/:id), read whole. */
+    KILN_MAX_JSON_BODY_BYTES: envBytes(128 * KiB, 1024, 64 * 1024 * KiB),
   })
   .transform((env, ctx) => ({
     host: env.KILN_HOST,
@@ -27,6 +31,7 @@ export const serverConfigSchema = z
     publicUrl: publicUrl(env, ctx),
     logLevel: env.KILN_LOG_LEVEL,
     shutdownGraceSeconds: env.KILN_SHUTDOWN_GRACE_SECONDS,
+    maxJsonBodyBytes: env.KILN_MAX_JSON_BODY_BYTES,
   }));
 
 /** KILN_PUBLIC_URL's origin, or `http://<host>:<port>` (IPv6 hosts in brackets, RFC 3986). */

@@ -9,7 +9,7 @@ export const ERROR_CATALOG = {
   // --- generic HTTP ---
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   NOT_FOUND: { status: 404, message: 'No such route.' },
-  PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body exceeds its limit.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
   SHUTTING_DOWN: { status: 503, message: 'The daemon is shutting down.' },

@@ -86,7 +86,14 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       heartbeatMs: deps.heartbeatMs ?? 15_000,
     }),
   );
-  app.route('/', secretRoutes({ apiTokens: deps.apiTokens, secrets: deps.secrets }));
+  app.route(
+    '/',
+    secretRoutes({
+      apiTokens: deps.apiTokens,
+      secrets: deps.secrets,
+      maxBodyBytes: deps.config.server.maxJsonBodyBytes,
+    }),
+  );
   app.route('/v2', deps.registry);
   return app;
 }

@@ -1,12 +1,10 @@
 import { Hono } from 'hono';
 import type { ApiEnv } from './api-env.js';
+import { readBody } from './request-body.js';
 import { requireApiToken } from './require-api-token.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
-
-/** Largest JSON body of PUT /secrets/:id. */
-const MAX_BODY_BYTES = 128 * 1024;
 
 /**
  * A tenant's build secrets: PUT stores a value (encrypted at rest), GET lists ids only,
@@ -15,6 +13,8 @@ const MAX_BODY_BYTES = 128 * 1024;
 export function secretRoutes(deps: {
   apiTokens: ApiTokenService;
   secrets: SecretStore;
+  /** Largest body of PUT /secrets/:id; past it BODY_TOO_LARGE, while it streams. */
+  maxBodyBytes: number;
 }): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const canWrite = requireApiToken(deps.apiTokens, 'secrets:write');
@@ -31,8 +31,7 @@ export function secretRoutes(deps: {
     if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'PUT /secrets/:id takes application/json.');
     }
-    const text = await c.req.text();
-    if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new AppError('PAYLOAD_TOO_LARGE');
+    const text = (await readBody(c, deps.maxBodyBytes)).toString('utf8');
     let body: unknown;
     try {
       body = JSON.parse(text) as unknown;

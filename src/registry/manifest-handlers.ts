@@ -7,7 +7,7 @@ import type { RegistryDeps } from './registry-deps.js';
 import { REGISTRY_HEADERS } from './registry-headers.js';
 import type { StoredManifest } from './registry-store.js';
 import { isValidTag } from './repository-name.js';
-import { readBodyLimited, requestBody } from './request-body.js';
+import { readBody } from '../http/request-body.js';
 
 function manifestUnknown(reference: string): OciError {
   return new OciError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { reference } });
@@ -66,19 +66,7 @@ export async function putManifest(
   name: string,
   reference: string,
 ): Promise<Response> {
-  const limit = deps.config.maxManifestBytes;
-  const announced = Number(c.req.header('content-length') ?? '0');
-  const tooLarge = () =>
-    new OciError('SIZE_INVALID', `manifest exceeds ${limit} bytes`, {
-      status: 413,
-      detail: { limit },
-    });
-  if (announced > limit) {
-    requestBody(c)?.resume();
-    throw tooLarge();
-  }
-  const body = await readBodyLimited(requestBody(c), limit);
-  if (body === 'too_large') throw tooLarge();
+  const body = await readBody(c, deps.config.maxManifestBytes);
   const doc = parseManifest(body, c.req.header('content-type'));
 
   let digest: string;

@@ -25,6 +25,7 @@ import {
   startUpload,
   uploadStatus,
 } from './upload-handlers.js';
+import { isAppError } from '../errors/app-error.js';
 
 /** Prefix the daemon mounts the registry under (`app.route('/v2', registry.app)`). */
 export const REGISTRY_PREFIX = '/v2';
@@ -175,6 +176,11 @@ export function buildRegistryApp(deps: RegistryDeps): Hono<RegistryEnv> {
   });
 
   app.onError((err, c) => {
+    // The shared body reader's limit, in the spec's terms (Distribution answers 413 with
+    // SIZE_INVALID as well).
+    if (isAppError(err, 'BODY_TOO_LARGE')) {
+      err = new OciError('SIZE_INVALID', err.message, { status: 413, detail: err.details ?? null });
+    }
     if (err instanceof InvalidCredentialError) {
       err = new OciError('UNAUTHORIZED', err.message, {
         headers: { 'WWW-Authenticate': challenge(deps, c, [], 'invalid_token') },

@@ -4,6 +4,7 @@ import { OciError } from './oci-error.js';
 import type { RegistryCredential } from './registry-authenticator.js';
 import type { RegistryDeps } from './registry-deps.js';
 import { assertRepositoryName } from './repository-name.js';
+import { readBody } from '../http/request-body.js';
 
 /**
  * `/v2/token` (Docker token spec; OAuth2 password grant as BuildKit and containerd send it):
@@ -18,7 +19,10 @@ export async function issueToken(deps: RegistryDeps, c: Context): Promise<Respon
   let credential: RegistryCredential | null;
   let scopeValues: string[];
   if (c.req.method === 'POST') {
-    const form = new URLSearchParams(await c.req.text());
+    // Unauthenticated: the form is bounded while it streams, before anything else happens.
+    const form = new URLSearchParams(
+      (await readBody(c, deps.config.maxTokenBodyBytes)).toString('utf8'),
+    );
     if (form.get('grant_type') !== 'password') {
       return c.json({ error: 'unsupported_grant_type' }, 400);
     }

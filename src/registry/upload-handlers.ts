@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { parseContentRange } from './byte-range.js';
 import { parseDigest, tryParseDigest } from './digest.js';
@@ -6,8 +7,8 @@ import type { RegistryCredential } from './registry-authenticator.js';
 import type { RegistryDeps } from './registry-deps.js';
 import type { UploadSession } from './registry-store.js';
 import { isValidRepositoryName } from './repository-name.js';
-import { requestBody } from './request-body.js';
 import { rangeHeaders } from './upload-sessions.js';
+import { requestBody } from '../http/request-body.js';
 
 function uploadLocation(name: string, id: string): string {
   return `/v2/${name}/blobs/uploads/${id}`;
@@ -75,7 +76,7 @@ export async function startUpload(
     }
   }
   const digestParam = c.req.query('digest');
-  const body = requestBody(c);
+  const body = requestBody(c, deps.config.maxBlobBytes);
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
     await deps.uploads.uploadWhole(name, digest, body);
@@ -84,6 +85,12 @@ export async function startUpload(
   if (body !== null) body.resume();
   const session = await deps.uploads.start(name);
   return new Response(null, { status: 202, headers: sessionHeaders(name, session) });
+}
+
+/** A chunk's body, bounded by what the session may still take before it reaches maxBlobBytes. */
+function chunkBody(deps: RegistryDeps, c: Context, name: string, id: string): Readable | null {
+  const { size } = deps.uploads.get(name, id);
+  return requestBody(c, Math.max(0, deps.config.maxBlobBytes - size));
 }
 
 /** GET `/v2/<name>/blobs/uploads/<id>`: progress of a session (204 with `Range`). */
@@ -100,7 +107,7 @@ export async function patchUpload(
   id: string,
 ): Promise<Response> {
   const range = contentRange(c);
-  const body = requestBody(c);
+  const body = chunkBody(deps, c, name, id);
   const session =
     body === null ? deps.uploads.get(name, id) : await deps.uploads.append(name, id, body, range);
   return new Response(null, { status: 202, headers: sessionHeaders(name, session) });
@@ -123,7 +130,7 @@ export async function completeUpload(
   }
   const digest = parseDigest(digestParam);
   const range = contentRange(c);
-  await deps.uploads.complete(name, id, digest, requestBody(c), range);
+  await deps.uploads.complete(name, id, digest, chunkBody(deps, c, name, id), range);
   return created(name, digest.text);
 }
 
