@@ -134,6 +134,16 @@ export class BlobStore {
     await truncate(this.uploadPath(id), size);
   }
 
+  /** Bytes in the upload file of `id`, or null when there is none. */
+  async uploadSize(id: string): Promise<number | null> {
+    try {
+      return (await stat(this.uploadPath(id))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
   async removeUpload(id: string): Promise<void> {
     this.hashes.delete(id);
     await rm(this.uploadPath(id), { force: true });

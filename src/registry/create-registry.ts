@@ -99,6 +99,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     clock: deps.clock,
     logger,
   });
+  await uploads.recover();
   await uploads.sweep();
   const sweeper = new UploadSweeper({ uploads, logger, intervalMs: SWEEP_INTERVAL_MS });
   sweeper.start();

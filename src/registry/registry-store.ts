@@ -95,6 +95,7 @@ export class RegistryStore {
     deleteSession: Statement<[string]>;
     expiredSessions: Statement<[number], SessionRow>;
     allSessionIds: Statement<[], { id: string }>;
+    allSessions: Statement<[], SessionRow>;
   };
 
   constructor(db: Database, clock: Clock) {
@@ -172,6 +173,7 @@ export class RegistryStore {
       deleteSession: db.prepare('DELETE FROM registry_upload_sessions WHERE id = ?'),
       expiredSessions: db.prepare('SELECT * FROM registry_upload_sessions WHERE updated_at < ?'),
       allSessionIds: db.prepare('SELECT id FROM registry_upload_sessions'),
+      allSessions: db.prepare('SELECT * FROM registry_upload_sessions'),
     };
   }
 
@@ -301,6 +303,11 @@ export class RegistryStore {
   /** Sessions idle since before `cutoff`. */
   expiredSessions(cutoff: Date): UploadSession[] {
     return this.s.expiredSessions.all(cutoff.getTime()).map(toSession);
+  }
+
+  /** Every upload session, live or expired. */
+  sessions(): UploadSession[] {
+    return this.s.allSessions.all().map(toSession);
   }
 
   sessionIds(): Set<string> {

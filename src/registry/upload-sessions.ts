@@ -137,6 +137,35 @@ export class UploadSessions {
   }
 
   /**
+   * Brings every session's file back in line with its row, once at start before any request.
+   * A crash (kill -9) mid-chunk leaves bytes in the file past the recorded size: they are cut
+   * off, so a client resuming from the offset it is told (GET, `Range`) ends with the right
+   * digest. A file shorter than its row (its tail never reached the disk) moves the row back
+   * to what is there; a session whose file is gone is dropped (BLOB_UPLOAD_UNKNOWN, start
+   * again). Returns how many sessions changed.
+   */
+  async recover(): Promise<number> {
+    let changed = 0;
+    for (const session of this.store.sessions()) {
+      const size = await this.blobs.uploadSize(session.id);
+      if (size === session.size) continue;
+      changed += 1;
+      if (size === null) {
+        this.store.deleteSession(session.id);
+      } else if (size > session.size) {
+        await this.blobs.truncateUpload(session.id, session.size);
+      } else {
+        this.store.updateSessionSize(session.id, size);
+      }
+      this.logger.info(
+        { session: session.id, recorded: session.size, onDisk: size },
+        'registry: upload file brought back to its recorded size after a crash',
+      );
+    }
+    return changed;
+  }
+
+  /**
    * Removes sessions idle longer than the TTL and upload files no session owns (left by a
    * crash between creating the file and recording the session). Returns how many went.
    */

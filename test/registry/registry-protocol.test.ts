@@ -1,4 +1,4 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -704,6 +704,46 @@ describe('persistence and crash safety', () => {
     await call('PATCH', loc, {
       body: data.subarray(8),
       headers: { 'content-range': `8-${data.length - 1}` },
+    });
+    expect((await call('PUT', `${loc}?digest=${sha256Digest(data)}`)).status).toBe(201);
+  });
+
+  it('resumes from the reported offset after a crash left more bytes on disk than recorded', async () => {
+    const data = Buffer.from('recorded-part|resent-after-the-crash');
+    const loc = uploadPath(await call('POST', '/v2/acme/app/blobs/uploads/'));
+    const id = loc.split('/').pop()!;
+    await call('PATCH', loc, { body: data.subarray(0, 14), headers: { 'content-range': '0-13' } });
+    // kill -9 mid-PATCH: the next chunk's bytes reached the file, its size never the row.
+    const file = path.join(h.dataDir, 'registry', 'uploads', id);
+    await appendFile(file, data.subarray(14, 30));
+    expect((await stat(file)).size).toBe(30);
+
+    await h.restart();
+
+    expect((await stat(file)).size).toBe(14);
+    const status = await call('GET', loc);
+    expect(status.headers.get('range')).toBe('0-13');
+    const resumed = await call('PATCH', loc, {
+      body: data.subarray(14),
+      headers: { 'content-range': `14-${data.length - 1}` },
+    });
+    expect(resumed.status).toBe(202);
+    expect((await call('PUT', `${loc}?digest=${sha256Digest(data)}`)).status).toBe(201);
+  });
+
+  it('reports the bytes actually on disk when a crash lost the tail of an upload', async () => {
+    const data = Buffer.from('kept|lost-in-the-crash|resent');
+    const loc = uploadPath(await call('POST', '/v2/acme/app/blobs/uploads/'));
+    const id = loc.split('/').pop()!;
+    await call('PATCH', loc, { body: data.subarray(0, 22), headers: { 'content-range': '0-21' } });
+    await truncate(path.join(h.dataDir, 'registry', 'uploads', id), 4);
+
+    await h.restart();
+
+    expect((await call('GET', loc)).headers.get('range')).toBe('0-3');
+    await call('PATCH', loc, {
+      body: data.subarray(4),
+      headers: { 'content-range': `4-${data.length - 1}` },
     });
     expect((await call('PUT', `${loc}?digest=${sha256Digest(data)}`)).status).toBe(201);
   });
