@@ -16,6 +16,7 @@ import { BuildStore } from './builds/build-store.js';
 import { EventLog } from './builds/event-log.js';
 import type { Config } from './config/config.js';
 import type { ApiEnv } from './http/api-env.js';
+import { watchBodyIdle } from './http/body-idle-timeout.js';
 import { connectHost } from './http/connect-host.js';
 import { createApp } from './http/create-app.js';
 import { BuildTokenService } from './registry/build-token-service.js';
@@ -42,6 +43,11 @@ export interface DaemonDeps {
   runner?: BuildRunner;
   /** Milliseconds between SSE heartbeats; default 15 000. */
   heartbeatMs?: number;
+  /**
+   * Milliseconds a request body may stall; default `config.server.bodyIdleTimeoutSeconds`.
+   * Tests pass a short one, since socket timers run on real time.
+   */
+  bodyIdleTimeoutMs?: number;
 }
 
 /** Where a started daemon can be reached from this host. */
@@ -194,10 +200,21 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
     });
     // The node bindings (`env`) are passed through so the registry can stream blob bodies
     // straight between sockets and files instead of through web-stream adapters.
+    // No total request time (Node's 300 s `requestTimeout` cut legitimate slow uploads): bodies
+    // get an idle limit instead, headers keep a total one.
     const server = createAdaptorServer({
       fetch: (request, env) =>
         state === 'closing' ? unavailable('The daemon is shutting down.') : app.fetch(request, env),
+      serverOptions: {
+        requestTimeout: 0,
+        headersTimeout: config.server.headersTimeoutSeconds * 1000,
+      },
     }) as Server;
+    watchBodyIdle(
+      server,
+      deps.bodyIdleTimeoutMs ?? config.server.bodyIdleTimeoutSeconds * 1000,
+      logger.child({ component: 'http' }),
+    );
 
     let cancelSweep = (): void => undefined;
     const armSweep = (): void => {

@@ -22,6 +22,13 @@ export const serverConfigSchema = z
     /** Seconds a graceful shutdown waits for running builds' VMs to be killed. */
     KILN_SHUTDOWN_GRACE_SECONDS: envInt(10, 0, 600),
     /** Largest JSON body of the API (PUT /secrets/:id), read whole. */
+    /**
+     * Seconds a request body may go without a byte before the connection is closed. An idle
+     * limit, not a total one: a slow but steady upload of any size completes.
+     */
+    KILN_BODY_IDLE_TIMEOUT_SECONDS: envInt(60, 1, 3600),
+    /** Seconds a client has to send its request headers (slowloris protection). */
+    KILN_HEADERS_TIMEOUT_SECONDS: envInt(30, 1, 600),
     KILN_MAX_JSON_BODY_BYTES: envBytes(128 * KiB, 1024, 64 * 1024 * KiB),
   })
   .transform((env, ctx) => ({
@@ -32,6 +39,8 @@ export const serverConfigSchema = z
     logLevel: env.KILN_LOG_LEVEL,
     shutdownGraceSeconds: env.KILN_SHUTDOWN_GRACE_SECONDS,
     maxJsonBodyBytes: env.KILN_MAX_JSON_BODY_BYTES,
+    bodyIdleTimeoutSeconds: env.KILN_BODY_IDLE_TIMEOUT_SECONDS,
+    headersTimeoutSeconds: env.KILN_HEADERS_TIMEOUT_SECONDS,
   }));
 
 /** KILN_PUBLIC_URL's origin, or `http://<host>:<port>` (IPv6 hosts in brackets, RFC 3986). */

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { CapturedLog } from './captured-log.js';
 import { FakeBuildRunner } from './fake-build-runner.js';
 import { ManualClock } from './manual-clock.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
@@ -32,6 +33,10 @@ export interface HarnessOptions {
   runner?: FakeBuildRunner;
   time?: ManualClock;
   heartbeatMs?: number;
+  /** Receives the daemon's log lines (at `debug` and above); default: logging off. */
+  log?: CapturedLog;
+  /** Milliseconds a request body may stall (default: the configured seconds). */
+  bodyIdleTimeoutMs?: number;
   /** Run the daemon's start() (listen, restart recovery, queue); default true. */
   start?: boolean;
 }
@@ -52,11 +57,17 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const time = options.time ?? new ManualClock();
   const runner = options.runner ?? new FakeBuildRunner();
   const daemon = await createDaemon(config, {
-    logger: createLogger(config.server.logLevel),
+    logger:
+      options.log === undefined
+        ? createLogger(config.server.logLevel)
+        : createLogger('debug', options.log),
     clock: time,
     scheduler: time,
     runner,
     heartbeatMs: options.heartbeatMs ?? 15_000,
+    ...(options.bodyIdleTimeoutMs === undefined
+      ? {}
+      : { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs }),
   });
   let url = '';
   let port = 0;
