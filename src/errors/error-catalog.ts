@@ -13,6 +13,7 @@ export const ERROR_CATALOG = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
   SHUTTING_DOWN: { status: 503, message: 'The daemon is shutting down.' },
+  NOT_READY: { status: 503, message: 'The daemon is starting: restart recovery is not done yet.' },
 
   // --- auth (API tokens) ---
   UNAUTHENTICATED: { status: 401, message: 'A valid API token is required.' },

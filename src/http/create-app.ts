@@ -48,11 +48,10 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     });
     c.set('logger', logger);
     await next();
-    const level = c.res.status >= 500 ? 'error' : 'debug';
-    logger[level](
-      { status: c.res.status, ms: Math.round(performance.now() - started) },
-      'request done',
-    );
+    // A 503 is a deliberate answer (starting, shutting down), not a fault.
+    const status = c.res.status;
+    const level = status >= 500 && status !== 503 ? 'error' : status === 503 ? 'info' : 'debug';
+    logger[level]({ status, ms: Math.round(performance.now() - started) }, 'request done');
   });
 
   app.onError((err, c) => errorResponse(err, c, c.get('logger')));
@@ -61,10 +60,12 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // Not being ready is an answer, not a failure: 503 with what is true, and no error logged.
   app.get('/readyz', (c) => {
-    const ready = deps.manager.ready && (deps.isReady?.() ?? true);
-    if (!ready) throw new AppError('SHUTTING_DOWN', 'Not ready.');
-    return c.json({ status: 'ready' });
+    const closing = !(deps.isReady?.() ?? true);
+    if (!closing && deps.manager.ready) return c.json({ status: 'ready' });
+    const code = closing ? 'SHUTTING_DOWN' : 'NOT_READY';
+    return c.json({ error: { code, message: new AppError(code).message } }, 503);
   });
   app.get('/metrics', async (c) => {
     c.header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');

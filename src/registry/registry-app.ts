@@ -26,6 +26,7 @@ import {
   uploadStatus,
 } from './upload-handlers.js';
 import { isAppError } from '../errors/app-error.js';
+import { isClientAbort } from '../http/client-abort.js';
 
 /** Prefix the daemon mounts the registry under (`app.route('/v2', registry.app)`). */
 export const REGISTRY_PREFIX = '/v2';
@@ -180,6 +181,15 @@ export function buildRegistryApp(deps: RegistryDeps): Hono<RegistryEnv> {
     // SIZE_INVALID as well).
     if (isAppError(err, 'BODY_TOO_LARGE')) {
       err = new OciError('SIZE_INVALID', err.message, { status: 413, detail: err.details ?? null });
+    }
+    if (!(err instanceof OciError) && isClientAbort(err, c)) {
+      requestLogger(deps, c).info(
+        { reason: String(err) },
+        'registry: client disconnected before its request was complete',
+      );
+      err = new OciError('BLOB_UPLOAD_INVALID', 'the client disconnected mid-request', {
+        cause: err,
+      });
     }
     if (err instanceof InvalidCredentialError) {
       err = new OciError('UNAUTHORIZED', err.message, {
