@@ -2,9 +2,9 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
-import { tarHeader } from '../helpers/api-tar.js';
 import { eventually } from '../helpers/api-server.js';
 import { sendOversized } from '../helpers/oversized-body.js';
+import { tarEntry } from '../helpers/tar-builder.js';
 
 const MiB = 1024 * 1024;
 const DIGEST = `sha256:${'0'.repeat(64)}`;
@@ -147,7 +147,7 @@ describe('every body the daemon reads is bounded while it streams', () => {
           '--x\r\nContent-Disposition: form-data; name="source"; filename="s.tar"\r\n' +
             'Content-Type: application/x-tar\r\n\r\n',
         ),
-        tarHeader({ name: 'big.bin' }, 1024 * MiB),
+        tarEntry({ name: 'big.bin', size: 1024 * MiB }),
       ]);
       const res = await send(
         '/builds',
