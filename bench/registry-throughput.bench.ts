@@ -105,7 +105,7 @@ async function main(): Promise<void> {
       config,
       clock: systemClock,
       logger: pino({ level: 'warn' }),
-      buildActivity: { isBuildActive: () => true },
+      buildActivity: { isAttemptRunning: () => true },
       apiTokens,
     });
     const kilnPort = await freePort();

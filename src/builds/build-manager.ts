@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BuildDirs } from './build-dirs.js';
 import { newBuildId } from './build-id.js';
@@ -58,6 +59,11 @@ interface Queued {
 
 interface Running {
   build: Build;
+  /**
+   * This run's id, named in its registry token: only the running attempt's token is accepted,
+   * so a re-run (after a restart too, when nothing is running yet) refuses every earlier one.
+   */
+  attemptId: string;
   controller: AbortController;
   done: Promise<void>;
   cancelTimeout: () => void;
@@ -73,8 +79,8 @@ const MAX_ATTEMPTS = 2;
  * their row) into the fair queue, hands them to the runner within the concurrency limits,
  * turns the runner's reports into stored statuses and events, applies cancel, queue timeout
  * and build timeout, removes a build's files once it is terminal, and recovers after a
- * restart. It is the registry's BuildActivity: a build's token works only while the build is
- * not terminal.
+ * restart. It is the registry's BuildActivity: a build's token works only while the attempt
+ * it was issued for is the one running.
  */
 export class BuildManager implements BuildActivity {
   private readonly dirs: BuildDirs;
@@ -260,6 +266,10 @@ export class BuildManager implements BuildActivity {
     return this.running.has(buildId) || this.queue.has(buildId);
   }
 
+  isAttemptRunning(buildId: string, attemptId: string): boolean {
+    return this.running.get(buildId)?.attemptId === attemptId;
+  }
+
   /** Fails every build that has waited longer than the queue timeout. Called periodically. */
   sweepQueueTimeouts(): number {
     const limitMs = this.o.policy.queueTimeoutSeconds * 1000;
@@ -339,6 +349,7 @@ export class BuildManager implements BuildActivity {
     const timeoutSeconds = build.request.timeoutSeconds;
     const running: Running = {
       build,
+      attemptId: randomUUID(),
       controller,
       done: Promise.resolve(),
       cancelTimeout: () => undefined,
@@ -362,7 +373,7 @@ export class BuildManager implements BuildActivity {
     let outcome: RunOutcome;
     try {
       const secrets = this.o.secrets.values(build.tenant, build.request.secretIds);
-      const registryToken = await this.o.tokenIssuer.issueBuildToken(build);
+      const registryToken = await this.o.tokenIssuer.issueBuildToken(build, running.attemptId);
       // Aborted while the token was being issued: no VM was started, nothing to kill.
       outcome = controller.signal.aborted
         ? { ok: false, aborted: true, logTail: [], phaseSeconds: {}, bootSeconds: null }

@@ -9,8 +9,8 @@ export const BUILD_TOKEN_MARGIN_SECONDS = 120;
 /**
  * Issues a build's registry token (docs/contracts.md#build-tokens): push+pull on its output
  * repository and its cache repository, pull on the base-image namespace and the pull-through
- * mirror, for the build's timeout plus a margin. The registry refuses it as soon as the build is
- * no longer active.
+ * mirror, for the build's timeout plus a margin, bound to one attempt (claim `attempt`). The
+ * registry refuses it as soon as that attempt is no longer the running one.
  */
 export class BuildTokenService implements BuildTokenIssuer {
   private readonly tokens: RegistryTokenService;
@@ -19,7 +19,7 @@ export class BuildTokenService implements BuildTokenIssuer {
     this.tokens = tokens;
   }
 
-  async issueBuildToken(build: Build): Promise<string> {
+  async issueBuildToken(build: Build, attemptId: string): Promise<string> {
     const access: AccessEntry[] = [
       { type: 'repository', name: build.repository, actions: ['pull', 'push'] },
     ];
@@ -33,6 +33,7 @@ export class BuildTokenService implements BuildTokenIssuer {
       `${BUILD_SUBJECT_PREFIX}${build.id}`,
       access,
       lifetime,
+      attemptId,
     );
     return token;
   }

@@ -13,6 +13,8 @@ export interface RegistryCredential {
   access: Access;
   /** Expiry in seconds since the epoch when the credential itself expires (registry tokens). */
   expiresAt: number | null;
+  /** The build attempt a build's credential belongs to; carried into tokens minted from it. */
+  attempt: string | null;
 }
 
 /** Thrown when credentials were presented but are not valid (`error="invalid_token"`). */
@@ -43,8 +45,9 @@ export function accessForApiPrincipal(principal: ApiPrincipal): AccessEntry[] {
 /**
  * Turns an `Authorization` header into a credential: `Bearer <registry token>` (API tokens are
  * refused: they never verify against the registry key and audience), or `Basic` with a
- * registry/build token or an API token as the password. A build's token stops working as soon
- * as BuildActivity says the build is over.
+ * registry/build token or an API token as the password. A build's token (and any token minted
+ * from it) works only while its `attempt` is the build's running attempt: it dies with its run,
+ * and a restart or a re-run refuses every earlier one.
  */
 export class RegistryAuthenticator {
   private readonly tokens: RegistryTokenService;
@@ -98,6 +101,7 @@ export class RegistryAuthenticator {
         subject: `api:${principal.tenant}:${principal.tokenId}`,
         access: new Access(accessForApiPrincipal(principal)),
         expiresAt: typeof exp === 'number' ? exp : null,
+        attempt: null,
       };
     }
   }
@@ -111,14 +115,18 @@ export class RegistryAuthenticator {
     }
     if (claims.sub.startsWith(BUILD_SUBJECT_PREFIX)) {
       const buildId = claims.sub.slice(BUILD_SUBJECT_PREFIX.length);
-      if (!this.buildActivity.isBuildActive(buildId)) {
-        throw new InvalidCredentialError('the build this token belongs to has ended');
+      if (
+        claims.attempt === null ||
+        !this.buildActivity.isAttemptRunning(buildId, claims.attempt)
+      ) {
+        throw new InvalidCredentialError('the build attempt this token belongs to is not running');
       }
     }
     return {
       subject: claims.sub,
       access: Access.fromTokenClaim(claims.access),
       expiresAt: claims.exp,
+      attempt: claims.attempt,
     };
   }
 }

@@ -10,6 +10,8 @@ export interface RegistryTokenClaims {
   access: AccessEntry[];
   /** Expiry, seconds since the epoch. */
   exp: number;
+  /** The build attempt a build's token (and every token minted from it) belongs to. */
+  attempt: string | null;
 }
 
 /** `sub` prefix of a build's tokens; the registry checks the build is still active. */
@@ -32,16 +34,21 @@ export class RegistryTokenService {
     this.clock = options.clock;
   }
 
-  /** Signs a token for `sub` with `access`, valid `lifetimeSeconds` from now. */
+  /**
+   * Signs a token for `sub` with `access`, valid `lifetimeSeconds` from now; `attempt` binds a
+   * build's token to one run of it.
+   */
   async sign(
     sub: string,
     access: readonly AccessEntry[],
     lifetimeSeconds: number,
+    attempt: string | null = null,
   ): Promise<{ token: string; issuedAt: Date; expiresIn: number }> {
     const issuedAt = this.clock.now();
     const iat = Math.floor(issuedAt.getTime() / 1000);
     const expiresIn = Math.max(1, Math.floor(lifetimeSeconds));
-    const token = await new SignJWT({ access: [...access] })
+    const claims = attempt === null ? { access: [...access] } : { access: [...access], attempt };
+    const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: TOKEN_ALG, kid: this.key.kid, typ: 'JWT' })
       .setIssuer(TOKEN_ISSUER)
       .setAudience(this.audience)
@@ -67,7 +74,8 @@ export class RegistryTokenService {
     if (typeof payload.sub !== 'string' || typeof payload.exp !== 'number' || !access) {
       throw new Error('registry token lacks sub, exp or a valid access claim');
     }
-    return { sub: payload.sub, access, exp: payload.exp };
+    const attempt = typeof payload.attempt === 'string' ? payload.attempt : null;
+    return { sub: payload.sub, access, exp: payload.exp, attempt };
   }
 }
 

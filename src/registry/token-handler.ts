@@ -45,10 +45,12 @@ export async function issueToken(deps: RegistryDeps, c: Context): Promise<Respon
   if (credential.expiresAt !== null) {
     lifetime = Math.min(lifetime, credential.expiresAt - nowSeconds);
   }
+  // A build's attempt travels into the minted token, so it dies with that run as well.
   const { token, issuedAt, expiresIn } = await deps.tokens.sign(
     credential.subject,
     access,
     lifetime,
+    credential.attempt,
   );
   return c.json({
     token,

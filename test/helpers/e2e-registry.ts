@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -33,7 +34,8 @@ export async function startE2eRegistry(): Promise<E2eRegistry> {
   const db = openDatabase(path.join(dataDir, 'kiln.db'));
   const keys = await loadOrCreateKeys(dataDir);
   const apiTokens = new ApiTokenService({ key: keys.api, clock: systemClock });
-  const active = new Set<string>();
+  /** Running builds and the attempt each token was issued for. */
+  const active = new Map<string, string>();
   const tokens = new RegistryTokenService({
     key: keys.registry,
     audience: config.registry.service,
@@ -46,7 +48,9 @@ export async function startE2eRegistry(): Promise<E2eRegistry> {
     config,
     clock: systemClock,
     logger: pino({ level: 'silent' }),
-    buildActivity: { isBuildActive: (id) => active.has(id) },
+    buildActivity: {
+      isAttemptRunning: (id: string, attempt: string) => active.get(id) === attempt,
+    },
     apiTokens,
   });
   const app = new Hono();
@@ -68,8 +72,9 @@ export async function startE2eRegistry(): Promise<E2eRegistry> {
     port,
     adminToken,
     issueBuildToken: async (build) => {
-      active.add(build.id);
-      return issuer.issueBuildToken(build);
+      const attempt = active.get(build.id) ?? randomUUID();
+      active.set(build.id, attempt);
+      return issuer.issueBuildToken(build, attempt);
     },
     endBuild: (id) => active.delete(id),
     close: async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -19,11 +20,33 @@ import { createRegistry, type Registry } from '../../src/registry/create-registr
 import { RegistryTokenService } from '../../src/registry/registry-token-service.js';
 import { openDatabase } from '../../src/storage/database.js';
 
-/** Stand-in for the BuildManager's view of running builds: a set of active build ids. */
+/**
+ * Stand-in for the BuildManager's view of running builds: the active build ids and each one's
+ * running attempt.
+ */
 export class FakeBuildActivity implements BuildActivity {
   readonly active = new Set<string>();
-  isBuildActive(buildId: string): boolean {
-    return this.active.has(buildId);
+  private readonly attempts = new Map<string, string>();
+
+  isAttemptRunning(buildId: string, attemptId: string): boolean {
+    return this.active.has(buildId) && this.attempts.get(buildId) === attemptId;
+  }
+
+  /** The running attempt of `buildId`, started (and the build marked active) if there is none. */
+  attempt(buildId: string): string {
+    this.active.add(buildId);
+    let attempt = this.attempts.get(buildId);
+    if (attempt === undefined) {
+      attempt = randomUUID();
+      this.attempts.set(buildId, attempt);
+    }
+    return attempt;
+  }
+
+  /** A re-run of `buildId`: a new attempt replaces the running one. */
+  rerun(buildId: string): string {
+    this.attempts.delete(buildId);
+    return this.attempt(buildId);
   }
 }
 
@@ -203,10 +226,15 @@ export class RegistryHarness {
     return this.apiTokens.create({ tenant, scopes, ttlSeconds });
   }
 
-  /** A build token for an active build (mark it finished with `activity.active.delete`). */
+  /**
+   * A build token for the running attempt of an active build (mark it finished with
+   * `activity.active.delete`, re-run it with `activity.rerun`).
+   */
   async buildToken(input: Parameters<typeof registryTestBuild>[0]): Promise<string> {
-    this.activity.active.add(input.id);
-    return new BuildTokenService(this.tokens).issueBuildToken(registryTestBuild(input));
+    return new BuildTokenService(this.tokens).issueBuildToken(
+      registryTestBuild(input),
+      this.activity.attempt(input.id),
+    );
   }
 
   /** Basic credentials carrying `token` as the password. */

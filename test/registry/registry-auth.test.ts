@@ -80,6 +80,59 @@ describe('build tokens', () => {
     expect((await getToken(token, 'scope=repository:acme/web:pull')).status).toBe(401);
   });
 
+  it('belong to one attempt: a re-run refuses every earlier token over Bearer, Basic and /v2/token', async () => {
+    const build = { id: 'b_rerun', tenant: 'acme', repository: 'acme/web' };
+    const first = await h.buildToken(build);
+    const minted = await h.exchange(first, ['repository:acme/web:pull,push']);
+    expect(decodeJwt(first).attempt).toBe(h.activity.attempt(build.id));
+    expect(decodeJwt(minted).attempt).toBe(decodeJwt(first).attempt);
+    expect(await status('GET', '/v2/', `Bearer ${minted}`)).toBe(200);
+
+    // A restart re-runs the build: the dead VM's tokens must not push into the new run.
+    h.activity.rerun(build.id);
+    const second = await h.buildToken(build);
+    for (const old of [first, minted]) {
+      expect(await status('GET', '/v2/', `Bearer ${old}`)).toBe(401);
+      expect(await status('GET', '/v2/', RegistryHarness.basic(old))).toBe(401);
+      expect((await getToken(old, 'scope=repository:acme/web:pull')).status).toBe(401);
+      const form = new URLSearchParams({
+        grant_type: 'password',
+        username: 'kiln',
+        password: old,
+        scope: 'repository:acme/web:pull,push',
+      });
+      const posted = await fetch(`${h.url}/v2/token`, { method: 'POST', body: form });
+      expect(posted.status).toBe(401);
+    }
+    const blob = testBlob('pushed by the running attempt');
+    expect(
+      await status(
+        'POST',
+        `/v2/acme/web/blobs/uploads/?digest=${blob.digest}`,
+        `Bearer ${second}`,
+        blob.bytes,
+      ),
+    ).toBe(201);
+    expect(
+      await status(
+        'POST',
+        `/v2/acme/web/blobs/uploads/?digest=${blob.digest}`,
+        `Bearer ${first}`,
+        blob.bytes,
+      ),
+    ).toBe(401);
+  });
+
+  it('without an attempt claim are refused even while the build runs', async () => {
+    h.activity.attempt('b_noattempt');
+    const { token } = await h.tokens.sign(
+      'build:b_noattempt',
+      [{ type: 'repository', name: 'acme/web', actions: ['pull', 'push'] }],
+      600,
+    );
+    expect(await status('GET', '/v2/', `Bearer ${token}`)).toBe(401);
+  });
+
   it('are refused once expired by the injected clock', async () => {
     const token = await h.buildToken({
       id: 'b_exp',
