@@ -18,6 +18,10 @@ export const buildConfigSchema = z
     /** Seconds a build may wait in the queue before it fails with queue_timeout. */
     KILN_QUEUE_TIMEOUT_SECONDS: envInt(3600, 1, 7 * 24 * 3600),
     KILN_MAX_SOURCE_BYTES: envBytes(2 * GiB, 1024, 1024 * GiB),
+    /** Uploads one tenant may have being received and inspected at once (429 above). */
+    KILN_MAX_UPLOADS_PER_TENANT: envInt(2, 1, 1024),
+    /** Uploads being received and inspected at once in all (429 above). */
+    KILN_MAX_CONCURRENT_UPLOADS: envInt(8, 1, 4096),
     KILN_MAX_UNPACKED_BYTES: envBytes(8 * GiB, 1024, 4096 * GiB),
     KILN_MAX_SOURCE_ENTRIES: envInt(200_000, 1, 100_000_000),
     KILN_MAX_PATH_BYTES: envInt(4096, 16, 65_536),
@@ -43,6 +47,7 @@ export const buildConfigSchema = z
     atMost('KILN_DEFAULT_MEMORY_MB', 'KILN_MAX_MEMORY_MB');
     atMost('KILN_DEFAULT_CPUS', 'KILN_MAX_CPUS');
     atMost('KILN_DEFAULT_TIMEOUT_SECONDS', 'KILN_MAX_TIMEOUT_SECONDS');
+    atMost('KILN_MAX_UPLOADS_PER_TENANT', 'KILN_MAX_CONCURRENT_UPLOADS');
   })
   .transform((env) => ({
     maxConcurrent: env.KILN_MAX_CONCURRENT_BUILDS,
@@ -50,6 +55,8 @@ export const buildConfigSchema = z
     maxQueuedPerTenant: env.KILN_MAX_QUEUED_PER_TENANT,
     queueTimeoutSeconds: env.KILN_QUEUE_TIMEOUT_SECONDS,
     maxSourceBytes: env.KILN_MAX_SOURCE_BYTES,
+    maxUploadsPerTenant: env.KILN_MAX_UPLOADS_PER_TENANT,
+    maxConcurrentUploads: env.KILN_MAX_CONCURRENT_UPLOADS,
     maxUnpackedBytes: env.KILN_MAX_UNPACKED_BYTES,
     maxSourceEntries: env.KILN_MAX_SOURCE_ENTRIES,
     maxPathBytes: env.KILN_MAX_PATH_BYTES,

@@ -63,6 +63,14 @@ export const ERROR_CATALOG = {
   BUILD_NOT_FOUND: { status: 404, message: 'No such build.' },
   INVALID_CURSOR: { status: 400, message: 'The pagination cursor is invalid.' },
   TENANT_QUEUE_FULL: { status: 429, message: 'This tenant has too many builds queued.' },
+  TENANT_UPLOADS_BUSY: {
+    status: 429,
+    message: 'This tenant has as many uploads being inspected as it may; retry when one ends.',
+  },
+  UPLOADS_BUSY: {
+    status: 429,
+    message: 'The daemon is inspecting as many uploads as it allows; retry shortly.',
+  },
 
   // --- secrets API ---
   SECRET_NOT_FOUND: { status: 404, message: 'No such secret.' },

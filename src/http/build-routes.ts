@@ -3,6 +3,7 @@ import type { ApiEnv } from './api-env.js';
 import { buildView } from './build-view.js';
 import { receiveBuildUpload } from './receive-build-upload.js';
 import { requireApiToken } from './require-api-token.js';
+import { UploadSlots } from './upload-slots.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { BuildManager } from '../builds/build-manager.js';
 import { BUILD_STATUSES, type BuildStatus } from '../builds/build.js';
@@ -28,6 +29,10 @@ export function buildRoutes(deps: BuildRoutesDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const canWrite = requireApiToken(apiTokens, 'builds:write');
   const canRead = requireApiToken(apiTokens, 'builds:read');
+  const slots = new UploadSlots({
+    perTenant: config.builds.maxUploadsPerTenant,
+    total: config.builds.maxConcurrentUploads,
+  });
   const limits = {
     maxSourceBytes: config.builds.maxSourceBytes,
     maxUnpackedBytes: config.builds.maxUnpackedBytes,
@@ -45,9 +50,15 @@ export function buildRoutes(deps: BuildRoutesDeps): Hono<ApiEnv> {
         details: { limit: config.builds.maxSourceBytes },
       });
     }
-    const view = await manager.accept(tenant, (target) =>
-      receiveBuildUpload({ request: c.req.raw, target, limits }),
-    );
+    const release = slots.acquire(tenant);
+    let view;
+    try {
+      view = await manager.accept(tenant, (target) =>
+        receiveBuildUpload({ request: c.req.raw, target, limits }),
+      );
+    } finally {
+      release();
+    }
     const { build } = view;
     c.var.logger.info(
       {
