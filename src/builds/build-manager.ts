@@ -341,10 +341,15 @@ export class BuildManager implements BuildActivity {
 
   private launch(build: Build): void {
     const now = this.o.clock.now();
+    // Leaving the queue is the moment the build starts: its status, start time and attempt
+    // count change together, so no view shows a "queued" build that has started. The runner's
+    // own `booting` report is then a no-op.
+    build.status = 'booting';
     build.startedAt = now;
     build.attempts += 1;
     build.timings.queued = (now.getTime() - build.createdAt.getTime()) / 1000;
     this.o.store.update(build);
+    this.o.events.append(build.id, { type: 'status', status: 'booting' });
     const controller = new AbortController();
     const timeoutSeconds = build.request.timeoutSeconds;
     const running: Running = {

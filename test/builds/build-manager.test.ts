@@ -335,7 +335,8 @@ describe('BuildManager restart recovery', () => {
     const started = second.manager.start();
     expect(runner.events).toEqual(['recover']);
     await started;
-    expect(second.store.get(running.id)?.status).toBe('queued');
+    // Re-queued, and with the one slot free started again at once (its second attempt).
+    expect(second.store.get(running.id)).toMatchObject({ status: 'booting', attempts: 2 });
     const order: string[] = [];
     for (let i = 0; i < 3; i++) {
       await runner.waitForRuns(i + 1);

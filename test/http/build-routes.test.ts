@@ -18,10 +18,14 @@ async function call(method: string, url: string, tenant = 'acme', body?: FormDat
   });
 }
 
-async function submit(tenant = 'acme'): Promise<string> {
+function sourceForm(): FormData {
   const fd = new FormData();
   fd.append('source', new Blob([sampleTar()]), 'a.tar');
-  const res = await call('POST', '/builds', tenant, fd);
+  return fd;
+}
+
+async function submit(tenant = 'acme'): Promise<string> {
+  const res = await call('POST', '/builds', tenant, sourceForm());
   expect(res.status).toBe(202);
   return ((await res.json()) as { id: string }).id;
 }
@@ -29,6 +33,23 @@ async function submit(tenant = 'acme'): Promise<string> {
 type Json = Record<string, unknown>;
 
 describe('builds API', () => {
+  it('answers POST /builds with one consistent moment: started, or queued with a position', async () => {
+    const started = await call('POST', '/builds', 'acme', sourceForm());
+    expect(started.status).toBe(202);
+    const first = (await started.json()) as Json;
+    expect(first).toMatchObject({ status: 'booting', queue_position: null, attempts: 1 });
+    expect(first.started_at).toEqual(expect.any(String));
+
+    // KILN_MAX_CONCURRENT_BUILDS is 1: the next one waits.
+    const waiting = await call('POST', '/builds', 'acme', sourceForm());
+    expect(await waiting.json()).toMatchObject({
+      status: 'queued',
+      queue_position: 1,
+      started_at: null,
+      attempts: 0,
+    });
+  });
+
   it('lists builds newest first with cursor pagination and a status filter', async () => {
     const ids = [await submit(), await submit(), await submit()];
     await submit('other');

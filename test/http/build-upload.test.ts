@@ -56,7 +56,7 @@ describe('POST /builds', () => {
     expect(build.id).toMatch(/^b_[a-z2-7]{20}$/);
     expect(build).toMatchObject({
       tenant: 'acme',
-      status: 'queued',
+      status: 'booting',
       repository: 'acme/web',
       tags: [build.id, 'latest'],
       cache_repository: 'cache/acme/main',
