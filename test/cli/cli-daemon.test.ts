@@ -143,8 +143,10 @@ describe('kiln build against a daemon', () => {
     fake.finish(okOutcome(`acme/web:${build.id}`));
     expect(await run.code).toBe(0);
     const err = run.stderr();
-    expect(err).toContain(`build ${build.id} accepted (queued`);
-    expect(err).toContain('=> booting the build VM (queued took');
+    expect(err).toContain(`build ${build.id} accepted (booting`);
+    // A free slot: the build boots the moment it is accepted, so queued took no time.
+    expect(err).toContain('=> booting the build VM\n');
+    expect(err).toContain('=> building (booting the build VM took 2.5s)');
     expect(err).toContain('=> unpacking the source');
     expect(err).toContain('   STEP 1/2: FROM busybox\n   STEP 2/2: COPY . /app\n');
     expect(err).toContain(`image  ${new URL(h.url).host}/acme/web:${build.id}`);
