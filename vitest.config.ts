@@ -22,6 +22,9 @@ const VM_TESTS = [
   'test/images/guest-image-boot.test.ts',
 ];
 
+/** Builds (or finds) this checkout's guest image and points KILN_IMAGE_DIR at it. */
+const GUEST_IMAGE_SETUP = './test/helpers/guest-image-setup.ts';
+
 /** The whole daemon as a process, building real images in real VMs. */
 const E2E_TESTS = ['test/e2e/**/*.test.ts'];
 
@@ -45,8 +48,11 @@ export default defineConfig({
         },
       },
       { extends: true, test: { name: 'clients', include: CLIENT_TESTS } },
-      { extends: true, test: { name: 'vm', include: VM_TESTS } },
-      { extends: true, test: { name: 'e2e', include: E2E_TESTS } },
+      { extends: true, test: { name: 'vm', include: VM_TESTS, globalSetup: [GUEST_IMAGE_SETUP] } },
+      {
+        extends: true,
+        test: { name: 'e2e', include: E2E_TESTS, globalSetup: [GUEST_IMAGE_SETUP] },
+      },
     ],
   },
 });

@@ -168,13 +168,18 @@ publish() {
   previous="$(readlink "$cache/images/current" 2>/dev/null || true)"
   ln -sfn "$hash" "$cache/images/current.tmp.$$"
   mv -T "$cache/images/current.tmp.$$" "$cache/images/current"
-  # Keep the new image and the one it replaces (a VM started a moment ago may still be
-  # opening it); older images go. Consumers use images/current, never a hash path.
+  # Keep the new image, the one it replaces (a VM started a moment ago may still be opening
+  # it) and any other used within the last day: another checkout on this machine may run its
+  # tests against its own image by hash path (test/helpers/guest-image-setup.ts). Using an
+  # image, even as an unchanged rebuild, refreshes its mtime; older images go.
+  touch "$out"
   for dir in "$cache/images"/*; do
     name="$(basename "$dir")"
     [[ "$name" =~ ^[0-9a-f]{20}$ ]] || continue
-    [ "$name" = "$hash" ] || [ "$name" = "$previous" ] || rm -rf "$dir"
+    [ "$name" = "$hash" ] || [ "$name" = "$previous" ] && continue
+    [ -n "$(find "$dir" -maxdepth 0 -mmin +1440)" ] && rm -rf "$dir"
   done
+  return 0
 }
 
 if [ -f "$out/image.json" ] && [ "${KILN_IMAGE_FORCE:-0}" != 1 ]; then

@@ -52,10 +52,13 @@ function smoke(args: string[]): Promise<{ code: number; summary: SmokeSummary; o
  */
 describe('the builder guest image under QEMU', () => {
   it('boots, the agent says hello, and the VM powers off when the build is cancelled', async () => {
+    // The project's global setup points KILN_IMAGE_DIR at this checkout's image.
     const cache =
       process.env.KILN_CACHE_DIR ??
       path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'kiln');
-    await access(path.join(cache, 'images', 'current', 'rootfs.img'));
+    await access(
+      path.join(process.env.KILN_IMAGE_DIR ?? path.join(cache, 'images', 'current'), 'rootfs.img'),
+    );
     const { code, summary, output } = await smoke([]);
     expect(code, output).toBe(0);
     expect(summary.engines).toContain('buildah');
