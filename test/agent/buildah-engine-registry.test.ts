@@ -228,6 +228,7 @@ describe('BuildahEngine against the Kiln registry', () => {
   }, 120_000);
 
   it('stops a running build promptly on cancel, leaving none of its processes', async () => {
+    const isSleep = (p: ProcessRecord) => p.argv.join(' ').endsWith('sleep 120');
     let engineTree: ProcessRecord[] = [];
     const { error, ms } = await runDockerfile(
       'FROM busybox\nRUN echo sleeping-now && sleep 120\n',
@@ -235,18 +236,20 @@ describe('BuildahEngine against the Kiln registry', () => {
         if (!text.includes('sleeping-now') || abort.signal.aborted) return;
         // The engine this test started (buildah, a child of this process) and everything
         // under it, recorded by pid and start time while the RUN step sleeps.
-        const ours = await descendantsOf(process.pid);
-        const engine = ours.find((p) => path.basename(p.argv[0] ?? '') === 'buildah');
-        if (engine) engineTree = [engine, ...(await descendantsOf(engine.pid))];
+        // The step prints before its shell forks the sleep: wait (bounded) until it shows.
+        for (let i = 0; i < 100 && !engineTree.some((p) => isSleep(p)); i++) {
+          if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+          const ours = await descendantsOf(process.pid);
+          const engine = ours.find((p) => path.basename(p.argv[0] ?? '') === 'buildah');
+          if (engine) engineTree = [engine, ...(await descendantsOf(engine.pid))];
+        }
         abort.abort();
       },
     );
     expect((error as BuildFailure).message).toContain('cancelled');
     expect(ms).toBeLessThan(10_000);
     // The RUN step's process was among them (exec'd sleep, or the shell running it).
-    expect(
-      engineTree.map((p) => p.argv.join(' ')).filter((a) => a.endsWith('sleep 120')),
-    ).not.toEqual([]);
+    expect(engineTree.filter((p) => isSleep(p))).not.toEqual([]);
     for (const p of engineTree) {
       const record = {
         vmId: 'engine',

@@ -1,4 +1,6 @@
+import { existsSync, statSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
@@ -31,10 +33,19 @@ describe('log lines say what is true, at the level it deserves', () => {
         resolve();
       });
       req.write(Buffer.alloc(1000, 1), () => {
-        setTimeout(() => {
-          req.destroy();
-          resolve();
-        }, 50);
+        // Leave only once the server has the request and wrote the bytes (its upload file
+        // holds them), so the disconnect is mid-body however loaded the machine is.
+        const file = path.join(h!.dataDir, 'registry', 'uploads', path.basename(location));
+        eventually(() => existsSync(file) && statSync(file).size >= 1000, 30_000).then(
+          () => {
+            req.destroy();
+            resolve();
+          },
+          () => {
+            req.destroy();
+            resolve();
+          },
+        );
       });
     });
     const done = () =>
