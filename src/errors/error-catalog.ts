@@ -74,6 +74,7 @@ export const ERROR_CATALOG = {
 
   // --- secrets API ---
   SECRET_NOT_FOUND: { status: 404, message: 'No such secret.' },
+  CACHE_NOT_FOUND: { status: 404, message: 'No such cache.' },
   INVALID_SECRET: { status: 400, message: 'The secret id or value is invalid.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -2,6 +2,7 @@ import type { Migration } from './migration.js';
 import { migration0001Builds } from './migrations/0001-builds.js';
 import { migration0002Registry } from './migrations/0002-registry.js';
 import { migration0003RegistryTimesInMs } from './migrations/0003-registry-times-in-ms.js';
+import { migration0004Caches } from './migrations/0004-caches.js';
 
 /**
  * Every migration, in order. Each part of the daemon owns its own migration files under
@@ -12,4 +13,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration0001Builds,
   migration0002Registry,
   migration0003RegistryTimesInMs,
+  migration0004Caches,
 ];
