@@ -14,6 +14,8 @@ import { BuildManager } from './builds/build-manager.js';
 import type { BuildRunner } from './builds/build-runner.js';
 import { BuildStore } from './builds/build-store.js';
 import { EventLog } from './builds/event-log.js';
+import { CacheDisks } from './caches/cache-disks.js';
+import { CacheStore } from './caches/cache-store.js';
 import type { Config } from './config/config.js';
 import type { ApiEnv } from './http/api-env.js';
 import { watchBodyIdle } from './http/body-idle-timeout.js';
@@ -135,6 +137,21 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
         ? config.server.publicUrl.replace(/:0$/, `:${bound.port}`)
         : config.server.publicUrl;
 
+    const caches = config.caches.enabled
+      ? new CacheDisks({
+          root: path.join(dataDir, 'caches'),
+          store: new CacheStore(db),
+          clock,
+          logger: logger.child({ component: 'caches' }),
+          defaultSizeBytes: config.caches.defaultSizeBytes,
+          gcThresholdPercent: config.caches.gcThresholdPercent,
+          onAttach: (hit) => {
+            metrics.cacheAttached(hit);
+          },
+        })
+      : null;
+    if (caches) metrics.observeCaches(caches);
+
     const runner =
       deps.runner ??
       (await createVmBuildRunner({
@@ -142,6 +159,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
         logger,
         clock,
         scheduler,
+        ...(caches ? { caches } : {}),
         registryTarget: () => {
           const { address, port } = boundAddress();
           return { host: connectHost(address), port };
@@ -195,6 +213,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       secrets,
       metrics,
       registry: registry.app,
+      caches,
       isReady: () => state !== 'closing',
       ...(deps.heartbeatMs === undefined ? {} : { heartbeatMs: deps.heartbeatMs }),
     });

@@ -80,6 +80,11 @@ const resultOkMessage = z.object({
   imageRef: z.string().max(1000),
   phaseSeconds,
   provenance,
+  /**
+   * True when the VM had a cache disk and the agent synced and unmounted it after the engine
+   * exited: only then may the host commit it. Absent or false otherwise.
+   */
+  cacheSynced: z.boolean().optional(),
 });
 export type ResultOkMessage = z.infer<typeof resultOkMessage>;
 

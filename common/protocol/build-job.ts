@@ -57,6 +57,11 @@ export const buildJobSchema = z.object({
   engine: z.enum(['auto', 'buildkit', 'buildah']),
   networkMode: z.enum(['isolated', 'egress']),
   resources: z.object({ memoryMb: nonNegativeInt, cpus: nonNegativeInt }),
+  /**
+   * Present when the VM has a `kiln-cache` disk: the engine keeps its state on it and prunes
+   * that state when the disk is fuller than `gcThresholdPercent`. Null without a cache disk.
+   */
+  cache: z.object({ gcThresholdPercent: z.number().int().min(1).max(100) }).nullable(),
 });
 
 export type BuildJob = z.infer<typeof buildJobSchema>;

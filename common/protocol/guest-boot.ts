@@ -10,6 +10,8 @@ export const DISK_SERIALS = {
   source: 'kiln-source',
   config: 'kiln-config',
   scratch: 'kiln-scratch',
+  /** The build's fork of its scope's persistent cache disk; only on builds with a cache scope. */
+  cache: 'kiln-cache',
 } as const;
 
 /**

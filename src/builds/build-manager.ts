@@ -410,6 +410,13 @@ export class BuildManager implements BuildActivity {
         },
       });
       log.info({ status: build.status }, 'build finished');
+      if (outcome.commitCache) {
+        try {
+          await outcome.commitCache();
+        } catch (err) {
+          log.error({ err }, 'committing the cache disk failed; the previous one stays');
+        }
+      }
       return;
     }
     if (!controller.signal.aborted && !('aborted' in outcome)) {

@@ -41,6 +41,11 @@ export type RunOutcome =
       provenance: Provenance;
       phaseSeconds: Partial<Record<BuildPhase, number>>;
       bootSeconds: number;
+      /**
+       * Present when the run's cache fork may become its scope's committed disk: the manager
+       * calls it once the build is stored `ready`, so a crash before that commits nothing.
+       */
+      commitCache?: () => Promise<boolean>;
     }
   | ({ ok: false; code: BuildErrorCode; message: string } & RunTrace)
   /**

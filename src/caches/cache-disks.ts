@@ -8,6 +8,7 @@ import { copyDisk } from './copy-disk.js';
 import type { Clock } from '../../common/time/clock.js';
 import { AppError } from '../errors/app-error.js';
 import { isValidNameComponent } from '../registry/repository-name.js';
+import type { CacheDiskSource } from '../vm/cache-disk-source.js';
 import { createScratchVolume } from '../vm/scratch-volume.js';
 
 /** Forks live beside the committed disk (same filesystem: commit is a rename). */
@@ -54,6 +55,8 @@ export interface CacheDisksOptions {
   logger: Logger;
   /** Size of a disk created for a scope that has none. */
   defaultSizeBytes: number;
+  /** Percent of a disk past which the guest's engine prunes (config.caches). */
+  gcThresholdPercent: number;
   /** Hit/miss counter (metrics). */
   onAttach?: (hit: boolean) => void;
 }
@@ -70,11 +73,15 @@ export interface CacheDisksOptions {
  * file. Files the row does not name are strays, removed by {@link recover} at start. Raw files
  * work under both VMMs, with no overlay chain to flatten.
  */
-export class CacheDisks {
+export class CacheDisks implements CacheDiskSource {
   /** Per-scope serialisation of fork copies, commits, deletes and prunes. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly o: CacheDisksOptions) {}
+  readonly gcThresholdPercent: number;
+
+  constructor(private readonly o: CacheDisksOptions) {
+    this.gcThresholdPercent = o.gcThresholdPercent;
+  }
 
   /**
    * At start, before any build runs: removes every fork (no build survives a restart), every

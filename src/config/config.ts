@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { buildConfigSchema } from './build-config.js';
+import { cacheConfigSchema } from './cache-config.js';
 import { registryConfigSchema } from './registry-config.js';
 import { serverConfigSchema } from './server-config.js';
 import { vmConfigSchema } from './vm-config.js';
@@ -13,6 +14,7 @@ const configSchema = z.object({
   builds: buildConfigSchema,
   registry: registryConfigSchema,
   vm: vmConfigSchema,
+  caches: cacheConfigSchema,
 });
 
 type Sections = z.output<typeof configSchema>;
@@ -45,6 +47,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     builds: input,
     registry: input,
     vm: input,
+    caches: input,
   });
   if (!parsed.success) {
     // The section name is ours, not the operator's: issues name the variable alone.

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ApiEnv } from './api-env.js';
 import { buildEventRoutes } from './build-event-routes.js';
 import { buildRoutes } from './build-routes.js';
+import { cacheRoutes } from './cache-routes.js';
 import { errorResponse } from './error-response.js';
 import { OPENAPI_DOCUMENT } from './openapi-document.js';
 import { secretRoutes } from './secret-routes.js';
@@ -12,6 +13,7 @@ import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { SecretStore } from '../auth/secret-store.js';
 import type { BuildManager } from '../builds/build-manager.js';
 import type { EventLog } from '../builds/event-log.js';
+import type { CacheDisks } from '../caches/cache-disks.js';
 import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
 import type { RegistryEnv } from '../registry/registry-app.js';
@@ -29,6 +31,8 @@ export interface AppDeps {
   metrics: KilnMetrics;
   /** The OCI registry's app, mounted at /v2. */
   registry: Hono<RegistryEnv>;
+  /** Persistent cache disks; null (or absent) when they are turned off. */
+  caches?: CacheDisks | null;
   /** Extra readiness condition (store open, registry ready); ANDed with the manager's. */
   isReady?: () => boolean;
   /** Milliseconds between SSE heartbeats; default 15 000. */
@@ -87,6 +91,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       heartbeatMs: deps.heartbeatMs ?? 15_000,
     }),
   );
+  app.route('/', cacheRoutes({ apiTokens: deps.apiTokens, caches: deps.caches ?? null }));
   app.route(
     '/',
     secretRoutes({

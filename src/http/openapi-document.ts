@@ -7,6 +7,7 @@ import { BUILD_STATUSES } from '../builds/build.js';
  */
 const error = { $ref: '#/components/responses/Error' };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const scopeParam = { name: 'scope', in: 'path', required: true, schema: { type: 'string' } };
 const bearer = [{ bearerAuth: [] }];
 const buildJson = {
   description: 'The build',
@@ -47,6 +48,23 @@ export const OPENAPI_DOCUMENT = {
       },
     },
     schemas: {
+      Cache: {
+        type: 'object',
+        required: ['scope', 'size_bytes', 'used_bytes', 'created_at'],
+        properties: {
+          scope: { type: 'string' },
+          size_bytes: { type: 'integer', description: 'Size of the disk, fixed at creation.' },
+          used_bytes: {
+            type: 'integer',
+            description: 'Bytes the committed disk occupies on the host (0 before a commit).',
+          },
+          created_at: { type: 'string', format: 'date-time' },
+          last_commit_at: { type: ['string', 'null'], format: 'date-time' },
+          last_commit_build_id: { type: ['string', 'null'] },
+          last_build_id: { type: ['string', 'null'] },
+          last_build_at: { type: ['string', 'null'], format: 'date-time' },
+        },
+      },
       Build: {
         type: 'object',
         required: ['id', 'tenant', 'status', 'repository', 'tags', 'created_at'],
@@ -201,6 +219,50 @@ export const OPENAPI_DOCUMENT = {
         security: bearer,
         parameters: [idParam],
         responses: { '204': { description: 'Deleted' }, '404': error },
+      },
+    },
+    '/caches': {
+      get: {
+        summary: "List the tenant's persistent cache disks (one per cache_scope)",
+        security: bearer,
+        responses: {
+          '200': {
+            description: '{ caches: [Cache] }',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['caches'],
+                  properties: {
+                    caches: { type: 'array', items: { $ref: '#/components/schemas/Cache' } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    '/caches/{scope}': {
+      delete: {
+        summary: 'Delete a cache disk; builds running on a fork of it commit nothing',
+        security: bearer,
+        parameters: [scopeParam],
+        responses: { '204': { description: 'Deleted' }, '404': error },
+      },
+    },
+    '/caches/{scope}/prune': {
+      post: {
+        summary: 'Empty a cache disk: the next build of the scope starts cold',
+        security: bearer,
+        parameters: [scopeParam],
+        responses: {
+          '200': {
+            description: 'The pruned cache',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Cache' } } },
+          },
+          '404': error,
+        },
       },
     },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },

@@ -3,6 +3,11 @@ import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporte
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { METRIC_ATTRIBUTES } from './metric-attributes.js';
 
+/** What the cache gauges read when Prometheus scrapes. */
+export interface CacheDiskObservation {
+  observe(): { disks: number; sizeBytes: number; usedBytes: number };
+}
+
 /** What the queue gauges read when Prometheus scrapes. */
 export interface QueueObservation {
   queued(): number;
@@ -25,7 +30,9 @@ export class KilnMetrics {
   private readonly buildsTotal: Counter;
   private readonly uploadBytes: Counter;
   private readonly vmBoot: Histogram;
+  private readonly cacheAttaches: Counter;
   private observation: QueueObservation | null = null;
+  private caches: CacheDiskObservation | null = null;
 
   constructor() {
     this.exporter = new PrometheusExporter({ preventServerStart: true });
@@ -54,6 +61,32 @@ export class KilnMetrics {
     const active = meter.createObservableGauge('kiln_active_builds', {
       description: 'Builds handed to a runner and not finished.',
     });
+    this.cacheAttaches = meter.createCounter('kiln_cache_attaches_total', {
+      description: 'Cache disks attached to builds: hit (a committed disk forked) or miss (new).',
+    });
+    const cacheGauges = {
+      disks: meter.createObservableGauge('kiln_cache_disks', {
+        description: 'Persistent cache disks (tenant, scope).',
+      }),
+      sizeBytes: meter.createObservableGauge('kiln_cache_disk_size_bytes', {
+        description: 'Sum of the cache disks sizes.',
+        unit: 'By',
+      }),
+      usedBytes: meter.createObservableGauge('kiln_cache_disk_used_bytes', {
+        description: 'Bytes the committed cache disks occupy on the host.',
+        unit: 'By',
+      }),
+    };
+    meter.addBatchObservableCallback(
+      (result) => {
+        if (!this.caches) return;
+        const seen = this.caches.observe();
+        result.observe(cacheGauges.disks, seen.disks);
+        result.observe(cacheGauges.sizeBytes, seen.sizeBytes);
+        result.observe(cacheGauges.usedBytes, seen.usedBytes);
+      },
+      [cacheGauges.disks, cacheGauges.sizeBytes, cacheGauges.usedBytes],
+    );
     queueLength.addCallback((result) => {
       if (this.observation) result.observe(this.observation.queued());
     });
@@ -65,6 +98,15 @@ export class KilnMetrics {
   /** Connects the gauges to the live queue. */
   observeQueue(observation: QueueObservation): void {
     this.observation = observation;
+  }
+
+  /** Connects the cache gauges to the cache disks. */
+  observeCaches(caches: CacheDiskObservation): void {
+    this.caches = caches;
+  }
+
+  cacheAttached(hit: boolean): void {
+    this.cacheAttaches.add(1, { [METRIC_ATTRIBUTES.result]: hit ? 'hit' : 'miss' });
   }
 
   buildFinished(status: 'ready' | 'failed' | 'cancelled', seconds: number): void {

@@ -1,4 +1,6 @@
 /** Attribute keys used on Kiln's metrics, in one place (STYLE.md). */
 export const METRIC_ATTRIBUTES = {
   status: 'status',
+  /** Cache disk attach: `hit` (a committed disk was forked) or `miss` (a new disk). */
+  result: 'result',
 } as const;

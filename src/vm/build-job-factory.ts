@@ -17,6 +17,8 @@ export function createBuildJob(
     guestRegistryAddress: string;
     limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
     engine?: BuildJob['engine'];
+    /** Set when the VM gets a cache disk. */
+    cache?: BuildJob['cache'];
   },
 ): BuildJob {
   const { request } = build;
@@ -48,5 +50,6 @@ export function createBuildJob(
     engine: options.engine ?? 'auto',
     networkMode: request.networkMode,
     resources: { memoryMb: request.memoryMb, cpus: request.cpus },
+    cache: options.cache ?? null,
   };
 }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
+import type { CacheDiskSource } from './cache-disk-source.js';
 import { selectVmm } from './select-vmm.js';
 import { VmBuildRunner } from './vm-build-runner.js';
 import { VmLedger } from './vm-ledger.js';
@@ -20,6 +21,8 @@ export async function createVmBuildRunner(deps: {
   clock: Clock;
   scheduler: Scheduler;
   registryTarget: () => { host: string; port: number };
+  /** Persistent cache disks (absent when config.caches turns them off). */
+  caches?: CacheDiskSource;
 }): Promise<BuildRunner> {
   const { config } = deps;
   const logger = deps.logger.child({ component: 'vm' });
@@ -41,5 +44,6 @@ export async function createVmBuildRunner(deps: {
       maxPathBytes: config.builds.maxPathBytes,
     },
     registryTarget: deps.registryTarget,
+    ...(deps.caches ? { caches: deps.caches } : {}),
   });
 }

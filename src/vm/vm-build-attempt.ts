@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { AgentSession, type AgentSessionEvent } from './agent-session.js';
 import { createBuildJob } from './build-job-factory.js';
+import type { CacheDiskFork, CacheDiskSource } from './cache-disk-source.js';
 import { writeConfigVolume } from './config-volume.js';
 import { readConsoleTail } from './console-tail.js';
 import type { GuestImage } from './guest-image.js';
@@ -29,6 +30,8 @@ const CONSOLE_TAIL_LINES = 30;
 const DRAIN_AFTER_EXIT_MS = 2000;
 /** Slack past the build's own timeout before the runner's backstop deadline fires. */
 const BACKSTOP_SLACK_SECONDS = 30;
+/** After a successful result on a cache disk, how long the guest has to power off by itself. */
+const CACHE_SHUTDOWN_GRACE_MS = 30_000;
 
 /** What one attempt needs from its runner. */
 export interface VmBuildAttemptDeps {
@@ -48,6 +51,8 @@ export interface VmBuildAttemptDeps {
   cmdline: string;
   /** Where the guest's registry forward connects on the host (the daemon's listener). */
   registryTarget: { host: string; port: number };
+  /** Persistent cache disks; without it every build gets a scratch disk only. */
+  caches?: CacheDiskSource;
 }
 
 /**
@@ -94,6 +99,10 @@ export class VmBuildAttempt {
   private handle: VmHandle | null = null;
   private session: AgentSession | null = null;
   private readonly timers: (() => void)[] = [];
+  /** The build's cache fork, when it has a scope; committed or discarded once the VM is gone. */
+  private cacheFork: CacheDiskFork | null = null;
+  /** The agent reported the cache disk synced and unmounted after the engine exited. */
+  private cacheSynced = false;
   private readonly outcome: Promise<RunOutcome>;
   private decide: (outcome: RunOutcome | Promise<RunOutcome>) => void = () => undefined;
 
@@ -131,11 +140,55 @@ export class VmBuildAttempt {
       );
       this.fail('vm_boot_failed', `starting the builder VM failed: ${(err as Error).message}`);
     }
+    let outcome: RunOutcome | undefined;
+    let cleanExit = false;
     try {
-      return await this.outcome;
+      outcome = await this.outcome;
+      if (outcome.ok && this.cacheFork && this.cacheSynced)
+        cleanExit = await this.guestPoweredOff();
     } finally {
       this.signal.removeEventListener('abort', this.onAbort);
       await this.cleanup();
+      if (!cleanExit) await this.discardCache();
+    }
+    return cleanExit ? this.withCacheCommit(outcome) : outcome;
+  }
+
+  /**
+   * A cache disk is committed only after the guest, having synced and unmounted it, powered
+   * off by itself: waits (bounded) for the VMM to exit instead of killing it.
+   */
+  private async guestPoweredOff(): Promise<boolean> {
+    const handle = this.handle;
+    if (!handle) return false;
+    let cancel: () => void = () => undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      cancel = this.deps.scheduler.setTimeout(() => {
+        resolve(false);
+      }, CACHE_SHUTDOWN_GRACE_MS);
+    });
+    try {
+      return await Promise.race([handle.exited.then(() => true), timedOut]);
+    } finally {
+      cancel();
+    }
+  }
+
+  private withCacheCommit(outcome: RunOutcome): RunOutcome {
+    const fork = this.cacheFork;
+    if (!outcome.ok || !fork) return outcome;
+    return { ...outcome, commitCache: () => fork.commit() };
+  }
+
+  private async discardCache(): Promise<void> {
+    try {
+      await this.cacheFork?.discard();
+    } catch (err) {
+      // Left on disk: the next start removes every fork.
+      this.deps.logger.error(
+        { err, buildId: this.input.build.id },
+        'discarding the cache fork failed',
+      );
     }
   }
 
@@ -156,11 +209,23 @@ export class VmBuildAttempt {
 
     const configPath = path.join(this.runDir, 'config.tar');
     const scratchPath = path.join(this.runDir, 'scratch.img');
+    const scope = build.request.cacheScope;
+    if (deps.caches && scope !== null) {
+      this.cacheFork = await deps.caches.fork(build.tenant, scope, build.id);
+      this.sink.log(
+        'system',
+        `[kiln] cache disk for scope "${scope}": ${this.cacheFork.hit ? 'warm' : 'cold (new disk)'}\n`,
+        deps.clock.now(),
+      );
+    }
     await writeConfigVolume(
       configPath,
       createBuildJob(build, {
         guestRegistryAddress: deps.vmm.guestRegistryAddress,
         limits: deps.limits,
+        cache: this.cacheFork
+          ? { gcThresholdPercent: deps.caches?.gcThresholdPercent ?? 80 }
+          : null,
       }),
     );
     await createScratchVolume(scratchPath, deps.scratchBytes);
@@ -181,6 +246,9 @@ export class VmBuildAttempt {
         { path: build.source.path, readOnly: true, serial: DISK_SERIALS.source },
         { path: configPath, readOnly: true, serial: DISK_SERIALS.config },
         { path: scratchPath, readOnly: false, serial: DISK_SERIALS.scratch },
+        ...(this.cacheFork
+          ? [{ path: this.cacheFork.path, readOnly: false, serial: DISK_SERIALS.cache }]
+          : []),
       ],
       network: {
         mode: build.request.networkMode,
@@ -327,6 +395,7 @@ export class VmBuildAttempt {
         const phaseSeconds = { ...this.hostPhaseSeconds, ...message.phaseSeconds };
         const bootSeconds = this.bootSeconds();
         if (message.ok) {
+          this.cacheSynced = message.cacheSynced === true;
           this.end({
             ok: true,
             imageDigest: message.imageDigest,

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import type { CacheDiskSource } from './cache-disk-source.js';
 import { resolveGuestImage } from './guest-image.js';
 import { isRecordedProcessAlive } from './process-identity.js';
 import { VmBuildAttempt } from './vm-build-attempt.js';
@@ -40,6 +41,8 @@ export interface VmBuildRunnerOptions {
   registryTarget: () => { host: string; port: number };
   /** Extra guest kernel command line (default "quiet"). */
   cmdline?: string;
+  /** Persistent cache disks for builds with a cache scope. */
+  caches?: CacheDiskSource;
 }
 
 /**
@@ -92,6 +95,7 @@ export class VmBuildRunner implements BuildRunner {
           limits: options.limits,
           cmdline: options.cmdline ?? 'quiet',
           registryTarget: options.registryTarget(),
+          ...(options.caches ? { caches: options.caches } : {}),
         },
         input,
         sink,
@@ -134,6 +138,11 @@ export class VmBuildRunner implements BuildRunner {
     }
     for (const file of corrupt) {
       await rm(file, { force: true });
+    }
+    if (this.options.caches) {
+      // After the VMs are dead: nothing holds a fork open any more.
+      const caches = await this.options.caches.recover();
+      removedPaths += caches.removedForks + caches.removedFiles;
     }
     if (killedProcesses > 0 || removedPaths > 0) {
       logger.info({ killedProcesses, removedPaths }, 'recovered VMs left by a previous daemon');

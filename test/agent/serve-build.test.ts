@@ -104,6 +104,7 @@ beforeEach(async () => {
     engine: 'auto',
     networkMode: 'isolated',
     resources: { memoryMb: 1024, cpus: 1 },
+    cache: null,
   };
 });
 

@@ -27,6 +27,7 @@ describe('CacheDisks', () => {
       clock,
       logger: pino({ level: 'silent' }),
       defaultSizeBytes: 64 * MiB,
+      gcThresholdPercent: 80,
       onAttach: (hit) => attaches.push(hit),
     });
   const scopeDir = (tenant: string, scope: string) => path.join(dir, 'caches', tenant, scope);

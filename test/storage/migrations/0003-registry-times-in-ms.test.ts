@@ -7,6 +7,7 @@ import { RegistryStore } from '../../../src/registry/registry-store.js';
 import { openDatabase } from '../../../src/storage/database.js';
 import { migration0001Builds } from '../../../src/storage/migrations/0001-builds.js';
 import { migration0002Registry } from '../../../src/storage/migrations/0002-registry.js';
+import { MIGRATIONS } from '../../../src/storage/migrations.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
 
 const REGISTRY_TABLES = [
@@ -119,7 +120,7 @@ describe('migration 3: registry times in milliseconds', () => {
       );
       expect(
         db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all(),
-      ).toEqual([1, 2, 3]);
+      ).toEqual(MIGRATIONS.map((m) => m.version));
     } finally {
       db.close();
     }
