@@ -4,6 +4,7 @@ import { openAgentChannel, parseChannelSpec } from './channel/open-agent-channel
 import { detectEngines } from './detect-engines.js';
 import { parseKernelCmdline } from './kernel-cmdline.js';
 import { serveBuild } from './serve-build.js';
+import { CACHE_MOUNT_POINT, isMounted, releaseCacheDisk } from './volumes/cache-disk.js';
 import { findDiskBySerial } from './volumes/find-disk.js';
 import { readConfigVolume } from './volumes/read-config-volume.js';
 import { BuildFailure } from '../common/errors/build-failure.js';
@@ -38,6 +39,7 @@ async function main(): Promise<number> {
   const engines = await detectEngines();
   diag(`channel open; engines: ${engines.map((e) => e.name).join(', ') || 'none'}`);
   const sourceDevice = (await findDiskBySerial(DISK_SERIALS.source)) ?? '';
+  const cacheDir = (await isMounted(CACHE_MOUNT_POINT)) ? CACHE_MOUNT_POINT : null;
   const outcome = await serveBuild({
     channel,
     clock: systemClock,
@@ -53,7 +55,8 @@ async function main(): Promise<number> {
       }
       return readConfigVolume(config);
     },
-    environment: { sourceDevice, scratchDir: '/scratch', memoryDir: '/run/kiln' },
+    environment: { sourceDevice, scratchDir: '/scratch', memoryDir: '/run/kiln', cacheDir },
+    releaseCache: cacheDir === null ? null : () => releaseCacheDisk(cacheDir, diag),
     diag,
   });
   diag(`build served: ${outcome}`);

@@ -17,6 +17,12 @@ export interface ServeBuildDeps {
   /** Reads build.json (from the config volume in the guest). */
   loadJob: () => Promise<BuildJob>;
   environment: BuildEnvironment;
+  /**
+   * Syncs and unmounts the cache disk once the engine has exited; resolves true when it is
+   * clean. Null without a cache disk. Called only after a successful build: the host commits
+   * the disk only when the result says it was released.
+   */
+  releaseCache: (() => Promise<boolean>) | null;
   /** Diagnostics for the guest console (never the channel). */
   diag: (line: string) => void;
 }
@@ -128,6 +134,7 @@ export async function serveBuild(deps: ServeBuildDeps): Promise<ServeBuildOutcom
     signal: abort.signal,
   });
   if (state.hostGone) return 'host_gone';
+  if (result.ok && deps.releaseCache !== null) result.cacheSynced = await deps.releaseCache();
   try {
     await writer.send(result);
     await writer.flush();

@@ -9,6 +9,7 @@ import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
 import { BuildFailure, isBuildFailure } from '../../common/errors/build-failure.js';
 import type {
   BuildPhase,
+  LogStream,
   ResultMessage,
   StartMessage,
 } from '../../common/protocol/agent-messages.js';
@@ -20,6 +21,7 @@ import type { LogSink } from '../logs/log-sink.js';
 import { decompressSource } from '../source/decompress-stream.js';
 import { readSourceDisk, verifySourceDisk } from '../source/source-disk.js';
 import { unpackSource } from '../source/unpack-source.js';
+import { diskUsage, overThreshold } from '../volumes/cache-disk.js';
 
 /** Where the build runs inside the guest. */
 export interface BuildEnvironment {
@@ -29,6 +31,12 @@ export interface BuildEnvironment {
   scratchDir: string;
   /** Memory-backed directory for credentials and run state (/run in the guest). */
   memoryDir: string;
+  /**
+   * The mounted `kiln-cache` disk, or null without one. When build.json names a cache, the
+   * engine keeps its whole state here (Buildah's storage and its cache mounts, BuildKit's
+   * root), so the next build of the scope starts warm.
+   */
+  cacheDir: string | null;
 }
 
 export interface RunBuildDeps {
@@ -98,33 +106,56 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
     const engine = selectEngine(deps.engines, job.engine);
     const engineVersion = await engine.version();
     await logs.system(`engine ${engine.name} ${engineVersion}`);
+    const cacheDir = job.cache === null ? null : environment.cacheDir;
+    const cacheUsage = cacheDir === null ? null : await diskUsage(cacheDir);
+    if (job.cache !== null && cacheDir === null) {
+      await logs.system('cache disk not mounted: building without it');
+    }
     credentials = await createCredentialsDir(
       path.join(environment.memoryDir, 'credentials'),
       job.registry,
       deps.start.registryToken,
       job.secretIds,
       deps.start.secrets,
+      cacheUsage === null || job.cache === null
+        ? null
+        : { diskBytes: cacheUsage.totalBytes, thresholdPercent: job.cache.gcThresholdPercent },
     );
     const missing = job.secretIds.filter((id) => deps.start.secrets[id] === undefined);
     if (missing.length > 0) await logs.system(`secrets without a value: ${missing.join(', ')}`);
 
     const host = job.registry.host;
-    const result = await engine.build(
-      {
-        contextDir: context.contextDir,
-        dockerfile: context.dockerfile,
-        buildArgs: job.buildArgs,
-        imageRefs: job.registry.tags.map((t) => `${host}/${job.registry.repository}:${t}`),
-        cacheRef:
-          job.registry.cacheRepository === null ? null : `${host}/${job.registry.cacheRepository}`,
-        registryHost: host,
-        registryInsecure: job.registry.insecure,
-        credentials,
-        workDir: path.join(work, 'engine'),
-        runDir: path.join(environment.memoryDir, 'engine'),
-      },
-      { phase: enter, log: (stream, text) => logs.write(stream, text), signal },
-    );
+    const request = {
+      contextDir: context.contextDir,
+      dockerfile: context.dockerfile,
+      buildArgs: job.buildArgs,
+      imageRefs: job.registry.tags.map((t) => `${host}/${job.registry.repository}:${t}`),
+      cacheRef:
+        job.registry.cacheRepository === null ? null : `${host}/${job.registry.cacheRepository}`,
+      registryHost: host,
+      registryInsecure: job.registry.insecure,
+      credentials,
+      workDir: cacheDir === null ? path.join(work, 'engine') : path.join(cacheDir, 'engine'),
+      runDir: path.join(environment.memoryDir, 'engine'),
+    };
+    const hooks = {
+      phase: enter,
+      log: (stream: LogStream, text: string) => logs.write(stream, text),
+      signal,
+    };
+    if (cacheUsage !== null && job.cache !== null) {
+      const percent = Math.round((cacheUsage.usedBytes * 100) / Math.max(1, cacheUsage.totalBytes));
+      await logs.system(
+        `cache disk ${percent}% full (${cacheUsage.usedBytes} of ${cacheUsage.totalBytes} bytes)`,
+      );
+      if (overThreshold(cacheUsage, job.cache.gcThresholdPercent) && engine.prune) {
+        await logs.system(
+          `cache disk past ${job.cache.gcThresholdPercent}%: pruning ${engine.name} state`,
+        );
+        await engine.prune(request, hooks);
+      }
+    }
+    const result = await engine.build(request, hooks);
     throwIfCancelled(signal);
     phases.finish();
     return {

@@ -1,6 +1,7 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  type BuildkitGcLimits,
   renderAuthJson,
   renderBuildkitdToml,
   renderRegistriesConf,
@@ -25,6 +26,7 @@ export async function createCredentialsDir(
   registryToken: string,
   secretIds: readonly string[],
   secretValues: Record<string, string>,
+  buildkitGc: BuildkitGcLimits | null = null,
 ): Promise<CredentialsDir> {
   await mkdir(baseDir, { recursive: true, mode: 0o700 });
   const dir = await mkdtemp(path.join(baseDir, 'creds-'));
@@ -40,7 +42,7 @@ export async function createCredentialsDir(
   await mkdir(dockerConfigDir, { mode: 0o700 });
   await put(path.join('docker', 'config.json'), auth);
   const registriesConf = await put('registries.conf', renderRegistriesConf(registry));
-  const buildkitdToml = await put('buildkitd.toml', renderBuildkitdToml(registry));
+  const buildkitdToml = await put('buildkitd.toml', renderBuildkitdToml(registry, buildkitGc));
   await mkdir(path.join(dir, 'secrets'), { mode: 0o700 });
   const secretFiles: Record<string, string> = {};
   for (const id of secretIds) {

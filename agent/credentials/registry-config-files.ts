@@ -60,7 +60,10 @@ export function renderRegistriesConf(registry: BuildJob['registry']): string {
  * (`docker.io/library/busybox` → `<mirror>/library/busybox`), so the mirror is the bare host
  * when the namespace is "library", and `<host>/<namespace>` otherwise.
  */
-export function renderBuildkitdToml(registry: BuildJob['registry']): string {
+export function renderBuildkitdToml(
+  registry: BuildJob['registry'],
+  gc: BuildkitGcLimits | null = null,
+): string {
   const host = registry.host;
   const mirror =
     registry.dockerHubMirrorNamespace === 'library'
@@ -74,5 +77,33 @@ export function renderBuildkitdToml(registry: BuildJob['registry']): string {
     `  http = ${registry.insecure ? 'true' : 'false'}`,
     `  insecure = ${registry.insecure ? 'true' : 'false'}`,
     '',
+    ...(gc === null ? [] : renderBuildkitGc(gc)),
   ].join('\n');
+}
+
+/** Bounds on BuildKit's state when it lives on a cache disk of `diskBytes`. */
+export interface BuildkitGcLimits {
+  diskBytes: number;
+  /** Percent of the disk BuildKit's garbage collector keeps its state under. */
+  thresholdPercent: number;
+}
+
+/**
+ * The `[worker.oci]` garbage-collection section (buildkitd.toml(5), BuildKit ≥ 0.17 names):
+ * state is kept under `maxUsedSpace`, and at least `minFreeSpace` of the disk stays free, so
+ * the cache disk never fills; `reservedSpace` is what GC never frees below. Values are byte
+ * counts written as strings, which BuildKit's disk-space parser reads.
+ */
+export function renderBuildkitGc(limits: BuildkitGcLimits): string[] {
+  const maxUsed = Math.floor((limits.diskBytes * limits.thresholdPercent) / 100);
+  const minFree = limits.diskBytes - maxUsed;
+  const reserved = Math.floor(maxUsed / 10);
+  return [
+    '[worker.oci]',
+    '  gc = true',
+    `  reservedSpace = ${tomlString(String(reserved))}`,
+    `  maxUsedSpace = ${tomlString(String(maxUsed))}`,
+    `  minFreeSpace = ${tomlString(String(minFree))}`,
+    '',
+  ];
 }

@@ -64,4 +64,10 @@ export interface BuildEngine {
   /** The engine's version string, e.g. "1.28.2". */
   version(): Promise<string>;
   build(request: EngineRequest, hooks: EngineHooks): Promise<EngineResult>;
+  /**
+   * Frees the engine's state under `request.workDir` (images, layers, cache mounts) when a
+   * cache disk is past its threshold. Absent when the engine bounds itself (BuildKit's GC
+   * limits in buildkitd.toml).
+   */
+  prune?(request: EngineRequest, hooks: EngineHooks): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
@@ -116,6 +116,19 @@ export function buildahEnv(request: EngineRequest, base: NodeJS.ProcessEnv): Nod
   };
 }
 
+/**
+ * argv that frees Buildah's state before a build on a full cache disk: every image and layer
+ * (`rmi --all --force`; Debian's Buildah has no `prune` subcommand yet). The cache-mount
+ * directories under TMPDIR are removed with it (see {@link BuildahEngine.prune}).
+ */
+export function buildahPruneArgv(
+  buildah: string,
+  paths: BuildahPaths,
+  driver: BuildahStorageDriver,
+): string[] {
+  return [buildah, ...buildahGlobalArgs(paths, driver), 'rmi', '--all', '--force'];
+}
+
 /** Parses `buildah --version` ("buildah version 1.28.2 (image-spec …)"). */
 export function parseBuildahVersion(output: string): string {
   const m = /version\s+(\S+)/.exec(output);
@@ -196,6 +209,21 @@ export class BuildahEngine implements BuildEngine {
       throw new BuildFailure('push_failed', `buildah reported no digest (got "${digest}")`);
     }
     return { digest, imageRef: request.imageRefs[0] ?? '', baseImages };
+  }
+
+  async prune(request: EngineRequest, hooks: EngineHooks): Promise<void> {
+    const paths = buildahPaths(request);
+    const env = buildahEnv(request, process.env);
+    const driver = await this.storageDriver(paths, env, hooks);
+    const out = await runEngineProcess(buildahPruneArgv(this.buildah, paths, driver), {
+      env,
+      onOutput: (stream, text) => hooks.log(stream, text),
+      signal: hooks.signal,
+      killGraceMs: this.options.killGraceMs,
+    });
+    if (out.code !== 0) await hooks.log('system', `buildah rmi exited with ${out.code ?? '?'}\n`);
+    // `RUN --mount=type=cache` directories live under TMPDIR as buildah-cache-<uid>.
+    await rm(path.join(request.workDir, 'tmp'), { recursive: true, force: true });
   }
 
   /** overlay on the ext4 scratch disk when the kernel allows it, else vfs. */

@@ -4,6 +4,7 @@ import {
   buildahBuildArgv,
   buildahEnv,
   buildahPaths,
+  buildahPruneArgv,
   buildahPushArgv,
   parseBuildahVersion,
 } from '../../agent/engines/buildah-engine.js';
@@ -97,6 +98,21 @@ describe('Buildah argv', () => {
       BUILDAH_ISOLATION: 'chroot',
       TMPDIR: '/scratch/build/engine/tmp',
     });
+  });
+
+  it('prunes every image and layer from the same storage root before a build on a full cache disk', () => {
+    expect(buildahPruneArgv('buildah', paths, 'overlay')).toEqual([
+      'buildah',
+      '--root',
+      '/scratch/build/engine/buildah/storage',
+      '--runroot',
+      '/run/kiln/engine/buildah-run',
+      '--storage-driver',
+      'overlay',
+      'rmi',
+      '--all',
+      '--force',
+    ]);
   });
 
   it('parses the version from buildah --version', () => {

@@ -48,6 +48,13 @@ describe('registry configuration for the engines', () => {
       'mirrors = ["10.0.2.100:5000/hub"]',
     );
   });
+  it('bounds BuildKit state on a cache disk with GC limits derived from its size and threshold', () => {
+    const toml = renderBuildkitdToml(registry, { diskBytes: 10_000_000_000, thresholdPercent: 80 });
+    expect(toml).toContain(
+      '[worker.oci]\n  gc = true\n  reservedSpace = "800000000"\n  maxUsedSpace = "8000000000"\n  minFreeSpace = "2000000000"\n',
+    );
+    expect(renderBuildkitdToml(registry)).not.toContain('[worker.oci]');
+  });
 });
 
 describe('credentials directory', () => {

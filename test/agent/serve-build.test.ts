@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -112,7 +112,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function start(behaviour: 'ok' | 'fail' | 'hang' = 'ok'): Harness {
+function start(
+  behaviour: 'ok' | 'fail' | 'hang' = 'ok',
+  cache: { dir: string; release: () => Promise<boolean> } | null = null,
+): Harness {
   const host = new PassThrough();
   const output = new PassThrough();
   const received: AgentMessage[] = [];
@@ -140,7 +143,9 @@ function start(behaviour: 'ok' | 'fail' | 'hang' = 'ok'): Harness {
       sourceDevice: path.join(dir, 'source.img'),
       scratchDir: path.join(dir, 'scratch'),
       memoryDir: path.join(dir, 'run'),
+      cacheDir: cache?.dir ?? null,
     },
+    releaseCache: cache?.release ?? null,
     diag: () => undefined,
   });
   return {
@@ -193,6 +198,48 @@ describe('serveBuild', () => {
       '10.0.2.100:5000/acme/web:b_test',
       '10.0.2.100:5000/acme/web:latest',
     ]);
+  });
+
+  it('keeps the engine state on the cache disk and reports it released after a success', async () => {
+    job = { ...job, cache: { gcThresholdPercent: 80 } };
+    const cacheDir = path.join(dir, 'cache');
+    await mkdir(cacheDir);
+    const releases: string[] = [];
+    const h = start('ok', {
+      dir: cacheDir,
+      release: () => {
+        releases.push('released');
+        return Promise.resolve(true);
+      },
+    });
+    await h.waitFor('hello');
+    h.host.write(startLine);
+    expect(await h.outcome).toBe('result_sent');
+    expect(h.engine.requests[0]?.workDir).toBe(path.join(cacheDir, 'engine'));
+    expect(releases).toEqual(['released']);
+    expect(h.received.at(-1)).toMatchObject({ type: 'result', ok: true, cacheSynced: true });
+    const logs = h.received.flatMap((m) => (m.type === 'log' ? [m.data] : []));
+    expect(logs.some((l) => /cache disk \d+% full/.test(l))).toBe(true);
+  });
+
+  it('does not release the cache disk after a failed build (the host discards the fork)', async () => {
+    job = { ...job, cache: { gcThresholdPercent: 80 } };
+    const cacheDir = path.join(dir, 'cache');
+    await mkdir(cacheDir);
+    const releases: string[] = [];
+    const h = start('fail', {
+      dir: cacheDir,
+      release: () => {
+        releases.push('released');
+        return Promise.resolve(true);
+      },
+    });
+    await h.waitFor('hello');
+    h.host.write(startLine);
+    expect(await h.outcome).toBe('result_sent');
+    expect(releases).toEqual([]);
+    expect(h.received.at(-1)).toMatchObject({ type: 'result', ok: false });
+    expect(h.received.at(-1)).not.toHaveProperty('cacheSynced');
   });
 
   it('skips garbage, oversized and invalid host lines, reports them, and still builds', async () => {

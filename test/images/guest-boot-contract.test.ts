@@ -33,6 +33,7 @@ describe('guest init scripts follow common/protocol/guest-boot.ts', () => {
     const script = await readFile(rootfsInit, 'utf8');
     const vars = assignments(script);
     expect(vars.get('SCRATCH_SERIAL')).toBe(DISK_SERIALS.scratch);
+    expect(vars.get('CACHE_SERIAL')).toBe(DISK_SERIALS.cache);
     expect(vars.get('KEY_NET')).toBe(CMDLINE_KEYS.net);
     expect(vars.get('KEY_REGISTRY_VSOCK')).toBe(CMDLINE_KEYS.registryVsock);
     expect(vars.get('VSOCK_REGISTRY_PORT')).toBe(String(VSOCK_GUEST_REGISTRY.port));
