@@ -141,6 +141,24 @@ describe('vm.create payload against the in-repo vm.create schema', () => {
     expect(JSON.stringify(closed.errors)).toContain('iommu');
   });
 
+  it('is valid with a cache disk, and refuses backing_files or image_type on any disk', () => {
+    const withCache = spec({ mode: 'isolated', registryTarget });
+    withCache.disks.push({
+      path: '/var/lib/kiln/caches/acme/main/forks/b_schema.img',
+      readOnly: false,
+      serial: DISK_SERIALS.cache,
+    });
+    const payload = buildCloudHypervisorVmConfig(withCache, paths);
+    expect(closed(payload), JSON.stringify(closed.errors)).toBe(true);
+    expect(payload.disks.at(-1)).toMatchObject({ serial: 'kiln-cache', readonly: false });
+    for (const extra of [{ backing_files: true }, { image_type: 'Qcow2' }]) {
+      const copy = JSON.parse(JSON.stringify(payload)) as JsonObject;
+      const disks = copy.disks as JsonObject[];
+      disks[disks.length - 1] = { ...disks[disks.length - 1], ...extra };
+      expect(closed(copy)).toBe(false);
+    }
+  });
+
   it('rejects a missing required key, a relative path and an over-long disk serial', () => {
     const noCid = JSON.parse(JSON.stringify(egressPayload())) as JsonObject;
     delete (noCid.vsock as JsonObject).cid;
