@@ -182,6 +182,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       metrics,
       policy: {
         ...config.builds,
+        ...(caches ? { maxCacheSizeMb: Math.floor(config.caches.maxSizeBytes / 1024 ** 2) } : {}),
         // Read when a build is ready (after start()), so it names the bound port.
         get publicUrl() {
           return publicUrl();

@@ -12,6 +12,7 @@ export const BUILD_FIELDS = [
   'build_args',
   'secrets',
   'cache_scope',
+  'cache_size_mb',
   'timeout_seconds',
   'memory_mb',
   'cpus',
@@ -35,7 +36,15 @@ export interface BuildRequestPolicy {
   maxMemoryMb: number;
   defaultCpus: number;
   maxCpus: number;
+  /**
+   * Largest `cache_size_mb` (config.caches' ceiling); without it the field is refused, as when
+   * cache disks are turned off.
+   */
+  maxCacheSizeMb?: number;
 }
+
+/** Smallest cache disk a build may ask for. */
+const MIN_CACHE_SIZE_MB = 256;
 
 const MAX_BUILD_ARGS = 200;
 const MAX_SECRETS = 100;
@@ -135,6 +144,22 @@ export function parseBuildRequest(
   if (cacheScope !== null && !isValidCacheScope(cacheScope)) {
     throw new AppError('INVALID_CACHE_SCOPE', undefined, { details: { field: 'cache_scope' } });
   }
+  // Checked on its own (fields sent before the source are checked one by one), so without a
+  // cache_scope it is accepted and has no effect.
+  const rawCacheSize = get('cache_size_mb');
+  let cacheSizeMb: number | null = null;
+  if (rawCacheSize !== undefined) {
+    if (policy.maxCacheSizeMb === undefined) {
+      throw invalid('cache_size_mb', 'cache disks are turned off on this host');
+    }
+    cacheSizeMb = wholeNumber(
+      'cache_size_mb',
+      rawCacheSize,
+      MIN_CACHE_SIZE_MB,
+      MIN_CACHE_SIZE_MB,
+      policy.maxCacheSizeMb,
+    );
+  }
   const imageName = get('image_name') ?? null;
   if (imageName !== null && !isValidImageName(imageName)) {
     throw new AppError('INVALID_IMAGE_NAME', undefined, { details: { field: 'image_name' } });
@@ -160,6 +185,7 @@ export function parseBuildRequest(
       buildArgs,
       secretIds,
       cacheScope,
+      cacheSizeMb,
       timeoutSeconds: wholeNumber(
         'timeout_seconds',
         get('timeout_seconds'),

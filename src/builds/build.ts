@@ -34,6 +34,11 @@ export interface BuildRequest {
   buildArgs: Record<string, string>;
   secretIds: string[];
   cacheScope: string | null;
+  /**
+   * Size of the scope's cache disk when this build creates it (an existing disk keeps its
+   * size); null or absent: the operator's default. Absent on builds stored before it existed.
+   */
+  cacheSizeMb?: number | null;
   timeoutSeconds: number;
   memoryMb: number;
   cpus: number;

@@ -128,7 +128,12 @@ export class CacheDisks implements CacheDiskSource {
   }
 
   /** Gives a build its own writable fork of the scope's committed disk (a new one if none). */
-  async fork(tenant: string, scope: string, buildId: string): Promise<CacheFork> {
+  async fork(
+    tenant: string,
+    scope: string,
+    buildId: string,
+    sizeBytes: number | null = null,
+  ): Promise<CacheFork> {
     checkName(tenant);
     checkName(scope);
     if (!BUILD_ID.test(buildId)) {
@@ -138,7 +143,7 @@ export class CacheDisks implements CacheDiskSource {
     const forkPath = path.join(dir, FORKS_DIR, `${buildId}.img`);
     return this.locked(tenant, scope, async () => {
       const now = this.o.clock.now();
-      const disk = this.o.store.ensure(tenant, scope, this.o.defaultSizeBytes, now);
+      const disk = this.o.store.ensure(tenant, scope, sizeBytes ?? this.o.defaultSizeBytes, now);
       await mkdir(path.join(dir, FORKS_DIR), { recursive: true, mode: 0o700 });
       await rm(forkPath, { force: true });
       const hit = disk.committedFile !== null;

@@ -123,6 +123,11 @@ export const OPENAPI_DOCUMENT = {
                   },
                   dockerfile: { type: 'string' },
                   dockerfile_path: { type: 'string' },
+                  cache_size_mb: {
+                    type: 'integer',
+                    description:
+                      'Size of the cache disk when this build creates it (needs cache_scope; at most the operator ceiling).',
+                  },
                   context_dir: { type: 'string' },
                   build_args: { type: 'string', description: 'JSON object of strings' },
                   secrets: { type: 'string', description: 'JSON array of secret ids' },

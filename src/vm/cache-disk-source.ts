@@ -18,7 +18,13 @@ export interface CacheDiskFork {
  * tenant and scope come from the stored build, never from anything the guest says.
  */
 export interface CacheDiskSource {
-  fork(tenant: string, scope: string, buildId: string): Promise<CacheDiskFork>;
+  /** `sizeBytes` applies only when the scope has no disk yet; null: the operator's default. */
+  fork(
+    tenant: string,
+    scope: string,
+    buildId: string,
+    sizeBytes: number | null,
+  ): Promise<CacheDiskFork>;
   /** Percent of the disk past which the engine in the guest prunes its state. */
   readonly gcThresholdPercent: number;
   /**

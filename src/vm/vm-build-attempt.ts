@@ -211,7 +211,13 @@ export class VmBuildAttempt {
     const scratchPath = path.join(this.runDir, 'scratch.img');
     const scope = build.request.cacheScope;
     if (deps.caches && scope !== null) {
-      this.cacheFork = await deps.caches.fork(build.tenant, scope, build.id);
+      const sizeMb = build.request.cacheSizeMb ?? null;
+      this.cacheFork = await deps.caches.fork(
+        build.tenant,
+        scope,
+        build.id,
+        sizeMb === null ? null : sizeMb * 1024 ** 2,
+      );
       this.sink.log(
         'system',
         `[kiln] cache disk for scope "${scope}": ${this.cacheFork.hit ? 'warm' : 'cold (new disk)'}\n`,

@@ -137,6 +137,18 @@ describe('CacheDisks', () => {
     expect(await readMarker(path.join(scopeDir('acme', 'main'), 'disk-b_one.img'))).toBe('one');
   });
 
+  it('sizes a new disk as the first build asks and keeps that size afterwards', async () => {
+    const caches = make();
+    const first = await caches.fork('acme', 'big', 'b_one', 256 * MiB);
+    const { stdout } = await run('dumpe2fs', ['-h', first.path]);
+    const blocks = Number(/Block count:\s+(\d+)/.exec(stdout)?.[1]);
+    const blockSize = Number(/Block size:\s+(\d+)/.exec(stdout)?.[1]);
+    expect(blocks * blockSize).toBe(256 * MiB);
+    await first.commit();
+    await (await caches.fork('acme', 'big', 'b_two', 512 * MiB)).discard();
+    expect((await caches.get('acme', 'big')).sizeBytes).toBe(256 * MiB);
+  });
+
   it('reports disk count, sizes and used bytes for the metrics', async () => {
     const caches = make();
     await (await caches.fork('acme', 'main', 'b_one')).commit();

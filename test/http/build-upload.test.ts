@@ -286,6 +286,22 @@ describe('POST /builds', () => {
         );
       }
     });
+    it('checks cache_size_mb: within 256 MiB and the operator ceiling', async () => {
+      await expectRejected(
+        await post(form(sampleTar(), { cache_size_mb: 'big' })),
+        400,
+        'INVALID_FIELD',
+      );
+      for (const cache_size_mb of ['100', String(50 * 1024 + 1)]) {
+        await expectRejected(
+          await post(form(sampleTar(), { cache_scope: 'main', cache_size_mb })),
+          400,
+          'RESOURCE_OUT_OF_RANGE',
+        );
+      }
+      const res = await post(form(sampleTar(), { cache_scope: 'main', cache_size_mb: '1024' }));
+      expect(res.status).toBe(202);
+    });
     it('400 INVALID_NETWORK_MODE for an unknown mode', async () => {
       await expectRejected(
         await post(form(sampleTar(), { network_mode: 'host' })),
