@@ -38,16 +38,16 @@ const DOCKERFILE = [
   '',
 ].join('\n');
 
-/** The lines the build printed from its cache file. */
+/**
+ * The lines the build printed from its cache file: the last block between the marker lines
+ * (the engine also echoes the RUN command, markers included, inside longer lines).
+ */
 function cacheLines(logs: string): string[] {
-  const begin = logs.lastIndexOf('cache-log-begin');
-  const end = logs.indexOf('cache-log-end', begin);
+  const lines = logs.split('\n').map((l) => l.trim());
+  const begin = lines.lastIndexOf('cache-log-begin');
+  const end = lines.indexOf('cache-log-end', begin);
   if (begin < 0 || end < 0) return [];
-  return logs
-    .slice(begin + 'cache-log-begin'.length, end)
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith('line-'));
+  return lines.slice(begin + 1, end).filter((l) => l.startsWith('line-'));
 }
 
 interface CacheView {
