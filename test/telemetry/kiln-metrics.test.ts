@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { KilnMetrics } from '../../src/telemetry/kiln-metrics.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
 import { sampleTar } from '../helpers/tar-builder.js';
@@ -42,5 +43,25 @@ describe('/metrics', () => {
     expect(after).toMatch(/^kiln_vm_boot_seconds_count 1$/m);
     expect(after).toMatch(/^kiln_vm_boot_seconds_sum 1.5$/m);
     expect(after).toMatch(/^kiln_queue_length 0$/m);
+  });
+});
+
+describe('cache disk metrics', () => {
+  it('counts hits and misses and reads the disk gauges at scrape time', async () => {
+    const metrics = new KilnMetrics();
+    let seen = { disks: 1, sizeBytes: 1024, usedBytes: 10 };
+    metrics.observeCaches({ observe: () => seen });
+    metrics.cacheAttached(false);
+    metrics.cacheAttached(true);
+    metrics.cacheAttached(true);
+    let text = await metrics.render();
+    expect(text).toMatch(/kiln_cache_attaches_total\{result="hit"\} 2/);
+    expect(text).toMatch(/kiln_cache_attaches_total\{result="miss"\} 1/);
+    expect(text).toMatch(/kiln_cache_disk_size_bytes 1024/);
+    seen = { disks: 2, sizeBytes: 2048, usedBytes: 30 };
+    text = await metrics.render();
+    expect(text).toMatch(/kiln_cache_disks 2/);
+    expect(text).toMatch(/kiln_cache_disk_used_bytes 30/);
+    await metrics.close();
   });
 });
