@@ -28,6 +28,7 @@ import { openDatabase } from './storage/database.js';
 import { KilnMetrics } from './telemetry/kiln-metrics.js';
 import type { Scheduler } from './time/scheduler.js';
 import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
+import type { EgressHooks } from './vm/vm-build-attempt.js';
 import type { Clock } from '../common/time/clock.js';
 
 /** Milliseconds between queue-timeout sweeps. */
@@ -43,6 +44,12 @@ export interface DaemonDeps {
    * Tests pass a stand-in, since microVMs cannot run in unit tests.
    */
   runner?: BuildRunner;
+  /**
+   * Replaces the egress proxies' name resolution, outbound connector or host address list.
+   * Only tests set it (an in-process daemon whose resolver maps hostile names and whose
+   * connector refuses anything but loopback); the daemon's entry point never does.
+   */
+  egressHooks?: EgressHooks;
   /** Milliseconds between SSE heartbeats; default 15 000. */
   heartbeatMs?: number;
   /**
@@ -164,6 +171,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
           const { address, port } = boundAddress();
           return { host: connectHost(address), port };
         },
+        ...(deps.egressHooks === undefined ? {} : { egressHooks: deps.egressHooks }),
       }));
     // Registry tokens are signed by one service: the manager issues build tokens with it, the
     // registry verifies them and serves /v2/token with it.
@@ -188,6 +196,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
           return publicUrl();
         },
       },
+      egress: config.egress,
       clock,
       scheduler,
       logger: logger.child({ component: 'builds' }),

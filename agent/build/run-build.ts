@@ -3,6 +3,7 @@ import path from 'node:path';
 import { resolveBuildContext } from './build-context.js';
 import { findLockfiles } from './lockfiles.js';
 import { PhaseTracker } from './phase-tracker.js';
+import { proxyBuildArgs } from './proxy-build-args.js';
 import { isArchiveError } from '../../common/archive/archive-error.js';
 import { maxTarStreamBytes } from '../../common/archive/archive-limits.js';
 import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
@@ -128,7 +129,7 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
     const request = {
       contextDir: context.contextDir,
       dockerfile: context.dockerfile,
-      buildArgs: job.buildArgs,
+      buildArgs: { ...job.buildArgs, ...proxyBuildArgs(job.egressProxy) },
       imageRefs: job.registry.tags.map((t) => `${host}/${job.registry.repository}:${t}`),
       cacheRef:
         job.registry.cacheRepository === null ? null : `${host}/${job.registry.cacheRepository}`,

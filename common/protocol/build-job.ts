@@ -56,6 +56,20 @@ export const buildJobSchema = z.object({
   /** "auto" picks BuildKit when present, else Buildah. */
   engine: z.enum(['auto', 'buildkit', 'buildah']),
   networkMode: z.enum(['isolated', 'egress']),
+  /**
+   * `egress` builds only: the host's filtering proxy as the guest reaches it, which build
+   * steps get as the engines' predefined proxy arguments (HTTP_PROXY, HTTPS_PROXY, NO_PROXY,
+   * upper and lower case). `noProxy` names the registry host, which is reached directly.
+   */
+  egressProxy: z
+    .object({
+      url: z
+        .string()
+        .regex(/^http:\/\/[^/\s]+$/)
+        .max(300),
+      noProxy: z.string().max(1000),
+    })
+    .nullable(),
   resources: z.object({ memoryMb: nonNegativeInt, cpus: nonNegativeInt }),
   /**
    * Present when the VM has a `kiln-cache` disk: the engine keeps its state on it and prunes

@@ -17,16 +17,21 @@ export const DISK_SERIALS = {
 /**
  * Kernel command-line keys read by the guest init/agent:
  * - `kiln.channel=serial:<port name>` or `kiln.channel=vsock:<port>` (agent dials CID 2).
- * - `kiln.net=user` — QEMU user networking: eth0 = 10.0.2.15/24, gateway 10.0.2.2,
- *   DNS 10.0.2.3 (egress only); the registry is at QEMU_GUEST_REGISTRY.
- * - `kiln.net=none` plus `kiln.registry_vsock=<port>` — Cloud Hypervisor isolated mode: the
- *   guest init listens on 127.0.0.1:5000 and tunnels each connection to the host over vsock.
+ * - `kiln.net=user` — QEMU user networking with `restrict=on` in every mode: eth0 =
+ *   10.0.2.15/24, no route, no resolver; the registry is at QEMU_GUEST_REGISTRY and, in
+ *   `egress` mode, the host's filtering proxy at QEMU_GUEST_EGRESS_PROXY (both guestfwd).
+ * - `kiln.net=none` plus `kiln.registry_vsock=<port>` — Cloud Hypervisor (no network device in
+ *   any mode): the guest init listens on 127.0.0.1:5000 and tunnels each connection to the
+ *   host over vsock.
+ * - `kiln.egress_vsock=<port>` — Cloud Hypervisor `egress` mode: the guest init listens on
+ *   VSOCK_GUEST_EGRESS_PROXY and tunnels each connection to the host's proxy over vsock.
  * - `kiln.registry=<host:port>` — where the guest reaches the registry.
  */
 export const CMDLINE_KEYS = {
   channel: 'kiln.channel',
   net: 'kiln.net',
   registryVsock: 'kiln.registry_vsock',
+  egressVsock: 'kiln.egress_vsock',
   registry: 'kiln.registry',
 } as const;
 
@@ -38,3 +43,12 @@ export const VSOCK_GUEST_REGISTRY = { host: '127.0.0.1', port: 5000 } as const;
 
 /** Host-side vsock port that carries registry connections under Cloud Hypervisor. */
 export const REGISTRY_VSOCK_PORT = 1025;
+
+/** The egress proxy inside the guest under QEMU (a second guestfwd on the same address). */
+export const QEMU_GUEST_EGRESS_PROXY = { host: '10.0.2.100', port: 3128 } as const;
+
+/** The egress proxy inside the guest when it is tunnelled over vsock (Cloud Hypervisor). */
+export const VSOCK_GUEST_EGRESS_PROXY = { host: '127.0.0.1', port: 3128 } as const;
+
+/** Host-side vsock port that carries egress proxy connections under Cloud Hypervisor. */
+export const EGRESS_VSOCK_PORT = 1026;

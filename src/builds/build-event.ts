@@ -1,11 +1,17 @@
 import type { BuildFailure, BuildResult, BuildStatus } from './build.js';
 import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
 
+/**
+ * Streams of `log` events: the guest's three, and `network`, where the host reports each
+ * connection an `egress` build's proxy refused (`denied 10.0.0.5:6379: private address`).
+ */
+export type BuildLogStream = LogStream | 'network';
+
 /** Payloads of the stored build events (docs/contracts.md#build-events); heartbeats are not. */
 export type BuildEventData =
   | { type: 'status'; status: BuildStatus }
   | { type: 'phase'; phase: BuildPhase }
-  | { type: 'log'; stream: LogStream; data: string; at: string; truncated?: true }
+  | { type: 'log'; stream: BuildLogStream; data: string; at: string; truncated?: true }
   | {
       type: 'result';
       status: 'ready' | 'failed' | 'cancelled';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BuildDirs } from './build-dirs.js';
+import type { BuildLogStream } from './build-event.js';
 import { newBuildId } from './build-id.js';
 import { BuildQueue } from './build-queue.js';
 import { cacheRepository, outputRepository } from './build-repositories.js';
@@ -8,12 +9,21 @@ import { parseBuildRequest, type BuildRequestPolicy } from './build-request-pars
 import type { AbortReason, BuildRunner, BuildRunSink, RunOutcome } from './build-runner.js';
 import type { BuildPage, BuildStore } from './build-store.js';
 import type { BuildActivity, BuildTokenIssuer } from './build-token-issuer.js';
-import { TERMINAL_STATUSES, type Build, type BuildFailure, type BuildStatus } from './build.js';
+import {
+  TERMINAL_STATUSES,
+  type Build,
+  type BuildFailure,
+  type BuildRequest,
+  type BuildStatus,
+} from './build.js';
 import type { EventLog } from './event-log.js';
 import type { UploadReceiver } from './upload-receiver.js';
-import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
+import type { BuildPhase } from '../../common/protocol/agent-messages.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { SecretStore } from '../auth/secret-store.js';
+import type { EgressConfig } from '../config/egress-config.js';
+import { buildAllowlist } from '../egress/build-allowlist.js';
+import { hostsContacted } from '../egress/egress-summary.js';
 import { AppError } from '../errors/app-error.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Scheduler } from '../time/scheduler.js';
@@ -38,6 +48,8 @@ export interface BuildManagerOptions {
   secrets: SecretStore;
   metrics: KilnMetrics;
   policy: BuildManagerPolicy;
+  /** The operator's egress settings: an `egress` build's allowed_hosts is checked against them. */
+  egress: EgressConfig;
   clock: Clock;
   scheduler: Scheduler;
   logger: Logger;
@@ -182,11 +194,15 @@ export class BuildManager implements BuildActivity {
       const upload = await receive({
         partialPath,
         checkField: (name, value) => {
-          const { request } = parseBuildRequest(new Map([[name, value]]), this.o.policy);
+          const { request } = parseBuildRequest(new Map([[name, value]]), this.o.policy, {
+            fieldOnly: true,
+          });
           this.assertSecretsExist(tenant, request.secretIds);
         },
       });
-      const { request, sourceSha256 } = parseBuildRequest(upload.fields, this.o.policy);
+      const parsed = parseBuildRequest(upload.fields, this.o.policy);
+      const { sourceSha256 } = parsed;
+      const request = this.withAllowedHosts(parsed.request);
       if (sourceSha256 !== null && sourceSha256 !== upload.source.sha256) {
         throw new AppError('SOURCE_SHA256_MISMATCH', undefined, {
           details: { expected: sourceSha256, actual: upload.source.sha256 },
@@ -406,7 +422,11 @@ export class BuildManager implements BuildActivity {
         result: {
           imageRef: `${new URL(this.o.policy.publicUrl).host}/${outcome.pushedRef}`,
           imageDigest: outcome.imageDigest,
-          provenance: outcome.provenance,
+          provenance:
+            outcome.egress === undefined
+              ? outcome.provenance
+              : { ...outcome.provenance, hostsContacted: hostsContacted(outcome.egress) },
+          ...(outcome.egress === undefined ? {} : { egress: outcome.egress }),
         },
       });
       log.info({ status: build.status }, 'build finished');
@@ -422,7 +442,12 @@ export class BuildManager implements BuildActivity {
     if (!controller.signal.aborted && !('aborted' in outcome)) {
       this.finish(build, {
         status: 'failed',
-        failure: { code: outcome.code, message: outcome.message, logTail: outcome.logTail },
+        failure: {
+          code: outcome.code,
+          message: outcome.message,
+          logTail: outcome.logTail,
+          ...(outcome.egress === undefined ? {} : { egress: outcome.egress }),
+        },
       });
       log.info({ status: build.status }, 'build finished');
       return;
@@ -446,6 +471,16 @@ export class BuildManager implements BuildActivity {
     log.info({ status: build.status }, 'build finished');
   }
 
+  /**
+   * Refuses an `allowed_hosts` beyond the operator's ceiling before anything is queued, and
+   * stores it normalised, as the proxy will read it.
+   */
+  private withAllowedHosts(request: BuildRequest): BuildRequest {
+    if (request.allowedHosts === undefined || request.allowedHosts === null) return request;
+    const allowlist = buildAllowlist(this.o.egress, request.allowedHosts);
+    return { ...request, allowedHosts: allowlist.toStrings() };
+  }
+
   private sink(build: Build): BuildRunSink {
     return {
       status: (status) => {
@@ -457,7 +492,7 @@ export class BuildManager implements BuildActivity {
       phase: (phase: BuildPhase) => {
         this.o.events.append(build.id, { type: 'phase', phase });
       },
-      log: (stream: LogStream, data: string, at: Date) => {
+      log: (stream: BuildLogStream, data: string, at: Date) => {
         this.o.events.appendLog(build.id, { type: 'log', stream, data, at: at.toISOString() });
       },
       vmBooted: (seconds: number) => {

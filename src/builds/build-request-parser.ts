@@ -17,6 +17,7 @@ export const BUILD_FIELDS = [
   'memory_mb',
   'cpus',
   'network_mode',
+  'allowed_hosts',
   'image_name',
   'source_sha256',
 ] as const;
@@ -96,12 +97,28 @@ function parseJson(field: string, value: string): unknown {
 }
 
 /**
+ * `allowed_hosts`: a JSON array of strings. Whether each is a valid pattern within the
+ * operator's ceiling is decided at accept (buildAllowlist), which knows the egress settings.
+ */
+function parseAllowedHosts(value: string | undefined): string[] | null {
+  if (value === undefined) return null;
+  const parsed = parseJson('allowed_hosts', value);
+  if (!Array.isArray(parsed) || parsed.some((h) => typeof h !== 'string')) {
+    throw new AppError('INVALID_ALLOWED_HOSTS', 'allowed_hosts must be a JSON array of strings.', {
+      details: { field: 'allowed_hosts' },
+    });
+  }
+  return parsed as string[];
+}
+
+/**
  * Validates the text fields of POST /builds and applies defaults. Throws the precise catalog
  * code for the first problem. Returns the request plus the optional expected source digest.
  */
 export function parseBuildRequest(
   fields: ReadonlyMap<string, string>,
   policy: BuildRequestPolicy,
+  options: { readonly fieldOnly?: boolean } = {},
 ): { request: BuildRequest; sourceSha256: string | null } {
   const get = (name: BuildField) => fields.get(name);
 
@@ -168,6 +185,11 @@ export function parseBuildRequest(
   if (networkMode !== 'isolated' && networkMode !== 'egress') {
     throw new AppError('INVALID_NETWORK_MODE');
   }
+  const allowedHosts = parseAllowedHosts(get('allowed_hosts'));
+  // A single field is checked as it arrives (`fieldOnly`), before network_mode may have.
+  if (allowedHosts !== null && networkMode !== 'egress' && options.fieldOnly !== true) {
+    throw invalid('allowed_hosts', 'only applies with network_mode=egress');
+  }
   const sha = get('source_sha256');
   if (sha !== undefined && !/^[a-f0-9]{64}$/.test(sha.toLowerCase())) {
     throw invalid('source_sha256', 'must be 64 hex characters');
@@ -202,6 +224,7 @@ export function parseBuildRequest(
       ),
       cpus: wholeNumber('cpus', get('cpus'), policy.defaultCpus, 1, policy.maxCpus),
       networkMode,
+      allowedHosts,
       imageName,
     },
     sourceSha256: sha?.toLowerCase() ?? null,

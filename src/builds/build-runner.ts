@@ -1,6 +1,8 @@
+import type { BuildLogStream } from './build-event.js';
 import type { Build } from './build.js';
 import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
-import type { BuildPhase, LogStream, Provenance } from '../../common/protocol/agent-messages.js';
+import type { BuildPhase, Provenance } from '../../common/protocol/agent-messages.js';
+import type { EgressSummary } from '../egress/egress-summary.js';
 
 /** Why a run was aborted; the manager sets it as the AbortSignal's reason. */
 export type AbortReason =
@@ -11,7 +13,8 @@ export interface BuildRunSink {
   /** The VM is starting (status → booting) or the agent started building (→ building) or pushing. */
   status(status: 'booting' | 'building' | 'pushing'): void;
   phase(phase: BuildPhase): void;
-  log(stream: LogStream, data: string, at: Date): void;
+  /** Guest output, or (stream `network`) one line per connection the egress proxy refused. */
+  log(stream: BuildLogStream, data: string, at: Date): void;
   /** Seconds from VM start to the agent's hello. */
   vmBooted(seconds: number): void;
 }
@@ -30,6 +33,8 @@ interface RunTrace {
   logTail: string[];
   phaseSeconds: Partial<Record<BuildPhase, number>>;
   bootSeconds: number | null;
+  /** An `egress` build's traffic through its proxy; absent in isolated mode. */
+  egress?: EgressSummary;
 }
 
 export type RunOutcome =
@@ -46,6 +51,7 @@ export type RunOutcome =
        * calls it once the build is stored `ready`, so a crash before that commits nothing.
        */
       commitCache?: () => Promise<boolean>;
+      egress?: EgressSummary;
     }
   | ({ ok: false; code: BuildErrorCode; message: string } & RunTrace)
   /**

@@ -1,5 +1,6 @@
 import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
 import type { BuildPhase, Provenance } from '../../common/protocol/agent-messages.js';
+import type { EgressSummary } from '../egress/egress-summary.js';
 
 /**
  * queued → booting → building → pushing → ready, or failed / cancelled
@@ -43,6 +44,12 @@ export interface BuildRequest {
   memoryMb: number;
   cpus: number;
   networkMode: NetworkMode;
+  /**
+   * `allowed_hosts` as the build sent it (egress only), normalised and checked against the
+   * operator's ceiling when accepted; null when it sent none (the operator's default applies).
+   * Absent in builds stored before the field existed, which count as null.
+   */
+  allowedHosts?: string[] | null;
   /** Repository name within the tenant; the image lands in `<tenant>/<imageName ?? build id>`. */
   imageName: string | null;
 }
@@ -61,12 +68,22 @@ export interface BuildFailure {
   code: BuildErrorCode;
   message: string;
   logTail: string[];
+  /** An `egress` build's traffic up to the failure (absent in isolated mode). */
+  egress?: EgressSummary;
 }
+
+/**
+ * The agent's provenance plus what only the host knows: the `host:port` destinations an
+ * `egress` build's proxy connected to (absent in isolated mode, which reaches none).
+ */
+export type BuildProvenance = Provenance & { hostsContacted?: string[] };
 
 export interface BuildResult {
   imageRef: string;
   imageDigest: string;
-  provenance: Provenance;
+  provenance: BuildProvenance;
+  /** An `egress` build's traffic: hosts reached with bytes, denied attempts (absent when isolated). */
+  egress?: EgressSummary;
 }
 
 export interface Build {

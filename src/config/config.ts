@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { buildConfigSchema } from './build-config.js';
 import { cacheConfigSchema } from './cache-config.js';
+import { egressConfigFromEnv, egressConfigSchema } from './egress-config.js';
 import { registryConfigSchema } from './registry-config.js';
 import { serverConfigSchema } from './server-config.js';
 import { vmConfigSchema } from './vm-config.js';
@@ -15,6 +16,21 @@ const configSchema = z.object({
   registry: registryConfigSchema,
   vm: vmConfigSchema,
   caches: cacheConfigSchema,
+  egress: egressConfigSchema.transform((raw, ctx) => {
+    const parsed = egressConfigFromEnv(raw);
+    if (parsed.problems === undefined) return parsed.config;
+    // Each problem starts with the variable it is about: keep that as the issue's path.
+    for (const problem of parsed.problems) {
+      const colon = problem.indexOf(': ');
+      ctx.issues.push({
+        code: 'custom',
+        path: colon < 0 ? [] : [problem.slice(0, colon)],
+        message: colon < 0 ? problem : problem.slice(colon + 2),
+        input: raw,
+      });
+    }
+    return z.NEVER;
+  }),
 });
 
 type Sections = z.output<typeof configSchema>;
@@ -48,6 +64,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     registry: input,
     vm: input,
     caches: input,
+    egress: input,
   });
   if (!parsed.success) {
     // The section name is ours, not the operator's: issues name the variable alone.

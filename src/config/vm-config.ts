@@ -20,8 +20,6 @@ export const vmConfigSchema = z
     KILN_CLOUD_HYPERVISOR_BINARY: envOptionalString(),
     KILN_BOOT_TIMEOUT_SECONDS: envInt(60, 5, 3600),
     KILN_SCRATCH_BYTES: envBytes(20 * GiB, 256 * 1024 ** 2, 4096 * GiB),
-    /** TAP device name prefix for Cloud Hypervisor networking (needs CAP_NET_ADMIN). */
-    KILN_CH_TAP_PREFIX: envOptionalString(),
     // The default cache directory follows the XDG base directory specification.
     HOME: envOptionalString(),
     XDG_CACHE_HOME: envOptionalString(),
@@ -39,6 +37,5 @@ export const vmConfigSchema = z
       cloudHypervisorBinary: env.KILN_CLOUD_HYPERVISOR_BINARY,
       bootTimeoutSeconds: env.KILN_BOOT_TIMEOUT_SECONDS,
       scratchBytes: env.KILN_SCRATCH_BYTES,
-      chTapPrefix: env.KILN_CH_TAP_PREFIX,
     };
   });

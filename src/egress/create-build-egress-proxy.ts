@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
 import { createAddressClassifier } from './address-classifier.js';
+import { buildAllowlist } from './build-allowlist.js';
 import type { EgressConnector } from './egress-connector.js';
 import type { EgressDenial } from './egress-denial.js';
 import { EgressPolicy } from './egress-policy.js';
 import { EgressProxy } from './egress-proxy.js';
 import type { EgressResolver } from './egress-resolver.js';
 import { hostAddresses } from './host-addresses.js';
-import { HostAllowlist } from './host-allowlist.js';
-import { narrowAllowedHosts } from './narrow-allowed-hosts.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { EgressConfig } from '../config/egress-config.js';
 import type { Scheduler } from '../time/scheduler.js';
@@ -36,11 +35,7 @@ export function createBuildEgressProxy(options: {
   readonly hostAddresses?: readonly string[];
 }): EgressProxy {
   const { config } = options;
-  const allowlist = narrowAllowedHosts({
-    requested: options.allowedHosts,
-    defaults: validList(config.defaultHosts),
-    ceiling: validList(config.hostsCeiling),
-  });
+  const allowlist = buildAllowlist(config, options.allowedHosts);
   const policy = new EgressPolicy({
     allowedPorts: config.allowedPorts,
     exceptions: config.exceptions,
@@ -61,13 +56,4 @@ export function createBuildEgressProxy(options: {
     resolve: options.resolve,
     connect: options.connect,
   });
-}
-
-/** The config's lists were validated when it was parsed. */
-function validList(patterns: readonly string[]): HostAllowlist {
-  const parsed = HostAllowlist.parse(patterns);
-  if (parsed.allowlist === undefined) {
-    throw new TypeError(`invalid host patterns in the egress config: ${parsed.invalid.join(', ')}`);
-  }
-  return parsed.allowlist;
 }

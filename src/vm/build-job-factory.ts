@@ -15,6 +15,8 @@ export function createBuildJob(
   build: Build,
   options: {
     guestRegistryAddress: string;
+    /** host:port of the egress proxy forward in the guest; used for `egress` builds. */
+    guestEgressProxyAddress: string;
     limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
     engine?: BuildJob['engine'];
     /** Set when the VM gets a cache disk. */
@@ -49,7 +51,20 @@ export function createBuildJob(
     },
     engine: options.engine ?? 'auto',
     networkMode: request.networkMode,
+    egressProxy:
+      request.networkMode === 'egress'
+        ? {
+            url: `http://${options.guestEgressProxyAddress}`,
+            noProxy: hostOf(options.guestRegistryAddress),
+          }
+        : null,
     resources: { memoryMb: request.memoryMb, cpus: request.cpus },
     cache: options.cache ?? null,
   };
+}
+
+/** The host part of `host:port` (IPv6 in brackets kept as the host). */
+function hostOf(address: string): string {
+  const colon = address.lastIndexOf(':');
+  return colon < 0 ? address : address.slice(0, colon);
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CacheDiskSource } from './cache-disk-source.js';
 import { selectVmm } from './select-vmm.js';
+import type { EgressHooks } from './vm-build-attempt.js';
 import { VmBuildRunner } from './vm-build-runner.js';
 import { VmLedger } from './vm-ledger.js';
 import type { Clock } from '../../common/time/clock.js';
@@ -23,6 +24,8 @@ export async function createVmBuildRunner(deps: {
   registryTarget: () => { host: string; port: number };
   /** Persistent cache disks (absent when config.caches turns them off). */
   caches?: CacheDiskSource;
+  /** Replaces the egress proxies' resolver, connector or host addresses (tests only). */
+  egressHooks?: EgressHooks;
 }): Promise<BuildRunner> {
   const { config } = deps;
   const logger = deps.logger.child({ component: 'vm' });
@@ -45,5 +48,7 @@ export async function createVmBuildRunner(deps: {
     },
     registryTarget: deps.registryTarget,
     ...(deps.caches ? { caches: deps.caches } : {}),
+    egress: config.egress,
+    ...(deps.egressHooks === undefined ? {} : { egressHooks: deps.egressHooks }),
   });
 }

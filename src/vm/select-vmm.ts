@@ -37,7 +37,6 @@ export async function selectVmm(options: {
         vmm: new CloudHypervisorVmm({
           binary: probe.binary,
           logger,
-          tapPrefix: vm.chTapPrefix,
         }),
         reason:
           vm.vmm === 'auto'

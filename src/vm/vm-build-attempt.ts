@@ -22,6 +22,12 @@ import {
 import { DISK_SERIALS } from '../../common/protocol/guest-boot.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
+import type { EgressConfig } from '../config/egress-config.js';
+import { createBuildEgressProxy } from '../egress/create-build-egress-proxy.js';
+import type { EgressConnector } from '../egress/egress-connector.js';
+import type { EgressProxy } from '../egress/egress-proxy.js';
+import type { EgressResolver } from '../egress/egress-resolver.js';
+import { summarizeEgress } from '../egress/egress-summary.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** Lines of the serial console appended to a failure's log tail when the agent never spoke. */
@@ -53,7 +59,25 @@ export interface VmBuildAttemptDeps {
   registryTarget: { host: string; port: number };
   /** Persistent cache disks; without it every build gets a scratch disk only. */
   caches?: CacheDiskSource;
+  /** The operator's egress settings, for the proxy of each `egress` build. */
+  egress: EgressConfig;
+  /**
+   * The proxy's name resolution, outbound connector and host address list; defaults are the
+   * system's. Tests inject a resolver that maps hostile names and a connector that refuses any
+   * non-loopback address, so no packet leaves the machine.
+   */
+  egressHooks?: EgressHooks;
 }
+
+/** What tests may replace in an egress proxy (see VmBuildAttemptDeps.egressHooks). */
+export interface EgressHooks {
+  readonly resolve?: EgressResolver;
+  readonly connect?: EgressConnector;
+  readonly hostAddresses?: readonly string[];
+}
+
+/** File name of the egress proxy's Unix socket inside a VM's run dir. */
+const EGRESS_SOCKET_NAME = 'egress.sock';
 
 /**
  * Where an attempt stands. The attempt holds exactly one; {@link MOVES} lists the legal
@@ -98,6 +122,7 @@ export class VmBuildAttempt {
   /** Resources to release in cleanup(), set as they come to exist. */
   private handle: VmHandle | null = null;
   private session: AgentSession | null = null;
+  private egressProxy: EgressProxy | null = null;
   private readonly timers: (() => void)[] = [];
   /** The build's cache fork, when it has a scope; committed or discarded once the VM is gone. */
   private cacheFork: CacheDiskFork | null = null;
@@ -151,7 +176,9 @@ export class VmBuildAttempt {
       await this.cleanup();
       if (!cleanExit) await this.discardCache();
     }
-    return cleanExit ? this.withCacheCommit(outcome) : outcome;
+    // Read once the proxy is closed, so every connection's bytes are counted.
+    const withEgress: RunOutcome = { ...outcome, ...this.egressSummary() };
+    return cleanExit ? this.withCacheCommit(withEgress) : withEgress;
   }
 
   /**
@@ -228,12 +255,14 @@ export class VmBuildAttempt {
       configPath,
       createBuildJob(build, {
         guestRegistryAddress: deps.vmm.guestRegistryAddress,
+        guestEgressProxyAddress: deps.vmm.guestEgressProxyAddress,
         limits: deps.limits,
         cache: this.cacheFork
           ? { gcThresholdPercent: deps.caches?.gcThresholdPercent ?? 80 }
           : null,
       }),
     );
+    const egressProxySocket = await this.startEgressProxy();
     await createScratchVolume(scratchPath, deps.scratchBytes);
     await prepareSourceVolume(build.source.path, build.source.sizeBytes);
     if (!this.preparing()) return;
@@ -256,10 +285,10 @@ export class VmBuildAttempt {
           ? [{ path: this.cacheFork.path, readOnly: false, serial: DISK_SERIALS.cache }]
           : []),
       ],
-      network: {
-        mode: build.request.networkMode,
-        registryTarget: deps.registryTarget,
-      },
+      network:
+        egressProxySocket === null
+          ? { mode: 'isolated', registryTarget: deps.registryTarget }
+          : { mode: 'egress', registryTarget: deps.registryTarget, egressProxySocket },
       consoleLogPath: this.consoleLogPath,
     });
     this.handle = handle;
@@ -272,6 +301,37 @@ export class VmBuildAttempt {
     if (!this.preparing()) return;
     this.move({ kind: 'booting', vmStartedAt });
     this.watch(handle);
+  }
+
+  /**
+   * For an `egress` build: its filtering proxy, listening on a Unix socket in the run dir
+   * that the VM driver forwards the guest's proxy address to. Each refused connection is a
+   * `network` log line. Null in isolated mode, which has no proxy at all.
+   */
+  private async startEgressProxy(): Promise<string | null> {
+    const { build } = this.input;
+    if (build.request.networkMode !== 'egress') return null;
+    const hooks = this.deps.egressHooks ?? {};
+    const proxy = createBuildEgressProxy({
+      config: this.deps.egress,
+      allowedHosts: build.request.allowedHosts ?? undefined,
+      clock: this.deps.clock,
+      scheduler: this.deps.scheduler,
+      logger: this.deps.logger.child({ buildId: build.id, component: 'egress' }),
+      onDenied: (denial) => {
+        this.sink.log('network', `${denial.message}\n`, denial.at);
+      },
+      ...hooks,
+    });
+    this.egressProxy = proxy;
+    const socketPath = path.join(this.runDir, EGRESS_SOCKET_NAME);
+    await proxy.listen({ path: socketPath });
+    return socketPath;
+  }
+
+  /** The egress build's traffic so far, for its outcome. */
+  private egressSummary(): { egress?: ReturnType<typeof summarizeEgress> } {
+    return this.egressProxy === null ? {} : { egress: summarizeEgress(this.egressProxy.stats()) };
   }
 
   private async recordProcess(handle: VmHandle): Promise<void> {
@@ -525,7 +585,10 @@ export class VmBuildAttempt {
     };
   }
 
-  /** Always runs: kill the VM, close the channel, delete the run dir and the ledger entry. */
+  /**
+   * Always runs: kill the VM, close the channel and the egress proxy, delete the run dir and
+   * the ledger entry.
+   */
   private async cleanup(): Promise<void> {
     for (const cancel of this.timers.splice(0)) cancel();
     this.session?.close();
@@ -536,6 +599,16 @@ export class VmBuildAttempt {
         this.deps.logger.error(
           { err, buildId: this.input.build.id },
           'killing the builder VM failed',
+        );
+      }
+    }
+    if (this.egressProxy) {
+      try {
+        await this.egressProxy.close();
+      } catch (err) {
+        this.deps.logger.error(
+          { err, buildId: this.input.build.id },
+          'closing the egress proxy failed',
         );
       }
     }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { CacheDiskSource } from './cache-disk-source.js';
 import { resolveGuestImage } from './guest-image.js';
 import { isRecordedProcessAlive } from './process-identity.js';
-import { VmBuildAttempt } from './vm-build-attempt.js';
+import { VmBuildAttempt, type EgressHooks } from './vm-build-attempt.js';
 import type { VmLedger } from './vm-ledger.js';
 import type { Vmm, VmProcessRecord } from './vmm.js';
 import type { Clock } from '../../common/time/clock.js';
@@ -15,6 +15,7 @@ import type {
   RunInput,
   RunOutcome,
 } from '../builds/build-runner.js';
+import type { EgressConfig } from '../config/egress-config.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** How long recovery waits for a SIGKILLed process to disappear. */
@@ -39,6 +40,10 @@ export interface VmBuildRunnerOptions {
    * starts (the daemon listens before the first build runs, so the port is known by then).
    */
   registryTarget: () => { host: string; port: number };
+  /** The operator's egress settings (config.egress), for `egress` builds' proxies. */
+  egress: EgressConfig;
+  /** Replaces the egress proxies' resolver, connector or host addresses (tests only). */
+  egressHooks?: EgressHooks;
   /** Extra guest kernel command line (default "quiet"). */
   cmdline?: string;
   /** Persistent cache disks for builds with a cache scope. */
@@ -96,6 +101,8 @@ export class VmBuildRunner implements BuildRunner {
           cmdline: options.cmdline ?? 'quiet',
           registryTarget: options.registryTarget(),
           ...(options.caches ? { caches: options.caches } : {}),
+          egress: options.egress,
+          ...(options.egressHooks === undefined ? {} : { egressHooks: options.egressHooks }),
         },
         input,
         sink,

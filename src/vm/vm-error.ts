@@ -9,7 +9,6 @@ export const VM_ERROR_MESSAGES = {
   VMM_UNAVAILABLE: 'No usable virtual machine monitor.',
   VMM_API_ERROR: 'The virtual machine monitor refused a request.',
   VMM_START_FAILED: 'The virtual machine monitor failed to start.',
-  VMM_NETWORK_UNAVAILABLE: 'The network mode needs host setup that is missing.',
   VMM_VM_EXITED: 'The VM ended before the agent connected.',
   GUEST_IMAGE_MISSING: 'The builder guest image is missing.',
 } as const;

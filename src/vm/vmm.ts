@@ -8,13 +8,26 @@ export interface DiskSpec {
   serial: string;
 }
 
+/**
+ * The guest's ways out (docs/contracts.md#network-modes). In no mode does the guest get a
+ * route of its own: QEMU runs user networking with `restrict=on`, Cloud Hypervisor has no
+ * network device, and each way out is a forward the driver sets up to one host endpoint.
+ */
 export type GuestNetwork =
   | {
       mode: 'isolated';
       /** host:port on the host that the guest's registry address forwards to. */
       registryTarget: { host: string; port: number };
     }
-  | { mode: 'egress'; registryTarget: { host: string; port: number } };
+  | {
+      mode: 'egress';
+      registryTarget: { host: string; port: number };
+      /**
+       * The Unix socket the build's egress proxy listens on; the guest's proxy address
+       * (`Vmm.guestEgressProxyAddress`) forwards there.
+       */
+      egressProxySocket: string;
+    };
 
 /** Everything needed to start one builder VM. */
 export interface VmSpec {
@@ -77,5 +90,7 @@ export interface Vmm {
   readonly accel: string;
   /** Guest address (host:port) the registry is reachable at inside the VM for this driver. */
   readonly guestRegistryAddress: string;
+  /** Guest address (host:port) of the egress proxy forward for this driver (`egress` builds). */
+  readonly guestEgressProxyAddress: string;
   start(spec: VmSpec): Promise<VmHandle>;
 }

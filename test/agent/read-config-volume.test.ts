@@ -13,7 +13,11 @@ import { makeTestBuild } from '../vm/vm-test-build.js';
 const limits = { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 };
 
 function job(): BuildJob {
-  return createBuildJob(makeTestBuild(), { guestRegistryAddress: '10.0.2.100:5000', limits });
+  return createBuildJob(makeTestBuild(), {
+    guestRegistryAddress: '10.0.2.100:5000',
+    guestEgressProxyAddress: '10.0.2.100:3128',
+    limits,
+  });
 }
 
 async function failure(p: Promise<unknown>): Promise<{ code: string; message: string }> {

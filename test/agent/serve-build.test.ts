@@ -103,6 +103,7 @@ beforeEach(async () => {
     },
     engine: 'auto',
     networkMode: 'isolated',
+    egressProxy: null,
     resources: { memoryMb: 1024, cpus: 1 },
     cache: null,
   };
@@ -240,6 +241,37 @@ describe('serveBuild', () => {
     expect(releases).toEqual([]);
     expect(h.received.at(-1)).toMatchObject({ type: 'result', ok: false });
     expect(h.received.at(-1)).not.toHaveProperty('cacheSynced');
+  });
+
+  it("passes an isolated build's own build args alone, with no proxy variable", async () => {
+    job = { ...job, buildArgs: { VERSION: '1' } };
+    const h = start();
+    await h.waitFor('hello');
+    h.host.write(startLine);
+    expect(await h.outcome).toBe('result_sent');
+    expect(h.engine.requests[0]?.buildArgs).toEqual({ VERSION: '1' });
+  });
+
+  it("gives an egress build's steps the proxy as predefined args, upper and lower case, over the client's", async () => {
+    job = {
+      ...job,
+      networkMode: 'egress',
+      buildArgs: { VERSION: '1', HTTP_PROXY: 'http://elsewhere:1' },
+      egressProxy: { url: 'http://10.0.2.100:3128', noProxy: '10.0.2.100' },
+    };
+    const h = start();
+    await h.waitFor('hello');
+    h.host.write(startLine);
+    expect(await h.outcome).toBe('result_sent');
+    expect(h.engine.requests[0]?.buildArgs).toEqual({
+      VERSION: '1',
+      HTTP_PROXY: 'http://10.0.2.100:3128',
+      http_proxy: 'http://10.0.2.100:3128',
+      HTTPS_PROXY: 'http://10.0.2.100:3128',
+      https_proxy: 'http://10.0.2.100:3128',
+      NO_PROXY: '10.0.2.100',
+      no_proxy: '10.0.2.100',
+    });
   });
 
   it('skips garbage, oversized and invalid host lines, reports them, and still builds', async () => {

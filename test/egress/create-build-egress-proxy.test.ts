@@ -1,13 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LoopbackOnlyConnector } from './loopback-only-connector.js';
 import { connectVia } from './proxy-client.js';
 import { parseEgressConfig, type EgressConfig } from '../../src/config/egress-config.js';
 import { createBuildEgressProxy } from '../../src/egress/create-build-egress-proxy.js';
 import type { EgressDenial } from '../../src/egress/egress-denial.js';
 import type { EgressProxy } from '../../src/egress/egress-proxy.js';
 import { isAppError } from '../../src/errors/app-error.js';
+import { LoopbackOnlyConnector } from '../helpers/loopback-only-connector.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 function config(env: Record<string, string>): EgressConfig {

@@ -6,7 +6,6 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LoopbackOnlyConnector } from './loopback-only-connector.js';
 import { connectVia, exchange, getVia, type ProxyAddress } from './proxy-client.js';
 import { createAddressClassifier } from '../../src/egress/address-classifier.js';
 import type { EgressDenial } from '../../src/egress/egress-denial.js';
@@ -15,6 +14,7 @@ import { EgressProxy, type EgressProxyOptions } from '../../src/egress/egress-pr
 import type { EgressResolver, ResolvedAddress } from '../../src/egress/egress-resolver.js';
 import { hostAddresses } from '../../src/egress/host-addresses.js';
 import { HostAllowlist } from '../../src/egress/host-allowlist.js';
+import { LoopbackOnlyConnector } from '../helpers/loopback-only-connector.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 /** A public address standing in for the host's own (never connected to: the guard refuses). */

@@ -11,7 +11,9 @@
 // - serial: kernel-like lines appended to the serial file;
 // - the guest side of hybrid vsock: on boot it dials `<vsock socket>_1024` (the agent:
 //   sends `hello`, answers `start`) and `<vsock socket>_1025` (the registry tunnel: sends a
-//   payload, half-closes, records what comes back).
+//   payload, half-closes, records what comes back) and, when the cmdline has
+//   `kiln.egress_vsock=<port>`, `<vsock socket>_<port>` (the egress proxy tunnel: sends one
+//   absolute-form request for http://probe.test/ and reports the status line it gets back).
 // Environment: KILN_CH_STAND_IN_RECORD (JSON-lines file of requests and guest observations),
 // KILN_CH_STAND_IN_SCENARIO = normal | reboot | boot-fails | no-api | no-agent (the guest
 // never dials the agent port),
@@ -157,6 +159,25 @@ function playRegistryClient(socketBase) {
   });
 }
 
+function playEgressClient(socketBase, port) {
+  const sock = connect(`${socketBase}_${port}`);
+  guestSockets.add(sock);
+  sock.on('close', () => guestSockets.delete(sock));
+  const chunks = [];
+  const report = (statusLine) => {
+    record({ kind: 'guest', what: 'egress-answer', statusLine });
+    agentSocket?.write(
+      `${JSON.stringify({ type: 'log', stream: 'system', data: `egress-answer ${statusLine}`, at: Date.now() })}\n`,
+    );
+  };
+  sock.on('error', (err) => report(`error ${err.message}`));
+  sock.on('data', (chunk) => chunks.push(chunk));
+  sock.on('end', () => report(Buffer.concat(chunks).toString('utf8').split('\r\n')[0]));
+  sock.on('connect', () => {
+    sock.write('GET http://probe.test/ HTTP/1.1\r\nHost: probe.test\r\nConnection: close\r\n\r\n');
+  });
+}
+
 function bootGuest() {
   serial('[    0.000000] Linux version 6.1.0-stand-in (cloud-hypervisor stand-in)');
   serial('[    0.500000] Run /init as init process');
@@ -168,6 +189,8 @@ function bootGuest() {
   if (scenario === 'no-agent') return;
   playAgent(socketBase);
   playRegistryClient(socketBase);
+  const egressPort = /(?:^| )kiln\.egress_vsock=(\d+)/.exec(vmConfig.payload?.cmdline ?? '')?.[1];
+  if (egressPort !== undefined) playEgressClient(socketBase, egressPort);
 }
 
 function stopGuest() {

@@ -8,6 +8,7 @@ import {
   CMDLINE_KEYS,
   DISK_SERIALS,
   QEMU_GUEST_REGISTRY,
+  VSOCK_GUEST_EGRESS_PROXY,
   VSOCK_GUEST_REGISTRY,
 } from '../../common/protocol/guest-boot.js';
 
@@ -37,6 +38,9 @@ describe('guest init scripts follow common/protocol/guest-boot.ts', () => {
     expect(vars.get('KEY_NET')).toBe(CMDLINE_KEYS.net);
     expect(vars.get('KEY_REGISTRY_VSOCK')).toBe(CMDLINE_KEYS.registryVsock);
     expect(vars.get('VSOCK_REGISTRY_PORT')).toBe(String(VSOCK_GUEST_REGISTRY.port));
+    expect(vars.get('KEY_EGRESS_VSOCK')).toBe(CMDLINE_KEYS.egressVsock);
+    expect(vars.get('VSOCK_EGRESS_PROXY_PORT')).toBe(String(VSOCK_GUEST_EGRESS_PROXY.port));
+    expect(VSOCK_GUEST_EGRESS_PROXY.host).toBe('127.0.0.1');
     expect(script).toContain('bind=127.0.0.1');
     expect(VSOCK_GUEST_REGISTRY.host).toBe('127.0.0.1');
     // QEMU user networking: the guest is 10.0.2.15/24, so the registry forward is on-link.

@@ -18,6 +18,7 @@ import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
 import { VmLedger, type VmLedgerEntry } from '../../src/vm/vm-ledger.js';
 import { spawnVmmProcess, type VmmProcess } from '../../src/vm/vmm-process.js';
 import type { VmHandle, Vmm, VmSpec } from '../../src/vm/vmm.js';
+import { defaultEgressConfig } from '../helpers/default-egress-config.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
@@ -43,6 +44,7 @@ class StandInGuestVmm implements Vmm {
   readonly name = 'qemu' as const;
   readonly accel = 'stand-in';
   readonly guestRegistryAddress = '10.0.2.100:5000';
+  readonly guestEgressProxyAddress = '10.0.2.100:3128';
   readonly processes: VmmProcess[] = [];
   specs: VmSpec[] = [];
 
@@ -186,6 +188,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       bootTimeoutSeconds,
       limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
       registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
+      egress: defaultEgressConfig(),
     });
     runners.push(r);
     return r;

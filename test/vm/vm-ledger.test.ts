@@ -9,6 +9,7 @@ import { readProcessStartTicks } from '../../src/vm/process-identity.js';
 import { QemuVmm } from '../../src/vm/qemu/qemu-vmm.js';
 import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
 import { VmLedger } from '../../src/vm/vm-ledger.js';
+import { defaultEgressConfig } from '../helpers/default-egress-config.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
@@ -58,6 +59,7 @@ describe('VmLedger and VmBuildRunner.recover', () => {
       bootTimeoutSeconds: 5,
       limits: { maxUnpackedBytes: 1024, maxEntries: 10, maxPathBytes: 100 },
       registryTarget: () => ({ host: '127.0.0.1', port: 1 }),
+      egress: defaultEgressConfig(),
     });
   });
 

@@ -27,7 +27,11 @@ describe('volumes', () => {
 
   it('writes the config volume as an uncompressed tar holding only build.json, in whole sectors', async () => {
     const file = path.join(dir, 'config.tar');
-    const job = createBuildJob(build(), { guestRegistryAddress: '10.0.2.100:5000', limits });
+    const job = createBuildJob(build(), {
+      guestRegistryAddress: '10.0.2.100:5000',
+      guestEgressProxyAddress: '10.0.2.100:3128',
+      limits,
+    });
     await writeConfigVolume(file, job);
 
     const raw = await readFile(file);
@@ -47,7 +51,11 @@ describe('volumes', () => {
   });
 
   it('describes the build in build.json without secrets, tagging the build id only without image_name', () => {
-    const job = createBuildJob(build(), { guestRegistryAddress: '10.0.2.100:5000', limits });
+    const job = createBuildJob(build(), {
+      guestRegistryAddress: '10.0.2.100:5000',
+      guestEgressProxyAddress: '10.0.2.100:3128',
+      limits,
+    });
     expect(job.registry).toEqual({
       host: '10.0.2.100:5000',
       insecure: true,
@@ -71,6 +79,7 @@ describe('volumes', () => {
   it('adds the latest tag when the build names its image', () => {
     const job = createBuildJob(build({ imageName: 'web' }), {
       guestRegistryAddress: '127.0.0.1:5000',
+      guestEgressProxyAddress: '10.0.2.100:3128',
       limits,
     });
     expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'latest']);

@@ -1,6 +1,7 @@
 import { AGENT_VSOCK_PORT } from '../../../common/protocol/agent-messages.js';
 import {
   CMDLINE_KEYS,
+  EGRESS_VSOCK_PORT,
   REGISTRY_VSOCK_PORT,
   VSOCK_GUEST_REGISTRY,
 } from '../../../common/protocol/guest-boot.js';
@@ -17,7 +18,6 @@ export interface CloudHypervisorVmConfig {
   cpus: { boot_vcpus: number; max_vcpus: number };
   memory: { size: number };
   disks: { path: string; readonly: boolean; serial: string; id: string }[];
-  net?: { tap: string; ip: string; mask: string; mac: string; id: string }[];
   rng: { src: string };
   serial: { mode: 'File'; file: string };
   console: { mode: 'Off' };
@@ -33,31 +33,19 @@ export const RUN_DIR_FILES = {
   vsockSocket: 'vsock.sock',
 } as const;
 
-/** One guest's egress link: a TAP device on a point-to-point /30 (see `egressLink`). */
-export interface EgressLink {
-  tap: string;
-  hostIp: string;
-  guestIp: string;
-  mask: string;
-  guestMac: string;
-}
-
 /** virtio-blk serials are at most 20 bytes (VIRTIO_BLK_ID_BYTES). */
 const MAX_SERIAL_BYTES = 20;
 
 /**
- * Builds the `vm.create` body for one builder VM. Isolated mode has no network device at all:
- * the guest reaches the registry through a hybrid-vsock tunnel (`kiln.registry_vsock`). Egress
- * mode keeps that tunnel for the registry and adds one TAP-backed virtio-net device.
+ * Builds the `vm.create` body for one builder VM. No mode has a network device: the guest
+ * reaches the registry through a hybrid-vsock tunnel (`kiln.registry_vsock`) and, in `egress`
+ * mode, the host's filtering proxy through a second one (`kiln.egress_vsock`), so it has no
+ * route of its own by construction.
  */
 export function buildCloudHypervisorVmConfig(
   spec: VmSpec,
   paths: { vsockSocket: string },
-  egress?: EgressLink,
 ): CloudHypervisorVmConfig {
-  if (spec.network.mode === 'egress' && egress === undefined) {
-    throw new VmError('VMM_NETWORK_UNAVAILABLE', 'egress network mode needs a TAP link');
-  }
   for (const disk of spec.disks) {
     if (Buffer.byteLength(disk.serial) > MAX_SERIAL_BYTES) {
       throw new VmError(
@@ -70,17 +58,14 @@ export function buildCloudHypervisorVmConfig(
     'console=ttyS0',
     'panic=-1',
     `${CMDLINE_KEYS.channel}=vsock:${AGENT_VSOCK_PORT}`,
-    spec.network.mode === 'egress' && egress !== undefined
-      ? // Linux `ip=<client>::<gateway>:<netmask>::<device>:off` (kernel nfsroot
-        // documentation); the guest init reads it when kiln.net=tap.
-        `${CMDLINE_KEYS.net}=tap ip=${egress.guestIp}::${egress.hostIp}:${egress.mask}::eth0:off`
-      : `${CMDLINE_KEYS.net}=none`,
+    `${CMDLINE_KEYS.net}=none`,
     `${CMDLINE_KEYS.registryVsock}=${REGISTRY_VSOCK_PORT}`,
+    ...(spec.network.mode === 'egress' ? [`${CMDLINE_KEYS.egressVsock}=${EGRESS_VSOCK_PORT}`] : []),
     `${CMDLINE_KEYS.registry}=${VSOCK_GUEST_REGISTRY.host}:${VSOCK_GUEST_REGISTRY.port}`,
   ];
   const cmdline = [spec.cmdline.trim(), ...kernelArgs].filter((s) => s !== '').join(' ');
 
-  const config: CloudHypervisorVmConfig = {
+  return {
     payload: { kernel: spec.kernelPath, initramfs: spec.initramfsPath, cmdline },
     cpus: { boot_vcpus: spec.cpus, max_vcpus: spec.cpus },
     memory: { size: spec.memoryMb * 1024 * 1024 },
@@ -95,16 +80,4 @@ export function buildCloudHypervisorVmConfig(
     console: { mode: 'Off' },
     vsock: { cid: GUEST_CID, socket: paths.vsockSocket, id: 'kiln-vsock' },
   };
-  if (spec.network.mode === 'egress' && egress !== undefined) {
-    config.net = [
-      {
-        tap: egress.tap,
-        ip: egress.hostIp,
-        mask: egress.mask,
-        mac: egress.guestMac,
-        id: 'kiln-net0',
-      },
-    ];
-  }
-  return config;
 }

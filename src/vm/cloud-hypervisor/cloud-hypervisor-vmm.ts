@@ -4,35 +4,25 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { isGuestRebootEvent } from './cloud-hypervisor-event-parser.js';
 import { CloudHypervisorProcess } from './cloud-hypervisor-process.js';
-import {
-  buildCloudHypervisorVmConfig,
-  RUN_DIR_FILES,
-  type EgressLink,
-} from './cloud-hypervisor-vm-config.js';
+import { buildCloudHypervisorVmConfig, RUN_DIR_FILES } from './cloud-hypervisor-vm-config.js';
 import { CloudHypervisorVm } from './cloud-hypervisor-vm.js';
-import { EgressLinkPool } from './egress-link-pool.js';
 import { assertUnixSocketPath, HybridVsockListener } from './hybrid-vsock-listener.js';
-import { tunnelToTcp } from './registry-tunnel.js';
-import { createTapDevice, deleteTapDevice } from './tap-device.js';
+import { tunnelVsockConnection } from './vsock-tunnel.js';
 import { AGENT_VSOCK_PORT } from '../../../common/protocol/agent-messages.js';
-import { REGISTRY_VSOCK_PORT, VSOCK_GUEST_REGISTRY } from '../../../common/protocol/guest-boot.js';
-import { VmError } from '../vm-error.js';
+import {
+  EGRESS_VSOCK_PORT,
+  REGISTRY_VSOCK_PORT,
+  VSOCK_GUEST_EGRESS_PROXY,
+  VSOCK_GUEST_REGISTRY,
+} from '../../../common/protocol/guest-boot.js';
 import type { Vmm, VmSpec } from '../vmm.js';
 
 export interface CloudHypervisorVmmOptions {
   /** Path or name (looked up in PATH) of the `cloud-hypervisor` binary. */
   binary: string;
   logger: Logger;
-  /**
-   * Prefix for per-VM TAP devices (`<prefix><n>`, at most 15 bytes in all), needed only for
-   * `egress` builds (KILN_CH_TAP_PREFIX). Unset: egress builds fail with
-   * VMM_NETWORK_UNAVAILABLE.
-   */
-  tapPrefix?: string | undefined;
   /** How long the VMM may take to answer on its API socket. Default 10 s. */
   startTimeoutMs?: number | undefined;
-  /** The `ip` binary (iproute2) used to create TAP devices. Default `ip` from PATH. */
-  ipBinary?: string | undefined;
 }
 
 /**
@@ -41,23 +31,16 @@ export interface CloudHypervisorVmmOptions {
  * `vmm.shutdown`; docs/cloud-hypervisor-api.md). Serial console to `spec.consoleLogPath`, virtio
  * console off, virtio-rng, one virtio-blk disk per `spec.disks` entry found by serial.
  *
- * Agent channel and registry (docs/contracts.md#agent-channel): hybrid vsock. Before `vm.boot` the
- * host listens on `<runDir>/vsock.sock_1024` (the agent dials CID 2 port 1024; the first connection
- * is the channel) and `<runDir>/vsock.sock_1025` (each connection is piped to
- * `spec.network.registryTarget` over TCP; the guest init serves it on 127.0.0.1:5000).
+ * Agent channel, registry and egress (docs/contracts.md#agent-channel): hybrid vsock. Before
+ * `vm.boot` the host listens on `<runDir>/vsock.sock_1024` (the agent dials CID 2 port 1024;
+ * the first connection is the channel), `<runDir>/vsock.sock_1025` (each connection is piped to
+ * `spec.network.registryTarget` over TCP; the guest init serves it on 127.0.0.1:5000) and, in
+ * `egress` mode, `<runDir>/vsock.sock_1026` (each connection is piped to the build's egress
+ * proxy socket; the guest init serves it on 127.0.0.1:3128).
  *
- * Network modes (docs/contracts.md#network-modes): `isolated` has no network device at all — the
- * registry tunnel is the guest's only way out. `egress` adds a TAP-backed virtio-net device, which
- * needs host setup the daemon does not do:
- * - the daemon needs CAP_NET_ADMIN (it runs `ip tuntap add` / `ip addr add` / `ip link set up`
- *   and `ip link delete` for `<tapPrefix><n>`), and `tapPrefix` (KILN_CH_TAP_PREFIX) set;
- * - each VM gets a /30 out of 172.30.0.0/16 (host `.1`, guest `.2`, passed to the guest as
- *   `kiln.net=tap ip=<guest>::<host>:255.255.255.252::eth0:off`); the operator enables
- *   forwarding (`sysctl net.ipv4.ip_forward=1`) and NATs that block out of the uplink (e.g.
- *   `iptables -t nat -A POSTROUTING -s 172.30.0.0/16 ! -d 172.30.0.0/16 -j MASQUERADE`), and
- *   gives guests a resolver if names must resolve.
- * Missing prefix or a TAP that cannot be created fails the start with VMM_NETWORK_UNAVAILABLE
- * naming the cause. The registry stays on the vsock tunnel in both modes.
+ * Network modes (docs/contracts.md#network-modes): no mode has a network device, so the guest
+ * has no route of its own by construction; the vsock tunnels are its only ways out, and no TAP
+ * device, CAP_NET_ADMIN or host NAT is needed.
  *
  * A guest reboot (event monitor `vm`/`rebooting`) is a failure: the VM is killed and its
  * handle's `exitReason` is `guest_rebooted`.
@@ -66,32 +49,20 @@ export class CloudHypervisorVmm implements Vmm {
   readonly name = 'cloud-hypervisor' as const;
   readonly accel = 'kvm';
   readonly guestRegistryAddress = `${VSOCK_GUEST_REGISTRY.host}:${VSOCK_GUEST_REGISTRY.port}`;
+  readonly guestEgressProxyAddress = `${VSOCK_GUEST_EGRESS_PROXY.host}:${VSOCK_GUEST_EGRESS_PROXY.port}`;
   private readonly binary: string;
   private readonly logger: Logger;
-  private readonly links: EgressLinkPool | undefined;
   private readonly startTimeoutMs: number;
-  private readonly ipBinary: string | undefined;
 
   constructor(options: CloudHypervisorVmmOptions) {
     if (options.binary.trim() === '') throw new Error('CloudHypervisorVmm: binary is required');
     this.binary = options.binary;
     this.logger = options.logger;
-    this.links =
-      options.tapPrefix === undefined || options.tapPrefix === ''
-        ? undefined
-        : new EgressLinkPool(options.tapPrefix);
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
-    this.ipBinary = options.ipBinary;
   }
 
   async start(spec: VmSpec): Promise<CloudHypervisorVm> {
     const logger = this.logger.child({ vmId: spec.id, vmm: this.name });
-    if (spec.network.mode === 'egress' && this.links === undefined) {
-      throw new VmError(
-        'VMM_NETWORK_UNAVAILABLE',
-        'egress networking under Cloud Hypervisor needs a TAP prefix (KILN_CH_TAP_PREFIX), CAP_NET_ADMIN and host NAT for 172.30.0.0/16',
-      );
-    }
     const apiSocketPath = join(spec.runDir, RUN_DIR_FILES.apiSocket);
     const vsockSocket = join(spec.runDir, RUN_DIR_FILES.vsockSocket);
     assertUnixSocketPath(apiSocketPath);
@@ -109,24 +80,6 @@ export class CloudHypervisorVmm implements Vmm {
     let vm: CloudHypervisorVm | undefined;
     let proc: CloudHypervisorProcess | undefined;
     try {
-      let egress: EgressLink | undefined;
-      if (spec.network.mode === 'egress' && this.links !== undefined) {
-        const links = this.links;
-        const link = links.acquire();
-        cleanups.push(() => {
-          links.release(link.index);
-          return Promise.resolve();
-        });
-        await createTapDevice({
-          name: link.tap,
-          hostIp: link.hostIp,
-          prefixLength: link.prefixLength,
-          ipBinary: this.ipBinary,
-        });
-        cleanups.push(() => deleteTapDevice(link.tap, this.ipBinary));
-        egress = link;
-      }
-
       const pendingAgents: Socket[] = [];
       const agentListener = await HybridVsockListener.listen(
         vsockSocket,
@@ -146,15 +99,27 @@ export class CloudHypervisorVmm implements Vmm {
         vsockSocket,
         REGISTRY_VSOCK_PORT,
         (socket) => {
-          tunnelToTcp(socket, registryTarget, logger);
+          tunnelVsockConnection(socket, registryTarget, logger);
         },
         { allowHalfOpen: true },
       );
       cleanups.push(() => registryListener.close());
+      const { network } = spec;
+      if (network.mode === 'egress') {
+        const egressListener = await HybridVsockListener.listen(
+          vsockSocket,
+          EGRESS_VSOCK_PORT,
+          (socket) => {
+            tunnelVsockConnection(socket, { path: network.egressProxySocket }, logger);
+          },
+          { allowHalfOpen: true },
+        );
+        cleanups.push(() => egressListener.close());
+      }
       cleanups.push(() => unlink(vsockSocket).catch(() => undefined));
       cleanups.push(() => unlink(apiSocketPath).catch(() => undefined));
 
-      const config = buildCloudHypervisorVmConfig(spec, { vsockSocket }, egress);
+      const config = buildCloudHypervisorVmConfig(spec, { vsockSocket });
       // Cloud Hypervisor binds both sockets itself and fails on a stale file.
       await unlink(apiSocketPath).catch(() => undefined);
       await unlink(vsockSocket).catch(() => undefined);

@@ -1,6 +1,10 @@
 import { FALLBACK_TSC_KHZ } from './host-tsc-khz.js';
 import { AGENT_SERIAL_PORT_NAME } from '../../../common/protocol/agent-messages.js';
-import { CMDLINE_KEYS, QEMU_GUEST_REGISTRY } from '../../../common/protocol/guest-boot.js';
+import {
+  CMDLINE_KEYS,
+  QEMU_GUEST_EGRESS_PROXY,
+  QEMU_GUEST_REGISTRY,
+} from '../../../common/protocol/guest-boot.js';
 import type { GuestNetwork, VmSpec } from '../vmm.js';
 
 /** Acceleration QEMU runs the guest with. */
@@ -8,6 +12,9 @@ export type QemuAccel = 'kvm' | 'tcg';
 
 /** Guest address the registry forward listens on under QEMU user networking. */
 export const QEMU_GUEST_REGISTRY_ADDRESS = `${QEMU_GUEST_REGISTRY.host}:${QEMU_GUEST_REGISTRY.port}`;
+
+/** Guest address the egress proxy forward listens on under QEMU user networking. */
+export const QEMU_GUEST_EGRESS_PROXY_ADDRESS = `${QEMU_GUEST_EGRESS_PROXY.host}:${QEMU_GUEST_EGRESS_PROXY.port}`;
 
 /** Chardev/netdev ids used on the command line. */
 const AGENT_CHARDEV = 'agent';
@@ -34,17 +41,38 @@ export function registryForwardCommand(target: { host: string; port: number }): 
 }
 
 /**
- * `-netdev user` for a guest network mode (docs/contracts.md#network-modes). `isolated`:
- * `restrict=on` cuts the guest off from the host and the outside world; the one way out is the
- * guestfwd at 10.0.2.100:5000 to the registry, spawned per connection. `egress`: the same without
- * `restrict`, so slirp NATs outbound connections (DNS at 10.0.2.3).
+ * The command the egress guestfwd runs for each guest connection to the proxy address: it
+ * joins its stdin/stdout to the build's proxy on its Unix socket.
+ */
+export function egressForwardCommand(socketPath: string): string {
+  // socat address syntax: ',' ':' and '!' would split the address; run dirs have none.
+  if (/[,:!\s]/.test(socketPath)) {
+    throw new Error(`egress proxy socket path has a character socat would split on: ${socketPath}`);
+  }
+  return `socat - UNIX-CONNECT:${socketPath}`;
+}
+
+/**
+ * `-netdev user` for a guest network mode (docs/contracts.md#network-modes). Both modes run
+ * with `restrict=on`, which cuts the guest off from the host and the outside world (slirp
+ * neither NATs nor answers DNS); the only ways out are guestfwd forwards, each spawned per
+ * connection: 10.0.2.100:5000 to the registry, and in `egress` mode 10.0.2.100:3128 to the
+ * build's filtering proxy, which judges every destination on the host.
  */
 export function userNetdev(network: GuestNetwork): string {
-  const fwd = `guestfwd=tcp:${QEMU_GUEST_REGISTRY_ADDRESS}-cmd:${escapeQemuValue(
-    registryForwardCommand(network.registryTarget),
-  )}`;
-  const restrict = network.mode === 'isolated' ? ',restrict=on' : '';
-  return `user,id=${NETDEV}${restrict},${fwd}`;
+  const fwds = [
+    `guestfwd=tcp:${QEMU_GUEST_REGISTRY_ADDRESS}-cmd:${escapeQemuValue(
+      registryForwardCommand(network.registryTarget),
+    )}`,
+  ];
+  if (network.mode === 'egress') {
+    fwds.push(
+      `guestfwd=tcp:${QEMU_GUEST_EGRESS_PROXY_ADDRESS}-cmd:${escapeQemuValue(
+        egressForwardCommand(network.egressProxySocket),
+      )}`,
+    );
+  }
+  return `user,id=${NETDEV},restrict=on,${fwds.join(',')}`;
 }
 
 /**

@@ -4,7 +4,12 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { hostTscKhz } from './host-tsc-khz.js';
-import { buildQemuArgv, QEMU_GUEST_REGISTRY_ADDRESS, type QemuAccel } from './qemu-argv.js';
+import {
+  buildQemuArgv,
+  QEMU_GUEST_EGRESS_PROXY_ADDRESS,
+  QEMU_GUEST_REGISTRY_ADDRESS,
+  type QemuAccel,
+} from './qemu-argv.js';
 import { spawnVmmProcess, type VmmProcess } from '../vmm-process.js';
 import type { VmHandle, Vmm, VmSpec } from '../vmm.js';
 
@@ -28,6 +33,7 @@ export class QemuVmm implements Vmm {
   readonly name = 'qemu' as const;
   readonly accel: QemuAccel;
   readonly guestRegistryAddress = QEMU_GUEST_REGISTRY_ADDRESS;
+  readonly guestEgressProxyAddress = QEMU_GUEST_EGRESS_PROXY_ADDRESS;
   private readonly binary: string;
   private readonly logger: Logger;
   private readonly tscKhz: number;

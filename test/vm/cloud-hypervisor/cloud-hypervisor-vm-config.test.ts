@@ -7,7 +7,6 @@ import {
   buildCloudHypervisorVmConfig,
   type CloudHypervisorVmConfig,
 } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vm-config.js';
-import { EgressLinkPool } from '../../../src/vm/cloud-hypervisor/egress-link-pool.js';
 import type { VmSpec } from '../../../src/vm/vmm.js';
 
 /** Kiln's own schema of the `vm.create` body (docs/cloud-hypervisor-api.md). */
@@ -48,11 +47,7 @@ function compileSchema(closed: boolean): ValidateFunction {
 
 /** Every device id in a payload (Cloud Hypervisor refuses duplicates). */
 function deviceIds(payload: CloudHypervisorVmConfig): string[] {
-  return [
-    ...payload.disks.map((d) => d.id),
-    ...(payload.net ?? []).map((n) => n.id),
-    payload.vsock.id,
-  ];
+  return [...payload.disks.map((d) => d.id), payload.vsock.id];
 }
 
 function spec(network: VmSpec['network']): VmSpec {
@@ -79,8 +74,14 @@ const registryTarget = { host: '127.0.0.1', port: 5000 };
 const paths = { vsockSocket: '/run/kiln/vms/b_schema/vsock.sock' };
 
 function egressPayload(): CloudHypervisorVmConfig {
-  const link = new EgressLinkPool('kilntap').acquire();
-  return buildCloudHypervisorVmConfig(spec({ mode: 'egress', registryTarget }), paths, link);
+  return buildCloudHypervisorVmConfig(
+    spec({
+      mode: 'egress',
+      registryTarget,
+      egressProxySocket: '/run/kiln/vms/b_schema/egress.sock',
+    }),
+    paths,
+  );
 }
 
 describe('vm.create payload against the in-repo vm.create schema', () => {
@@ -91,14 +92,21 @@ describe('vm.create payload against the in-repo vm.create schema', () => {
     const payload = buildCloudHypervisorVmConfig(spec({ mode: 'isolated', registryTarget }), paths);
     expect(open(payload), JSON.stringify(open.errors)).toBe(true);
     expect(closed(payload), JSON.stringify(closed.errors)).toBe(true);
-    expect(payload.net).toBeUndefined();
+    expect(payload).not.toHaveProperty('net');
   });
 
   it('is valid for an egress build, with only declared keys', () => {
     const payload = egressPayload();
     expect(open(payload), JSON.stringify(open.errors)).toBe(true);
     expect(closed(payload), JSON.stringify(closed.errors)).toBe(true);
-    expect(payload.net).toHaveLength(1);
+    expect(payload).not.toHaveProperty('net');
+  });
+
+  it('has no place for a network device: a net member fails the schema', () => {
+    const payload = JSON.parse(JSON.stringify(egressPayload())) as JsonObject;
+    payload.net = [{ tap: 'tap0', id: 'net0' }];
+    expect(closed(payload)).toBe(false);
+    expect(JSON.stringify(closed.errors)).toContain('net');
   });
 
   it('is valid for the probe boot', () => {
@@ -213,21 +221,12 @@ describe('buildCloudHypervisorVmConfig', () => {
     expect(payload.vsock).toMatchObject({ cid: 3, socket: paths.vsockSocket });
   });
 
-  it('gives an egress guest a TAP device and its static address on the cmdline', () => {
+  it('gives an egress guest the proxy tunnel key and no network device', () => {
     const payload = egressPayload();
-    expect(payload.net).toEqual([
-      {
-        tap: 'kilntap0',
-        ip: '172.30.0.1',
-        mask: '255.255.255.252',
-        mac: '02:4b:49:4c:00:00',
-        id: 'kiln-net0',
-      },
-    ]);
-    expect(payload.payload.cmdline).toContain(
-      'kiln.net=tap ip=172.30.0.2::172.30.0.1:255.255.255.252::eth0:off',
+    expect(payload).not.toHaveProperty('net');
+    expect(payload.payload.cmdline).toBe(
+      'quiet console=ttyS0 panic=-1 kiln.channel=vsock:1024 kiln.net=none kiln.registry_vsock=1025 kiln.egress_vsock=1026 kiln.registry=127.0.0.1:5000',
     );
-    expect(payload.payload.cmdline).toContain('kiln.registry_vsock=1025');
   });
 
   it('refuses a disk serial longer than virtio-blk allows', () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AgentMessage } from '../../../common/protocol/agent-messages.js';
 import { DISK_SERIALS } from '../../../common/protocol/guest-boot.js';
 import { LineFramer } from '../../../common/protocol/line-framer.js';
+import { parseEgressConfig } from '../../../src/config/egress-config.js';
+import { createBuildEgressProxy } from '../../../src/egress/create-build-egress-proxy.js';
 import { buildCloudHypervisorVmConfig } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vm-config.js';
 import type { CloudHypervisorVm } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vm.js';
 import { CloudHypervisorVmm } from '../../../src/vm/cloud-hypervisor/cloud-hypervisor-vmm.js';
@@ -19,6 +21,8 @@ import {
   createCloudHypervisorStandIn,
   type CloudHypervisorStandInScenario,
 } from '../../helpers/cloud-hypervisor-stand-in.js';
+import { LoopbackOnlyConnector } from '../../helpers/loopback-only-connector.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -123,7 +127,14 @@ describe('CloudHypervisorVmm with the Cloud Hypervisor stand-in', () => {
       memoryMb: 512,
       cpus: 1,
       disks: [{ path: path.join(dir, 'rootfs.img'), readOnly: true, serial: DISK_SERIALS.root }],
-      network: { mode: network, registryTarget: { host: '127.0.0.1', port: registry.port } },
+      network:
+        network === 'egress'
+          ? {
+              mode: 'egress',
+              registryTarget: { host: '127.0.0.1', port: registry.port },
+              egressProxySocket: path.join(runDir, 'egress.sock'),
+            }
+          : { mode: 'isolated', registryTarget: { host: '127.0.0.1', port: registry.port } },
       consoleLogPath: path.join(dir, 'console.log'),
     };
     return { standIn, spec, runDir };
@@ -280,45 +291,48 @@ describe('CloudHypervisorVmm with the Cloud Hypervisor stand-in', () => {
     expect(alive(vm.pid)).toBe(false);
   });
 
-  it('refuses an egress build without a TAP prefix before spawning anything', async () => {
+  it("tunnels an egress guest's proxy connections over vsock to the build's proxy socket, with no network device", async () => {
     const { standIn, spec } = await setup('normal', 'egress');
-    const vmm = new CloudHypervisorVmm({ binary: standIn.binary, logger });
-    await expect(vmm.start(spec)).rejects.toMatchObject({
-      code: 'VMM_NETWORK_UNAVAILABLE',
-      message: expect.stringContaining('KILN_CH_TAP_PREFIX') as unknown,
-    });
-    expect(await standIn.records()).toEqual([]);
-  });
-
-  it('fails an egress build with VMM_NETWORK_UNAVAILABLE naming the TAP when it cannot be created', async () => {
-    const { standIn, spec } = await setup('normal', 'egress');
-    // An `ip` stand-in that fails like iproute2 without CAP_NET_ADMIN.
-    const ipBinary = path.join(dir, 'ip');
-    await writeFile(
-      ipBinary,
-      '#!/bin/sh\necho "ioctl(TUNSETIFF): Operation not permitted" >&2\nexit 1\n',
-    );
-    await chmod(ipBinary, 0o755);
-    const vmm = new CloudHypervisorVmm({
-      binary: standIn.binary,
+    if (spec.network.mode !== 'egress') throw new Error('egress spec expected');
+    const denials: string[] = [];
+    const guard = new LoopbackOnlyConnector();
+    // The real proxy on the spec's socket; the guest's request for probe.test resolves (by the
+    // injected resolver) to a private address and is refused without any connection.
+    const proxy = createBuildEgressProxy({
+      config: parseEgressConfig({}).config!,
+      allowedHosts: undefined,
+      clock: new ManualClock(),
+      scheduler: new ManualClock(),
       logger,
-      tapPrefix: 'kilnt',
-      ipBinary,
+      onDenied: (denial) => denials.push(denial.message),
+      resolve: () => Promise.resolve([{ address: '10.0.0.5', family: 4 }]),
+      connect: guard.connect,
+      hostAddresses: [],
     });
-    await expect(vmm.start(spec)).rejects.toMatchObject({
-      code: 'VMM_NETWORK_UNAVAILABLE',
-      message: expect.stringMatching(
-        /cannot create TAP device kilnt0 .*CAP_NET_ADMIN.*Operation not permitted/,
-      ) as unknown,
-    });
-    expect(await standIn.records()).toEqual([]);
-    expect(existsSync(path.join(spec.runDir, 'ch-api.sock'))).toBe(false);
+    await proxy.listen({ path: spec.network.egressProxySocket });
+    try {
+      const vm = await start(new CloudHypervisorVmm({ binary: standIn.binary, logger }), spec);
+      const reader = new MessageReader(await vm.channel());
+      expect(await reader.log('egress-answer ')).toBe('egress-answer HTTP/1.1 403 Forbidden');
+      expect(denials).toEqual(['denied probe.test:80 (10.0.0.5): private address']);
+      expect(guard.calls).toEqual([]);
+      const create = (await standIn.requests()).find((r) => r.endpoint === 'vm.create') as
+        { body: { net?: unknown; payload: { cmdline: string } } } | undefined;
+      expect(create?.body).not.toHaveProperty('net');
+      expect(create?.body.payload.cmdline).toContain('kiln.egress_vsock=1026');
+    } finally {
+      await proxy.close();
+    }
   });
 
-  it('rejects a tapPrefix that cannot form interface names at construction', () => {
-    expect(
-      () =>
-        new CloudHypervisorVmm({ binary: 'cloud-hypervisor', logger, tapPrefix: 'much-too-long' }),
-    ).toThrow(/too long/);
+  it('gives an isolated guest no egress tunnel', async () => {
+    const { standIn, spec } = await setup('normal', 'isolated');
+    const vm = await start(new CloudHypervisorVmm({ binary: standIn.binary, logger }), spec);
+    await new MessageReader(await vm.channel()).log('registry-answer ');
+    expect(existsSync(path.join(spec.runDir, 'vsock.sock_1026'))).toBe(false);
+    const create = (await standIn.requests()).find((r) => r.endpoint === 'vm.create') as
+      { body: { net?: unknown; payload: { cmdline: string } } } | undefined;
+    expect(create?.body).not.toHaveProperty('net');
+    expect(create?.body.payload.cmdline).not.toContain('kiln.egress_vsock');
   });
 });

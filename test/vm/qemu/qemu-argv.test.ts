@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FALLBACK_TSC_KHZ, hostTscKhz } from '../../../src/vm/qemu/host-tsc-khz.js';
 import {
   buildQemuArgv,
+  egressForwardCommand,
   escapeQemuValue,
   qemuKernelCmdline,
   registryForwardCommand,
@@ -122,10 +123,21 @@ describe('buildQemuArgv', () => {
     expect(values(argv, '-device')).toContain('virtio-net-device,netdev=n0');
   });
 
-  it('leaves egress networking unrestricted but keeps the registry forward', () => {
-    expect(userNetdev({ mode: 'egress', registryTarget: { host: '10.1.2.3', port: 5000 } })).toBe(
-      'user,id=n0,guestfwd=tcp:10.0.2.100:5000-cmd:socat - TCP:10.1.2.3:5000',
+  it("restricts egress networking too: the registry forward plus one to the build's proxy socket", () => {
+    expect(
+      userNetdev({
+        mode: 'egress',
+        registryTarget: { host: '10.1.2.3', port: 5000 },
+        egressProxySocket: '/var/lib/kiln/vms/b_1/egress.sock',
+      }),
+    ).toBe(
+      'user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:socat - TCP:10.1.2.3:5000,guestfwd=tcp:10.0.2.100:3128-cmd:socat - UNIX-CONNECT:/var/lib/kiln/vms/b_1/egress.sock',
     );
+  });
+
+  it('refuses a proxy socket path socat would split', () => {
+    expect(() => egressForwardCommand('/var/lib/kiln,x/egress.sock')).toThrow(/socat/);
+    expect(() => egressForwardCommand('/var/lib/a:b/egress.sock')).toThrow(/socat/);
   });
 });
 

@@ -39,6 +39,7 @@ describe('QemuVmm (real QEMU microvm, the real guest image)', () => {
       config,
       createBuildJob(makeTestBuild({ source: { path: source, sizeBytes: 1024 } }), {
         guestRegistryAddress: '10.0.2.100:5000',
+        guestEgressProxyAddress: '10.0.2.100:3128',
         limits: { maxUnpackedBytes: 1e6, maxEntries: 10, maxPathBytes: 255 },
       }),
     );
