@@ -179,6 +179,14 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
       ? { code: 'cancelled', message: 'the build was cancelled' }
       : describeFailure(err);
     await logs.system(`build failed: ${code}: ${message}`).catch(() => undefined);
+    if (code === 'build_failed' && job.networkMode === 'isolated') {
+      // The commonest cause of a failing RUN in isolated mode is a download; say so.
+      await logs
+        .system(
+          'network_mode=isolated: build steps reach nothing but the Kiln registry (no DNS, no proxy); a step that downloads (npm ci, apt-get, pip) needs network_mode=egress',
+        )
+        .catch(() => undefined);
+    }
     return {
       type: 'result',
       ok: false,

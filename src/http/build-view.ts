@@ -1,5 +1,25 @@
 import { outputTags } from '../builds/build-repositories.js';
 import type { Build } from '../builds/build.js';
+import type { EgressSummary } from '../egress/egress-summary.js';
+
+/** An egress build's traffic on the wire (docs/contracts.md#egress). */
+function egressView(egress: EgressSummary | undefined): Record<string, unknown> | undefined {
+  if (egress === undefined) return undefined;
+  return {
+    hosts: egress.hosts.map((h) => ({
+      host: h.host,
+      port: h.port,
+      connections: h.connections,
+      bytes_in: h.bytesIn,
+      bytes_out: h.bytesOut,
+    })),
+    denied: egress.denied,
+    denied_total: egress.deniedTotal,
+    failed_connections: egress.failedConnections,
+    bytes_in: egress.bytesIn,
+    bytes_out: egress.bytesOut,
+  };
+}
 
 /** The wire shape of a build (snake_case like the request fields); never the host paths. */
 export function buildView(build: Build, queuePosition: number | null): Record<string, unknown> {
@@ -26,6 +46,7 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
       memory_mb: build.request.memoryMb,
       cpus: build.request.cpus,
       network_mode: build.request.networkMode,
+      allowed_hosts: build.request.allowedHosts ?? null,
       image_name: build.request.imageName,
     },
     source: {
@@ -40,6 +61,7 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
           image_ref: build.result.imageRef,
           image_digest: build.result.imageDigest,
           provenance: build.result.provenance,
+          ...(build.result.egress === undefined ? {} : { egress: egressView(build.result.egress) }),
         }
       : null,
     error: build.failure
@@ -47,6 +69,9 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
           code: build.failure.code,
           message: build.failure.message,
           log_tail: build.failure.logTail,
+          ...(build.failure.egress === undefined
+            ? {}
+            : { egress: egressView(build.failure.egress) }),
         }
       : null,
     timings: build.timings,

@@ -65,6 +65,44 @@ export const OPENAPI_DOCUMENT = {
           last_build_at: { type: ['string', 'null'], format: 'date-time' },
         },
       },
+      Egress: {
+        type: 'object',
+        description:
+          'What an egress build reached through its proxy and what was refused (absent in isolated mode).',
+        properties: {
+          hosts: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                host: { type: 'string' },
+                port: { type: 'integer' },
+                connections: { type: 'integer' },
+                bytes_in: { type: 'integer' },
+                bytes_out: { type: 'integer' },
+              },
+            },
+          },
+          denied: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                host: { type: 'string' },
+                port: { type: 'integer' },
+                address: { type: ['string', 'null'] },
+                reason: { type: 'string' },
+                message: { type: 'string', example: 'denied 10.0.0.5:6379: private address' },
+                at: { type: 'string', format: 'date-time' },
+              },
+            },
+          },
+          denied_total: { type: 'integer' },
+          failed_connections: { type: 'integer' },
+          bytes_in: { type: 'integer' },
+          bytes_out: { type: 'integer' },
+        },
+      },
       Build: {
         type: 'object',
         required: ['id', 'tenant', 'status', 'repository', 'tags', 'created_at'],
@@ -87,7 +125,17 @@ export const OPENAPI_DOCUMENT = {
             properties: {
               image_ref: { type: 'string' },
               image_digest: { type: 'string' },
-              provenance: { type: 'object' },
+              provenance: {
+                type: 'object',
+                properties: {
+                  hostsContacted: {
+                    type: 'array',
+                    items: { type: 'string' },
+                    description: 'host:port an egress build connected to',
+                  },
+                },
+              },
+              egress: { $ref: '#/components/schemas/Egress' },
             },
           },
           error: {
@@ -96,6 +144,7 @@ export const OPENAPI_DOCUMENT = {
               code: { type: 'string' },
               message: { type: 'string' },
               log_tail: { type: 'array', items: { type: 'string' } },
+              egress: { $ref: '#/components/schemas/Egress' },
             },
           },
           timings: { type: 'object', additionalProperties: { type: 'number' } },
@@ -136,6 +185,11 @@ export const OPENAPI_DOCUMENT = {
                   memory_mb: { type: 'integer' },
                   cpus: { type: 'integer' },
                   network_mode: { enum: ['isolated', 'egress'] },
+                  allowed_hosts: {
+                    type: 'string',
+                    description:
+                      'egress only: JSON array of host names, IP addresses and *.suffix patterns, within the operator ceiling',
+                  },
                   image_name: { type: 'string' },
                   source_sha256: { type: 'string', pattern: '^[a-f0-9]{64}$' },
                 },
@@ -143,7 +197,14 @@ export const OPENAPI_DOCUMENT = {
             },
           },
         },
-        responses: { '202': buildJson, '400': error, '401': error, '413': error, '415': error },
+        responses: {
+          '202': buildJson,
+          '400': error,
+          '401': error,
+          '403': error,
+          '413': error,
+          '415': error,
+        },
       },
       get: {
         summary: "List the tenant's builds, newest first",
@@ -172,7 +233,8 @@ export const OPENAPI_DOCUMENT = {
     },
     '/builds/{id}/events': {
       get: {
-        summary: 'Build events as Server-Sent Events (status, phase, log, result, heartbeat)',
+        summary:
+          'Build events as Server-Sent Events (status, phase, log, result, heartbeat); log streams are stdout, stderr, system and network (one event per connection the egress proxy refused)',
         security: bearer,
         parameters: [
           idParam,

@@ -40,6 +40,46 @@ describe('loadConfig', () => {
 });
 
 describe('loadConfig sections', () => {
+  it('parses the egress section: defaults, and the operator exceptions and ceiling', () => {
+    expect(loadConfig({}).egress).toMatchObject({
+      allowedPorts: [80, 443],
+      exceptions: [],
+      hostsCeiling: ['*'],
+      defaultHosts: ['*'],
+    });
+    const config = loadConfig({
+      KILN_EGRESS_EXCEPTIONS: '127.0.0.1:4873',
+      KILN_EGRESS_HOSTS_CEILING: '*.example.com,127.0.0.1',
+    });
+    expect(config.egress.exceptions).toEqual([{ host: '127.0.0.1', port: 4873 }]);
+    expect(Object.isFrozen(config.egress.exceptions)).toBe(true);
+  });
+
+  it('names the variable of an egress problem found across variables, with the others', () => {
+    let problems: readonly string[] = [];
+    try {
+      loadConfig({
+        KILN_EGRESS_HOSTS_CEILING: '*.example.com',
+        KILN_EGRESS_DEFAULT_HOSTS: 'evil.test',
+        KILN_EGRESS_MAX_CONNECTIONS: '0',
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) problems = err.problems;
+    }
+    expect(problems).toEqual([expect.stringMatching(/^KILN_EGRESS_MAX_CONNECTIONS: /) as unknown]);
+    try {
+      loadConfig({
+        KILN_EGRESS_HOSTS_CEILING: '*.example.com',
+        KILN_EGRESS_DEFAULT_HOSTS: 'evil.test',
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) problems = err.problems;
+    }
+    expect(problems).toEqual([
+      'KILN_EGRESS_DEFAULT_HOSTS: outside KILN_EGRESS_HOSTS_CEILING: evil.test',
+    ]);
+  });
+
   it('reports problems of different sections and the range checks in one error', () => {
     let error: unknown;
     try {

@@ -120,8 +120,31 @@ describe('POST /builds', () => {
       memory_mb: 1024,
       cpus: 1,
       network_mode: 'egress',
+      allowed_hosts: null,
       image_name: null,
     });
+  });
+
+  it("stores an egress build's allowed_hosts normalised, whichever field comes first", async () => {
+    for (const order of [
+      ['allowed_hosts', 'network_mode'],
+      ['network_mode', 'allowed_hosts'],
+    ]) {
+      const values: Record<string, string> = {
+        allowed_hosts: '["Registry.NPMjs.org.", "*.Example.com"]',
+        network_mode: 'egress',
+      };
+      const res = await post(
+        form(sampleTar(), Object.fromEntries(order.map((k) => [k, values[k]!]))),
+      );
+      expect(res.status).toBe(202);
+      const build = (await res.json()) as { id: string; request: Record<string, unknown> };
+      expect(build.request.allowed_hosts).toEqual(['registry.npmjs.org', '*.example.com']);
+      expect(h.store.get(build.id)?.request.allowedHosts).toEqual([
+        'registry.npmjs.org',
+        '*.example.com',
+      ]);
+    }
   });
 
   describe('rejections leave no file, no directory and no row', () => {
@@ -307,6 +330,43 @@ describe('POST /builds', () => {
         await post(form(sampleTar(), { network_mode: 'host' })),
         400,
         'INVALID_NETWORK_MODE',
+      );
+    });
+    it('400 INVALID_FIELD for allowed_hosts without network_mode=egress', async () => {
+      await expectRejected(
+        await post(form(sampleTar(), { allowed_hosts: '["example.com"]' })),
+        400,
+        'INVALID_FIELD',
+      );
+      await expectRejected(
+        await post(
+          form(sampleTar(), { network_mode: 'isolated', allowed_hosts: '["example.com"]' }),
+        ),
+        400,
+        'INVALID_FIELD',
+      );
+    });
+    it('400 INVALID_ALLOWED_HOSTS for a non-array, a non-string or an invalid pattern', async () => {
+      for (const allowed_hosts of ['"example.com"', '[1]', '["exa mple.com"]', '["*.*.com"]']) {
+        await expectRejected(
+          await post(form(sampleTar(), { network_mode: 'egress', allowed_hosts })),
+          400,
+          'INVALID_ALLOWED_HOSTS',
+        );
+      }
+    });
+    it('403 ALLOWED_HOSTS_NOT_PERMITTED for a list beyond the operator ceiling', async () => {
+      await h.close();
+      h = await createHarness({ env: { KILN_EGRESS_HOSTS_CEILING: '*.example.com' } });
+      await expectRejected(
+        await post(
+          form(sampleTar(), {
+            network_mode: 'egress',
+            allowed_hosts: '["a.example.com", "evil.test"]',
+          }),
+        ),
+        403,
+        'ALLOWED_HOSTS_NOT_PERMITTED',
       );
     });
     it('400 RESOURCE_OUT_OF_RANGE for memory, cpus and timeout out of range', async () => {
