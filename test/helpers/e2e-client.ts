@@ -18,7 +18,7 @@ const TERMINAL = new Set(['ready', 'failed', 'cancelled']);
 /** A thin HTTP client for the Kiln API, as a tenant with one token. */
 export class E2eClient {
   constructor(
-    private readonly daemon: E2eDaemon,
+    private readonly daemon: Pick<E2eDaemon, 'url'>,
     private readonly token: string,
   ) {}
 
