@@ -237,10 +237,10 @@ describe('builds in QEMU microVMs, end to end', () => {
   const probe = [
     'FROM busybox',
     'ARG PORT',
-    // The host (10.0.2.2 in QEMU user networking) runs the daemon on PORT: reachable only in
-    // egress mode, while the registry forward (10.0.2.100:5000) works in both. busybox nc
-    // (busybox-static's wget crashes resolving even IP literals) tests the TCP connect; the
-    // upper-cased markers never appear in the echoed command line.
+    // The host (10.0.2.2 in QEMU user networking) runs the daemon on PORT: reachable in no
+    // mode (restrict=on in both), while the registry forward (10.0.2.100:5000) works in both.
+    // busybox nc (busybox-static's wget crashes resolving even IP literals) tests the TCP
+    // connect; the upper-cased markers never appear in the echoed command line.
     'RUN if nc -w 5 10.0.2.2 "$PORT" </dev/null; then h=open; else h=blocked; fi;' +
       ' if nc -w 5 10.0.2.100 5000 </dev/null; then g=ok; else g=fail; fi;' +
       ' echo "net_$h registry_$g" | tr a-z A-Z',
@@ -264,7 +264,7 @@ describe('builds in QEMU microVMs, end to end', () => {
   );
 
   it(
-    'lets an egress build reach the same address (the isolation check can tell the difference)',
+    'keeps an egress build from reaching the host directly too: its only way out is the proxy',
     async () => {
       const src = await source({ Dockerfile: probe });
       const build = await client.waitFor(
@@ -276,7 +276,9 @@ describe('builds in QEMU microVMs, end to end', () => {
         ).id,
       );
       expect(build.status, JSON.stringify(build.error)).toBe('ready');
-      expect(await client.logs(build.id)).toContain('NET_OPEN REGISTRY_OK');
+      const logs = await client.logs(build.id);
+      expect(logs).toContain('NET_BLOCKED REGISTRY_OK');
+      expect(logs).not.toContain('NET_OPEN');
     },
     BUILD_TIMEOUT_MS,
   );
