@@ -19,6 +19,7 @@ import { VmLedger, type VmLedgerEntry } from '../../src/vm/vm-ledger.js';
 import { spawnVmmProcess, type VmmProcess } from '../../src/vm/vmm-process.js';
 import type { VmHandle, Vmm, VmSpec } from '../../src/vm/vmm.js';
 import { defaultEgressConfig } from '../helpers/default-egress-config.js';
+import { LoopbackOnlyConnector } from '../helpers/loopback-only-connector.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
@@ -274,6 +275,119 @@ describe('VmBuildRunner with a stand-in guest', () => {
       registryTarget: { host: '127.0.0.1', port: 5555 },
     });
     await expectNothingLeft(vmm);
+  });
+
+  it('runs an egress build with its own proxy: forwarded from the guest, refusals as network logs and in the outcome, closed with the VM', async () => {
+    const source = build.source;
+    build = makeTestBuild({
+      source,
+      request: { networkMode: 'egress', allowedHosts: ['private.test'] },
+    });
+    const guard = new LoopbackOnlyConnector();
+    let answer = '';
+    let job: BuildJob | undefined;
+    const vmm = new StandInGuestVmm(async (g) => {
+      job = g.job;
+      g.send(hello);
+      await g.receive();
+      if (g.spec.network.mode !== 'egress') throw new Error('no egress socket');
+      // What the guest's forward delivers: one CONNECT through the build's proxy socket.
+      const socket = net.connect(g.spec.network.egressProxySocket);
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      socket.write('CONNECT private.test:443 HTTP/1.1\r\nHost: private.test:443\r\n\r\n');
+      await new Promise<void>((resolve) =>
+        socket.on('close', () => {
+          resolve();
+        }),
+      );
+      g.send({
+        type: 'result',
+        ok: true,
+        imageDigest: DIGEST,
+        imageRef: 'x',
+        phaseSeconds: {},
+        provenance,
+      });
+    });
+    const r = new VmBuildRunner({
+      vmm,
+      ledger: new VmLedger(path.join(dir, 'vm-ledger')),
+      clock: time,
+      scheduler: time,
+      logger: pino({ level: 'silent' }),
+      runRoot: path.join(dir, 'vms'),
+      imageDir: path.join(dir, 'image'),
+      scratchBytes: 1024 ** 3,
+      bootTimeoutSeconds: 5,
+      limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
+      registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
+      egress: defaultEgressConfig(),
+      egressHooks: {
+        resolve: () => Promise.resolve([{ address: '10.0.0.5', family: 4 }]),
+        connect: guard.connect,
+        hostAddresses: [],
+      },
+    });
+    runners.push(r);
+    const sink = new RecordingSink();
+
+    const outcome = await r.run(
+      { build, registryToken: 't', secrets: {} },
+      sink,
+      new AbortController().signal,
+    );
+
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(sink.logs).toEqual(['network:denied private.test:443 (10.0.0.5): private address\n']);
+    expect(outcome).toMatchObject({
+      ok: true,
+      egress: {
+        hosts: [],
+        deniedTotal: 1,
+        denied: [
+          {
+            host: 'private.test',
+            port: 443,
+            address: '10.0.0.5',
+            reason: 'private',
+            message: 'denied private.test:443 (10.0.0.5): private address',
+          },
+        ],
+      },
+    });
+    expect(vmm.specs[0]?.network).toEqual({
+      mode: 'egress',
+      registryTarget: { host: '127.0.0.1', port: 5555 },
+      egressProxySocket: path.join(dir, 'vms', build.id, 'egress.sock'),
+    });
+    expect(job?.egressProxy).toEqual({ url: 'http://10.0.2.100:3128', noProxy: '10.0.2.100' });
+    expect(guard.calls).toEqual([]);
+    await expectNothingLeft(vmm);
+  });
+
+  it('gives an isolated build no proxy and no egress in its outcome', async () => {
+    let job: BuildJob | undefined;
+    const vmm = new StandInGuestVmm(async (g) => {
+      job = g.job;
+      g.send(hello);
+      await g.receive();
+      g.send({
+        type: 'result',
+        ok: true,
+        imageDigest: DIGEST,
+        imageRef: 'x',
+        phaseSeconds: {},
+        provenance,
+      });
+    });
+    const outcome = await runner(vmm).run(
+      { build, registryToken: 't', secrets: {} },
+      new RecordingSink(),
+      new AbortController().signal,
+    );
+    expect(outcome.ok).toBe(true);
+    expect(outcome).not.toHaveProperty('egress');
+    expect(job?.egressProxy).toBeNull();
   });
 
   it('passes a failed result through with its code and log tail', async () => {

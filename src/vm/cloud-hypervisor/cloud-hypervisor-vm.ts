@@ -10,7 +10,7 @@ export type CloudHypervisorExitReason = 'guest_rebooted' | 'killed' | 'shutdown'
 
 /**
  * A running Cloud Hypervisor builder VM. `exited` resolves after the process is gone AND every
- * resource the driver created for it (listeners, socket files, TAP device) has been released.
+ * resource the driver created for it (listeners and socket files) has been released.
  */
 export class CloudHypervisorVm implements VmHandle {
   readonly id: string;
