@@ -12,6 +12,7 @@ export const BUILD_ERROR_CODES = [
   'agent_protocol_error',
   'invalid_source',
   'daemon_restarted',
+  'build_secrets_lost',
   'cancelled',
   'internal',
 ] as const;

@@ -98,6 +98,11 @@ export class BuildManager implements BuildActivity {
   private readonly dirs: BuildDirs;
   private readonly queue: BuildQueue<Queued>;
   private readonly running = new Map<string, Running>();
+  /**
+   * Per-build secret values (build id → id → value), held here and nowhere else from the
+   * upload until the build is terminal: never in SQLite, build.json or a log.
+   */
+  private readonly buildSecrets = new Map<string, Record<string, string>>();
   private state: 'new' | 'starting' | 'ready' | 'closing' | 'closed' = 'new';
   private closePromise: Promise<void> | null = null;
 
@@ -141,6 +146,22 @@ export class BuildManager implements BuildActivity {
       return build !== null && !TERMINAL_STATUSES.has(build.status);
     });
     if (removed > 0) this.o.logger.info({ removed }, 'removed interrupted uploads');
+    for (const status of [...RUNNING_STATUSES, 'queued' as const]) {
+      for (const build of this.o.store.listByStatus(status)) {
+        if ((build.request.buildSecretIds ?? []).length > 0) {
+          // Their values were only ever in the previous process's memory.
+          this.finish(build, {
+            status: 'failed',
+            failure: {
+              code: 'build_secrets_lost',
+              message:
+                'The daemon restarted before this build ended; its per-build secrets were held only in memory. Submit the build again.',
+              logTail: this.logTail(build.id),
+            },
+          });
+        }
+      }
+    }
     for (const status of RUNNING_STATUSES) {
       for (const build of this.o.store.listByStatus(status)) {
         if (build.attempts < MAX_ATTEMPTS) {
@@ -190,6 +211,9 @@ export class BuildManager implements BuildActivity {
     const id = newBuildId();
     const partialPath = await this.dirs.create(id);
     let build: Build;
+    let buildSecrets: ReadonlyMap<string, string> = new Map();
+    // Seen so far during the upload, to refuse a clash the moment its second half arrives.
+    const early = { storedIds: [] as readonly string[], buildSecretIds: new Set<string>() };
     try {
       const upload = await receive({
         partialPath,
@@ -198,11 +222,25 @@ export class BuildManager implements BuildActivity {
             fieldOnly: true,
           });
           this.assertSecretsExist(tenant, request.secretIds);
+          if (name === 'secrets') {
+            early.storedIds = request.secretIds;
+            assertNoSecretClash(request.secretIds, early.buildSecretIds);
+          }
+        },
+        checkBuildSecret: (secretId) => {
+          early.buildSecretIds.add(secretId);
+          assertNoSecretClash(early.storedIds, early.buildSecretIds);
         },
       });
+      buildSecrets = upload.secrets;
       const parsed = parseBuildRequest(upload.fields, this.o.policy);
       const { sourceSha256 } = parsed;
-      const request = this.withAllowedHosts(parsed.request);
+      assertNoSecretClash(parsed.request.secretIds, buildSecrets);
+      const withHosts = this.withAllowedHosts(parsed.request);
+      const request =
+        buildSecrets.size > 0
+          ? { ...withHosts, buildSecretIds: [...buildSecrets.keys()] }
+          : withHosts;
       if (sourceSha256 !== null && sourceSha256 !== upload.source.sha256) {
         throw new AppError('SOURCE_SHA256_MISMATCH', undefined, {
           details: { expected: sourceSha256, actual: upload.source.sha256 },
@@ -232,6 +270,7 @@ export class BuildManager implements BuildActivity {
       await this.dirs.remove(id);
       throw err;
     }
+    if (buildSecrets.size > 0) this.buildSecrets.set(id, Object.fromEntries(buildSecrets));
     this.o.store.insert(build);
     this.o.events.append(build.id, { type: 'status', status: 'queued' });
     this.enqueue(build);
@@ -393,7 +432,10 @@ export class BuildManager implements BuildActivity {
     const log = this.o.logger.child({ buildId: build.id, tenant: build.tenant });
     let outcome: RunOutcome;
     try {
-      const secrets = this.o.secrets.values(build.tenant, build.request.secretIds);
+      const secrets = {
+        ...this.o.secrets.values(build.tenant, build.request.secretIds),
+        ...this.buildSecrets.get(build.id),
+      };
       const registryToken = await this.o.tokenIssuer.issueBuildToken(build, running.attemptId);
       // Aborted while the token was being issued: no VM was started, nothing to kill.
       outcome = controller.signal.aborted
@@ -509,6 +551,7 @@ export class BuildManager implements BuildActivity {
       | { status: 'failed' | 'cancelled'; failure: NonNullable<Build['failure']> },
   ): void {
     const now = this.o.clock.now();
+    this.buildSecrets.delete(build.id);
     build.status = end.status;
     build.finishedAt = now;
     build.result = end.status === 'ready' ? end.result : null;
@@ -538,6 +581,21 @@ export class BuildManager implements BuildActivity {
       .flatMap((e) => (e.data.type === 'log' ? e.data.data.split('\n') : []))
       .filter((line) => line !== '')
       .slice(-20);
+  }
+}
+
+/** SECRET_CONFLICT when a per-build secret has the id of a stored secret the build asks for. */
+function assertNoSecretClash(
+  storedIds: readonly string[],
+  buildSecretIds: ReadonlySet<string> | ReadonlyMap<string, string>,
+): void {
+  const clash = storedIds.find((id) => buildSecretIds.has(id));
+  if (clash !== undefined) {
+    throw new AppError(
+      'SECRET_CONFLICT',
+      `Secret ${JSON.stringify(clash)} is both a stored secret in "secrets" and a secret.${clash} part; rename one.`,
+      { details: { secret: clash } },
+    );
   }
 }
 

@@ -34,6 +34,12 @@ export interface BuildRequest {
   contextDir: string;
   buildArgs: Record<string, string>;
   secretIds: string[];
+  /**
+   * Ids of the per-build secrets sent with the upload (`secret.<id>` parts). Only the ids are
+   * stored; the values live in the BuildManager's memory until the build is terminal. Absent
+   * on builds without any (and on rows stored before the field existed).
+   */
+  buildSecretIds?: string[];
   cacheScope: string | null;
   /**
    * Size of the scope's cache disk when this build creates it (an existing disk keeps its

@@ -11,11 +11,18 @@ export interface UploadTarget {
    * UNKNOWN_SECRET, …).
    */
   checkField(name: BuildField, value: string): void;
+  /**
+   * Checks one per-build secret (a `secret.<id>` part, already checked for form, size and
+   * order) against the rest of the request, e.g. a clash with a stored secret's id.
+   */
+  checkBuildSecret(id: string): void;
 }
 
 /** A complete upload: the text fields as sent and the verified source in `partialPath`. */
 export interface ReceivedUpload {
   fields: ReadonlyMap<string, string>;
+  /** Per-build secret values by id (`secret.<id>` parts), held in memory only. */
+  secrets: ReadonlyMap<string, string>;
   source: SourceSummary;
 }
 

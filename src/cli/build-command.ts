@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { listBuildContext } from './build-context.js';
 import { buildFieldsFrom, type BuildCliOptions } from './build-options.js';
+import { buildSecretFields } from './build-secret-option.js';
 import { resolveEndpoint } from './cli-config.js';
 import { CliExit, EXIT, usage, type ExitCode } from './cli-exit.js';
 import { readAll, type CliIo } from './cli-io.js';
@@ -85,7 +86,10 @@ export async function runBuildCommand(
 ): Promise<ExitCode> {
   const clock = io.clock ?? systemClock;
   const cwd = io.cwd ?? process.cwd();
-  const fields = buildFieldsFrom(opts, io.env);
+  const fields = [
+    ...buildFieldsFrom(opts, io.env),
+    ...(await buildSecretFields(opts.secret, io.env, cwd)),
+  ];
   const json = opts.output === 'json';
   const human = !json && !opts.quiet;
   const contextRoot = path.resolve(cwd, contextArg);

@@ -84,18 +84,13 @@ export function buildArgsFrom(
 
 /**
  * Maps the options onto the text fields of `POST /builds` (everything but the Dockerfile,
- * which depends on the context), in a fixed order; an option left out is a field left out, so
+ * which depends on the context, and `--secret` values, read by `buildSecretFields`), in a fixed order; an option left out is a field left out, so
  * the daemon's defaults apply. Flags the daemon has no field for fail with a usage error.
  */
 export function buildFieldsFrom(
   opts: BuildCliOptions,
   env: Readonly<Record<string, string | undefined>>,
 ): [string, string][] {
-  if (opts.secret.length > 0) {
-    throw usage(
-      '--secret: per-build secret values are not supported by this daemon yet; store the value with `kiln secrets set ID` and pass --stored-secret ID',
-    );
-  }
   if (opts.allowHost.length > 0) {
     throw usage(
       '--allow-host: this daemon has no per-host egress allow-list yet; use --network egress or leave it out',

@@ -56,7 +56,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('-f, --file <file>', 'Dockerfile (default PATH/Dockerfile; - reads standard input)')
     .option('-t, --tag <name[:tag]>', 'image name (lands in <tenant>/<name>)', collect, [])
     .option('--build-arg <key=value>', 'build argument (repeatable)', collect, [])
-    .option('--secret <spec>', 'per-build secret (not supported by this daemon yet)', collect, [])
+    .option(
+      '--secret <spec>',
+      'per-build secret id=ID,src=FILE or id=ID,env=VAR, held in memory for this build only (repeatable)',
+      collect,
+      [],
+    )
     .option(
       '--stored-secret <id>',
       'secret stored with `kiln secrets set` (repeatable)',

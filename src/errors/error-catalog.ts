@@ -58,6 +58,11 @@ export const ERROR_CATALOG = {
   },
   RESOURCE_OUT_OF_RANGE: { status: 400, message: 'A resource request is out of range.' },
   UNKNOWN_SECRET: { status: 400, message: 'A requested secret does not exist.' },
+  INVALID_BUILD_SECRET: { status: 400, message: 'A per-build secret part is invalid.' },
+  SECRET_CONFLICT: {
+    status: 400,
+    message: 'A per-build secret has the id of a stored secret the build also asks for.',
+  },
 
   // --- builds API: lifecycle ---
   BUILD_NOT_FOUND: { status: 404, message: 'No such build.' },

@@ -41,6 +41,7 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
       context_dir: build.request.contextDir,
       build_args: build.request.buildArgs,
       secrets: build.request.secretIds,
+      build_secrets: build.request.buildSecretIds ?? [],
       cache_scope: build.request.cacheScope,
       timeout_seconds: build.request.timeoutSeconds,
       memory_mb: build.request.memoryMb,

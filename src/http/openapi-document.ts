@@ -193,6 +193,14 @@ export const OPENAPI_DOCUMENT = {
                   image_name: { type: 'string' },
                   source_sha256: { type: 'string', pattern: '^[a-f0-9]{64}$' },
                 },
+                patternProperties: {
+                  '^secret\\.[A-Za-z0-9][A-Za-z0-9._-]{0,127}$': {
+                    type: 'string',
+                    maxLength: 65536,
+                    description:
+                      'A per-build secret value (at most 32, 64 KiB each), sent before source; held in memory for this build only, never stored',
+                  },
+                },
               },
             },
           },

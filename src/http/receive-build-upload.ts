@@ -4,6 +4,11 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import busboy from 'busboy';
 import { isBuildField } from '../builds/build-request-parser.js';
+import {
+  buildSecretId,
+  checkBuildSecretPart,
+  MAX_BUILD_SECRETS,
+} from '../builds/build-secret-parts.js';
 import { SourceInspector, type SourceLimits } from '../builds/source-inspector.js';
 import type { ReceivedUpload, UploadTarget } from '../builds/upload-receiver.js';
 import { AppError, isAppError } from '../errors/app-error.js';
@@ -35,7 +40,12 @@ export async function receiveBuildUpload(options: {
   try {
     parser = busboy({
       headers: { 'content-type': contentType },
-      limits: { fieldSize: MAX_FIELD_BYTES, fields: 32, parts: 64, headerPairs: 32 },
+      limits: {
+        fieldSize: MAX_FIELD_BYTES,
+        fields: 32 + MAX_BUILD_SECRETS,
+        parts: 64 + MAX_BUILD_SECRETS,
+        headerPairs: 32,
+      },
     });
   } catch (err) {
     throw new AppError('NOT_MULTIPART', 'The multipart boundary is missing.', { cause: err });
@@ -43,6 +53,7 @@ export async function receiveBuildUpload(options: {
 
   const { partialPath } = target;
   const fields = new Map<string, string>();
+  const secrets = new Map<string, string>();
   const body = Readable.fromWeb(request.body as NodeWebReadableStream<Uint8Array>);
   const st: {
     failure: Error | null;
@@ -107,7 +118,25 @@ export async function receiveBuildUpload(options: {
       });
     });
     parser.on('field', (name, value, info) => {
-      if (name === 'source') {
+      const secretId = buildSecretId(name);
+      if (secretId !== null) {
+        try {
+          if (info.valueTruncated || info.nameTruncated) {
+            throw new AppError('INVALID_BUILD_SECRET', `${name}: the value is too large.`);
+          }
+          checkBuildSecretPart({
+            id: secretId,
+            value,
+            received: secrets,
+            afterSource: st.inspector !== null,
+          });
+          target.checkBuildSecret(secretId);
+        } catch (err) {
+          fail(err instanceof Error ? err : new AppError('INTERNAL', undefined, { cause: err }));
+          return;
+        }
+        secrets.set(secretId, value);
+      } else if (name === 'source') {
         fail(new AppError('SOURCE_MISSING', 'The "source" field must be a file part.'));
       } else if (!isBuildField(name)) {
         fail(
@@ -168,7 +197,7 @@ export async function receiveBuildUpload(options: {
     if (st.fileDone === null || st.inspector === null) throw new AppError('SOURCE_MISSING');
     await st.fileDone;
     if (st.failure !== null) throw st.failure;
-    return { fields, source: st.inspector.summary };
+    return { fields, secrets, source: st.inspector.summary };
   } catch (err) {
     const error = st.failure ?? (err instanceof Error ? err : new AppError('INTERNAL'));
     fail(error);

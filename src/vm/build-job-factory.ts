@@ -40,7 +40,7 @@ export function createBuildJob(
     dockerfilePath: request.dockerfilePath,
     dockerfile: request.dockerfile,
     buildArgs: { ...request.buildArgs },
-    secretIds: [...request.secretIds],
+    secretIds: [...request.secretIds, ...(request.buildSecretIds ?? [])],
     registry: {
       host: options.guestRegistryAddress,
       insecure: true,

@@ -51,7 +51,7 @@ async function submit(
 ): Promise<Build> {
   const view = await h.manager.accept(tenant, async (target) => {
     await writeFile(target.partialPath, 'x');
-    return { fields: new Map(Object.entries(fields)), source: SOURCE };
+    return { fields: new Map(Object.entries(fields)), secrets: new Map(), source: SOURCE };
   });
   return view.build;
 }

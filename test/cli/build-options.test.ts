@@ -5,6 +5,7 @@ import {
   imageNameFromTags,
   type BuildCliOptions,
 } from '../../src/cli/build-options.js';
+import { buildSecretFields } from '../../src/cli/build-secret-option.js';
 import { CliExit } from '../../src/cli/cli-exit.js';
 import { parseCpus, parseDuration, parseMemoryMb } from '../../src/cli/parse-units.js';
 import { runCli } from '../../src/cli/run-cli.js';
@@ -87,9 +88,6 @@ describe('kiln build options → POST /builds fields', () => {
   });
 
   it('refuses flags the daemon has no field for yet, saying what to do instead', () => {
-    expect(usageMessage(() => buildFieldsFrom({ ...none, secret: ['id=a,src=f'] }, {}))).toContain(
-      '--stored-secret',
-    );
     expect(usageMessage(() => buildFieldsFrom({ ...none, allowHost: ['x.org'] }, {}))).toContain(
       '--network egress',
     );
@@ -143,5 +141,41 @@ describe('kiln build options → POST /builds fields', () => {
     });
     expect(code).toBe(3);
     expect(err.join('')).toContain('kiln login URL');
+  });
+});
+
+describe('--secret', () => {
+  const files: Record<string, string> = { '/w/npmrc': 'from-file' };
+  const read = (file: string) =>
+    files[file] === undefined ? Promise.reject(new Error('ENOENT')) : Promise.resolve(files[file]);
+
+  it('maps Docker spellings onto secret.<id> parts: src, source, type=env, env', async () => {
+    expect(
+      await buildSecretFields(
+        ['id=a,src=npmrc', 'id=b,type=file,source=/w/npmrc', 'id=c,env=TOKEN', 'id=D,type=env'],
+        { TOKEN: 't', D: 'd' },
+        '/w',
+        read,
+      ),
+    ).toEqual([
+      ['secret.a', 'from-file'],
+      ['secret.b', 'from-file'],
+      ['secret.c', 't'],
+      ['secret.D', 'd'],
+    ]);
+  });
+
+  it('refuses a missing file or variable, a missing id and a repeated id as usage errors', async () => {
+    const refused = async (specs: string[]) => {
+      const err = await buildSecretFields(specs, {}, '/w', read).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CliExit);
+      expect((err as CliExit).exitCode).toBe(2);
+      return (err as CliExit).message;
+    };
+    expect(await refused(['id=a,src=missing'])).toContain('cannot read missing');
+    expect(await refused(['id=a,env=UNSET'])).toContain('UNSET is not set');
+    expect(await refused(['src=npmrc'])).toContain('id=ID is required');
+    expect(await refused(['id=a,src=npmrc', 'id=a,src=npmrc'])).toContain('given twice');
+    expect(await refused(['nonsense'])).toContain('expected id=ID');
   });
 });

@@ -83,6 +83,25 @@ async function context(files: Record<string, string>): Promise<string> {
 const DOCKERFILE = 'FROM busybox\nCOPY . /app\n';
 
 describe('kiln build against a daemon', () => {
+  it('sends --secret values from a file and the environment for this build only', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    await writeFile(path.join(work, 'npmrc'), '//registry/:_authToken=file-value\n');
+    const run = start(
+      ['build', 'app', '--secret', 'id=npmrc,src=npmrc', '--secret', 'id=api,env=API_KEY'],
+      { API_KEY: 'env-value' },
+    );
+    await h.runner.waitForRuns(1);
+    const fake = h.runner.runs[0]!;
+    expect(fake.input.secrets).toEqual({
+      npmrc: '//registry/:_authToken=file-value\n',
+      api: 'env-value',
+    });
+    expect(fake.input.build.request.buildSecretIds).toEqual(['npmrc', 'api']);
+    expect(h.secrets.list('acme')).toEqual([]);
+    fake.finish(okOutcome(`acme/${fake.input.build.id}:${fake.input.build.id}`));
+    expect(await run.code).toBe(0);
+  });
+
   it('uploads the ignored-filtered context with every field, follows to ready, exits 0', async () => {
     await context({
       Dockerfile: DOCKERFILE,

@@ -115,6 +115,7 @@ describe('POST /builds', () => {
       context_dir: 'app',
       build_args: { A: '1' },
       secrets: ['npm_token'],
+      build_secrets: [],
       cache_scope: null,
       timeout_seconds: 60,
       memory_mb: 1024,
