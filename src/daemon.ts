@@ -17,6 +17,10 @@ import { EventLog } from './builds/event-log.js';
 import { CacheDisks } from './caches/cache-disks.js';
 import { CacheStore } from './caches/cache-store.js';
 import type { Config } from './config/config.js';
+import { createAddressClassifier } from './egress/address-classifier.js';
+import { systemConnector } from './egress/egress-connector.js';
+import { systemResolver } from './egress/egress-resolver.js';
+import { hostAddresses } from './egress/host-addresses.js';
 import type { ApiEnv } from './http/api-env.js';
 import { watchBodyIdle } from './http/body-idle-timeout.js';
 import { connectHost } from './http/connect-host.js';
@@ -29,6 +33,9 @@ import { KilnMetrics } from './telemetry/kiln-metrics.js';
 import type { Scheduler } from './time/scheduler.js';
 import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
 import type { EgressHooks } from './vm/vm-build-attempt.js';
+import type { WebhookNetwork } from './webhooks/send-webhook.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhookStore } from './webhooks/webhook-store.js';
 import type { Clock } from '../common/time/clock.js';
 
 /** Milliseconds between queue-timeout sweeps. */
@@ -57,6 +64,11 @@ export interface DaemonDeps {
    * Tests pass a short one, since socket timers run on real time.
    */
   bodyIdleTimeoutMs?: number;
+  /**
+   * How webhooks resolve and connect; default the system resolver and `net.connect`. Tests
+   * pass a guard that refuses any non-loopback connection.
+   */
+  webhookNetwork?: WebhookNetwork;
 }
 
 /** Where a started daemon can be reached from this host. */
@@ -80,6 +92,7 @@ export interface Daemon {
   readonly store: BuildStore;
   readonly events: EventLog;
   readonly secrets: SecretStore;
+  readonly webhooks: WebhookStore;
   readonly metrics: KilnMetrics;
   readonly apiTokens: ApiTokenService;
   readonly runner: BuildRunner;
@@ -131,6 +144,20 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
     const events = new EventLog(store, clock, config.builds.maxLogBytes);
     const secrets = new SecretStore(db, secretKey, clock);
     const metrics = new KilnMetrics();
+    const webhooks = new WebhookStore(db, secretKey, clock);
+    const dispatcher = new WebhookDispatcher({
+      store: webhooks,
+      network: deps.webhookNetwork ?? { resolve: systemResolver, connect: systemConnector },
+      policy: {
+        classify: createAddressClassifier({ hostAddresses: hostAddresses() }),
+        exceptions: config.webhooks.exceptions,
+      },
+      timeoutSeconds: config.webhooks.timeoutSeconds,
+      retrySeconds: config.webhooks.retrySeconds,
+      clock,
+      scheduler,
+      logger: logger.child({ component: 'webhooks' }),
+    });
 
     // Set by start(): the VM runner and the public URL (with KILN_PORT=0) need the real port.
     let bound: AddressInfo | null = null;
@@ -200,6 +227,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       clock,
       scheduler,
       logger: logger.child({ component: 'builds' }),
+      statusListener: dispatcher,
     });
     registry = await createRegistry({
       db,
@@ -221,6 +249,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       events,
       apiTokens,
       secrets,
+      webhooks,
       metrics,
       registry: registry.app,
       caches,
@@ -287,6 +316,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
           cancelGrace();
         }
       });
+      await step(() => dispatcher.close());
       await step(() => openedRegistry.close());
       await step(() => runner.close());
       server.closeAllConnections();
@@ -305,6 +335,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       store,
       events,
       secrets,
+      webhooks,
       metrics,
       apiTokens,
       runner,
@@ -316,6 +347,8 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
         server.listen(config.server.port, config.server.host);
         await once(server, 'listening');
         bound = server.address() as AddressInfo;
+        // Deliveries a previous process left pending first; events of the recovery follow.
+        dispatcher.start();
         await manager.start();
         // close() may have been called while the manager recovered.
         if ((state as State) !== 'starting')

@@ -53,6 +53,13 @@ export interface BuildManagerOptions {
   clock: Clock;
   scheduler: Scheduler;
   logger: Logger;
+  /** Told of every stored status change (the webhook dispatcher); optional. */
+  statusListener?: BuildStatusListener;
+}
+
+/** Hears each status a build reaches, once it is stored. Must not throw for a build's sake. */
+export interface BuildStatusListener {
+  buildChanged(build: Build): void;
 }
 
 /** A build as the API shows it: while queued, with its place in the queue. */
@@ -530,6 +537,7 @@ export class BuildManager implements BuildActivity {
         build.status = status;
         this.o.store.update(build);
         this.o.events.append(build.id, { type: 'status', status });
+        this.notify(build);
       },
       phase: (phase: BuildPhase) => {
         this.o.events.append(build.id, { type: 'phase', phase });
@@ -567,12 +575,21 @@ export class BuildManager implements BuildActivity {
       failure: build.failure,
     });
     this.o.metrics.buildFinished(end.status, total);
+    this.notify(build);
     // The upload was only ever needed as this build's source volume; nothing re-runs a
     // terminal build, so its disk space goes back now (the digest stays on the build). A
     // removal that fails is retried by the next start().
     this.dirs.remove(build.id).catch((err: unknown) => {
       this.o.logger.warn({ err, buildId: build.id }, 'could not remove the build source');
     });
+  }
+
+  private notify(build: Build): void {
+    try {
+      this.o.statusListener?.buildChanged(build);
+    } catch (err) {
+      this.o.logger.error({ err, buildId: build.id }, 'status listener failed');
+    }
   }
 
   private logTail(buildId: string): string[] {

@@ -3,6 +3,7 @@ import { isValidCacheScope, isValidImageName } from './build-repositories.js';
 import type { BuildRequest } from './build.js';
 import { SECRET_ID_PATTERN } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
+import { parseWebhookUrl } from '../webhooks/parse-webhook-url.js';
 
 /** The text fields of POST /builds (docs/contracts.md#builds); `source` is the file part. */
 export const BUILD_FIELDS = [
@@ -20,6 +21,7 @@ export const BUILD_FIELDS = [
   'allowed_hosts',
   'image_name',
   'source_sha256',
+  'webhook_url',
 ] as const;
 
 export type BuildField = (typeof BUILD_FIELDS)[number];
@@ -195,8 +197,12 @@ export function parseBuildRequest(
     throw invalid('source_sha256', 'must be 64 hex characters');
   }
 
+  const rawWebhookUrl = get('webhook_url');
+  const webhookUrl = rawWebhookUrl === undefined ? undefined : parseWebhookUrl(rawWebhookUrl);
+
   return {
     request: {
+      ...(webhookUrl === undefined ? {} : { webhookUrl }),
       dockerfile,
       dockerfilePath: relativePath(
         'dockerfile_path',

@@ -40,6 +40,8 @@ export interface BuildRequest {
    * on builds without any (and on rows stored before the field existed).
    */
   buildSecretIds?: string[];
+  /** Where this build's events are POSTed (`webhook_url`); absent: the tenant's default. */
+  webhookUrl?: string;
   cacheScope: string | null;
   /**
    * Size of the scope's cache disk when this build creates it (an existing disk keeps its

@@ -5,6 +5,7 @@ import { egressConfigFromEnv, egressConfigSchema } from './egress-config.js';
 import { registryConfigSchema } from './registry-config.js';
 import { serverConfigSchema } from './server-config.js';
 import { vmConfigSchema } from './vm-config.js';
+import { webhookConfigSchema } from './webhook-config.js';
 
 /**
  * The whole configuration: each section's schema reads its own variables from the one flat
@@ -31,6 +32,7 @@ const configSchema = z.object({
     }
     return z.NEVER;
   }),
+  webhooks: webhookConfigSchema,
 });
 
 type Sections = z.output<typeof configSchema>;
@@ -65,6 +67,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     vm: input,
     caches: input,
     egress: input,
+    webhooks: input,
   });
   if (!parsed.success) {
     // The section name is ours, not the operator's: issues name the variable alone.

@@ -64,6 +64,8 @@ export const ERROR_CATALOG = {
     message: 'A per-build secret has the id of a stored secret the build also asks for.',
   },
 
+  INVALID_WEBHOOK_URL: { status: 400, message: 'webhook_url must be an absolute http(s) URL.' },
+
   // --- builds API: lifecycle ---
   BUILD_NOT_FOUND: { status: 404, message: 'No such build.' },
   INVALID_CURSOR: { status: 400, message: 'The pagination cursor is invalid.' },

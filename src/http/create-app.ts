@@ -8,6 +8,7 @@ import { cacheRoutes } from './cache-routes.js';
 import { errorResponse } from './error-response.js';
 import { OPENAPI_DOCUMENT } from './openapi-document.js';
 import { secretRoutes } from './secret-routes.js';
+import { webhookRoutes } from './webhook-routes.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
 import type { SecretStore } from '../auth/secret-store.js';
@@ -18,6 +19,7 @@ import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
 import type { RegistryEnv } from '../registry/registry-app.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
+import type { WebhookStore } from '../webhooks/webhook-store.js';
 
 /** Everything the HTTP app needs; built by the composition root (or a test). */
 export interface AppDeps {
@@ -29,6 +31,8 @@ export interface AppDeps {
   apiTokens: ApiTokenService;
   secrets: SecretStore;
   metrics: KilnMetrics;
+  /** Webhook settings and deliveries (GET /builds/:id/webhooks, /webhook-settings). */
+  webhooks: WebhookStore;
   /** The OCI registry's app, mounted at /v2. */
   registry: Hono<RegistryEnv>;
   /** Persistent cache disks; null (or absent) when they are turned off. */
@@ -99,6 +103,10 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       secrets: deps.secrets,
       maxBodyBytes: deps.config.server.maxJsonBodyBytes,
     }),
+  );
+  app.route(
+    '/',
+    webhookRoutes({ apiTokens: deps.apiTokens, manager: deps.manager, webhooks: deps.webhooks }),
   );
   app.route('/v2', deps.registry);
   return app;

@@ -14,6 +14,21 @@ const buildJson = {
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Build' } } },
 };
 
+const webhookSettingsJson = {
+  description: 'The settings; signing_secret verifies Kiln-Signature (HMAC-SHA256)',
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        properties: {
+          default_url: { type: ['string', 'null'] },
+          signing_secret: { type: 'string' },
+        },
+      },
+    },
+  },
+};
+
 export const OPENAPI_DOCUMENT = {
   openapi: '3.1.0',
   info: {
@@ -192,6 +207,12 @@ export const OPENAPI_DOCUMENT = {
                   },
                   image_name: { type: 'string' },
                   source_sha256: { type: 'string', pattern: '^[a-f0-9]{64}$' },
+                  webhook_url: {
+                    type: 'string',
+                    format: 'uri',
+                    description:
+                      "Where this build's events are POSTed (signed); default: the tenant's default_url",
+                  },
                 },
                 patternProperties: {
                   '^secret\\.[A-Za-z0-9][A-Za-z0-9._-]{0,127}$': {
@@ -258,6 +279,86 @@ export const OPENAPI_DOCUMENT = {
         security: bearer,
         parameters: [idParam, { name: 'tail', in: 'query', schema: { type: 'integer' } }],
         responses: { '200': { description: 'text/plain' }, '404': error },
+      },
+    },
+    '/builds/{id}/webhooks': {
+      get: {
+        summary: "The build's webhook deliveries, each with every attempt",
+        security: bearer,
+        parameters: [idParam],
+        responses: {
+          '200': {
+            description: 'The deliveries',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: {
+                    deliveries: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        properties: {
+                          id: { type: 'string' },
+                          event: {
+                            enum: [
+                              'build.building',
+                              'build.ready',
+                              'build.failed',
+                              'build.cancelled',
+                            ],
+                          },
+                          url: { type: 'string' },
+                          state: { enum: ['pending', 'delivered', 'failed'] },
+                          created_at: { type: 'string', format: 'date-time' },
+                          next_attempt_at: { type: ['string', 'null'], format: 'date-time' },
+                          give_up_at: { type: 'string', format: 'date-time' },
+                          attempts: {
+                            type: 'array',
+                            items: {
+                              type: 'object',
+                              properties: {
+                                attempt: { type: 'integer' },
+                                started_at: { type: 'string', format: 'date-time' },
+                                latency_ms: { type: 'integer' },
+                                status_code: { type: ['integer', 'null'] },
+                                error: { type: ['string', 'null'] },
+                              },
+                            },
+                          },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '404': error,
+        },
+      },
+    },
+    '/webhook-settings': {
+      get: {
+        summary: "The tenant's default webhook URL and signing secret (created on first read)",
+        security: bearer,
+        responses: { '200': webhookSettingsJson, '401': error, '403': error },
+      },
+      put: {
+        summary: "Set or clear (null) the tenant's default webhook URL",
+        security: bearer,
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['default_url'],
+                properties: { default_url: { type: ['string', 'null'], format: 'uri' } },
+              },
+            },
+          },
+        },
+        responses: { '200': webhookSettingsJson, '400': error, '401': error, '403': error },
       },
     },
     '/secrets': {

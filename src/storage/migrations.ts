@@ -3,6 +3,7 @@ import { migration0001Builds } from './migrations/0001-builds.js';
 import { migration0002Registry } from './migrations/0002-registry.js';
 import { migration0003RegistryTimesInMs } from './migrations/0003-registry-times-in-ms.js';
 import { migration0004Caches } from './migrations/0004-caches.js';
+import { migration0005Webhooks } from './migrations/0005-webhooks.js';
 
 /**
  * Every migration, in order. Each part of the daemon owns its own migration files under
@@ -14,4 +15,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration0002Registry,
   migration0003RegistryTimesInMs,
   migration0004Caches,
+  migration0005Webhooks,
 ];

@@ -8,6 +8,8 @@ import type { ApiScope } from '../../src/auth/scopes.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/telemetry/create-logger.js';
+import type { WebhookNetwork } from '../../src/webhooks/send-webhook.js';
+import { LoopbackOnlyConnector } from '../egress/loopback-only-connector.js';
 
 /** A daemon built by createDaemon, as main.ts builds it, with a stand-in VM runner. */
 export interface Harness extends Omit<Daemon, 'runner' | 'start' | 'close'> {
@@ -39,6 +41,11 @@ export interface HarnessOptions {
   bodyIdleTimeoutMs?: number;
   /** Run the daemon's start() (listen, restart recovery, queue); default true. */
   start?: boolean;
+  /**
+   * How webhooks resolve and connect. Default: no DNS at all and a connector that refuses
+   * anything but loopback, so no test can send a packet off the machine.
+   */
+  webhookNetwork?: WebhookNetwork;
 }
 
 /**
@@ -68,6 +75,10 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     ...(options.bodyIdleTimeoutMs === undefined
       ? {}
       : { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs }),
+    webhookNetwork: options.webhookNetwork ?? {
+      resolve: (name) => Promise.reject(new Error(`test harness: no DNS for ${name}`)),
+      connect: new LoopbackOnlyConnector().connect,
+    },
   });
   let url = '';
   let port = 0;
@@ -81,6 +92,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     store: daemon.store,
     events: daemon.events,
     secrets: daemon.secrets,
+    webhooks: daemon.webhooks,
     metrics: daemon.metrics,
     apiTokens,
     manager: daemon.manager,
