@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { CapturedLog } from './captured-log.js';
 import { FakeBuildRunner } from './fake-build-runner.js';
+import { LoopbackOnlyConnector } from './loopback-only-connector.js';
 import { ManualClock } from './manual-clock.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/telemetry/create-logger.js';
 import type { WebhookNetwork } from '../../src/webhooks/send-webhook.js';
-import { LoopbackOnlyConnector } from '../egress/loopback-only-connector.js';
 
 /** A daemon built by createDaemon, as main.ts builds it, with a stand-in VM runner. */
 export interface Harness extends Omit<Daemon, 'runner' | 'start' | 'close'> {

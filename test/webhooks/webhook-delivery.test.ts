@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ResolvedAddress } from '../../src/egress/egress-resolver.js';
 import { verifyWebhookSignature } from '../../src/webhooks/webhook-signature.js';
-import { LoopbackOnlyConnector } from '../egress/loopback-only-connector.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
+import { LoopbackOnlyConnector } from '../helpers/loopback-only-connector.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { sampleTar } from '../helpers/tar-builder.js';
 
