@@ -239,6 +239,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       logger,
       buildActivity: manager,
       apiTokens,
+      mirror: config.mirror,
     });
     let state: State = 'created';
     const app = createApp({

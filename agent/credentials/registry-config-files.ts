@@ -16,19 +16,25 @@ function tomlString(value: string): string {
   return JSON.stringify(value);
 }
 
+/** `<host>/<namespace>/<upstream>`: where an upstream's images live in the Kiln registry. */
+function mirrorLocation(registry: BuildJob['registry'], upstream: string): string {
+  return `${registry.host}/${registry.mirror.namespace}/${upstream}`;
+}
+
 /**
  * containers-registries.conf(5) v2 for Buildah. The Kiln registry is listed (insecure when
- * the guest talks plain HTTP to it). `docker.io` is mirrored into the Kiln registry under
- * `dockerHubMirrorNamespace`: a mirror's location replaces the matched prefix, so the
- * `docker.io/library` entry maps `docker.io/library/busybox` to
- * `<host>/<namespace>/busybox`, and the `docker.io` entry maps other Hub names
- * (`docker.io/org/x`) to `<host>/<namespace>/org/x`. Short names resolve through docker.io.
+ * the guest talks plain HTTP to it), and each mirrored upstream is rewritten into it: a
+ * registry's `location` replaces its matched `prefix`, so `docker.io/library/node:22-slim`
+ * becomes `<host>/mirror/docker.io/library/node:22-slim` and `ghcr.io/org/img` becomes
+ * `<host>/mirror/ghcr.io/org/img`. The upstream itself is never a fallback (no
+ * `[[registry.mirror]]` entries, which Buildah would try before the location): the guest has
+ * no route to it. Short names resolve through docker.io (`node` → `docker.io/library/node`,
+ * `someorg/tool` → `docker.io/someorg/tool`).
  */
 export function renderRegistriesConf(registry: BuildJob['registry']): string {
   const host = registry.host;
-  const mirror = `${host}/${registry.dockerHubMirrorNamespace}`;
   const insecure = registry.insecure ? 'true' : 'false';
-  return [
+  const lines = [
     'unqualified-search-registries = ["docker.io"]',
     'short-name-mode = "permissive"',
     '',
@@ -37,48 +43,48 @@ export function renderRegistriesConf(registry: BuildJob['registry']): string {
     `location = ${tomlString(host)}`,
     `insecure = ${insecure}`,
     '',
-    '[[registry]]',
-    'prefix = "docker.io/library"',
-    'location = "docker.io/library"',
-    '[[registry.mirror]]',
-    `location = ${tomlString(mirror)}`,
-    `insecure = ${insecure}`,
-    '',
-    '[[registry]]',
-    'prefix = "docker.io"',
-    'location = "docker.io"',
-    '[[registry.mirror]]',
-    `location = ${tomlString(mirror)}`,
-    `insecure = ${insecure}`,
-    '',
-  ].join('\n');
+  ];
+  for (const upstream of registry.mirror.upstreams) {
+    lines.push(
+      '[[registry]]',
+      `prefix = ${tomlString(upstream)}`,
+      `location = ${tomlString(mirrorLocation(registry, upstream))}`,
+      `insecure = ${insecure}`,
+      '',
+    );
+  }
+  return lines.join('\n');
 }
 
 /**
- * buildkitd.toml: the Kiln registry over plain HTTP when insecure, and docker.io mirrored to
- * it. BuildKit keeps the repository path when it goes to a mirror
- * (`docker.io/library/busybox` → `<mirror>/library/busybox`), so the mirror is the bare host
- * when the namespace is "library", and `<host>/<namespace>` otherwise.
+ * buildkitd.toml: the Kiln registry over plain HTTP when insecure, and each mirrored upstream
+ * given the Kiln registry as its mirror. BuildKit's resolver (util/resolver) turns a mirror
+ * `host/path` into the API root `http(s)://host/v2/path` and appends the image's full
+ * repository, so `docker.io/someorg/tool` with the mirror `<host>/mirror/docker.io` is asked
+ * for at `<host>/v2/mirror/docker.io/someorg/tool/…`: every Hub namespace, not only
+ * `library`, lands in its mirrored repository.
  */
 export function renderBuildkitdToml(
   registry: BuildJob['registry'],
   gc: BuildkitGcLimits | null = null,
 ): string {
   const host = registry.host;
-  const mirror =
-    registry.dockerHubMirrorNamespace === 'library'
-      ? host
-      : `${host}/${registry.dockerHubMirrorNamespace}`;
-  return [
-    `[registry.${tomlString('docker.io')}]`,
-    `  mirrors = [${tomlString(mirror)}]`,
-    '',
+  const lines: string[] = [];
+  for (const upstream of registry.mirror.upstreams) {
+    lines.push(
+      `[registry.${tomlString(upstream)}]`,
+      `  mirrors = [${tomlString(mirrorLocation(registry, upstream))}]`,
+      '',
+    );
+  }
+  lines.push(
     `[registry.${tomlString(host)}]`,
     `  http = ${registry.insecure ? 'true' : 'false'}`,
     `  insecure = ${registry.insecure ? 'true' : 'false'}`,
     '',
     ...(gc === null ? [] : renderBuildkitGc(gc)),
-  ].join('\n');
+  );
+  return lines.join('\n');
 }
 
 /** Bounds on BuildKit's state when it lives on a cache disk of `diskBytes`. */

@@ -43,7 +43,9 @@ function buildahGlobalArgs(paths: BuildahPaths, driver: BuildahStorageDriver): s
  * `--layers` so cache works, registry cache from/to the cache repository, build args, secrets
  * as `--secret id=…,src=…` (never build args, never in layers), every tag, and the image id
  * written to a file. Registry TLS and mirrors come from registries.conf, credentials from the
- * auth file.
+ * auth file. `--retry 0`: a base image is pulled from the Kiln registry, which has already
+ * asked the upstream and answers at once; Buildah's own retries (3, with growing delays) would
+ * only delay the failure, and a registry the guest has no route to never answers.
  */
 export function buildahBuildArgv(
   buildah: string,
@@ -58,6 +60,8 @@ export function buildahBuildArgv(
     '--isolation',
     'chroot',
     '--layers',
+    '--retry',
+    '0',
     '--authfile',
     request.credentials.authFile,
     '--file',

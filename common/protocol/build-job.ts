@@ -50,8 +50,16 @@ export const buildJobSchema = z.object({
     tags: z.array(tagLike).min(1),
     /** Cache repository, e.g. "cache/acme/main", or null without cache_scope. */
     cacheRepository: z.string().min(1).max(300).nullable(),
-    /** Namespace docker.io is mirrored to in the Kiln registry (e.g. "library"). */
-    dockerHubMirrorNamespace: z.string().min(1).max(200),
+    /**
+     * The pull-through mirror: images of each upstream registry named here are pulled from
+     * the Kiln registry as `<namespace>/<upstream>/<repository>` (e.g.
+     * `mirror/docker.io/library/node`). `docker.io` is always listed, so images an operator
+     * seeded into `library/` resolve even on an air-gapped host.
+     */
+    mirror: z.object({
+      namespace: z.string().regex(/^[a-z0-9]+$/),
+      upstreams: z.array(z.string().regex(/^[a-z0-9]+(?:[.-][a-z0-9]+)*$/)).max(100),
+    }),
   }),
   /** "auto" picks BuildKit when present, else Buildah. */
   engine: z.enum(['auto', 'buildkit', 'buildah']),

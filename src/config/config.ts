@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { buildConfigSchema } from './build-config.js';
 import { cacheConfigSchema } from './cache-config.js';
 import { egressConfigFromEnv, egressConfigSchema } from './egress-config.js';
+import { mirrorConfigSchema } from './mirror-config.js';
 import { registryConfigSchema } from './registry-config.js';
 import { serverConfigSchema } from './server-config.js';
 import { vmConfigSchema } from './vm-config.js';
@@ -33,6 +34,7 @@ const configSchema = z.object({
     return z.NEVER;
   }),
   webhooks: webhookConfigSchema,
+  mirror: mirrorConfigSchema,
 });
 
 type Sections = z.output<typeof configSchema>;
@@ -68,6 +70,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     caches: input,
     egress: input,
     webhooks: input,
+    mirror: input,
   });
   if (!parsed.success) {
     // The section name is ours, not the operator's: issues name the variable alone.

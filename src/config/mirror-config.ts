@@ -27,28 +27,84 @@ const envBool = (def: boolean) =>
     .optional()
     .transform((v) => (v === undefined ? def : v === 'true' || v === '1'));
 
-/** The pull-through mirror's environment variables. */
-export const mirrorConfigSchema = z.object({
-  /**
-   * Comma-separated upstreams, each `name` or `name=url`: `docker.io,ghcr.io,
-   * internal=https://registry.example.com`. A known name without a URL gets its registry
-   * endpoint; any other name `https://<name>`.
-   */
-  KILN_MIRROR_UPSTREAMS: envOptionalString(),
-  /** `true` on hosts without internet access: no upstreams at all, only what is stored. */
-  KILN_MIRROR_AIR_GAPPED: envBool(false),
-  /** Upstream names allowed a plain `http://` URL (a registry on loopback or a trusted LAN). */
-  KILN_MIRROR_INSECURE_UPSTREAMS: envOptionalString(),
-  /**
-   * A containers auth file (`auth.json` as written by `skopeo login --authfile`, or Docker's
-   * `config.json`): credentials per upstream name, sent to that upstream's token service.
-   */
-  KILN_MIRROR_CREDENTIALS_FILE: envOptionalString(),
-  /** Seconds a tag's resolution is served from the mirror before the upstream is asked again. */
-  KILN_MIRROR_TAG_TTL_SECONDS: envInt(300, 0, 30 * 86_400),
-  /** Seconds to wait for an upstream to answer (connect and headers; also between body chunks). */
-  KILN_MIRROR_UPSTREAM_TIMEOUT_SECONDS: envInt(10, 1, 600),
-});
+/** Pushes one problem about `variable` onto the issues zod reports for the section. */
+type Report = (variable: string, message: string) => void;
+
+/**
+ * The pull-through mirror's environment variables and `Config['mirror']`: every problem is
+ * reported with the rest of the configuration's, and the type is derived from the schema.
+ */
+export const mirrorConfigSchema = z
+  .object({
+    /**
+     * Comma-separated upstreams, each `name` or `name=url`: `docker.io,ghcr.io,
+     * internal=https://registry.example.com`. A known name without a URL gets its registry
+     * endpoint; any other name `https://<name>`.
+     */
+    KILN_MIRROR_UPSTREAMS: envOptionalString(),
+    /** `true` on hosts without internet access: no upstreams at all, only what is stored. */
+    KILN_MIRROR_AIR_GAPPED: envBool(false),
+    /** Upstream names allowed a plain `http://` URL (a registry on loopback or a trusted LAN). */
+    KILN_MIRROR_INSECURE_UPSTREAMS: envOptionalString(),
+    /**
+     * A containers auth file (`auth.json` as written by `skopeo login --authfile`, or Docker's
+     * `config.json`): credentials per upstream name, sent to that upstream's token service.
+     */
+    KILN_MIRROR_CREDENTIALS_FILE: envOptionalString(),
+    /** Seconds a tag's resolution is served from the mirror before the upstream is asked again. */
+    KILN_MIRROR_TAG_TTL_SECONDS: envInt(300, 0, 30 * 86_400),
+    /** Seconds to wait for an upstream to answer (connect and headers; also between body chunks). */
+    KILN_MIRROR_UPSTREAM_TIMEOUT_SECONDS: envInt(10, 1, 600),
+  })
+  .transform((r, ctx) => {
+    const report: Report = (variable, message) => {
+      ctx.issues.push({ code: 'custom', path: [variable], message, input: r });
+    };
+    const insecure = new Set(splitList(r.KILN_MIRROR_INSECURE_UPSTREAMS));
+    const upstreams: UpstreamConfig[] = [];
+    if (r.KILN_MIRROR_AIR_GAPPED && r.KILN_MIRROR_UPSTREAMS !== undefined) {
+      report('KILN_MIRROR_UPSTREAMS', 'must not be set when KILN_MIRROR_AIR_GAPPED is true');
+    }
+    const entries = r.KILN_MIRROR_AIR_GAPPED
+      ? []
+      : splitList(r.KILN_MIRROR_UPSTREAMS ?? DEFAULT_UPSTREAMS);
+    const seen = new Set<string>();
+    for (const entry of entries) {
+      const eq = entry.indexOf('=');
+      const name = (eq < 0 ? entry : entry.slice(0, eq)).trim();
+      const url = eq < 0 ? undefined : entry.slice(eq + 1).trim();
+      if (!UPSTREAM_NAME_RE.test(name)) {
+        report(
+          'KILN_MIRROR_UPSTREAMS',
+          `"${name}" is not a valid upstream name (lowercase letters, digits, dots and dashes)`,
+        );
+        continue;
+      }
+      if (seen.has(name)) {
+        report('KILN_MIRROR_UPSTREAMS', `"${name}" is listed twice`);
+        continue;
+      }
+      seen.add(name);
+      const endpoint = endpointOf(name, url, insecure.has(name), report);
+      if (endpoint !== null) upstreams.push(Object.freeze({ name, endpoint }));
+    }
+    for (const name of insecure) {
+      if (!seen.has(name)) {
+        report('KILN_MIRROR_INSECURE_UPSTREAMS', `"${name}" is not a configured upstream`);
+      }
+    }
+    return {
+      /** The configured upstreams, in the order listed; empty when air-gapped. */
+      upstreams: Object.freeze(upstreams),
+      /** The credentials file (absolute), read once when the registry starts; or null. */
+      credentialsFile:
+        r.KILN_MIRROR_CREDENTIALS_FILE === undefined
+          ? null
+          : path.resolve(r.KILN_MIRROR_CREDENTIALS_FILE),
+      tagTtlSeconds: r.KILN_MIRROR_TAG_TTL_SECONDS,
+      upstreamTimeoutSeconds: r.KILN_MIRROR_UPSTREAM_TIMEOUT_SECONDS,
+    };
+  });
 
 /** One configured upstream registry. */
 export interface UpstreamConfig {
@@ -59,12 +115,7 @@ export interface UpstreamConfig {
 }
 
 /** The pull-through mirror's configuration (credentials are read from the file at start). */
-export interface MirrorConfig {
-  readonly upstreams: readonly UpstreamConfig[];
-  readonly credentialsFile: string | null;
-  readonly tagTtlSeconds: number;
-  readonly upstreamTimeoutSeconds: number;
-}
+export type MirrorConfig = Readonly<z.output<typeof mirrorConfigSchema>>;
 
 /** Thrown by parseMirrorConfig with every problem found. */
 export class MirrorConfigError extends Error {
@@ -85,13 +136,15 @@ function splitList(value: string | undefined): string[] {
 }
 
 /**
- * Parses the `KILN_MIRROR_*` variables (pure: it reads only `env`), reporting every problem at
- * once, and returns a frozen MirrorConfig. Without any variable set the mirror serves Docker
- * Hub, GitHub's, Quay's and Kubernetes' registries anonymously.
+ * Parses the `KILN_MIRROR_*` variables alone (pure: it reads only `env`), reporting every
+ * problem at once, and returns a frozen MirrorConfig. `loadConfig` parses the same schema as
+ * its `mirror` section; this is for callers that need the section without the rest. Without
+ * any variable set the mirror serves Docker Hub, GitHub's, Quay's and Kubernetes' registries
+ * anonymously.
  */
 export function parseMirrorConfig(env: Readonly<Record<string, string | undefined>>): MirrorConfig {
   const input: Record<string, string> = {};
-  for (const key of Object.keys(mirrorConfigSchema.shape)) {
+  for (const key of Object.keys(mirrorConfigSchema.in.shape)) {
     const value = env[key];
     if (value !== undefined && value.trim() !== '') input[key] = value;
   }
@@ -101,79 +154,38 @@ export function parseMirrorConfig(env: Readonly<Record<string, string | undefine
       parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
     );
   }
-  const r = parsed.data;
-  const problems: string[] = [];
-  const insecure = new Set(splitList(r.KILN_MIRROR_INSECURE_UPSTREAMS));
-  const upstreams: UpstreamConfig[] = [];
-  if (r.KILN_MIRROR_AIR_GAPPED && r.KILN_MIRROR_UPSTREAMS !== undefined) {
-    problems.push('KILN_MIRROR_UPSTREAMS: must not be set when KILN_MIRROR_AIR_GAPPED is true');
-  }
-  const entries = r.KILN_MIRROR_AIR_GAPPED
-    ? []
-    : splitList(r.KILN_MIRROR_UPSTREAMS ?? DEFAULT_UPSTREAMS);
-  const seen = new Set<string>();
-  for (const entry of entries) {
-    const eq = entry.indexOf('=');
-    const name = (eq < 0 ? entry : entry.slice(0, eq)).trim();
-    const url = eq < 0 ? undefined : entry.slice(eq + 1).trim();
-    if (!UPSTREAM_NAME_RE.test(name)) {
-      problems.push(
-        `KILN_MIRROR_UPSTREAMS: "${name}" is not a valid upstream name (lowercase letters, digits, dots and dashes)`,
-      );
-      continue;
-    }
-    if (seen.has(name)) {
-      problems.push(`KILN_MIRROR_UPSTREAMS: "${name}" is listed twice`);
-      continue;
-    }
-    seen.add(name);
-    const endpoint = endpointOf(name, url, insecure.has(name), problems);
-    if (endpoint !== null) upstreams.push(Object.freeze({ name, endpoint }));
-  }
-  for (const name of insecure) {
-    if (!seen.has(name)) {
-      problems.push(`KILN_MIRROR_INSECURE_UPSTREAMS: "${name}" is not a configured upstream`);
-    }
-  }
-  if (problems.length > 0) throw new MirrorConfigError(problems);
-  return Object.freeze({
-    upstreams: Object.freeze(upstreams),
-    credentialsFile:
-      r.KILN_MIRROR_CREDENTIALS_FILE === undefined
-        ? null
-        : path.resolve(r.KILN_MIRROR_CREDENTIALS_FILE),
-    tagTtlSeconds: r.KILN_MIRROR_TAG_TTL_SECONDS,
-    upstreamTimeoutSeconds: r.KILN_MIRROR_UPSTREAM_TIMEOUT_SECONDS,
-  });
+  return Object.freeze(parsed.data);
 }
 
 function endpointOf(
   name: string,
   url: string | undefined,
   insecure: boolean,
-  problems: string[],
+  report: Report,
 ): string | null {
   const text = url ?? KNOWN_ENDPOINTS[name] ?? `https://${name}`;
   let parsed: URL;
   try {
     parsed = new URL(text);
   } catch {
-    problems.push(`KILN_MIRROR_UPSTREAMS: the URL of "${name}" is not an absolute URL`);
+    report('KILN_MIRROR_UPSTREAMS', `the URL of "${name}" is not an absolute URL`);
     return null;
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    problems.push(`KILN_MIRROR_UPSTREAMS: the URL of "${name}" must be http(s)`);
+    report('KILN_MIRROR_UPSTREAMS', `the URL of "${name}" must be http(s)`);
     return null;
   }
   if (parsed.protocol === 'http:' && !insecure) {
-    problems.push(
-      `KILN_MIRROR_UPSTREAMS: "${name}" uses plain http; list it in KILN_MIRROR_INSECURE_UPSTREAMS to allow that`,
+    report(
+      'KILN_MIRROR_UPSTREAMS',
+      `"${name}" uses plain http; list it in KILN_MIRROR_INSECURE_UPSTREAMS to allow that`,
     );
     return null;
   }
   if (parsed.pathname !== '/' || parsed.search !== '' || parsed.username !== '') {
-    problems.push(
-      `KILN_MIRROR_UPSTREAMS: the URL of "${name}" must be an origin only (no path, query or user)`,
+    report(
+      'KILN_MIRROR_UPSTREAMS',
+      `the URL of "${name}" must be an origin only (no path, query or user)`,
     );
     return null;
   }

@@ -1,11 +1,12 @@
 import type { BuildJob } from '../../common/protocol/build-job.js';
+import { MIRROR_NAMESPACE } from '../auth/scopes.js';
 import type { Build } from '../builds/build.js';
 
 /**
- * Namespace docker.io references resolve to in the Kiln registry
- * (docs/contracts.md#registry-namespaces).
+ * Always mapped through the mirror, configured or not: images an operator seeded into
+ * `library/` are served as `mirror/docker.io/library/…` even on an air-gapped host.
  */
-const DOCKER_HUB_MIRROR_NAMESPACE = 'library';
+const DOCKER_HUB = 'docker.io';
 
 /**
  * Builds `build.json` for one build (common/protocol/build-job.ts). Only non-secret facts: the
@@ -18,6 +19,8 @@ export function createBuildJob(
     /** host:port of the egress proxy forward in the guest; used for `egress` builds. */
     guestEgressProxyAddress: string;
     limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
+    /** The configured upstream registries' names (config.mirror.upstreams). */
+    mirrorUpstreams: readonly string[];
     engine?: BuildJob['engine'];
     /** Set when the VM gets a cache disk. */
     cache?: BuildJob['cache'];
@@ -47,7 +50,10 @@ export function createBuildJob(
       repository: build.repository,
       tags: request.imageName === null ? [build.id] : [build.id, 'latest'],
       cacheRepository: build.cacheRepository,
-      dockerHubMirrorNamespace: DOCKER_HUB_MIRROR_NAMESPACE,
+      mirror: {
+        namespace: MIRROR_NAMESPACE,
+        upstreams: [...new Set([DOCKER_HUB, ...options.mirrorUpstreams])],
+      },
     },
     engine: options.engine ?? 'auto',
     networkMode: request.networkMode,

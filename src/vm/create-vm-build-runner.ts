@@ -46,6 +46,7 @@ export async function createVmBuildRunner(deps: {
       maxEntries: config.builds.maxSourceEntries,
       maxPathBytes: config.builds.maxPathBytes,
     },
+    mirrorUpstreams: config.mirror.upstreams.map((u) => u.name),
     registryTarget: deps.registryTarget,
     ...(deps.caches ? { caches: deps.caches } : {}),
     egress: config.egress,

@@ -53,6 +53,8 @@ export interface VmBuildAttemptDeps {
   scratchBytes: number;
   bootTimeoutSeconds: number;
   limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
+  /** Names of the mirror's upstream registries, which the guest maps into the Kiln registry. */
+  mirrorUpstreams: readonly string[];
   /** Extra kernel command line for the guest. */
   cmdline: string;
   /** Where the guest's registry forward connects on the host (the daemon's listener). */
@@ -260,6 +262,7 @@ export class VmBuildAttempt {
         cache: this.cacheFork
           ? { gcThresholdPercent: deps.caches?.gcThresholdPercent ?? 80 }
           : null,
+        mirrorUpstreams: deps.mirrorUpstreams,
       }),
     );
     const egressProxySocket = await this.startEgressProxy();

@@ -35,6 +35,8 @@ export interface VmBuildRunnerOptions {
   scratchBytes: number;
   bootTimeoutSeconds: number;
   limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
+  /** Names of the mirror's upstream registries (config.mirror.upstreams). */
+  mirrorUpstreams: readonly string[];
   /**
    * Where the guest's registry forward connects: the daemon's own listener, asked when a VM
    * starts (the daemon listens before the first build runs, so the port is known by then).
@@ -98,6 +100,7 @@ export class VmBuildRunner implements BuildRunner {
           scratchBytes: options.scratchBytes,
           bootTimeoutSeconds: options.bootTimeoutSeconds,
           limits: options.limits,
+          mirrorUpstreams: options.mirrorUpstreams,
           cmdline: options.cmdline ?? 'quiet',
           registryTarget: options.registryTarget(),
           ...(options.caches ? { caches: options.caches } : {}),

@@ -26,6 +26,8 @@ describe('Buildah argv', () => {
       '--isolation',
       'chroot',
       '--layers',
+      '--retry',
+      '0',
       '--authfile',
       '/run/kiln/credentials/creds-1/auth.json',
       '--file',

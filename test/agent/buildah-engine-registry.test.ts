@@ -68,7 +68,7 @@ describe('BuildahEngine against the Kiln registry', () => {
       repository: 'acme/web',
       tags: [build.id, 'latest'],
       cacheRepository: 'cache/acme/main',
-      dockerHubMirrorNamespace: 'library',
+      mirror: { namespace: 'mirror', upstreams: ['docker.io'] },
     };
     const context = path.join(work, 'context');
     await mkdir(context, { recursive: true });
@@ -170,7 +170,7 @@ describe('BuildahEngine against the Kiln registry', () => {
       repository: 'acme/other',
       tags: ['x'],
       cacheRepository: null,
-      dockerHubMirrorNamespace: 'library',
+      mirror: { namespace: 'mirror', upstreams: ['docker.io'] },
     };
     const token = await registry.issueBuildToken(
       registryTestBuild({

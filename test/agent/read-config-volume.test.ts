@@ -17,6 +17,7 @@ function job(): BuildJob {
     guestRegistryAddress: '10.0.2.100:5000',
     guestEgressProxyAddress: '10.0.2.100:3128',
     limits,
+    mirrorUpstreams: [],
   });
 }
 

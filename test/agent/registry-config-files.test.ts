@@ -16,7 +16,7 @@ const registry: BuildJob['registry'] = {
   repository: 'acme/web',
   tags: ['b_abc'],
   cacheRepository: 'cache/acme/main',
-  dockerHubMirrorNamespace: 'library',
+  mirror: { namespace: 'mirror', upstreams: ['docker.io', 'ghcr.io'] },
 };
 
 describe('registry configuration for the engines', () => {
@@ -29,23 +29,47 @@ describe('registry configuration for the engines', () => {
     );
   });
 
-  it('mirrors docker.io into the Kiln registry namespace and marks it insecure', () => {
+  it('rewrites every mirrored upstream into the Kiln registry for Buildah, with no upstream fallback', () => {
     const conf = renderRegistriesConf(registry);
-    expect(conf).toContain('unqualified-search-registries = ["docker.io"]');
-    expect(conf).toContain(
-      'prefix = "docker.io/library"\nlocation = "docker.io/library"\n[[registry.mirror]]\nlocation = "10.0.2.100:5000/library"\ninsecure = true',
+    expect(conf).toBe(
+      [
+        'unqualified-search-registries = ["docker.io"]',
+        'short-name-mode = "permissive"',
+        '',
+        '[[registry]]',
+        'prefix = "10.0.2.100:5000"',
+        'location = "10.0.2.100:5000"',
+        'insecure = true',
+        '',
+        '[[registry]]',
+        'prefix = "docker.io"',
+        'location = "10.0.2.100:5000/mirror/docker.io"',
+        'insecure = true',
+        '',
+        '[[registry]]',
+        'prefix = "ghcr.io"',
+        'location = "10.0.2.100:5000/mirror/ghcr.io"',
+        'insecure = true',
+        '',
+      ].join('\n'),
     );
-    expect(conf).toContain(
-      'prefix = "10.0.2.100:5000"\nlocation = "10.0.2.100:5000"\ninsecure = true',
-    );
+    expect(conf).not.toContain('[[registry.mirror]]');
   });
 
-  it('gives buildkitd a docker.io mirror and plain HTTP for the registry', () => {
+  it('gives buildkitd each upstream a mirror with the namespace path, and plain HTTP for the registry', () => {
     expect(renderBuildkitdToml(registry)).toBe(
-      '[registry."docker.io"]\n  mirrors = ["10.0.2.100:5000"]\n\n[registry."10.0.2.100:5000"]\n  http = true\n  insecure = true\n',
-    );
-    expect(renderBuildkitdToml({ ...registry, dockerHubMirrorNamespace: 'hub' })).toContain(
-      'mirrors = ["10.0.2.100:5000/hub"]',
+      [
+        '[registry."docker.io"]',
+        '  mirrors = ["10.0.2.100:5000/mirror/docker.io"]',
+        '',
+        '[registry."ghcr.io"]',
+        '  mirrors = ["10.0.2.100:5000/mirror/ghcr.io"]',
+        '',
+        '[registry."10.0.2.100:5000"]',
+        '  http = true',
+        '  insecure = true',
+        '',
+      ].join('\n'),
     );
   });
   it('bounds BuildKit state on a cache disk with GC limits derived from its size and threshold', () => {

@@ -99,7 +99,7 @@ beforeEach(async () => {
       repository: 'acme/web',
       tags: ['b_test', 'latest'],
       cacheRepository: null,
-      dockerHubMirrorNamespace: 'library',
+      mirror: { namespace: 'mirror', upstreams: ['docker.io'] },
     },
     engine: 'auto',
     networkMode: 'isolated',

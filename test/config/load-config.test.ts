@@ -110,3 +110,36 @@ describe('loadConfig sections', () => {
     expect(config.vm.imageDir).toBe('/var/cache/x/kiln/images/current');
   });
 });
+
+describe('loadConfig mirror section', () => {
+  it('carries the mirror’s upstreams, defaulting to the four public registries', () => {
+    expect(loadConfig({}).mirror.upstreams.map((u) => u.name)).toEqual([
+      'docker.io',
+      'ghcr.io',
+      'quay.io',
+      'registry.k8s.io',
+    ]);
+    const config = loadConfig({
+      KILN_MIRROR_UPSTREAMS: 'docker.io=http://127.0.0.1:5001',
+      KILN_MIRROR_INSECURE_UPSTREAMS: 'docker.io',
+    });
+    expect(config.mirror.upstreams).toEqual([
+      { name: 'docker.io', endpoint: 'http://127.0.0.1:5001' },
+    ]);
+    expect(Object.isFrozen(config.mirror)).toBe(true);
+    expect(loadConfig({ KILN_MIRROR_AIR_GAPPED: 'true' }).mirror.upstreams).toEqual([]);
+  });
+
+  it('reports mirror problems together with the other sections’', () => {
+    let error: unknown;
+    try {
+      loadConfig({ KILN_VMM: 'xen', KILN_MIRROR_UPSTREAMS: 'dev=http://127.0.0.1:5001' });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).problems).toEqual([
+      expect.stringMatching(/^KILN_VMM: /),
+      'KILN_MIRROR_UPSTREAMS: "dev" uses plain http; list it in KILN_MIRROR_INSECURE_UPSTREAMS to allow that',
+    ]);
+  });
+});

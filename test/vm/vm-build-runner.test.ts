@@ -188,6 +188,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       scratchBytes: 1024 ** 3,
       bootTimeoutSeconds,
       limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
+      mirrorUpstreams: [],
       registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
       egress: defaultEgressConfig(),
     });

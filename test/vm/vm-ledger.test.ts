@@ -58,6 +58,7 @@ describe('VmLedger and VmBuildRunner.recover', () => {
       scratchBytes: 1024 ** 3,
       bootTimeoutSeconds: 5,
       limits: { maxUnpackedBytes: 1024, maxEntries: 10, maxPathBytes: 100 },
+      mirrorUpstreams: [],
       registryTarget: () => ({ host: '127.0.0.1', port: 1 }),
       egress: defaultEgressConfig(),
     });

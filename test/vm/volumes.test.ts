@@ -31,6 +31,7 @@ describe('volumes', () => {
       guestRegistryAddress: '10.0.2.100:5000',
       guestEgressProxyAddress: '10.0.2.100:3128',
       limits,
+      mirrorUpstreams: [],
     });
     await writeConfigVolume(file, job);
 
@@ -55,6 +56,7 @@ describe('volumes', () => {
       guestRegistryAddress: '10.0.2.100:5000',
       guestEgressProxyAddress: '10.0.2.100:3128',
       limits,
+      mirrorUpstreams: ['ghcr.io', 'docker.io'],
     });
     expect(job.registry).toEqual({
       host: '10.0.2.100:5000',
@@ -62,7 +64,8 @@ describe('volumes', () => {
       repository: 'acme/b_aaaaaaaaaaaaaaaaaaaa',
       tags: ['b_aaaaaaaaaaaaaaaaaaaa'],
       cacheRepository: 'cache/acme/main',
-      dockerHubMirrorNamespace: 'library',
+      // docker.io is always mapped (seeded library/ images), listed once.
+      mirror: { namespace: 'mirror', upstreams: ['docker.io', 'ghcr.io'] },
     });
     expect(job.secretIds).toEqual(['npm']);
     expect(job.source).toEqual({
@@ -81,6 +84,7 @@ describe('volumes', () => {
       guestRegistryAddress: '127.0.0.1:5000',
       guestEgressProxyAddress: '10.0.2.100:3128',
       limits,
+      mirrorUpstreams: [],
     });
     expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'latest']);
   });

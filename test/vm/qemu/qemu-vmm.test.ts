@@ -41,6 +41,7 @@ describe('QemuVmm (real QEMU microvm, the real guest image)', () => {
         guestRegistryAddress: '10.0.2.100:5000',
         guestEgressProxyAddress: '10.0.2.100:3128',
         limits: { maxUnpackedBytes: 1e6, maxEntries: 10, maxPathBytes: 255 },
+        mirrorUpstreams: [],
       }),
     );
     const scratch = path.join(runDir, 'scratch.img');
