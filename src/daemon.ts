@@ -27,6 +27,7 @@ import { connectHost } from './http/connect-host.js';
 import { createApp } from './http/create-app.js';
 import { BuildTokenService } from './registry/build-token-service.js';
 import { createRegistry, type Registry } from './registry/create-registry.js';
+import { BaseImageFailures } from './registry/mirror/base-image-failures.js';
 import { RegistryTokenService } from './registry/registry-token-service.js';
 import { openDatabase } from './storage/database.js';
 import { KilnMetrics } from './telemetry/kiln-metrics.js';
@@ -207,6 +208,9 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       audience: config.registry.service,
       clock,
     });
+    // The registry records base images it could not serve to a build; the manager reads that
+    // record when the build's engine fails.
+    const baseImageFailures = new BaseImageFailures();
     const manager = new BuildManager({
       dataDir,
       store,
@@ -228,6 +232,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       scheduler,
       logger: logger.child({ component: 'builds' }),
       statusListener: dispatcher,
+      baseImageFailures,
     });
     registry = await createRegistry({
       db,
@@ -240,6 +245,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       buildActivity: manager,
       apiTokens,
       mirror: config.mirror,
+      baseImageFailures,
     });
     let state: State = 'created';
     const app = createApp({

@@ -11,6 +11,7 @@ export const BUILD_ERROR_CODES = [
   'agent_lost',
   'agent_protocol_error',
   'invalid_source',
+  'base_image_unavailable',
   'daemon_restarted',
   'build_secrets_lost',
   'cancelled',

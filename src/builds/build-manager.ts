@@ -25,6 +25,7 @@ import type { EgressConfig } from '../config/egress-config.js';
 import { buildAllowlist } from '../egress/build-allowlist.js';
 import { hostsContacted } from '../egress/egress-summary.js';
 import { AppError } from '../errors/app-error.js';
+import type { BaseImageFailure } from '../registry/mirror/base-image-failures.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Scheduler } from '../time/scheduler.js';
 
@@ -53,6 +54,13 @@ export interface BuildManagerOptions {
   clock: Clock;
   scheduler: Scheduler;
   logger: Logger;
+  /**
+   * The registry's record of base images it could not serve to a build. When a build's engine
+   * fails and the registry saw one of its base-image pulls fail, the build ends
+   * `base_image_unavailable` with the registry's reason. Absent when no registry serves the
+   * builds (tests of the manager alone).
+   */
+  baseImageFailures?: { take(buildId: string): BaseImageFailure | null };
   /** Told of every stored status change (the webhook dispatcher); optional. */
   statusListener?: BuildStatusListener;
 }
@@ -488,12 +496,20 @@ export class BuildManager implements BuildActivity {
       }
       return;
     }
+    const baseImage = this.o.baseImageFailures?.take(build.id) ?? null;
     if (!controller.signal.aborted && !('aborted' in outcome)) {
+      // The engine only knows its pull failed; the registry knows which image and why.
+      const failure =
+        outcome.code === 'build_failed' && baseImage !== null
+          ? {
+              code: 'base_image_unavailable' as const,
+              message: `Base image ${baseImage.image} is unavailable (${baseImage.cause.replaceAll('_', ' ')}): ${baseImage.message}`,
+            }
+          : { code: outcome.code, message: outcome.message };
       this.finish(build, {
         status: 'failed',
         failure: {
-          code: outcome.code,
-          message: outcome.message,
+          ...failure,
           logTail: outcome.logTail,
           ...(outcome.egress === undefined ? {} : { egress: outcome.egress }),
         },

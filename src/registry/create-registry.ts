@@ -4,6 +4,7 @@ import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BlobStore } from './blob-store.js';
+import { BaseImageFailures } from './mirror/base-image-failures.js';
 import { RegistryMirror } from './mirror/registry-mirror.js';
 import { readUpstreamCredentials } from './mirror/upstream-credentials.js';
 import { buildRegistryApp, type RegistryEnv } from './registry-app.js';
@@ -40,10 +41,15 @@ export interface RegistryOptions {
   buildActivity: BuildActivity;
   apiTokens: ApiTokenVerifier;
   /**
-   * The pull-through mirror's upstreams (`parseMirrorConfig`). Without it the mirror namespace
+   * The pull-through mirror's upstreams (`config.mirror`). Without it the mirror namespace
    * has no upstreams, as on an air-gapped host: only what is stored there is served.
    */
   mirror?: MirrorConfig;
+  /**
+   * Where mirror pulls that could not be served are recorded per build; the daemon shares it
+   * with the build manager. Default: a record of the registry's own.
+   */
+  baseImageFailures?: BaseImageFailures;
 }
 
 /** The mirror's configuration when none is given: no upstreams. */
@@ -110,6 +116,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     tokens,
     authenticator,
     mirror,
+    baseImageFailures: deps.baseImageFailures ?? new BaseImageFailures(),
     config: deps.config.registry,
     publicUrl: deps.publicUrl ?? (() => deps.config.server.publicUrl),
     clock: deps.clock,

@@ -73,7 +73,7 @@ async function dispatch(
   route: Exclude<RegistryRoute, { kind: 'token' }>,
   credential: RegistryCredential,
 ): Promise<Response> {
-  const mirrored = await dispatchMirror(deps, deps.mirror, c, route);
+  const mirrored = await dispatchMirror(deps, deps.mirror, c, route, credential.subject);
   if (mirrored !== null) return mirrored;
   const method = c.req.method;
   switch (route.kind) {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from './blob-store.js';
+import type { BaseImageFailures } from './mirror/base-image-failures.js';
 import type { RegistryMirror } from './mirror/registry-mirror.js';
 import type { RegistryAuthenticator } from './registry-authenticator.js';
 import type { RegistryStore } from './registry-store.js';
@@ -17,6 +18,8 @@ export interface RegistryDeps {
   authenticator: RegistryAuthenticator;
   /** The pull-through mirror behind `mirror/<upstream>/<repository>`. */
   mirror: RegistryMirror;
+  /** Where mirror pulls that could not be served are recorded, per build. */
+  baseImageFailures: BaseImageFailures;
   config: Config['registry'];
   /** The daemon's public base URL (`Config.server.publicUrl`), for realms without a usable Host. */
   publicUrl: () => string;

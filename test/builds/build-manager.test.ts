@@ -132,6 +132,66 @@ describe('BuildManager lifecycle', () => {
     });
   });
 
+  it('ends a build whose engine failed after the registry could not serve its base image base_image_unavailable', async () => {
+    const h = await harness();
+    const b = await submit(h, 'acme');
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(b.id);
+    // What the engine in the guest does on `FROM node:22-slim`: ask the mirror for it.
+    const pull = await h.app.request('/v2/mirror/docker.io/library/node/manifests/22-slim', {
+      headers: { authorization: `Bearer ${run.input.registryToken}` },
+    });
+    expect(pull.status).toBe(404);
+    run.finish({
+      ok: false,
+      code: 'build_failed',
+      message: 'buildah build exited with 125',
+      logTail: ['Error: initializing source'],
+      phaseSeconds: {},
+      bootSeconds: 1,
+    });
+    await settle();
+    expect(h.store.get(b.id)?.failure).toEqual({
+      code: 'base_image_unavailable',
+      message: expect.stringMatching(
+        /^Base image docker\.io\/library\/node:22-slim is unavailable \(not configured\): the mirror has no upstreams \(air-gapped\)/,
+      ) as unknown,
+      logTail: ['Error: initializing source'],
+    });
+  });
+
+  it('keeps the engine’s code when the registry served every base image', async () => {
+    const h = await harness();
+    const other = await submit(h, 'acme');
+    const b = await submit(h, 'acme');
+    await h.runner.waitForRuns(1);
+    // A failed pull under another build's token says nothing about this one.
+    const pull = await h.app.request('/v2/mirror/docker.io/library/node/manifests/22-slim', {
+      headers: { authorization: `Bearer ${h.runner.runOf(other.id).input.registryToken}` },
+    });
+    expect(pull.status).toBe(404);
+    h.runner.runOf(other.id).finish({
+      ok: false,
+      code: 'push_failed',
+      message: 'push refused',
+      logTail: [],
+      phaseSeconds: {},
+      bootSeconds: 1,
+    });
+    await h.runner.waitForRuns(2);
+    h.runner.runOf(b.id).finish({
+      ok: false,
+      code: 'build_failed',
+      message: 'RUN exited 1',
+      logTail: [],
+      phaseSeconds: {},
+      bootSeconds: 1,
+    });
+    await settle();
+    expect(h.store.get(other.id)?.failure?.code).toBe('push_failed');
+    expect(h.store.get(b.id)?.failure?.code).toBe('build_failed');
+  });
+
   it('hands the requested secret values to the runner only', async () => {
     const h = await harness();
     h.secrets.put('acme', 'npm', 'hunter2');

@@ -59,6 +59,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     KILN_HOST: '127.0.0.1',
     KILN_PORT: '0',
     KILN_LOG_LEVEL: 'silent',
+    // No test reaches a public registry: the mirror has no upstreams unless a test names some.
+    ...(options.env?.KILN_MIRROR_UPSTREAMS === undefined ? { KILN_MIRROR_AIR_GAPPED: 'true' } : {}),
     ...options.env,
   });
   const time = options.time ?? new ManualClock();

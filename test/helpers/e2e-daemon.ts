@@ -55,6 +55,8 @@ export async function startE2eDaemon(options: E2eDaemonOptions = {}): Promise<E2
     KILN_LOG_LEVEL: 'info',
     ...(process.env.KILN_IMAGE_DIR ? { KILN_IMAGE_DIR: process.env.KILN_IMAGE_DIR } : {}),
     ...(process.env.KILN_CACHE_DIR ? { KILN_CACHE_DIR: process.env.KILN_CACHE_DIR } : {}),
+    // No test reaches a public registry: the mirror has no upstreams unless a test names some.
+    ...(options.env?.KILN_MIRROR_UPSTREAMS === undefined ? { KILN_MIRROR_AIR_GAPPED: 'true' } : {}),
     ...options.env,
   };
   // setpriv execs the daemon in place (same pid, so kill9 hits the daemon itself) with a

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Context } from 'hono';
+import type { BaseImageFailure } from './base-image-failures.js';
 import { isMirrorNamespace, parseMirrorName, type MirrorName } from './mirror-name.js';
 import type { MirroredBlob, RegistryMirror } from './registry-mirror.js';
 import { UpstreamError } from './upstream-error.js';
@@ -15,13 +16,16 @@ import { isValidTag } from '../repository-name.js';
 /**
  * Answers a request for the mirror namespace, or returns null for every other repository (and
  * for the listings, which serve what is stored like any repository). Only pulls are served:
- * pushes, uploads and deletes are refused, the namespace is filled from upstreams alone.
+ * pushes, uploads and deletes are refused, the namespace is filled from upstreams alone. A
+ * pull that cannot be served is recorded against `subject` (the credential's), so a build that
+ * fails on it can say which base image was unavailable and why.
  */
 export async function dispatchMirror(
   deps: RegistryDeps,
   mirror: RegistryMirror,
   c: Context,
   route: RegistryRoute,
+  subject: string,
 ): Promise<Response | null> {
   if (!('name' in route) || !isMirrorNamespace(route.name)) return null;
   const method = c.req.method;
@@ -46,9 +50,30 @@ export async function dispatchMirror(
     if (route.kind === 'manifest') return await mirrorManifest(mirror, c, name, route.reference);
     return await mirrorBlob(deps, mirror, c, name, route.digest);
   } catch (err) {
+    const reference = route.kind === 'manifest' ? route.reference : route.digest;
+    const failure = baseImageFailure(err, name, route.kind, reference);
+    if (failure !== null) deps.baseImageFailures.record(subject, failure);
     if (err instanceof UpstreamError) throw err.toOciError(route.kind);
     throw err;
   }
+}
+
+/** What a failed mirror pull tells a build: the image, the cause, the mirror's message. */
+function baseImageFailure(
+  err: unknown,
+  name: MirrorName,
+  kind: 'manifest' | 'blob',
+  reference: string,
+): BaseImageFailure | null {
+  const image =
+    kind === 'blob'
+      ? `${name.upstream}/${name.repository}`
+      : `${name.upstream}/${name.repository}${looksLikeDigest(reference) ? '@' : ':'}${reference}`;
+  if (err instanceof UpstreamError) return { image, cause: err.failure, message: err.message };
+  if (err instanceof OciError && err.code === 'NAME_UNKNOWN') {
+    return { image, cause: 'not_configured', message: err.message };
+  }
+  return null;
 }
 
 /** GET/HEAD a manifest of a mirrored repository (tag or digest), from the store or upstream. */
