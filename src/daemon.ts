@@ -25,6 +25,7 @@ import type { ApiEnv } from './http/api-env.js';
 import { watchBodyIdle } from './http/body-idle-timeout.js';
 import { connectHost } from './http/connect-host.js';
 import { createApp } from './http/create-app.js';
+import { BuildRegistryRecord } from './registry/build-registry-record.js';
 import { BuildTokenService } from './registry/build-token-service.js';
 import { createRegistry, type Registry } from './registry/create-registry.js';
 import { BaseImageFailures } from './registry/mirror/base-image-failures.js';
@@ -211,6 +212,9 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
     // The registry records base images it could not serve to a build; the manager reads that
     // record when the build's engine fails.
     const baseImageFailures = new BaseImageFailures();
+    // The registry records what it served to and received from each build's token; the
+    // manager writes a ready build's base images and pushed digest from that record.
+    const buildRecord = new BuildRegistryRecord(db, clock);
     const manager = new BuildManager({
       dataDir,
       store,
@@ -233,6 +237,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       logger: logger.child({ component: 'builds' }),
       statusListener: dispatcher,
       baseImageFailures,
+      registryRecord: buildRecord,
     });
     registry = await createRegistry({
       db,
@@ -246,6 +251,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       apiTokens,
       mirror: config.mirror,
       baseImageFailures,
+      buildRecord,
     });
     let state: State = 'created';
     const app = createApp({

@@ -17,6 +17,7 @@ import {
   type BuildStatus,
 } from './build.js';
 import type { EventLog } from './event-log.js';
+import { registryAccount } from './registry-account.js';
 import type { UploadReceiver } from './upload-receiver.js';
 import type { BuildPhase } from '../../common/protocol/agent-messages.js';
 import type { Clock } from '../../common/time/clock.js';
@@ -25,6 +26,7 @@ import type { EgressConfig } from '../config/egress-config.js';
 import { buildAllowlist } from '../egress/build-allowlist.js';
 import { hostsContacted } from '../egress/egress-summary.js';
 import { AppError } from '../errors/app-error.js';
+import type { BuildRegistryRecord } from '../registry/build-registry-record.js';
 import type { BaseImageFailure } from '../registry/mirror/base-image-failures.js';
 import type { KilnMetrics } from '../telemetry/kiln-metrics.js';
 import type { Scheduler } from '../time/scheduler.js';
@@ -61,6 +63,12 @@ export interface BuildManagerOptions {
    * builds (tests of the manager alone).
    */
   baseImageFailures?: { take(buildId: string): BaseImageFailure | null };
+  /**
+   * The registry's record of what it served to and received from each build's token. A ready
+   * build's result takes its pushed digest from it and lists the base images it shows,
+   * noting where the agent's report disagrees. Absent when no registry serves the builds.
+   */
+  registryRecord?: Pick<BuildRegistryRecord, 'of' | 'forget'>;
   /** Told of every stored status change (the webhook dispatcher); optional. */
   statusListener?: BuildStatusListener;
 }
@@ -473,17 +481,28 @@ export class BuildManager implements BuildActivity {
     }
     Object.assign(build.timings, outcome.phaseSeconds);
     if (outcome.bootSeconds !== null) build.timings.boot = outcome.bootSeconds;
+    const observed = this.o.registryRecord?.of(build.id) ?? null;
+    this.o.registryRecord?.forget(build.id);
     if (outcome.ok) {
+      const account = observed === null ? undefined : registryAccount(build, outcome, observed);
+      if (account !== undefined && account.disagreements.length > 0) {
+        log.warn(
+          { disagreements: account.disagreements },
+          'agent report disagrees with the registry',
+        );
+      }
       this.finish(build, {
         status: 'ready',
         result: {
           imageRef: `${new URL(this.o.policy.publicUrl).host}/${outcome.pushedRef}`,
-          imageDigest: outcome.imageDigest,
+          // The digest the registry accepted wins over the one the agent reports.
+          imageDigest: account?.pushedDigest ?? outcome.imageDigest,
           provenance:
             outcome.egress === undefined
               ? outcome.provenance
               : { ...outcome.provenance, hostsContacted: hostsContacted(outcome.egress) },
           ...(outcome.egress === undefined ? {} : { egress: outcome.egress }),
+          ...(account === undefined ? {} : { registry: account }),
         },
       });
       log.info({ status: build.status }, 'build finished');

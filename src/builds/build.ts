@@ -1,3 +1,4 @@
+import type { RegistryAccount } from './registry-account.js';
 import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
 import type { BuildPhase, Provenance } from '../../common/protocol/agent-messages.js';
 import type { EgressSummary } from '../egress/egress-summary.js';
@@ -92,6 +93,11 @@ export interface BuildResult {
   provenance: BuildProvenance;
   /** An `egress` build's traffic: hosts reached with bytes, denied attempts (absent when isolated). */
   egress?: EgressSummary;
+  /**
+   * Base images and pushed digest as the registry observed them (absent on builds that
+   * finished before the registry kept a record).
+   */
+  registry?: RegistryAccount;
 }
 
 export interface Build {

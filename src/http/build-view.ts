@@ -63,6 +63,15 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
           image_digest: build.result.imageDigest,
           provenance: build.result.provenance,
           ...(build.result.egress === undefined ? {} : { egress: egressView(build.result.egress) }),
+          ...(build.result.registry === undefined
+            ? {}
+            : {
+                registry: {
+                  base_images: build.result.registry.baseImages,
+                  pushed_digest: build.result.registry.pushedDigest,
+                  disagreements: build.result.registry.disagreements,
+                },
+              }),
         }
       : null,
     error: build.failure

@@ -151,6 +151,16 @@ export const OPENAPI_DOCUMENT = {
                 },
               },
               egress: { $ref: '#/components/schemas/Egress' },
+              registry: {
+                type: 'object',
+                description:
+                  'Base images and pushed digest as the registry observed them under the build token',
+                properties: {
+                  base_images: { type: 'array', items: { type: 'object' } },
+                  pushed_digest: { type: ['string', 'null'] },
+                  disagreements: { type: 'array', items: { type: 'string' } },
+                },
+              },
             },
           },
           error: {

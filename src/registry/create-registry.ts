@@ -4,6 +4,7 @@ import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
 import { BlobStore } from './blob-store.js';
+import { BuildRegistryRecord } from './build-registry-record.js';
 import { BaseImageFailures } from './mirror/base-image-failures.js';
 import { RegistryMirror } from './mirror/registry-mirror.js';
 import { readUpstreamCredentials } from './mirror/upstream-credentials.js';
@@ -50,6 +51,11 @@ export interface RegistryOptions {
    * with the build manager. Default: a record of the registry's own.
    */
   baseImageFailures?: BaseImageFailures;
+  /**
+   * Where manifests served to and pushed by builds are recorded; the daemon shares it with
+   * the build manager. Default: a record of the registry's own on `db`.
+   */
+  buildRecord?: BuildRegistryRecord;
 }
 
 /** The mirror's configuration when none is given: no upstreams. */
@@ -117,6 +123,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     authenticator,
     mirror,
     baseImageFailures: deps.baseImageFailures ?? new BaseImageFailures(),
+    buildRecord: deps.buildRecord ?? new BuildRegistryRecord(deps.db, deps.clock),
     config: deps.config.registry,
     publicUrl: deps.publicUrl ?? (() => deps.config.server.publicUrl),
     clock: deps.clock,

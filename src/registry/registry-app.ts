@@ -5,6 +5,7 @@ import { deleteBlob, getBlob } from './blob-handlers.js';
 import { listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
 import { dispatchMirror } from './mirror/mirror-handlers.js';
+import { parseMirrorName } from './mirror/mirror-name.js';
 import { isAlreadySent } from './node-response.js';
 import { OciError } from './oci-error.js';
 import { InvalidCredentialError, type RegistryCredential } from './registry-authenticator.js';
@@ -73,8 +74,47 @@ async function dispatch(
   route: Exclude<RegistryRoute, { kind: 'token' }>,
   credential: RegistryCredential,
 ): Promise<Response> {
-  const mirrored = await dispatchMirror(deps, deps.mirror, c, route, credential.subject);
-  if (mirrored !== null) return mirrored;
+  const res =
+    (await dispatchMirror(deps, deps.mirror, c, route, credential.subject)) ??
+    (await dispatchStored(deps, c, route, credential));
+  if (route.kind === 'manifest') observeManifest(deps, c, route, credential.subject, res);
+  return res;
+}
+
+/**
+ * Records, for a build's token, a manifest the registry served (GET/HEAD 200) or accepted
+ * (PUT 201), with the digest the registry itself answered: the host's account of the build's
+ * base images and pushed image.
+ */
+function observeManifest(
+  deps: RegistryDeps,
+  c: Context,
+  route: Extract<RegistryRoute, { kind: 'manifest' }>,
+  subject: string,
+  res: Response,
+): void {
+  const digest = res.headers.get('Docker-Content-Digest');
+  if (digest === null) return;
+  const observation = {
+    upstream: parseMirrorName(route.name)?.upstream ?? null,
+    repository: route.name,
+    reference: route.reference,
+    digest,
+  };
+  const method = c.req.method;
+  if ((method === 'GET' || method === 'HEAD') && res.status === 200) {
+    deps.buildRecord.served(subject, observation);
+  } else if (method === 'PUT' && res.status === 201) {
+    deps.buildRecord.pushed(subject, observation);
+  }
+}
+
+async function dispatchStored(
+  deps: RegistryDeps,
+  c: Context,
+  route: Exclude<RegistryRoute, { kind: 'token' }>,
+  credential: RegistryCredential,
+): Promise<Response> {
   const method = c.req.method;
   switch (route.kind) {
     case 'ping':

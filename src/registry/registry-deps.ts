@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobStore } from './blob-store.js';
+import type { BuildRegistryRecord } from './build-registry-record.js';
 import type { BaseImageFailures } from './mirror/base-image-failures.js';
 import type { RegistryMirror } from './mirror/registry-mirror.js';
 import type { RegistryAuthenticator } from './registry-authenticator.js';
@@ -20,6 +21,8 @@ export interface RegistryDeps {
   mirror: RegistryMirror;
   /** Where mirror pulls that could not be served are recorded, per build. */
   baseImageFailures: BaseImageFailures;
+  /** Where manifests served to and pushed by builds are recorded. */
+  buildRecord: BuildRegistryRecord;
   config: Config['registry'];
   /** The daemon's public base URL (`Config.server.publicUrl`), for realms without a usable Host. */
   publicUrl: () => string;

@@ -4,6 +4,7 @@ import { migration0002Registry } from './migrations/0002-registry.js';
 import { migration0003RegistryTimesInMs } from './migrations/0003-registry-times-in-ms.js';
 import { migration0004Caches } from './migrations/0004-caches.js';
 import { migration0005Webhooks } from './migrations/0005-webhooks.js';
+import { migration0006BuildRegistryRecord } from './migrations/0006-build-registry-record.js';
 
 /**
  * Every migration, in order. Each part of the daemon owns its own migration files under
@@ -16,4 +17,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration0003RegistryTimesInMs,
   migration0004Caches,
   migration0005Webhooks,
+  migration0006BuildRegistryRecord,
 ];

@@ -8,6 +8,7 @@ import { AppError } from '../../src/errors/app-error.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
 import { FakeBuildRunner, okOutcome } from '../helpers/fake-build-runner.js';
+import { imageManifest, sha256Digest, testBlob } from '../helpers/registry-oci-content.js';
 
 const open: Harness[] = [];
 afterEach(async () => {
@@ -190,6 +191,55 @@ describe('BuildManager lifecycle', () => {
     await settle();
     expect(h.store.get(other.id)?.failure?.code).toBe('push_failed');
     expect(h.store.get(b.id)?.failure?.code).toBe('build_failed');
+  });
+
+  it('takes a ready build’s pushed digest and base images from the registry’s record, and says where the agent disagrees', async () => {
+    const h = await harness();
+    const admin = await h.token('operator', ['registry:admin']);
+    const adminAuth = `Basic ${Buffer.from(`operator:${admin}`).toString('base64')}`;
+    const b = await submit(h, 'acme');
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(b.id);
+    const buildAuth = `Bearer ${run.input.registryToken}`;
+    const as = (authorization: string) => ({ authorization });
+    const push = async (repo: string, tag: string, seed: string, token: string) => {
+      const config = testBlob(`{"seed":"${seed}"}`);
+      const blob = await h.app.request(`/v2/${repo}/blobs/uploads/?digest=${config.digest}`, {
+        method: 'POST',
+        body: config.bytes,
+        headers: { ...as(token), 'content-type': 'application/octet-stream' },
+      });
+      expect(blob.status).toBe(201);
+      const manifest = imageManifest({ config, layers: [] });
+      const res = await h.app.request(`/v2/${repo}/manifests/${tag}`, {
+        method: 'PUT',
+        body: manifest,
+        headers: { ...as(token), 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      });
+      expect(res.status).toBe(201);
+      return sha256Digest(manifest);
+    };
+    // An operator seeds a base image; the build pulls it, then pushes its own image.
+    const base = await push('library/base', '1', 'base', adminAuth);
+    const pulled = await h.app.request('/v2/library/base/manifests/1', { headers: as(buildAuth) });
+    expect(pulled.status).toBe(200);
+    const pushed = await push(b.repository, b.id, 'image', buildAuth);
+    // The agent claims another digest and a base image the registry never served.
+    const reported = okOutcome(`${b.repository}:${b.id}`);
+    if (!reported.ok) throw new Error('okOutcome is a success');
+    reported.provenance.baseImages = { 'evil/base:1': `sha256:${'e'.repeat(64)}` };
+    run.finish(reported);
+    await settle();
+    const result = h.store.get(b.id)?.result;
+    expect(result?.imageDigest).toBe(pushed);
+    expect(result?.registry).toEqual({
+      baseImages: [{ upstream: null, repository: 'library/base', reference: '1', digest: base }],
+      pushedDigest: pushed,
+      disagreements: [
+        `the agent reported pushing sha256:${'a'.repeat(64)}, but the registry accepted ${pushed} as ${b.repository}:${b.id}`,
+        `the agent reported base image evil/base:1 at sha256:${'e'.repeat(64)}, which the registry never served to this build`,
+      ],
+    });
   });
 
   it('hands the requested secret values to the runner only', async () => {

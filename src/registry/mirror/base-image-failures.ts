@@ -1,3 +1,5 @@
+import { BUILD_SUBJECT_PREFIX } from '../registry-token-service.js';
+
 /** Why a base image could not be served, as the mirror's error `detail.cause` names it. */
 export type BaseImageFailureCause =
   'not_found' | 'unreachable' | 'unauthorized' | 'rate_limited' | 'invalid' | 'not_configured';
@@ -10,9 +12,6 @@ export interface BaseImageFailure {
   /** The mirror's own message (names the upstream, the image and the cause). */
   readonly message: string;
 }
-
-/** Builds are named `build:<id>` in their registry token's subject. */
-const BUILD_SUBJECT_PREFIX = 'build:';
 
 /** Records kept at most, so a flood of failing pulls cannot grow memory without bound. */
 const MAX_BUILDS = 10_000;
