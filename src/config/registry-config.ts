@@ -18,6 +18,13 @@ export const registryConfigSchema = z
     KILN_UPLOAD_SESSION_TTL_SECONDS: envInt(3600, 10, 7 * 86_400),
     /** Lifetime of tokens handed out by /v2/token. */
     KILN_REGISTRY_TOKEN_TTL_SECONDS: envInt(900, 30, 86_400),
+    /**
+     * Seconds a blob no manifest references must have gone untouched (not found for any
+     * client, not stored) before garbage collection removes it.
+     */
+    KILN_REGISTRY_GC_GRACE_SECONDS: envInt(3600, 0, 30 * 86_400),
+    /** Seconds between garbage-collection sweeps. */
+    KILN_REGISTRY_GC_INTERVAL_SECONDS: envInt(600, 10, 86_400),
   })
   .transform((env) => ({
     service: env.KILN_REGISTRY_SERVICE,
@@ -26,4 +33,6 @@ export const registryConfigSchema = z
     maxTokenBodyBytes: env.KILN_MAX_TOKEN_BODY_BYTES,
     uploadSessionTtlSeconds: env.KILN_UPLOAD_SESSION_TTL_SECONDS,
     tokenTtlSeconds: env.KILN_REGISTRY_TOKEN_TTL_SECONDS,
+    gcGraceSeconds: env.KILN_REGISTRY_GC_GRACE_SECONDS,
+    gcIntervalSeconds: env.KILN_REGISTRY_GC_INTERVAL_SECONDS,
   }));

@@ -32,6 +32,12 @@ export class BlobStore {
   private readonly blobsDir: string;
   private readonly uploadsDir: string;
   private readonly hashes = new Map<string, RunningHash>();
+  /** Open read streams per blob digest. */
+  private readonly readers = new Map<string, number>();
+  /** Commits in progress per digest (between the rename and the rows). */
+  private readonly arriving = new Map<string, number>();
+  /** File removals in progress per digest. */
+  private readonly removing = new Map<string, Promise<void>>();
 
   constructor(root: string) {
     this.blobsDir = path.join(root, 'blobs');
@@ -100,10 +106,16 @@ export class BlobStore {
   }
 
   /**
-   * Checks the upload against `digest`, makes it durable and renames it into place.
-   * Returns false (and leaves the upload alone) when the digest does not match.
+   * Checks the upload against `digest`, makes it durable, renames it into place and runs
+   * `record` (which writes the blob's rows) while the blob counts as arriving, so garbage
+   * collection cannot remove the file between the rename and the rows. Returns false (and
+   * leaves the upload alone) when the digest does not match.
    */
-  async commit(id: string, digest: ParsedDigest): Promise<{ ok: boolean; size: number }> {
+  async commit(
+    id: string,
+    digest: ParsedDigest,
+    record: (size: number) => void,
+  ): Promise<{ ok: boolean; size: number }> {
     const file = this.uploadPath(id);
     const { size } = await stat(file);
     const running = this.hashes.get(id);
@@ -120,12 +132,32 @@ export class BlobStore {
     } finally {
       await handle.close();
     }
-    const target = this.blobPath(digest);
-    await mkdir(path.dirname(target), { recursive: true });
-    await rename(file, target);
-    await syncDir(path.dirname(target));
+    await this.arrive(digest, async () => {
+      const target = this.blobPath(digest);
+      await mkdir(path.dirname(target), { recursive: true });
+      await rename(file, target);
+      await syncDir(path.dirname(target));
+      record(size);
+    });
     this.hashes.delete(id);
     return { ok: true, size };
+  }
+
+  /**
+   * Runs `arrival`, which puts the blob's file in place and records it, with the blob marked
+   * as arriving: it first waits for a garbage-collection removal of the same digest to finish,
+   * and no removal starts until it is done.
+   */
+  async arrive<T>(digest: ParsedDigest, arrival: () => Promise<T>): Promise<T> {
+    this.arriving.set(digest.text, (this.arriving.get(digest.text) ?? 0) + 1);
+    try {
+      await this.removing.get(digest.text);
+      return await arrival();
+    } finally {
+      const left = (this.arriving.get(digest.text) ?? 1) - 1;
+      if (left > 0) this.arriving.set(digest.text, left);
+      else this.arriving.delete(digest.text);
+    }
   }
 
   /** Cuts an upload back to `size` bytes (a rejected chunk). */
@@ -154,12 +186,40 @@ export class BlobStore {
     return readdir(this.uploadsDir);
   }
 
-  /** A stream of a blob's bytes, `end` inclusive (as fs ranges are). */
+  /**
+   * A stream of a blob's bytes, `end` inclusive (as fs ranges are). The blob counts as being
+   * read until the stream closes, and garbage collection leaves it alone meanwhile.
+   */
   read(digest: ParsedDigest, range?: { start: number; end: number }): ReadStream {
-    return createReadStream(this.blobPath(digest), {
+    const stream = createReadStream(this.blobPath(digest), {
       ...(range ?? {}),
       highWaterMark: 1024 * 1024,
     });
+    this.readers.set(digest.text, (this.readers.get(digest.text) ?? 0) + 1);
+    stream.once('close', () => {
+      const left = (this.readers.get(digest.text) ?? 1) - 1;
+      if (left > 0) this.readers.set(digest.text, left);
+      else this.readers.delete(digest.text);
+    });
+    return stream;
+  }
+
+  /** True while the blob is being read, or is arriving (an upload or download committing). */
+  isBusy(digest: ParsedDigest): boolean {
+    return this.readers.has(digest.text) || this.arriving.has(digest.text);
+  }
+
+  /**
+   * Removes a blob's file (garbage collection, once its rows are gone). Call it in the same
+   * tick as the busy check and the row deletion: the removal is registered at once, so an
+   * arrival of the same digest waits for it.
+   */
+  remove(digest: ParsedDigest): Promise<void> {
+    const done = rm(this.blobPath(digest), { force: true }).finally(() => {
+      this.removing.delete(digest.text);
+    });
+    this.removing.set(digest.text, done);
+    return done;
   }
 }
 

@@ -3,6 +3,7 @@ import type { Database } from 'better-sqlite3';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { ApiTokenVerifier } from './api-token-verifier.js';
+import { BlobCollector } from './blob-collector.js';
 import { BlobStore } from './blob-store.js';
 import { BuildRegistryRecord } from './build-registry-record.js';
 import { BaseImageFailures } from './mirror/base-image-failures.js';
@@ -69,6 +70,10 @@ const NO_UPSTREAMS: MirrorConfig = {
 /** The OCI registry: a Hono app for `/v2` and its shutdown. */
 export interface Registry {
   app: Hono<RegistryEnv>;
+  /** Garbage collection of unreferenced blobs; sweeps every `KILN_REGISTRY_GC_INTERVAL_SECONDS`. */
+  collector: BlobCollector;
+  /** How many blobs are stored and their bytes (for /metrics). */
+  blobTotals(): { count: number; bytes: number };
   close(): Promise<void>;
 }
 
@@ -115,6 +120,23 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
   await uploads.sweep();
   const sweeper = new UploadSweeper({ uploads, logger, intervalMs: SWEEP_INTERVAL_MS });
   sweeper.start();
+  const collector = new BlobCollector({
+    store,
+    blobs,
+    clock: deps.clock,
+    graceSeconds: deps.config.registry.gcGraceSeconds,
+    logger,
+  });
+  // Sweeps run one at a time; a failed one is logged and the next runs on schedule.
+  let collecting: Promise<unknown> = Promise.resolve();
+  const gcTimer = setInterval(() => {
+    collecting = collecting
+      .then(() => collector.sweep())
+      .catch((err: unknown) => {
+        logger.warn({ err }, 'registry gc: sweep failed');
+      });
+  }, deps.config.registry.gcIntervalSeconds * 1000);
+  gcTimer.unref();
   const app = buildRegistryApp({
     store,
     blobs,
@@ -132,9 +154,13 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
   let closed = false;
   return {
     app,
+    collector,
+    blobTotals: () => store.blobTotals(),
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(gcTimer);
+      await collecting;
       await sweeper.close();
       await mirror.close();
     },

@@ -73,7 +73,14 @@ export class RegistryStore {
   private readonly s: {
     repoId: Statement<[string], { id: number }>;
     insertRepo: Statement<[string, number]>;
-    insertBlob: Statement<[string, number, number]>;
+    insertBlob: Statement<[string, number, number, number]>;
+    touchBlob: Statement<[number, string]>;
+    untouchedBlob: Statement<[string, number], { found: number }>;
+    untouchedBlobs: Statement<[number], { digest: string; size: number }>;
+    manifestContents: Statement<[], { media_type: string; content: Buffer }>;
+    removeBlobLinks: Statement<[string]>;
+    removeBlob: Statement<[string]>;
+    blobBytes: Statement<[], { count: number; bytes: number }>;
     linkBlob: Statement<[number, string, number]>;
     linkedBlob: Statement<[string, string], { size: number }>;
     linkedUnder: Statement<[string, string, string], { found: number }>;
@@ -107,7 +114,21 @@ export class RegistryStore {
         'INSERT INTO registry_repositories (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING',
       ),
       insertBlob: db.prepare(
-        'INSERT INTO registry_blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT(digest) DO NOTHING',
+        `INSERT INTO registry_blobs (digest, size, created_at, touched_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(digest) DO UPDATE SET touched_at = excluded.touched_at`,
+      ),
+      touchBlob: db.prepare('UPDATE registry_blobs SET touched_at = ? WHERE digest = ?'),
+      untouchedBlob: db.prepare(
+        'SELECT 1 AS found FROM registry_blobs WHERE digest = ? AND touched_at < ?',
+      ),
+      untouchedBlobs: db.prepare(
+        'SELECT digest, size FROM registry_blobs WHERE touched_at < ? ORDER BY digest',
+      ),
+      manifestContents: db.prepare('SELECT media_type, content FROM registry_manifests'),
+      removeBlobLinks: db.prepare('DELETE FROM registry_blob_links WHERE digest = ?'),
+      removeBlob: db.prepare('DELETE FROM registry_blobs WHERE digest = ?'),
+      blobBytes: db.prepare(
+        'SELECT COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes FROM registry_blobs',
       ),
       linkBlob: db.prepare(
         'INSERT INTO registry_blob_links (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
@@ -196,7 +217,7 @@ export class RegistryStore {
   /** Records a blob that is now on disk and links it into `repository`. */
   addBlob(repository: string, digest: string, size: number): void {
     this.db.transaction(() => {
-      this.s.insertBlob.run(digest, size, this.now());
+      this.s.insertBlob.run(digest, size, this.now(), this.now());
       this.s.linkBlob.run(this.ensureRepo(repository), digest, this.now());
     })();
   }
@@ -205,12 +226,50 @@ export class RegistryStore {
   linkBlob(repository: string, digest: string): void {
     this.db.transaction(() => {
       this.s.linkBlob.run(this.ensureRepo(repository), digest, this.now());
+      this.s.touchBlob.run(this.now(), digest);
     })();
   }
 
-  /** Size of a blob visible in `repository`, or null. */
+  /**
+   * Size of a blob visible in `repository`, or null. Every path that finds a blob for a client
+   * (HEAD/GET, mounts, upload and manifest checks) asks here, so finding it also renews its
+   * garbage-collection grace period (`touched_at`).
+   */
   linkedBlobSize(repository: string, digest: string): number | null {
-    return this.s.linkedBlob.get(repository, digest)?.size ?? null;
+    const size = this.s.linkedBlob.get(repository, digest)?.size ?? null;
+    if (size !== null) this.s.touchBlob.run(this.now(), digest);
+    return size;
+  }
+
+  /** Blobs nobody has touched since `cutoff` (candidates for garbage collection). */
+  untouchedBlobs(cutoff: Date): { digest: string; size: number }[] {
+    return this.s.untouchedBlobs.all(cutoff.getTime());
+  }
+
+  /** Every stored manifest's media type and bytes (what garbage collection marks from). */
+  manifestContents(): { mediaType: string; content: Buffer }[] {
+    return this.s.manifestContents
+      .all()
+      .map((r) => ({ mediaType: r.media_type, content: r.content }));
+  }
+
+  /**
+   * Forgets a blob in every repository, unless it was touched since `cutoff` (checked in the
+   * same transaction, so a blob found by a client a moment ago is kept). True when removed.
+   */
+  removeBlobIfUntouched(digest: string, cutoff: Date): boolean {
+    return this.db.transaction(() => {
+      const row = this.s.untouchedBlob.get(digest, cutoff.getTime());
+      if (row === undefined) return false;
+      this.s.removeBlobLinks.run(digest);
+      this.s.removeBlob.run(digest);
+      return true;
+    })();
+  }
+
+  /** How many blobs are stored and their total size in bytes. */
+  blobTotals(): { count: number; bytes: number } {
+    return this.s.blobBytes.get() ?? { count: 0, bytes: 0 };
   }
 
   /** True when a blob is linked into some repository whose name starts with `prefix`. */

@@ -89,12 +89,13 @@ export class UploadSessions {
     return this.exclusive(id, async () => {
       const session = this.get(repository, id);
       if (body !== null) await this.appendChunk(session, body, range);
-      const result = await this.blobs.commit(id, digest);
+      const result = await this.blobs.commit(id, digest, (size) => {
+        this.store.addBlob(repository, digest.text, size);
+      });
       if (!result.ok) {
         await this.drop(id);
         throw digestMismatch(digest);
       }
-      this.store.addBlob(repository, digest.text, result.size);
       this.store.deleteSession(id);
       return { size: result.size };
     });
@@ -116,9 +117,10 @@ export class UploadSessions {
       await this.blobs.createUpload(id, digest.algorithm);
       try {
         if (body !== null) await this.blobs.append(id, 0, body);
-        const result = await this.blobs.commit(id, digest);
+        const result = await this.blobs.commit(id, digest, (size) => {
+          this.store.addBlob(repository, digest.text, size);
+        });
         if (!result.ok) throw digestMismatch(digest);
-        this.store.addBlob(repository, digest.text, result.size);
         return { size: result.size };
       } catch (err) {
         await this.blobs.removeUpload(id);

@@ -5,6 +5,7 @@ import { migration0003RegistryTimesInMs } from './migrations/0003-registry-times
 import { migration0004Caches } from './migrations/0004-caches.js';
 import { migration0005Webhooks } from './migrations/0005-webhooks.js';
 import { migration0006BuildRegistryRecord } from './migrations/0006-build-registry-record.js';
+import { migration0007RegistryBlobTouchedAt } from './migrations/0007-registry-blob-touched-at.js';
 
 /**
  * Every migration, in order. Each part of the daemon owns its own migration files under
@@ -18,4 +19,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration0004Caches,
   migration0005Webhooks,
   migration0006BuildRegistryRecord,
+  migration0007RegistryBlobTouchedAt,
 ];

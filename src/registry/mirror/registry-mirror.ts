@@ -275,11 +275,13 @@ export class RegistryMirror {
       idleTimeoutMs: this.options.config.upstreamTimeoutSeconds * 1000,
       logger: this.options.logger,
       commit: async (from, size) => {
-        const to = blobs.blobPath(digest);
-        await mkdir(path.dirname(to), { recursive: true });
-        await rename(from, to);
-        await syncDir(path.dirname(to));
-        store.addBlob(name.local, digest.text, size);
+        await blobs.arrive(digest, async () => {
+          const to = blobs.blobPath(digest);
+          await mkdir(path.dirname(to), { recursive: true });
+          await rename(from, to);
+          await syncDir(path.dirname(to));
+          store.addBlob(name.local, digest.text, size);
+        });
         this.options.logger.info(
           { repository: name.local, digest: digest.text, size },
           'mirror: blob fetched from upstream',
