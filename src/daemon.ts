@@ -253,6 +253,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       baseImageFailures,
       buildRecord,
     });
+    metrics.observeRegistryStorage(registry);
     let state: State = 'created';
     const app = createApp({
       config,

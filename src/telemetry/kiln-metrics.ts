@@ -14,6 +14,11 @@ export interface QueueObservation {
   active(): number;
 }
 
+/** What the registry storage gauges read when Prometheus scrapes. */
+export interface RegistryStorageObservation {
+  blobTotals(): { count: number; bytes: number };
+}
+
 const DURATION_BUCKETS = [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
 const BOOT_BUCKETS = [0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 
@@ -33,6 +38,7 @@ export class KilnMetrics {
   private readonly cacheAttaches: Counter;
   private observation: QueueObservation | null = null;
   private caches: CacheDiskObservation | null = null;
+  private registryStorage: RegistryStorageObservation | null = null;
 
   constructor() {
     this.exporter = new PrometheusExporter({ preventServerStart: true });
@@ -93,6 +99,24 @@ export class KilnMetrics {
     active.addCallback((result) => {
       if (this.observation) result.observe(this.observation.active());
     });
+    const blobs = meter.createObservableGauge('kiln_registry_blobs', {
+      description: 'Blobs stored by the registry (pushed and mirrored).',
+    });
+    const blobBytes = meter.createObservableGauge('kiln_registry_blob_bytes', {
+      description: 'Bytes of the blobs stored by the registry (pushed and mirrored).',
+      unit: 'By',
+    });
+    blobs.addCallback((result) => {
+      if (this.registryStorage) result.observe(this.registryStorage.blobTotals().count);
+    });
+    blobBytes.addCallback((result) => {
+      if (this.registryStorage) result.observe(this.registryStorage.blobTotals().bytes);
+    });
+  }
+
+  /** Connects the registry storage gauges to the registry. */
+  observeRegistryStorage(observation: RegistryStorageObservation): void {
+    this.registryStorage = observation;
   }
 
   /** Connects the gauges to the live queue. */

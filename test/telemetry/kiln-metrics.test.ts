@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KilnMetrics } from '../../src/telemetry/kiln-metrics.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
@@ -63,5 +64,29 @@ describe('cache disk metrics', () => {
     expect(text).toMatch(/kiln_cache_disks 2/);
     expect(text).toMatch(/kiln_cache_disk_used_bytes 30/);
     await metrics.close();
+  });
+});
+
+describe('/metrics registry storage', () => {
+  it('reports the blobs the registry stores and their bytes', async () => {
+    h = await createHarness();
+    const empty = await (await h.app.request('/metrics')).text();
+    expect(empty).toMatch(/^kiln_registry_blobs 0$/m);
+    expect(empty).toMatch(/^kiln_registry_blob_bytes 0$/m);
+    const admin = await h.token('operator', ['registry:admin']);
+    const blob = Buffer.from('twelve bytes');
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    const res = await h.app.request(`/v2/library/x/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      body: blob,
+      headers: {
+        authorization: `Basic ${Buffer.from(`operator:${admin}`).toString('base64')}`,
+        'content-type': 'application/octet-stream',
+      },
+    });
+    expect(res.status).toBe(201);
+    const after = await (await h.app.request('/metrics')).text();
+    expect(after).toMatch(/^kiln_registry_blobs 1$/m);
+    expect(after).toMatch(/^kiln_registry_blob_bytes 12$/m);
   });
 });
