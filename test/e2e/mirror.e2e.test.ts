@@ -22,6 +22,8 @@ const BUILD_TIMEOUT_MS = 300_000;
 describe('base images through the mirror, in QEMU microVMs', () => {
   let hub: DistributionRegistry;
   let other: DistributionRegistry;
+  /** Every upstream started, to stop in afterAll whatever failed. */
+  const started: DistributionRegistry[] = [];
   let daemon: E2eDaemon;
   let client: E2eClient;
   let pullToken: string;
@@ -58,7 +60,9 @@ describe('base images through the mirror, in QEMU microVMs', () => {
     if (tagged === undefined) throw new Error('the node image layout has no 22-slim');
     indexDigest = tagged.digest;
     hub = await startDistribution('hub', 'hub-secret');
+    started.push(hub);
     other = await startDistribution('other', 'other-secret');
+    started.push(other);
     await seed(layout, hub, 'library/node:22-slim');
     await seed(layout, hub, 'someorg/tool:1');
     await seed(layout, other, 'org/img:1');
@@ -90,8 +94,7 @@ describe('base images through the mirror, in QEMU microVMs', () => {
 
   afterAll(async () => {
     await disposeE2eDaemon(daemon);
-    await hub?.close();
-    await other?.close();
+    for (const upstream of started) await upstream.close();
     await rm(work, { recursive: true, force: true });
   });
 
