@@ -323,6 +323,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
       registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
       egress: defaultEgressConfig(),
+      mirrorUpstreams: [],
       egressHooks: {
         resolve: () => Promise.resolve([{ address: '10.0.0.5', family: 4 }]),
         connect: guard.connect,
