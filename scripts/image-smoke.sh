@@ -4,7 +4,8 @@
 #   bash scripts/image-smoke.sh            # boot, wait for hello, cancel; prints boot-to-agent
 #   bash scripts/image-smoke.sh --build    # also run a real Buildah build: a throwaway
 #                                          # docker-registry on a free loopback port (seeded
-#                                          # with library/busybox), push, check with skopeo
+#                                          # with busybox where the guest mirrors docker.io:
+#                                          # mirror/docker.io/library/busybox), push, check with skopeo
 #
 # Prints one JSON summary line last ({"helloMs":…,"exitMs":…,…}), used by
 # bench/guest-image.bench.ts. Environment: KILN_CACHE_DIR / KILN_IMAGE_DIR (image location),
@@ -52,7 +53,7 @@ YAML
   pids+=($!)
   for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$registry_port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 
-  # --- seed library/busybox (from Debian's busybox-static) with the host's buildah
+  # --- seed busybox under the mirror path the guest maps docker.io to (from Debian's busybox-static) with the host's buildah
   storage=(--root "$work/buildah" --runroot "$work/buildah-run" --storage-driver vfs)
   ctr="$(buildah "${storage[@]}" from scratch)"
   mnt="$(buildah "${storage[@]}" mount "$ctr")"
@@ -60,8 +61,8 @@ YAML
   cp /bin/busybox "$mnt/bin/busybox"
   for a in sh cat echo ls mkdir; do ln -s busybox "$mnt/bin/$a"; done
   buildah "${storage[@]}" config --cmd /bin/sh "$ctr"
-  buildah "${storage[@]}" commit -q "$ctr" "localhost:$registry_port/library/busybox:latest" >/dev/null
-  buildah "${storage[@]}" push -q --tls-verify=false "localhost:$registry_port/library/busybox:latest"
+  buildah "${storage[@]}" commit -q "$ctr" "localhost:$registry_port/mirror/docker.io/library/busybox:latest" >/dev/null
+  buildah "${storage[@]}" push -q --tls-verify=false "localhost:$registry_port/mirror/docker.io/library/busybox:latest"
 
   # --- source archive and config volume
   mkdir -p "$work/src/app"
@@ -83,8 +84,8 @@ DOCKERFILE
 "compression":"gzip","maxUnpackedBytes":104857600,"maxEntries":10000,"maxPathBytes":4096},
 "contextDir":"app","dockerfilePath":"Dockerfile","dockerfile":null,"buildArgs":{},"secretIds":[],
 "registry":{"host":"10.0.2.100:5000","insecure":true,"repository":"smoke/app","tags":["b_smoke","latest"],
-"cacheRepository":null,"dockerHubMirrorNamespace":"library"},"engine":"buildah","networkMode":"isolated",
-"resources":{"memoryMb":1024,"cpus":1}}
+"cacheRepository":null,"mirror":{"namespace":"mirror","upstreams":["docker.io"]}},"engine":"buildah",
+"networkMode":"isolated","egressProxy":null,"resources":{"memoryMb":1024,"cpus":1},"cache":null}
 JSON
   tar -C "$work/config" -cf "$work/config.tar" build.json
   truncate -s 4G "$work/scratch.img"
