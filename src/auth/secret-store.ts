@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
 import { createPrivateFile } from './create-private-file.js';
+import { openValue, sealValue } from './sealed-value.js';
 import type { Clock } from '../../common/time/clock.js';
 import { AppError } from '../errors/app-error.js';
 
@@ -12,7 +13,6 @@ export const SECRET_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MAX_SECRET_BYTES = 64 * 1024;
 
 const KEY_BYTES = 32;
-const IV_BYTES = 12;
 
 interface SecretRow {
   id: string;
@@ -75,16 +75,10 @@ export class SecretStore {
       );
     }
     const existed = this.getStmt.get(tenant, id) !== undefined;
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
-    cipher.setAAD(aad(tenant, id));
-    const ciphertext = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
     this.upsertStmt.run({
       tenant,
       id,
-      iv,
-      tag: cipher.getAuthTag(),
-      ciphertext,
+      ...sealValue(this.key, value, aad(tenant, id)),
       now: this.clock.now().getTime(),
     });
     return !existed;
@@ -110,10 +104,7 @@ export class SecretStore {
       const row = this.getStmt.get(tenant, id);
       if (!row)
         throw new AppError('UNKNOWN_SECRET', `Secret ${JSON.stringify(id)} does not exist.`);
-      const decipher = createDecipheriv('aes-256-gcm', this.key, row.iv);
-      decipher.setAAD(aad(tenant, id));
-      decipher.setAuthTag(row.tag);
-      out[id] = Buffer.concat([decipher.update(row.ciphertext), decipher.final()]).toString('utf8');
+      out[id] = openValue(this.key, row, aad(tenant, id));
     }
     return out;
   }
