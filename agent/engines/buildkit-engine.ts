@@ -133,22 +133,23 @@ export class BuildKitEngine implements BuildEngine {
           const lines = (pending[stream] + text).split('\n');
           pending[stream] = lines.pop() ?? '';
           for (const line of lines) {
-            const update = parser.parseLine(line);
+            const update = parser.parseLine(line, stream);
             if (update.phase !== null) await hooks.phase(update.phase);
-            if (update.text !== '') await hooks.log(stream, update.text);
+            for (const chunk of update.chunks) await hooks.log(chunk.stream, chunk.text);
           }
         },
       },
     );
     for (const stream of ['stdout', 'stderr'] as const) {
-      const update = parser.parseLine(pending[stream]);
-      if (update.text !== '') await hooks.log(stream, update.text);
+      const update = parser.parseLine(pending[stream], stream);
+      for (const chunk of update.chunks) await hooks.log(chunk.stream, chunk.text);
     }
+    for (const chunk of parser.finish()) await hooks.log(chunk.stream, chunk.text);
     if (run.cancelled) throw new BuildFailure('build_failed', 'the build was cancelled');
     if (run.code !== 0) {
       throw new BuildFailure(
         'build_failed',
-        `buildctl build exited with ${run.code ?? run.signal ?? '?'}`,
+        parser.failureReason() ?? `buildctl build exited with ${run.code ?? run.signal ?? '?'}`,
       );
     }
     let metadata = '';
