@@ -127,7 +127,8 @@ export class BuildKitLogRenderer {
 
   /** What is left at the end of the stream: cut lines and final lines still held back. */
   finish(): LogChunk[] {
-    for (const v of this.vertices.values()) {
+    const byEnd = [...this.vertices.values()].sort((a, b) => lastStop(a) - lastStop(b));
+    for (const v of byEnd) {
       this.flushPartial(v);
       if (!v.finished && v.index > 0 && isClosed(v) && v.openStatuses.size === 0) {
         this.showFinal(v);
