@@ -116,8 +116,12 @@ export class BuildKitLogRenderer {
       const statuses = newStatuses.get(v) ?? [];
       const warnings = newWarnings.get(v) ?? [];
       const logs = newLogs.get(v) ?? [];
-      const reopened = v.finished && (statuses.length > 0 || logs.length > 0 || !isClosed(v));
-      if (!v.finished || reopened) this.showBody(v, statuses, warnings, logs);
+      if (!v.finished || statuses.length > 0 || logs.length > 0 || !isClosed(v)) {
+        this.showBody(v, statuses, warnings, logs);
+      } else {
+        // A Dockerfile lint warning can come after its step's final line: kept, unnumbered.
+        for (const w of warnings) this.emit('stderr', `WARN: ${w}\n`);
+      }
       this.finishIfTerminal(v);
     }
     for (const w of newWarnings.get(null) ?? []) this.emit('stderr', `WARN: ${w}\n`);

@@ -19,6 +19,7 @@ export const RAWJSON_FIXTURES = [
   'cancelled.jsonl',
   'first-build-of-cache-scope.jsonl',
   'cache-scope-reused.jsonl',
+  'lint-warnings.jsonl',
 ] as const;
 
 export interface RenderedLine {

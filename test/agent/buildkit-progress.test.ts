@@ -180,6 +180,20 @@ describe('BuildKit rawjson progress, replayed from captured buildctl output', ()
     expect(parser.failureReason()).toBeNull();
   });
 
+  it('shows Dockerfile lint warnings on stderr, also one that comes after its step ended', async () => {
+    const { lines } = await replayFixture('lint-warnings.jsonl');
+    expect(lines.filter((l) => l.line.includes('WARN'))).toEqual([
+      {
+        stream: 'stderr',
+        line: "#1 WARN: FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)",
+      },
+      {
+        stream: 'stderr',
+        line: 'WARN: JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 5)',
+      },
+    ]);
+  });
+
   it('reports the pushing and exporting_cache phases in order, once each', async () => {
     expect((await replayFixture('first-build-of-cache-scope.jsonl')).phases).toEqual([
       'pushing',
