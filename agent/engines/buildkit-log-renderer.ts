@@ -61,13 +61,16 @@ interface VertexState {
  *   statuses ends (an amount only when BuildKit gave one, never `0`), its logs as `#N line`
  *   on the step's own stream (record `stream` 1 → stdout, 2 → stderr), then `#N DONE 1.2s`,
  *   `#N CACHED`, `#N ERROR: …` or `#N CANCELED`.
- * - Headers, statuses and final lines on stdout; errors and warnings on stderr.
+ * - Headers, statuses and final lines on stdout; errors, cancellations and warnings on stderr.
  * - A step's final line comes after all of its lines: it waits while a status of the step is
  *   open, and, because BuildKit reopens a source step (the image of a FROM is resolved, then
- *   pulled, then unpacked, each its own interval), until the build has moved on (a step first
- *   started after it ended) or the stream ends. A step that BuildKit reopens later all the same
- *   shows its header again.
+ *   pulled, then unpacked, each its own interval), until the build has moved past it (a step
+ *   that takes it as an input started; for a step nothing takes as input, a step first started
+ *   after it ended) or the stream ends. A step that BuildKit reopens later all the same shows
+ *   its header again.
  * - The cache import of a scope's first build reads as information, not as an `ERROR`.
+ *
+ * docs/contracts.md#build-logs lists the lines.
  */
 export class BuildKitLogRenderer {
   private readonly vertices = new Map<string, VertexState>();
@@ -272,7 +275,10 @@ export class BuildKitLogRenderer {
 
   private movedPast(v: VertexState): boolean {
     if (v.dependents.size === 0) return this.frontier > lastStop(v);
-    for (const d of v.dependents) if (this.vertices.get(d)?.firstStart != null) return true;
+    for (const d of v.dependents) {
+      const dependent = this.vertices.get(d);
+      if (dependent !== undefined && dependent.firstStart !== null) return true;
+    }
     return false;
   }
 
@@ -286,10 +292,8 @@ export class BuildKitLogRenderer {
       else this.emit('stderr', `#${n} WARN: cache not imported: ${v.error}\n`);
       this.emit('stdout', `#${n} DONE ${duration(v)}\n`);
     } else if (v.error !== null) {
-      this.emit(
-        'stderr',
-        isCancellation(v.error) ? `#${n} CANCELED\n` : `#${n} ERROR: ${v.error}\n`,
-      );
+      const text = isCancellation(v.error) ? 'CANCELED' : `ERROR: ${v.error}`;
+      for (const line of text.split('\n')) this.emit('stderr', logLine(n, line));
     } else if (v.cached) {
       this.emit('stdout', `#${n} CACHED\n`);
     } else {

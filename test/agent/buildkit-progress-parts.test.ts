@@ -240,4 +240,25 @@ describe('BuildKitLogRenderer ordering', () => {
       { stream: 'stderr', line: 'ERROR: exit code: 1' },
     ]);
   });
+
+  it('numbers every line of a step error that spans several lines', () => {
+    const { lines } = replayLines([
+      record({
+        vertexes: [
+          {
+            digest: A,
+            name: '[1/1] RUN x',
+            started: at(0),
+            completed: at(1),
+            error: 'failed to run:\nsecond line',
+          },
+        ],
+      }),
+    ]);
+    expect(lines).toEqual([
+      { stream: 'stdout', line: '#1 [1/1] RUN x' },
+      { stream: 'stderr', line: '#1 ERROR: failed to run:' },
+      { stream: 'stderr', line: '#1 second line' },
+    ]);
+  });
 });
