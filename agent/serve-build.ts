@@ -134,7 +134,14 @@ export async function serveBuild(deps: ServeBuildDeps): Promise<ServeBuildOutcom
     signal: abort.signal,
   });
   if (state.hostGone) return 'host_gone';
-  if (result.ok && deps.releaseCache !== null) result.cacheSynced = await deps.releaseCache();
+  if (result.ok && deps.releaseCache !== null) {
+    // Its own phase: a sync of a large cache disk takes seconds the host would otherwise
+    // see only as the agent's unreported time.
+    const since = clock.now().getTime();
+    await writer.send({ type: 'phase', phase: 'syncing_cache', at: since }).catch(() => undefined);
+    result.cacheSynced = await deps.releaseCache();
+    result.phaseSeconds.syncing_cache = Math.max(0, clock.now().getTime() - since) / 1000;
+  }
   try {
     await writer.send(result);
     await writer.flush();

@@ -66,8 +66,9 @@ function selectEngine(engines: readonly BuildEngine[], wanted: BuildJob['engine'
 }
 
 /**
- * Runs one build end to end in the guest: verify and unpack the source (`extracting`),
- * resolve the context, write credentials to memory, run the engine (`building`, `pushing`,
+ * Runs one build end to end in the guest: verify and unpack the source and resolve the
+ * context (`extracting`), select the engine, write credentials to memory, prune a full cache
+ * disk and start the engine (`engine_start`), run the engine (`building`, `pushing`,
  * `exporting_cache`) and return the `result` message: digest, reference, phase durations and
  * provenance, or an error code with the message and the last log lines.
  */
@@ -103,6 +104,8 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
     );
     const context = await resolveBuildContext(sourceRoot, unpacked.entries, job, tempDir);
     throwIfCancelled(signal);
+
+    await enter('engine_start');
 
     const engine = selectEngine(deps.engines, job.engine);
     const engineVersion = await engine.version();
@@ -156,6 +159,8 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
         await engine.prune(request, hooks);
       }
     }
+    if (engine.start) await engine.start(request, hooks);
+    throwIfCancelled(signal);
     const result = await engine.build(request, hooks);
     throwIfCancelled(signal);
     phases.finish();

@@ -63,6 +63,11 @@ export interface BuildEngine {
   readonly name: 'buildah' | 'buildkit';
   /** The engine's version string, e.g. "1.28.2". */
   version(): Promise<string>;
+  /**
+   * Gets the engine ready to build (e.g. starts buildkitd), inside the agent's `engine_start`
+   * phase. Absent when the engine needs no start of its own (Buildah runs per build).
+   */
+  start?(request: EngineRequest, hooks: EngineHooks): Promise<void>;
   build(request: EngineRequest, hooks: EngineHooks): Promise<EngineResult>;
   /**
    * Frees the engine's state under `request.workDir` (images, layers, cache mounts) when a

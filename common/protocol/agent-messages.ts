@@ -22,14 +22,30 @@ export const AGENT_VSOCK_PORT = 1024;
 /** virtio-serial port name the agent opens under QEMU (`/sys/class/virtio-ports/*\/name`). */
 export const AGENT_SERIAL_PORT_NAME = 'kiln.agent';
 
-export const BUILD_PHASES = ['extracting', 'building', 'pushing', 'exporting_cache'] as const;
+/**
+ * The guest's phases, in the order a build goes through them (docs/contracts.md#timings):
+ * verifying and unpacking the source, selecting and starting the engine (credentials, a cache
+ * prune, a daemon such as buildkitd), the engine's build, push and cache export, and syncing
+ * the cache disk once the engine has exited.
+ */
+export const BUILD_PHASES = [
+  'extracting',
+  'engine_start',
+  'building',
+  'pushing',
+  'exporting_cache',
+  'syncing_cache',
+] as const;
 const buildPhase = z.enum(BUILD_PHASES);
 export type BuildPhase = z.infer<typeof buildPhase>;
 
 const logStream = z.enum(['stdout', 'stderr', 'system']);
 export type LogStream = z.infer<typeof logStream>;
 
-/** Seconds per phase, as measured in the guest. */
+/**
+ * Seconds per phase, as measured in the guest. The host cannot vouch for them: it fits them
+ * into the window it observed itself (hello to result) and never lets them exceed it.
+ */
 const phaseSeconds = z.partialRecord(buildPhase, z.number().nonnegative());
 
 // ----- agent → host -----

@@ -1,4 +1,5 @@
 import type { BuildFailure, BuildResult, BuildStatus } from './build.js';
+import type { TimeAccount } from './time-account.js';
 import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
 
 /**
@@ -17,6 +18,12 @@ export type BuildEventData =
       status: 'ready' | 'failed' | 'cancelled';
       result: BuildResult | null;
       failure: BuildFailure | null;
+      /**
+       * Where the build's seconds went up to this status (absent on events stored before it
+       * existed). The after-finish steps are not done yet: `afterFinish` is null here, and
+       * GET /builds/:id shows them once they are.
+       */
+      timings?: TimeAccount;
     };
 
 /** One stored event: `id` increases by one per build, starting at 1. */

@@ -8,6 +8,14 @@ import { cacheRepository, outputRepository } from './build-repositories.js';
 import { parseBuildRequest, type BuildRequestPolicy } from './build-request-parser.js';
 import type { AbortReason, BuildRunner, BuildRunSink, RunOutcome } from './build-runner.js';
 import type { BuildPage, BuildStore } from './build-store.js';
+import {
+  attachGuestSeconds,
+  lastMarkOf,
+  markInterrupted,
+  markPhase,
+  newTimeline,
+  type AfterFinishStep,
+} from './build-timeline.js';
 import type { BuildActivity, BuildTokenIssuer } from './build-token-issuer.js';
 import {
   TERMINAL_STATUSES,
@@ -18,6 +26,7 @@ import {
 } from './build.js';
 import type { EventLog } from './event-log.js';
 import { registryAccount } from './registry-account.js';
+import { accountTime } from './time-account.js';
 import type { UploadReceiver } from './upload-receiver.js';
 import type { BuildPhase } from '../../common/protocol/agent-messages.js';
 import type { Clock } from '../../common/time/clock.js';
@@ -126,6 +135,8 @@ export class BuildManager implements BuildActivity {
    * upload until the build is terminal: never in SQLite, build.json or a log.
    */
   private readonly buildSecrets = new Map<string, Record<string, string>>();
+  /** Steps after terminal statuses (cache commit, source removal) still under way. */
+  private readonly afterFinishing = new Set<Promise<void>>();
   private state: 'new' | 'starting' | 'ready' | 'closing' | 'closed' = 'new';
   private closePromise: Promise<void> | null = null;
 
@@ -172,8 +183,9 @@ export class BuildManager implements BuildActivity {
     for (const status of [...RUNNING_STATUSES, 'queued' as const]) {
       for (const build of this.o.store.listByStatus(status)) {
         if ((build.request.buildSecretIds ?? []).length > 0) {
+          if (status !== 'queued') this.interrupted(build);
           // Their values were only ever in the previous process's memory.
-          this.finish(build, {
+          void this.finish(build, {
             status: 'failed',
             failure: {
               code: 'build_secrets_lost',
@@ -187,8 +199,10 @@ export class BuildManager implements BuildActivity {
     }
     for (const status of RUNNING_STATUSES) {
       for (const build of this.o.store.listByStatus(status)) {
+        this.interrupted(build);
         if (build.attempts < MAX_ATTEMPTS) {
           build.status = 'queued';
+          markPhase(build.timings, 'queued', this.o.clock.now().getTime());
           this.o.store.update(build);
           this.o.events.append(build.id, { type: 'status', status: 'queued' });
           this.o.events.appendLog(build.id, {
@@ -198,7 +212,7 @@ export class BuildManager implements BuildActivity {
             at: this.o.clock.now().toISOString(),
           });
         } else {
-          this.finish(build, {
+          void this.finish(build, {
             status: 'failed',
             failure: {
               code: 'daemon_restarted',
@@ -230,6 +244,7 @@ export class BuildManager implements BuildActivity {
    * interruption the directory is removed and nothing is stored; the AppError is rethrown.
    */
   async accept(tenant: string, receive: UploadReceiver): Promise<BuildView> {
+    const uploadStartedAt = this.o.clock.now().getTime();
     this.assertCanQueue(tenant);
     const id = newBuildId();
     const partialPath = await this.dirs.create(id);
@@ -273,6 +288,7 @@ export class BuildManager implements BuildActivity {
       const sourcePath = await this.dirs.commit(id);
       // Checked again: the queue may have filled, or shutdown begun, during the upload.
       this.assertCanQueue(tenant);
+      const createdAt = this.o.clock.now();
       build = {
         id,
         tenant,
@@ -281,13 +297,13 @@ export class BuildManager implements BuildActivity {
         source: { path: sourcePath, ...upload.source },
         repository: outputRepository(tenant, id, request.imageName),
         cacheRepository: cacheRepository(tenant, request.cacheScope),
-        createdAt: this.o.clock.now(),
+        createdAt,
         startedAt: null,
         finishedAt: null,
         attempts: 0,
         result: null,
         failure: null,
-        timings: {},
+        timings: newTimeline(uploadStartedAt, createdAt.getTime()),
       };
     } catch (err) {
       await this.dirs.remove(id);
@@ -327,7 +343,7 @@ export class BuildManager implements BuildActivity {
     const build = view.build;
     if (TERMINAL_STATUSES.has(build.status)) return view;
     if (this.queue.remove(id)) {
-      this.finish(build, {
+      void this.finish(build, {
         status: 'cancelled',
         failure: { code: 'cancelled', message: 'Cancelled before it started.', logTail: [] },
       });
@@ -357,7 +373,7 @@ export class BuildManager implements BuildActivity {
       if (now - since < limitMs) continue;
       const build = this.queue.remove(id)?.build;
       if (!build) continue;
-      this.finish(build, {
+      void this.finish(build, {
         status: 'failed',
         failure: {
           code: 'queue_timeout',
@@ -380,6 +396,7 @@ export class BuildManager implements BuildActivity {
       this.state = 'closing';
       for (const running of this.running.values()) this.abort(running, { kind: 'shutdown' });
       await Promise.all([...this.running.values()].map((r) => r.done));
+      await Promise.all([...this.afterFinishing]);
       this.state = 'closed';
     })();
     return this.closePromise;
@@ -425,7 +442,7 @@ export class BuildManager implements BuildActivity {
     build.status = 'booting';
     build.startedAt = now;
     build.attempts += 1;
-    build.timings.queued = (now.getTime() - build.createdAt.getTime()) / 1000;
+    markPhase(build.timings, 'token', now.getTime());
     this.o.store.update(build);
     this.o.events.append(build.id, { type: 'status', status: 'booting' });
     const controller = new AbortController();
@@ -460,9 +477,10 @@ export class BuildManager implements BuildActivity {
         ...this.buildSecrets.get(build.id),
       };
       const registryToken = await this.o.tokenIssuer.issueBuildToken(build, running.attemptId);
+      markPhase(build.timings, 'prepare', this.o.clock.now().getTime());
       // Aborted while the token was being issued: no VM was started, nothing to kill.
       outcome = controller.signal.aborted
-        ? { ok: false, aborted: true, logTail: [], phaseSeconds: {}, bootSeconds: null }
+        ? { ok: false, aborted: true, logTail: [], phaseSeconds: {} }
         : await this.o.runner.run(
             { build, registryToken, secrets },
             this.sink(build),
@@ -476,11 +494,9 @@ export class BuildManager implements BuildActivity {
         message: 'The build could not be run (internal error).',
         logTail: this.logTail(build.id),
         phaseSeconds: {},
-        bootSeconds: null,
       };
     }
-    Object.assign(build.timings, outcome.phaseSeconds);
-    if (outcome.bootSeconds !== null) build.timings.boot = outcome.bootSeconds;
+    attachGuestSeconds(build.timings, outcome.phaseSeconds);
     const observed = this.o.registryRecord?.of(build.id) ?? null;
     this.o.registryRecord?.forget(build.id);
     if (outcome.ok) {
@@ -491,28 +507,28 @@ export class BuildManager implements BuildActivity {
           'agent report disagrees with the registry',
         );
       }
-      this.finish(build, {
-        status: 'ready',
-        result: {
-          imageRef: `${new URL(this.o.policy.publicUrl).host}/${outcome.pushedRef}`,
-          // The digest the registry accepted wins over the one the agent reports.
-          imageDigest: account?.pushedDigest ?? outcome.imageDigest,
-          provenance:
-            outcome.egress === undefined
-              ? outcome.provenance
-              : { ...outcome.provenance, hostsContacted: hostsContacted(outcome.egress) },
-          ...(outcome.egress === undefined ? {} : { egress: outcome.egress }),
-          ...(account === undefined ? {} : { registry: account }),
+      const committed = this.finish(
+        build,
+        {
+          status: 'ready',
+          result: {
+            imageRef: `${new URL(this.o.policy.publicUrl).host}/${outcome.pushedRef}`,
+            // The digest the registry accepted wins over the one the agent reports.
+            imageDigest: account?.pushedDigest ?? outcome.imageDigest,
+            provenance:
+              outcome.egress === undefined
+                ? outcome.provenance
+                : { ...outcome.provenance, hostsContacted: hostsContacted(outcome.egress) },
+            ...(outcome.egress === undefined ? {} : { egress: outcome.egress }),
+            ...(account === undefined ? {} : { registry: account }),
+          },
         },
-      });
+        outcome.commitCache,
+      );
       log.info({ status: build.status }, 'build finished');
-      if (outcome.commitCache) {
-        try {
-          await outcome.commitCache();
-        } catch (err) {
-          log.error({ err }, 'committing the cache disk failed; the previous one stays');
-        }
-      }
+      // The run holds its slot until the cache disk is committed, as the next build of the
+      // scope must fork the new disk.
+      await committed;
       return;
     }
     const baseImage = this.o.baseImageFailures?.take(build.id) ?? null;
@@ -525,7 +541,7 @@ export class BuildManager implements BuildActivity {
               message: `Base image ${baseImage.image} is unavailable (${baseImage.cause.replaceAll('_', ' ')}): ${baseImage.message}`,
             }
           : { code: outcome.code, message: outcome.message };
-      this.finish(build, {
+      void this.finish(build, {
         status: 'failed',
         failure: {
           ...failure,
@@ -542,6 +558,8 @@ export class BuildManager implements BuildActivity {
       : { kind: 'shutdown' };
     const end = abortedEnd(reason, outcome.logTail);
     if (end === null) {
+      markInterrupted(build.timings, this.o.clock.now().getTime(), false);
+      this.o.store.update(build);
       this.o.events.appendLog(build.id, {
         type: 'log',
         stream: 'system',
@@ -551,7 +569,7 @@ export class BuildManager implements BuildActivity {
       log.info('build interrupted by shutdown');
       return;
     }
-    this.finish(build, end);
+    void this.finish(build, end);
     log.info({ status: build.status }, 'build finished');
   }
 
@@ -580,43 +598,94 @@ export class BuildManager implements BuildActivity {
       log: (stream: BuildLogStream, data: string, at: Date) => {
         this.o.events.appendLog(build.id, { type: 'log', stream, data, at: at.toISOString() });
       },
-      vmBooted: (seconds: number) => {
-        build.timings.boot = seconds;
-        this.o.metrics.vmBooted(seconds);
+      mark: (phase, at) => {
+        if (TERMINAL_STATUSES.has(build.status)) return;
+        const vmStartedAt = lastMarkOf(build.timings, 'vm_start');
+        markPhase(build.timings, phase, at.getTime());
+        this.o.store.update(build);
+        if (phase === 'agent' && vmStartedAt !== null) {
+          this.o.metrics.vmBooted((at.getTime() - vmStartedAt) / 1000);
+        }
       },
     };
   }
 
+  /**
+   * Stores the terminal status with its result and time account, tells the events, metrics
+   * and listener, then runs the after-finish steps, timed: the cache commit when given (the
+   * returned promise ends with it) and the source removal. Their times are stored on the
+   * build once both are done; close() waits for them.
+   */
   private finish(
     build: Build,
     end:
       | { status: 'ready'; result: NonNullable<Build['result']> }
       | { status: 'failed' | 'cancelled'; failure: NonNullable<Build['failure']> },
-  ): void {
+    commitCache?: () => Promise<boolean>,
+  ): Promise<void> {
     const now = this.o.clock.now();
     this.buildSecrets.delete(build.id);
     build.status = end.status;
     build.finishedAt = now;
     build.result = end.status === 'ready' ? end.result : null;
     build.failure = end.status === 'ready' ? null : end.failure;
-    const total = (now.getTime() - build.createdAt.getTime()) / 1000;
-    build.timings.total = total;
     this.o.store.update(build);
+    const timings = accountTime(build.timings, now.getTime());
     this.o.events.append(build.id, { type: 'status', status: end.status });
     this.o.events.append(build.id, {
       type: 'result',
       status: end.status,
       result: build.result,
       failure: build.failure,
+      timings,
     });
-    this.o.metrics.buildFinished(end.status, total);
+    this.o.metrics.buildFinished(end.status, timings.totalSeconds ?? 0);
+    this.o.metrics.buildPhases(timings.phases);
     this.notify(build);
-    // The upload was only ever needed as this build's source volume; nothing re-runs a
-    // terminal build, so its disk space goes back now (the digest stays on the build). A
+
+    const steps: Partial<Record<AfterFinishStep, number>> = {};
+    const timed = async (step: AfterFinishStep, run: () => Promise<unknown>): Promise<void> => {
+      const since = this.o.clock.now().getTime();
+      try {
+        await run();
+      } finally {
+        steps[step] = Math.max(0, this.o.clock.now().getTime() - since);
+      }
+    };
+    // The fork becomes its scope's disk only now that the build is stored `ready`, so a crash
+    // before commits nothing.
+    const committed = commitCache
+      ? timed('cache_commit', commitCache).catch((err: unknown) => {
+          this.o.logger.error(
+            { err, buildId: build.id },
+            'committing the cache disk failed; the previous one stays',
+          );
+        })
+      : Promise.resolve();
+    // The upload was only ever this build's source volume; the digest stays on the build. A
     // removal that fails is retried by the next start().
-    this.dirs.remove(build.id).catch((err: unknown) => {
-      this.o.logger.warn({ err, buildId: build.id }, 'could not remove the build source');
+    const removed = timed('source_removal', () => this.dirs.remove(build.id)).catch(
+      (err: unknown) => {
+        this.o.logger.warn({ err, buildId: build.id }, 'could not remove the build source');
+      },
+    );
+    const done = Promise.all([committed, removed]).then(() => {
+      build.timings.afterFinish = steps;
+      this.o.metrics.buildPhases(accountTime(build.timings, null).afterFinish ?? {});
+      try {
+        this.o.store.update(build);
+      } catch (err) {
+        this.o.logger.warn({ err, buildId: build.id }, 'could not store the after-finish timings');
+      }
     });
+    this.afterFinishing.add(done);
+    void done.finally(() => this.afterFinishing.delete(done));
+    return committed;
+  }
+
+  /** A restart found `build` running (or stopped by a shutdown) in the previous process. */
+  private interrupted(build: Build): void {
+    markInterrupted(build.timings, this.o.clock.now().getTime(), true);
   }
 
   private notify(build: Build): void {

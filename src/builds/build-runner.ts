@@ -1,4 +1,5 @@
 import type { BuildLogStream } from './build-event.js';
+import type { HostPhase } from './build-timeline.js';
 import type { Build } from './build.js';
 import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
 import type { BuildPhase, Provenance } from '../../common/protocol/agent-messages.js';
@@ -15,8 +16,12 @@ export interface BuildRunSink {
   phase(phase: BuildPhase): void;
   /** Guest output, or (stream `network`) one line per connection the egress proxy refused. */
   log(stream: BuildLogStream, data: string, at: Date): void;
-  /** Seconds from VM start to the agent's hello. */
-  vmBooted(seconds: number): void;
+  /**
+   * A host phase of the run began at `at` (docs/contracts.md#timings): `vm_start` as the VMM
+   * is asked to start, `boot` once its process runs, `agent` at the agent's hello, `teardown`
+   * when the outcome is decided (the VM and its files then go away before run() resolves).
+   */
+  mark(phase: Extract<HostPhase, 'vm_start' | 'boot' | 'agent' | 'teardown'>, at: Date): void;
 }
 
 export interface RunInput {
@@ -31,8 +36,8 @@ export interface RunInput {
 interface RunTrace {
   /** Last lines of the build's log (plus the VM console when the agent never spoke). */
   logTail: string[];
+  /** Seconds per guest phase, as the agent reported them (or as its phase messages arrived). */
   phaseSeconds: Partial<Record<BuildPhase, number>>;
-  bootSeconds: number | null;
   /** An `egress` build's traffic through its proxy; absent in isolated mode. */
   egress?: EgressSummary;
 }
@@ -45,7 +50,6 @@ export type RunOutcome =
       pushedRef: string;
       provenance: Provenance;
       phaseSeconds: Partial<Record<BuildPhase, number>>;
-      bootSeconds: number;
       /**
        * Present when the run's cache fork may become its scope's committed disk: the manager
        * calls it once the build is stored `ready`, so a crash before that commits nothing.

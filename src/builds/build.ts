@@ -1,6 +1,7 @@
+import type { BuildTimeline } from './build-timeline.js';
 import type { RegistryAccount } from './registry-account.js';
 import type { BuildErrorCode } from '../../common/errors/build-error-code.js';
-import type { BuildPhase, Provenance } from '../../common/protocol/agent-messages.js';
+import type { Provenance } from '../../common/protocol/agent-messages.js';
 import type { EgressSummary } from '../egress/egress-summary.js';
 
 /**
@@ -117,6 +118,6 @@ export interface Build {
   attempts: number;
   result: BuildResult | null;
   failure: BuildFailure | null;
-  /** Seconds per phase: queued, boot, and the agent's phases. */
-  timings: Partial<Record<'queued' | 'boot' | BuildPhase | 'total', number>>;
+  /** Where its time went: the host's marks and the guest's figures (see accountTime()). */
+  timings: BuildTimeline;
 }

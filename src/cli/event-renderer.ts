@@ -9,23 +9,25 @@ const LABELS: Record<string, string> = {
   building: 'building',
   pushing: 'pushing',
   extracting: 'unpacking the source',
+  engine_start: 'starting the engine',
   exporting_cache: 'exporting the cache',
+  syncing_cache: 'syncing the cache disk',
 };
-
-/** Timing keys in the order a build goes through them. */
-const TIMING_ORDER = ['queued', 'boot', 'extracting', 'building', 'pushing', 'exporting_cache'];
 
 /** Stage lines shorter than this do not get a "took" note (a status and phase back to back). */
 const MIN_NOTED_SECONDS = 0.05;
 
-/** "queued 0.1s · boot 7.6s · … · total 17.1s" from a build's `timings`. */
-export function formatTimings(timings: Record<string, number>): string {
-  const keys = [
-    ...TIMING_ORDER.filter((k) => k in timings),
-    ...Object.keys(timings).filter((k) => !TIMING_ORDER.includes(k) && k !== 'total'),
-    ...('total' in timings ? ['total'] : []),
-  ];
-  return keys.map((k) => `${k} ${formatSeconds(timings[k] ?? 0)}`).join(' · ');
+/**
+ * "queued 0.1s · boot 7.6s · … · total 17.1s" from a build's `timings`: its phases in the
+ * daemon's order, any unaccounted rest, and the total.
+ */
+export function formatTimings(timings: RemoteBuild['timings']): string {
+  const parts = Object.entries(timings.phases).map(([k, s]) => `${k} ${formatSeconds(s)}`);
+  if (Math.abs(timings.unaccounted_seconds) >= 0.001) {
+    parts.push(`unaccounted ${formatSeconds(timings.unaccounted_seconds)}`);
+  }
+  if (timings.total_seconds !== null) parts.push(`total ${formatSeconds(timings.total_seconds)}`);
+  return parts.join(' · ');
 }
 
 function text(value: unknown): string {

@@ -16,7 +16,12 @@ export interface RemoteBuild {
   finished_at: string | null;
   result: { image_ref: string; image_digest: string } | null;
   error: { code: string; message: string; log_tail: string[] } | null;
-  timings: Record<string, number>;
+  /** docs/contracts.md#timings */
+  timings: {
+    phases: Record<string, number>;
+    total_seconds: number | null;
+    unaccounted_seconds: number;
+  };
 }
 
 /** Network failures worth a retry: the daemon was not there or the connection broke. */

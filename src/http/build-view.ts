@@ -1,5 +1,6 @@
 import { outputTags } from '../builds/build-repositories.js';
 import type { Build } from '../builds/build.js';
+import { accountTime } from '../builds/time-account.js';
 import type { EgressSummary } from '../egress/egress-summary.js';
 
 /** An egress build's traffic on the wire (docs/contracts.md#egress). */
@@ -18,6 +19,24 @@ function egressView(egress: EgressSummary | undefined): Record<string, unknown> 
     failed_connections: egress.failedConnections,
     bytes_in: egress.bytesIn,
     bytes_out: egress.bytesOut,
+  };
+}
+
+/**
+ * Where a build's seconds went, on the wire (docs/contracts.md#timings): every phase in
+ * seconds and their total. While the build runs, the phases cover the time up to the start of
+ * the current one and `total_seconds` is null.
+ */
+export function timingsView(build: Build): Record<string, unknown> {
+  const account = accountTime(build.timings, build.finishedAt?.getTime() ?? null);
+  return {
+    phases: account.phases,
+    total_seconds: account.totalSeconds,
+    unaccounted_seconds: account.unaccountedSeconds,
+    guest_reported: account.guestReported,
+    guest_scaled: account.guestScaled,
+    after_finish: account.afterFinish,
+    ...(account.legacy ? { legacy: true } : {}),
   };
 }
 
@@ -84,6 +103,6 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
             : { egress: egressView(build.failure.egress) }),
         }
       : null,
-    timings: build.timings,
+    timings: timingsView(build),
   };
 }

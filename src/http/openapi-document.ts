@@ -172,7 +172,22 @@ export const OPENAPI_DOCUMENT = {
               egress: { $ref: '#/components/schemas/Egress' },
             },
           },
-          timings: { type: 'object', additionalProperties: { type: 'number' } },
+          timings: {
+            type: 'object',
+            description: 'Where the seconds went (docs/contracts.md#timings).',
+            properties: {
+              phases: { type: 'object', additionalProperties: { type: 'number' } },
+              total_seconds: { type: ['number', 'null'] },
+              unaccounted_seconds: { type: 'number' },
+              guest_reported: { type: 'array', items: { type: 'string' } },
+              guest_scaled: { type: 'boolean' },
+              after_finish: {
+                type: ['object', 'null'],
+                additionalProperties: { type: 'number' },
+              },
+              legacy: { type: 'boolean' },
+            },
+          },
         },
       },
     },

@@ -21,6 +21,9 @@ export interface RegistryStorageObservation {
 
 const DURATION_BUCKETS = [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
 const BOOT_BUCKETS = [0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
+const PHASE_BUCKETS = [
+  0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+];
 
 /**
  * Kiln's OpenTelemetry instruments (created once) and their Prometheus exposition, serialized
@@ -35,6 +38,7 @@ export class KilnMetrics {
   private readonly buildsTotal: Counter;
   private readonly uploadBytes: Counter;
   private readonly vmBoot: Histogram;
+  private readonly buildPhase: Histogram;
   private readonly cacheAttaches: Counter;
   private observation: QueueObservation | null = null;
   private caches: CacheDiskObservation | null = null;
@@ -60,6 +64,12 @@ export class KilnMetrics {
       description: 'Seconds from VM start to the guest agent hello.',
       unit: 's',
       advice: { explicitBucketBoundaries: BOOT_BUCKETS },
+    });
+    this.buildPhase = meter.createHistogram('kiln_build_phase_seconds', {
+      description:
+        'Seconds a finished build spent in each phase of its time account (docs/contracts.md#timings); guest phases are as the agent reported them, fitted into the host-observed window.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: PHASE_BUCKETS },
     });
     const queueLength = meter.createObservableGauge('kiln_queue_length', {
       description: 'Builds waiting in the queue.',
@@ -144,6 +154,17 @@ export class KilnMetrics {
 
   vmBooted(seconds: number): void {
     this.vmBoot.record(seconds);
+  }
+
+  /**
+   * A terminal build's phases (seconds), one observation per phase it went through; later,
+   * its after-finish steps (`cache_commit`, `source_removal`) the same way.
+   */
+  buildPhases(phases: Readonly<Partial<Record<string, number>>>): void {
+    for (const [phase, seconds] of Object.entries(phases)) {
+      if (seconds !== undefined)
+        this.buildPhase.record(seconds, { [METRIC_ATTRIBUTES.phase]: phase });
+    }
   }
 
   /** Collects every instrument now and returns the Prometheus text exposition. */

@@ -3,4 +3,6 @@ export const METRIC_ATTRIBUTES = {
   status: 'status',
   /** Cache disk attach: `hit` (a committed disk was forked) or `miss` (a new disk). */
   result: 'result',
+  /** Build phase of `kiln_build_phase_seconds` (docs/contracts.md#timings). */
+  phase: 'phase',
 } as const;

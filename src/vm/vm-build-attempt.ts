@@ -91,7 +91,7 @@ type AttemptState =
   /** The VMM process runs; the agent has not said hello yet. */
   | { kind: 'booting'; vmStartedAt: number }
   /** The agent said hello and got `start`; `reported` is the last status told to the sink. */
-  | { kind: 'connected'; bootSeconds: number; reported: 'booting' | 'building' | 'pushing' }
+  | { kind: 'connected'; reported: 'booting' | 'building' | 'pushing' }
   /** The outcome is decided (the first decision wins); the VM and its files are going away. */
   | { kind: 'ending' }
   /** The VM is gone and every file removed. */
@@ -271,6 +271,7 @@ export class VmBuildAttempt {
     if (!this.preparing()) return;
 
     const vmStartedAt = deps.clock.now().getTime();
+    this.sink.mark('vm_start', new Date(vmStartedAt));
     const handle = await deps.vmm.start({
       id: build.id,
       runDir: this.runDir,
@@ -302,6 +303,7 @@ export class VmBuildAttempt {
     );
     // Aborted while the VM was starting: cleanup kills it.
     if (!this.preparing()) return;
+    this.sink.mark('boot', deps.clock.now());
     this.move({ kind: 'booting', vmStartedAt });
     this.watch(handle);
   }
@@ -435,10 +437,11 @@ export class VmBuildAttempt {
       return;
     }
     if (this.state.kind !== 'booting') return;
-    const bootSeconds = (this.deps.clock.now().getTime() - this.state.vmStartedAt) / 1000;
-    this.move({ kind: 'connected', bootSeconds, reported: 'booting' });
+    const now = this.deps.clock.now();
+    const bootSeconds = (now.getTime() - this.state.vmStartedAt) / 1000;
+    this.move({ kind: 'connected', reported: 'booting' });
     this.deps.logger.info({ buildId: this.input.build.id, bootSeconds }, 'guest agent connected');
-    this.sink.vmBooted(bootSeconds);
+    this.sink.mark('agent', now);
     if (!this.live()) return;
     this.session?.send({
       type: 'start',
@@ -462,7 +465,6 @@ export class VmBuildAttempt {
       case 'result': {
         this.closePhase();
         const phaseSeconds = { ...this.hostPhaseSeconds, ...message.phaseSeconds };
-        const bootSeconds = this.bootSeconds();
         if (message.ok) {
           this.cacheSynced = message.cacheSynced === true;
           this.end({
@@ -471,7 +473,6 @@ export class VmBuildAttempt {
             pushedRef: `${this.input.build.repository}:${this.input.build.id}`,
             provenance: message.provenance,
             phaseSeconds,
-            bootSeconds: bootSeconds ?? 0,
           });
         } else {
           const code: BuildErrorCode = isBuildErrorCode(message.code)
@@ -483,7 +484,6 @@ export class VmBuildAttempt {
             message: message.message,
             logTail: message.logTail.length > 0 ? message.logTail : this.logTail.tail(),
             phaseSeconds,
-            bootSeconds,
           });
         }
         return;
@@ -512,10 +512,6 @@ export class VmBuildAttempt {
     this.currentPhase = null;
   }
 
-  private bootSeconds(): number | null {
-    return this.state.kind === 'connected' ? this.state.bootSeconds : null;
-  }
-
   /** False once an abort (or a failure) decided the outcome while the VM was being set up. */
   private preparing(): boolean {
     return this.state.kind === 'preparing';
@@ -537,6 +533,7 @@ export class VmBuildAttempt {
   private end(outcome: RunOutcome | Promise<RunOutcome>): void {
     if (!this.live()) return;
     this.move({ kind: 'ending' });
+    this.sink.mark('teardown', this.deps.clock.now());
     this.decide(outcome);
   }
 
@@ -552,7 +549,6 @@ export class VmBuildAttempt {
       aborted: true,
       logTail: this.logTail.tail(),
       phaseSeconds: { ...this.hostPhaseSeconds },
-      bootSeconds: this.bootSeconds(),
     };
   }
 
@@ -573,7 +569,6 @@ export class VmBuildAttempt {
       message,
       logTail: this.logTail.tail(),
       phaseSeconds: { ...this.hostPhaseSeconds },
-      bootSeconds: this.bootSeconds(),
     };
     this.end(agentSpoke ? failure : this.withConsoleTail(failure));
   }

@@ -85,7 +85,6 @@ export class VmBuildRunner implements BuildRunner {
           message: (err as Error).message,
           logTail: [],
           phaseSeconds: {},
-          bootSeconds: null,
         };
       }
       const attempt = new VmBuildAttempt(

@@ -5,6 +5,7 @@ import { signWebhook } from './webhook-signature.js';
 import type { WebhookStore } from './webhook-store.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { Build, BuildStatus } from '../builds/build.js';
+import { timingsView } from '../http/build-view.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** The statuses that send an event. */
@@ -57,7 +58,7 @@ function eventBody(id: string, build: Build, at: Date): string {
       created_at: build.createdAt.toISOString(),
       started_at: build.startedAt?.toISOString() ?? null,
       finished_at: build.finishedAt?.toISOString() ?? null,
-      timings: build.timings,
+      timings: timingsView(build),
     },
   });
 }

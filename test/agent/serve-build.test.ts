@@ -178,6 +178,7 @@ describe('serveBuild', () => {
     expect(h.received[0]?.type).toBe('hello');
     expect(h.received.flatMap((m) => (m.type === 'phase' ? [m.phase] : []))).toEqual([
       'extracting',
+      'engine_start',
       'building',
       'pushing',
     ]);
@@ -219,6 +220,11 @@ describe('serveBuild', () => {
     expect(h.engine.requests[0]?.workDir).toBe(path.join(cacheDir, 'engine'));
     expect(releases).toEqual(['released']);
     expect(h.received.at(-1)).toMatchObject({ type: 'result', ok: true, cacheSynced: true });
+    // The sync is a phase of its own, told as it starts and timed in the result.
+    expect(h.received.flatMap((m) => (m.type === 'phase' ? [m.phase] : [])).at(-1)).toBe(
+      'syncing_cache',
+    );
+    expect(h.received.at(-1)).toHaveProperty('phaseSeconds.syncing_cache');
     const logs = h.received.flatMap((m) => (m.type === 'log' ? [m.data] : []));
     expect(logs.some((l) => /cache disk \d+% full/.test(l))).toBe(true);
   });

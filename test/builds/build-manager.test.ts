@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Build, BuildStatus } from '../../src/builds/build.js';
 import type { SourceSummary } from '../../src/builds/source-inspector.js';
+import { accountTime } from '../../src/builds/time-account.js';
 import { AppError } from '../../src/errors/app-error.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
@@ -86,7 +87,9 @@ describe('BuildManager lifecycle', () => {
     expect(ping.status).toBe(200);
     expect(h.manager.isBuildActive(b.id)).toBe(true);
     run.sink.status('booting');
-    run.sink.vmBooted(1.5);
+    run.sink.mark('vm_start', h.time.now());
+    h.time.advance(1500);
+    run.sink.mark('agent', h.time.now());
     run.sink.status('building');
     run.sink.phase('building');
     run.sink.log('stdout', 'step 1\n', h.time.now());
@@ -97,7 +100,11 @@ describe('BuildManager lifecycle', () => {
     const done = h.store.get(b.id)!;
     expect(done.status).toBe('ready');
     expect(done.result?.imageRef).toBe(`kiln.example:8443/acme/${b.id}:${b.id}`);
-    expect(done.timings).toMatchObject({ queued: 0, boot: 2, building: 3, total: 10 });
+    expect(accountTime(done.timings, done.finishedAt!.getTime())).toMatchObject({
+      phases: { vm_start: 1.5, extracting: 1, building: 3, pushing: 1, agent_other: 5 },
+      totalSeconds: 11.5,
+      unaccountedSeconds: 0,
+    });
     expect(h.manager.isBuildActive(b.id)).toBe(false);
     // The whole build directory goes (rm -r removes the source file before the directory).
     await eventually(() => h.buildDirs().length === 0);
@@ -123,7 +130,6 @@ describe('BuildManager lifecycle', () => {
       message: 'RUN exited 1',
       logTail: ['boom'],
       phaseSeconds: {},
-      bootSeconds: 1,
     });
     await settle();
     expect(h.store.get(b.id)?.failure).toEqual({
@@ -149,7 +155,6 @@ describe('BuildManager lifecycle', () => {
       message: 'buildah build exited with 125',
       logTail: ['Error: initializing source'],
       phaseSeconds: {},
-      bootSeconds: 1,
     });
     await settle();
     expect(h.store.get(b.id)?.failure).toEqual({
@@ -177,7 +182,6 @@ describe('BuildManager lifecycle', () => {
       message: 'push refused',
       logTail: [],
       phaseSeconds: {},
-      bootSeconds: 1,
     });
     await h.runner.waitForRuns(2);
     h.runner.runOf(b.id).finish({
@@ -186,7 +190,6 @@ describe('BuildManager lifecycle', () => {
       message: 'RUN exited 1',
       logTail: [],
       phaseSeconds: {},
-      bootSeconds: 1,
     });
     await settle();
     expect(h.store.get(other.id)?.failure?.code).toBe('push_failed');
@@ -250,6 +253,77 @@ describe('BuildManager lifecycle', () => {
     expect(h.runner.runOf(b.id).input.secrets).toEqual({ npm: 'hunter2' });
     const stored = JSON.stringify(h.db.prepare('SELECT * FROM builds').all());
     expect(stored).not.toContain('hunter2');
+  });
+});
+
+describe('BuildManager time account', () => {
+  it('accounts for every second from the upload to ready: result event and view agree, after-finish steps stored later', async () => {
+    const h = await harness();
+    const b = (
+      await h.manager.accept('acme', async (target) => {
+        h.time.advance(800);
+        await writeFile(target.partialPath, 'x');
+        return { fields: new Map(), secrets: new Map(), source: SOURCE };
+      })
+    ).build;
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(b.id);
+    h.time.advance(300);
+    run.sink.mark('vm_start', h.time.now());
+    h.time.advance(50);
+    run.sink.mark('boot', h.time.now());
+    h.time.advance(4000);
+    run.sink.mark('agent', h.time.now());
+    h.time.advance(6000);
+    run.sink.mark('teardown', h.time.now());
+    h.time.advance(200);
+    // The guest reports extracting 1 s, building 3 s, pushing 1 s of the 6 s agent window.
+    run.finish(okOutcome(`acme/${b.id}:${b.id}`));
+    await settle();
+    const phases = {
+      upload: 0.8,
+      queued: 0,
+      token: 0,
+      prepare: 0.3,
+      vm_start: 0.05,
+      boot: 4,
+      extracting: 1,
+      building: 3,
+      pushing: 1,
+      agent_other: 1,
+      teardown: 0.2,
+    };
+    const result = h.events.read(b.id, 0, 1000).find((e) => e.data.type === 'result');
+    expect(result?.data).toMatchObject({
+      timings: { phases, totalSeconds: 11.35, unaccountedSeconds: 0, afterFinish: null },
+    });
+    await eventually(() => h.store.get(b.id)?.timings.afterFinish != null);
+    const res = await h.app.request(`/builds/${b.id}`, {
+      headers: { authorization: `Bearer ${await h.token('acme')}` },
+    });
+    const view = (await res.json()) as { timings: Record<string, unknown> };
+    expect(view.timings).toEqual({
+      phases,
+      total_seconds: 11.35,
+      unaccounted_seconds: 0,
+      guest_reported: ['extracting', 'building', 'pushing'],
+      guest_scaled: false,
+      after_finish: { source_removal: 0 },
+    });
+  });
+
+  it('accounts a build cancelled in the queue: its upload and its wait', async () => {
+    const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' });
+    await submit(h, 'acme');
+    const waiting = await submit(h, 'acme');
+    h.time.advance(2500);
+    h.manager.cancel('acme', waiting.id);
+    const done = h.store.get(waiting.id)!;
+    expect(accountTime(done.timings, done.finishedAt!.getTime())).toMatchObject({
+      phases: { upload: 0, queued: 2.5 },
+      totalSeconds: 2.5,
+      unaccountedSeconds: 0,
+    });
   });
 });
 
@@ -349,7 +423,6 @@ describe('BuildManager cancel', () => {
         message: 'killed',
         logTail: [],
         phaseSeconds: {},
-        bootSeconds: null,
       });
       await settle();
       expect(statusOf(h, b)).toBe('cancelled');

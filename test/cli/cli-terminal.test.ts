@@ -43,7 +43,6 @@ const cancelled: RunOutcome = {
   message: 'aborted: cancel',
   logTail: [],
   phaseSeconds: {},
-  bootSeconds: null,
 };
 
 async function appContext(): Promise<void> {

@@ -82,7 +82,36 @@ describe('builds in QEMU microVMs, end to end', () => {
 
       expect(build.status, JSON.stringify(build.error)).toBe('ready');
       expect(build.result?.image_ref).toContain(`acme/web:${build.id}`);
-      expect(build.timings.boot).toBeGreaterThan(0);
+      // Every second from the upload to ready is accounted for: the host's phases, and the
+      // guest's inside the window the host observed; none negative, the sum the total.
+      const { timings } = build;
+      expect(Object.keys(timings.phases)).toEqual(
+        expect.arrayContaining([
+          'upload',
+          'queued',
+          'token',
+          'prepare',
+          'vm_start',
+          'boot',
+          'extracting',
+          'engine_start',
+          'building',
+          'pushing',
+          'agent_other',
+          'teardown',
+        ]),
+      );
+      expect(Object.values(timings.phases).every((s) => s >= 0)).toBe(true);
+      const sum = Object.values(timings.phases).reduce((a, b) => a + b, 0);
+      expect(timings.total_seconds).not.toBeNull();
+      expect(Math.abs(sum - timings.total_seconds!)).toBeLessThan(0.05);
+      expect(Math.abs(timings.unaccounted_seconds)).toBeLessThan(0.05);
+      expect(timings.phases.boot).toBeGreaterThan(0);
+      expect(timings.phases.building).toBeGreaterThan(0);
+      expect(timings.guest_reported).toEqual(expect.arrayContaining(['extracting', 'building']));
+      const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
+      expect(metrics).toMatch(/^kiln_build_phase_seconds_count\{phase="building"\} [1-9]/m);
+      expect(metrics).toMatch(/^kiln_build_phase_seconds_bucket\{phase="boot",le="\+Inf"\} [1-9]/m);
       const image = await pullImage(`${daemon.registry}/acme/web:${build.id}`, pullToken);
       expect(image.digest).toBe(build.result?.image_digest);
       expect(imageFile(image, 'app/hello.txt')).toBe('hello from the source tarball\n');

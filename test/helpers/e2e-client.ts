@@ -10,7 +10,15 @@ export interface BuildView {
   attempts: number;
   result: { image_ref: string; image_digest: string; provenance: Record<string, unknown> } | null;
   error: { code: string; message: string; log_tail: string[] } | null;
-  timings: Record<string, number>;
+  /** docs/contracts.md#timings */
+  timings: {
+    phases: Record<string, number>;
+    total_seconds: number | null;
+    unaccounted_seconds: number;
+    guest_reported: string[];
+    guest_scaled: boolean;
+    after_finish: Record<string, number> | null;
+  };
 }
 
 const TERMINAL = new Set(['ready', 'failed', 'cancelled']);

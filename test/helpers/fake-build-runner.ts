@@ -40,7 +40,7 @@ export class FakeBuildRunner implements BuildRunner {
       };
       signal.addEventListener('abort', () => {
         if (this.holdAborts) return;
-        finish({ ok: false, aborted: true, logTail: [], phaseSeconds: {}, bootSeconds: null });
+        finish({ ok: false, aborted: true, logTail: [], phaseSeconds: {} });
       });
       this.runs.push({ input, sink, signal, finish });
       for (const w of this.waiters.splice(0)) w();
@@ -87,6 +87,5 @@ export function okOutcome(pushedRef: string): RunOutcome {
       engine: { name: 'buildah', version: '1.28' },
     },
     phaseSeconds: { extracting: 1, building: 3, pushing: 1 },
-    bootSeconds: 2,
   };
 }

@@ -91,7 +91,7 @@ export function registryTestBuild(input: {
     attempts: 1,
     result: null,
     failure: null,
-    timings: {},
+    timings: { marks: [], afterFinish: null },
   };
 }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KilnMetrics } from '../../src/telemetry/kiln-metrics.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
+import { eventually } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
 import { sampleTar } from '../helpers/tar-builder.js';
 
@@ -32,17 +33,29 @@ describe('/metrics', () => {
     expect(during).toMatch(new RegExp(`^kiln_upload_bytes_total ${2 * sampleTar().length}$`, 'm'));
 
     const run = h.runner.runOf(ids[0]!);
-    run.sink.vmBooted(1.5);
-    h.time.advance(42_000);
+    run.sink.mark('vm_start', h.time.now());
+    h.time.advance(1500);
+    run.sink.mark('agent', h.time.now());
+    h.time.advance(40_500);
     run.finish(okOutcome('acme/x:y'));
     await h.runner.waitForRuns(2);
     h.manager.cancel('acme', ids[1]!);
     await new Promise((resolve) => setImmediate(resolve));
+    // The source removals run after the terminal statuses; their times are stored once done.
+    await eventually(() => ids.every((id) => h?.store.get(id)?.timings.afterFinish != null));
     const after = await (await h.app.request('/metrics')).text();
     expect(after).toMatch(/^kiln_builds_total\{status="ready"\} 1$/m);
     expect(after).toMatch(/^kiln_build_duration_seconds_sum\{status="ready"\} 42$/m);
     expect(after).toMatch(/^kiln_vm_boot_seconds_count 1$/m);
     expect(after).toMatch(/^kiln_vm_boot_seconds_sum 1.5$/m);
+    // One observation per phase of the finished build; the guest's 5 s within the 40.5 s
+    // agent window, the rest of it agent_other.
+    expect(after).toMatch(/^kiln_build_phase_seconds_sum\{phase="vm_start"\} 1.5$/m);
+    expect(after).toMatch(/^kiln_build_phase_seconds_bucket\{phase="vm_start",le="\+Inf"\} 1$/m);
+    expect(after).toMatch(/^kiln_build_phase_seconds_sum\{phase="building"\} 3$/m);
+    expect(after).toMatch(/^kiln_build_phase_seconds_sum\{phase="agent_other"\} 35.5$/m);
+    expect(after).toMatch(/^kiln_build_phase_seconds_count\{phase="source_removal"\} 2$/m);
+    expect(after).toMatch(/^kiln_build_phase_seconds_count\{phase="queued"\} 2$/m);
     expect(after).toMatch(/^kiln_queue_length 0$/m);
   });
 });

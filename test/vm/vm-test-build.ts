@@ -44,6 +44,6 @@ export function makeTestBuild(
     attempts: 0,
     result: null,
     failure: null,
-    timings: {},
+    timings: { marks: [], afterFinish: null },
   };
 }

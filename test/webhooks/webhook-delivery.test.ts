@@ -201,7 +201,8 @@ describe('webhooks', () => {
         error_code: null,
       },
     });
-    expect(event.build).toHaveProperty('timings.total');
+    expect(event.build).toHaveProperty('timings.total_seconds');
+    expect(event.build).toHaveProperty('timings.phases.queued');
   });
 
   it('delivers after a restart what a stopped daemon left pending', async () => {
