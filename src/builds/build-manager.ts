@@ -14,6 +14,7 @@ import {
   markInterrupted,
   markPhase,
   newTimeline,
+  notePhaseArrival,
   type AfterFinishStep,
 } from './build-timeline.js';
 import type { BuildActivity, BuildTokenIssuer } from './build-token-issuer.js';
@@ -593,6 +594,9 @@ export class BuildManager implements BuildActivity {
         this.notify(build);
       },
       phase: (phase: BuildPhase) => {
+        if (!TERMINAL_STATUSES.has(build.status)) {
+          notePhaseArrival(build.timings, phase, this.o.clock.now().getTime());
+        }
         this.o.events.append(build.id, { type: 'phase', phase });
       },
       log: (stream: BuildLogStream, data: string, at: Date) => {

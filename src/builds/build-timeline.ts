@@ -34,6 +34,8 @@ export interface TimelineMark {
    * reported them (or, without a result, as the host saw its phase messages arrive).
    */
   guest?: Partial<Record<BuildPhase, number>>;
+  /** On an `agent` mark: when each of the agent's `phase` messages reached the host (ms). */
+  arrivals?: { phase: BuildPhase; at: number }[];
 }
 
 /** Where a build's time went, as stored with the build (`timings_json`). */
@@ -69,6 +71,13 @@ export function lastMarkOf(timeline: BuildTimeline, phase: HostPhase): number | 
     if (mark?.phase === phase) return mark.at;
   }
   return null;
+}
+
+/** The agent's `phase` message for `phase` reached the host at `at`, inside its window. */
+export function notePhaseArrival(timeline: BuildTimeline, phase: BuildPhase, at: number): void {
+  const last = timeline.marks.at(-1);
+  if (last?.phase !== 'agent') return;
+  (last.arrivals ??= []).push({ phase, at });
 }
 
 /**

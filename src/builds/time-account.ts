@@ -26,6 +26,10 @@ export const ACCOUNT_PHASES = [
 ] as const;
 export type AccountPhase = (typeof ACCOUNT_PHASES)[number];
 
+/** How the host saw an agent window divided by the arrivals of the agent's phase messages. */
+export const OBSERVED_PHASES = ['agent_setup', ...BUILD_PHASES] as const;
+export type ObservedPhase = (typeof OBSERVED_PHASES)[number];
+
 /** Where a build's seconds went (docs/contracts.md#timings). */
 export interface TimeAccount {
   /** Seconds per phase that happened, in ACCOUNT_PHASES order. Each is ≥ 0. */
@@ -40,6 +44,13 @@ export interface TimeAccount {
    * backwards (a phase never counts negative), and for builds stored before the timeline.
    */
   unaccountedSeconds: number;
+  /**
+   * The agent windows as the host saw them, for comparison with the guest's figures: from
+   * hello to the first `phase` message (`agent_setup`), then from each phase message to the
+   * next, the last one running to the outcome (so it holds the agent's wrap-up and the
+   * result's trip too). Sums to the windows exactly.
+   */
+  hostObserved: Partial<Record<ObservedPhase, number>>;
   /** Phases whose seconds are the guest's word, fitted into the host-observed window. */
   guestReported: BuildPhase[];
   /** The guest reported more time than the host observed; its figures were scaled down. */
@@ -63,6 +74,7 @@ export function accountTime(timeline: BuildTimeline, end: number | null): TimeAc
   const add = (phase: AccountPhase, value: number): void => {
     ms.set(phase, (ms.get(phase) ?? 0) + value);
   };
+  const observedMs = new Map<ObservedPhase, number>();
   const guestReported = new Set<BuildPhase>();
   let guestScaled = false;
   const { marks } = timeline;
@@ -75,6 +87,9 @@ export function accountTime(timeline: BuildTimeline, end: number | null): TimeAc
     if (mark.phase !== 'agent') {
       add(mark.phase satisfies HostPhase, window);
       continue;
+    }
+    for (const [phase, value] of observeAgentWindow(mark.at, until, mark.arrivals ?? [])) {
+      observedMs.set(phase, (observedMs.get(phase) ?? 0) + value);
     }
     const split = splitAgentWindow(window, mark.guest ?? {});
     guestScaled ||= split.scaled;
@@ -92,15 +107,40 @@ export function accountTime(timeline: BuildTimeline, end: number | null): TimeAc
     const value = ms.get(phase);
     if (value !== undefined) phases[phase] = value / 1000;
   }
+  const hostObserved: Partial<Record<ObservedPhase, number>> = {};
+  for (const phase of OBSERVED_PHASES) {
+    const value = observedMs.get(phase);
+    if (value !== undefined) hostObserved[phase] = value / 1000;
+  }
   return {
     phases,
     totalSeconds: totalMs === null ? null : totalMs / 1000,
     unaccountedSeconds: totalMs === null ? 0 : (totalMs - sumMs) / 1000,
+    hostObserved,
     guestReported: BUILD_PHASES.filter((p) => guestReported.has(p)),
     guestScaled,
     afterFinish: afterFinishSeconds(timeline.afterFinish),
     legacy: false,
   };
+}
+
+/** Divides an agent window [from, until] (ms) at the arrivals of the agent's phase messages. */
+function observeAgentWindow(
+  from: number,
+  until: number,
+  arrivals: readonly { phase: BuildPhase; at: number }[],
+): [ObservedPhase, number][] {
+  const spans: [ObservedPhase, number][] = [];
+  let current: ObservedPhase = 'agent_setup';
+  let since = from;
+  for (const arrival of arrivals) {
+    const at = Math.min(Math.max(arrival.at, since), until);
+    spans.push([current, at - since]);
+    current = arrival.phase;
+    since = at;
+  }
+  spans.push([current, Math.max(0, until - since)]);
+  return spans;
 }
 
 /** Divides an agent window (ms) into the guest's phases (ms) and the rest. */
@@ -150,6 +190,7 @@ function legacyAccount(legacy: Record<string, number>): TimeAccount {
     phases,
     totalSeconds: total,
     unaccountedSeconds: total === null ? 0 : Math.round((total - sum) * 1000) / 1000,
+    hostObserved: {},
     guestReported: BUILD_PHASES.filter((p) => p in legacy),
     guestScaled: false,
     afterFinish: null,

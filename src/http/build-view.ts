@@ -33,6 +33,7 @@ export function timingsView(build: Build): Record<string, unknown> {
     phases: account.phases,
     total_seconds: account.totalSeconds,
     unaccounted_seconds: account.unaccountedSeconds,
+    host_observed: account.hostObserved,
     guest_reported: account.guestReported,
     guest_scaled: account.guestScaled,
     after_finish: account.afterFinish,

@@ -274,7 +274,16 @@ describe('BuildManager time account', () => {
     run.sink.mark('boot', h.time.now());
     h.time.advance(4000);
     run.sink.mark('agent', h.time.now());
-    h.time.advance(6000);
+    // The agent's phase messages as the host sees them arrive.
+    for (const [phase, ms] of [
+      [null, 500],
+      ['extracting', 1500],
+      ['building', 3000],
+      ['pushing', 1000],
+    ] as const) {
+      if (phase !== null) run.sink.phase(phase);
+      h.time.advance(ms);
+    }
     run.sink.mark('teardown', h.time.now());
     h.time.advance(200);
     // The guest reports extracting 1 s, building 3 s, pushing 1 s of the 6 s agent window.
@@ -306,6 +315,7 @@ describe('BuildManager time account', () => {
       phases,
       total_seconds: 11.35,
       unaccounted_seconds: 0,
+      host_observed: { agent_setup: 0.5, extracting: 1.5, building: 3, pushing: 1 },
       guest_reported: ['extracting', 'building', 'pushing'],
       guest_scaled: false,
       after_finish: { source_removal: 0 },

@@ -4,6 +4,7 @@ import {
   markInterrupted,
   markPhase,
   newTimeline,
+  notePhaseArrival,
   type BuildTimeline,
 } from '../../src/builds/build-timeline.js';
 import { accountTime } from '../../src/builds/time-account.js';
@@ -91,6 +92,25 @@ describe('accountTime', () => {
     expect(account.phases).toMatchObject({ extracting: 2.5, building: 7.5, agent_other: 0 });
     expect(account.totalSeconds).toBe(10.1);
     expect(account.unaccountedSeconds).toBe(0);
+  });
+
+  it('shows the agent window as the host saw the phase messages arrive', () => {
+    const clock = new ManualClock();
+    const t = timeline(clock, 0);
+    markPhase(t, 'agent', clock.now().getTime());
+    clock.advance(2000);
+    notePhaseArrival(t, 'extracting', clock.now().getTime());
+    clock.advance(1000);
+    notePhaseArrival(t, 'building', clock.now().getTime());
+    clock.advance(30_000);
+    attachGuestSeconds(t, { extracting: 0.9, building: 10 });
+    markPhase(t, 'teardown', clock.now().getTime());
+    // Outside an agent window an arrival is not the agent's (nothing to divide).
+    notePhaseArrival(t, 'pushing', clock.now().getTime());
+    const account = accountTime(t, clock.now().getTime());
+    expect(account.hostObserved).toEqual({ agent_setup: 2, extracting: 1, building: 30 });
+    // The guest says 10.9 s of 33 s: the rest is the window's agent_other.
+    expect(account.phases).toMatchObject({ extracting: 0.9, building: 10, agent_other: 22.1 });
   });
 
   it('gives every millisecond of a window with no guest figures to agent_other', () => {

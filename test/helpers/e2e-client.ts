@@ -15,6 +15,7 @@ export interface BuildView {
     phases: Record<string, number>;
     total_seconds: number | null;
     unaccounted_seconds: number;
+    host_observed: Record<string, number>;
     guest_reported: string[];
     guest_scaled: boolean;
     after_finish: Record<string, number> | null;
