@@ -109,6 +109,13 @@ describe('builds in QEMU microVMs, end to end', () => {
       expect(timings.phases.boot).toBeGreaterThan(0);
       expect(timings.phases.building).toBeGreaterThan(0);
       expect(timings.guest_reported).toEqual(expect.arrayContaining(['extracting', 'building']));
+      // The host's own view of the agent window covers the same seconds.
+      const agentWindow = [...timings.guest_reported, 'agent_other'].reduce(
+        (a, p) => a + (timings.phases[p] ?? 0),
+        0,
+      );
+      const observed = Object.values(timings.host_observed).reduce((a, b) => a + b, 0);
+      expect(Math.abs(observed - agentWindow)).toBeLessThan(0.05);
       const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
       expect(metrics).toMatch(/^kiln_build_phase_seconds_count\{phase="building"\} [1-9]/m);
       expect(metrics).toMatch(/^kiln_build_phase_seconds_bucket\{phase="boot",le="\+Inf"\} [1-9]/m);
