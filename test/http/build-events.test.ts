@@ -82,7 +82,11 @@ describe('GET /builds/:id/events', () => {
     expect(typed.map((e) => e.event)).toEqual(['status', 'status', 'log', 'status', 'result']);
     expect(typed.map((e) => Number(e.id))).toEqual([1, 2, 3, 4, 5]);
     expect(got.some((e) => e.event === 'heartbeat' && e.id === undefined)).toBe(true);
-    expect(JSON.parse(typed.at(-1)!.data)).toMatchObject({ status: 'ready' });
+    // The result carries the build's time account, its after-finish steps still to come.
+    expect(JSON.parse(typed.at(-1)!.data)).toMatchObject({
+      status: 'ready',
+      timings: { phases: { upload: 0, queued: 0 }, unaccountedSeconds: 0, afterFinish: null },
+    });
   });
 
   it('closes a followed stream of a finished build right after the final event', async () => {
