@@ -74,7 +74,7 @@ describe('kiln build in a terminal against a daemon building in a microVM', () =
       expect(build.status).toBe('ready');
       expect(screen).toContain(`image  ${build.result?.image_ref}`);
       expect(screen).toContain(`digest ${build.result?.image_digest}`);
-      expect(screen).toMatch(/timings queued .* · boot .* · total /);
+      expect(screen).toMatch(/timings upload .* · queued .* · boot .* · building .* · total /);
 
       const image = await pullImage(
         `${daemon.registry}/acme/cli-web:latest`,
