@@ -91,9 +91,10 @@ export function buildFieldsFrom(
   opts: BuildCliOptions,
   env: Readonly<Record<string, string | undefined>>,
 ): [string, string][] {
-  if (opts.allowHost.length > 0) {
+  // The daemon's rule: allowed_hosts applies to egress builds only (isolated is the default).
+  if (opts.allowHost.length > 0 && opts.network !== 'egress') {
     throw usage(
-      '--allow-host: this daemon has no per-host egress allow-list yet; use --network egress or leave it out',
+      '--allow-host: an allow-list only applies to egress builds; add --network egress or leave --allow-host out',
     );
   }
   if (opts.engine !== undefined) {
@@ -115,6 +116,9 @@ export function buildFieldsFrom(
   if (opts.memory !== undefined) fields.push(['memory_mb', String(opts.memory)]);
   if (opts.cpus !== undefined) fields.push(['cpus', String(opts.cpus)]);
   if (opts.network !== undefined) fields.push(['network_mode', opts.network]);
+  if (opts.allowHost.length > 0) {
+    fields.push(['allowed_hosts', JSON.stringify([...new Set(opts.allowHost)])]);
+  }
   const imageName = imageNameFromTags(opts.tag);
   if (imageName !== null) fields.push(['image_name', imageName]);
   return fields;

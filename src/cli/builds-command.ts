@@ -2,15 +2,7 @@ import { resolveEndpoint } from './cli-config.js';
 import { EXIT, type ExitCode } from './cli-exit.js';
 import type { CliIo } from './cli-io.js';
 import { KilnClient } from './kiln-client.js';
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows
-    .map((r) =>
-      r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '),
-    )
-    .join('\n');
-}
+import { renderTable } from './render-table.js';
 
 /** Whole seconds between two timestamps, or '-' when the build has not started or ended. */
 function duration(from: string | null, to: string | null): string {
@@ -43,6 +35,6 @@ export async function runBuildsCommand(
       duration(b.created_at, b.finished_at),
     ]),
   ];
-  io.stdout(`${table(rows)}\n`);
+  io.stdout(`${renderTable(rows)}\n`);
   return EXIT.ready;
 }

@@ -24,6 +24,18 @@ export interface RemoteBuild {
   };
 }
 
+/** A cache disk as GET /caches shows it (docs/contracts.md#caches). */
+export interface RemoteCache {
+  scope: string;
+  size_bytes: number;
+  used_bytes: number;
+  created_at: string;
+  last_commit_at: string | null;
+  last_commit_build_id: string | null;
+  last_build_id: string | null;
+  last_build_at: string | null;
+}
+
 /** Network failures worth a retry: the daemon was not there or the connection broke. */
 export class DaemonUnreachable extends Error {
   constructor(
@@ -166,6 +178,16 @@ export class KilnClient {
 
   async deleteSecret(id: string): Promise<void> {
     const res = await this.request('DELETE', `/secrets/${encodeURIComponent(id)}`);
+    await res.arrayBuffer();
+  }
+
+  async listCaches(): Promise<RemoteCache[]> {
+    const res = await this.request('GET', '/caches');
+    return ((await res.json()) as { caches: RemoteCache[] }).caches;
+  }
+
+  async deleteCache(scope: string): Promise<void> {
+    const res = await this.request('DELETE', `/caches/${encodeURIComponent(scope)}`);
     await res.arrayBuffer();
   }
 

@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { runBuildCommand } from './build-command.js';
 import type { BuildCliOptions } from './build-options.js';
 import { runBuildsCommand } from './builds-command.js';
+import { runCachesList, runCachesRemove } from './caches-command.js';
 import { runCancelCommand } from './cancel-command.js';
 import { CliExit, EXIT, type ExitCode } from './cli-exit.js';
 import type { CliIo } from './cli-io.js';
@@ -72,7 +73,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .addOption(new Option('--network <mode>', 'network mode').choices(['isolated', 'egress']))
     .option(
       '--allow-host <host>',
-      'egress allow-list (not supported by this daemon yet)',
+      'host (or *.domain, host:port) an egress build may reach, within the operator allow-list (repeatable; needs --network egress)',
       collect,
       [],
     )
@@ -140,6 +141,21 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .argument('<id...>', 'secret ids')
     .action(async (ids: string[]) => {
       done(await runSecretsRemove(ids, io));
+    });
+
+  const caches = program
+    .command('caches')
+    .description("this tenant's persistent cache disks (scope, size, last use)")
+    .addOption(outputOption())
+    .action(async (opts: { output?: 'json' | 'text' }) => {
+      done(await runCachesList(opts, io));
+    });
+  caches
+    .command('rm')
+    .description('remove cache disks (the next build of the scope starts cold)')
+    .argument('<scope...>', 'cache scopes')
+    .action(async (scopes: string[]) => {
+      done(await runCachesRemove(scopes, io));
     });
 
   program

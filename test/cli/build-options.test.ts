@@ -87,10 +87,24 @@ describe('kiln build options → POST /builds fields', () => {
     expect(usageMessage(() => buildArgsFrom(['1BAD=x'], {}))).toContain('NAME=VALUE');
   });
 
-  it('refuses flags the daemon has no field for yet, saying what to do instead', () => {
+  it('sends --allow-host as allowed_hosts for egress builds only, as the daemon rules', () => {
+    expect(
+      buildFieldsFrom({ ...none, network: 'egress', allowHost: ['a.org', '*.b.org', 'a.org'] }, {}),
+    ).toEqual([
+      ['network_mode', 'egress'],
+      ['allowed_hosts', JSON.stringify(['a.org', '*.b.org'])],
+    ]);
     expect(usageMessage(() => buildFieldsFrom({ ...none, allowHost: ['x.org'] }, {}))).toContain(
-      '--network egress',
+      'add --network egress',
     );
+    expect(
+      usageMessage(() =>
+        buildFieldsFrom({ ...none, network: 'isolated', allowHost: ['x.org'] }, {}),
+      ),
+    ).toContain('only applies to egress builds');
+  });
+
+  it('refuses flags the daemon has no field for yet, saying what to do instead', () => {
     expect(usageMessage(() => buildFieldsFrom({ ...none, engine: 'buildkit' }, {}))).toContain(
       'leave --engine out',
     );
@@ -124,6 +138,9 @@ describe('kiln build options → POST /builds fields', () => {
     const network = await cli(['build', '--network', 'open', '.']);
     expect(network.code).toBe(2);
     expect(network.stderr).toContain('isolated, egress');
+    const allowHost = await cli(['build', '--allow-host', 'x.org', '.']);
+    expect(allowHost.code).toBe(2);
+    expect(allowHost.stderr).toMatch(/^kiln: --allow-host: .*--network egress.*\n$/);
     const memory = await cli(['build', '--memory', 'lots', '.']);
     expect(memory.code).toBe(2);
     const unknown = await cli(['build', '--squash', '.']);

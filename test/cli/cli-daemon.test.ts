@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CacheDisks } from '../../src/caches/cache-disks.js';
+import { CacheStore } from '../../src/caches/cache-store.js';
 import { configFile } from '../../src/cli/cli-config.js';
 import type { CliIo } from '../../src/cli/cli-io.js';
 import { runCli } from '../../src/cli/run-cli.js';
+import { createLogger } from '../../src/telemetry/create-logger.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
@@ -127,6 +130,10 @@ describe('kiln build against a daemon', () => {
       '10m',
       '--network',
       'egress',
+      '--allow-host',
+      'registry.npmjs.org',
+      '--allow-host',
+      '*.Example.com',
     ]);
     await h.runner.waitForRuns(1);
     const fake = h.runner.runs[0]!;
@@ -140,6 +147,7 @@ describe('kiln build against a daemon', () => {
       cpus: 1,
       timeoutSeconds: 600,
       networkMode: 'egress',
+      allowedHosts: ['registry.npmjs.org', '*.example.com'],
       imageName: 'web',
     });
     const { stdout: listing } = await execFileAsync('tar', ['-tzf', build.source.path]);
@@ -380,6 +388,48 @@ describe('kiln builds, logs, cancel, secrets and login', () => {
     const again = start(['secrets', 'rm', 'api']);
     expect(await again.code).toBe(2);
     expect(again.stderr()).toContain('SECRET_NOT_FOUND');
+  });
+
+  it('lists cache disks with scope, size and last use, as a table or JSON, and removes them', async () => {
+    // The daemon's cache disks are filled by the VM runner, which is a stand-in here: a second
+    // CacheDisks on the daemon's data directory and database forks and commits one for real.
+    const caches = new CacheDisks({
+      root: path.join(h.dataDir, 'caches'),
+      store: new CacheStore(h.db),
+      clock: h.time,
+      logger: createLogger('silent'),
+      defaultSizeBytes: h.config.caches.defaultSizeBytes,
+      gcThresholdPercent: h.config.caches.gcThresholdPercent,
+    });
+    const empty = start(['caches']);
+    expect(await empty.code).toBe(0);
+    expect(empty.stderr()).toContain('no cache disks');
+    const fork = await caches.fork('acme', 'main', 'b_cachefill');
+    expect(await fork.commit()).toBe(true);
+    const listed = start(['caches']);
+    expect(await listed.code).toBe(0);
+    const size = `${(h.config.caches.defaultSizeBytes / 1024 ** 3).toFixed(1)} GiB`;
+    expect(listed.stdout()).toMatch(
+      new RegExp(
+        String.raw`^SCOPE +USED +SIZE +LAST USED +LAST BUILD\nmain +\d[\d.]* \S+ +${size} +\S+ +b_cachefill\n$`,
+      ),
+    );
+    const json = start(['caches', '--output', 'json']);
+    expect(await json.code).toBe(0);
+    expect(JSON.parse(json.stdout())).toEqual([
+      expect.objectContaining({
+        scope: 'main',
+        size_bytes: h.config.caches.defaultSizeBytes,
+        last_build_id: 'b_cachefill',
+      }),
+    ]);
+    const rm1 = start(['caches', 'rm', 'main']);
+    expect(await rm1.code).toBe(0);
+    expect(rm1.stdout()).toBe('cache main removed\n');
+    expect(await caches.list('acme')).toEqual([]);
+    const again = start(['caches', 'rm', 'main']);
+    expect(await again.code).toBe(2);
+    expect(again.stderr()).toContain('CACHE_NOT_FOUND');
   });
 
   it('login checks the token, stores URL and token 0600, and later commands use them', async () => {
