@@ -133,7 +133,10 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
       contextDir: context.contextDir,
       dockerfile: context.dockerfile,
       buildArgs: { ...job.buildArgs, ...proxyBuildArgs(job.egressProxy) },
-      imageRefs: job.registry.tags.map((t) => `${host}/${job.registry.repository}:${t}`),
+      imageRefs: [
+        ...job.registry.tags.map((t) => `${host}/${job.registry.repository}:${t}`),
+        ...(job.registry.otherRefs ?? []).map((r) => `${host}/${r.repository}:${r.tag}`),
+      ],
       cacheRef:
         job.registry.cacheRepository === null ? null : `${host}/${job.registry.cacheRepository}`,
       registryHost: host,

@@ -48,6 +48,15 @@ export const buildJobSchema = z.object({
     repository: z.string().min(1).max(300),
     /** Tags to push, e.g. ["b_abc…", "latest"]. */
     tags: z.array(tagLike).min(1),
+    /**
+     * References pushed besides `repository:tags`, in other repositories of the tenant
+     * (`image_tags` naming several images), e.g. [{"repository": "acme/api", "tag": "v1"}].
+     * Absent in jobs from hosts that predate it.
+     */
+    otherRefs: z
+      .array(z.object({ repository: z.string().min(1).max(300), tag: tagLike }))
+      .max(32)
+      .optional(),
     /** Cache repository, e.g. "cache/acme/main", or null without cache_scope. */
     cacheRepository: z.string().min(1).max(300).nullable(),
     /**

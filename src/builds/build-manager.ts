@@ -4,7 +4,7 @@ import { BuildDirs } from './build-dirs.js';
 import type { BuildLogStream } from './build-event.js';
 import { newBuildId } from './build-id.js';
 import { BuildQueue } from './build-queue.js';
-import { cacheRepository, outputRepository } from './build-repositories.js';
+import { buildReferences, cacheRepository, outputRepository } from './build-repositories.js';
 import { parseBuildRequest, type BuildRequestPolicy } from './build-request-parser.js';
 import type { AbortReason, BuildRunner, BuildRunSink, RunOutcome } from './build-runner.js';
 import type { BuildPage, BuildStore } from './build-store.js';
@@ -296,7 +296,7 @@ export class BuildManager implements BuildActivity {
         status: 'queued',
         request,
         source: { path: sourcePath, ...upload.source },
-        repository: outputRepository(tenant, id, request.imageName),
+        repository: outputRepository(tenant, id, request),
         cacheRepository: cacheRepository(tenant, request.cacheScope),
         createdAt,
         startedAt: null,
@@ -508,12 +508,16 @@ export class BuildManager implements BuildActivity {
           'agent report disagrees with the registry',
         );
       }
+      const registryHost = new URL(this.o.policy.publicUrl).host;
       const committed = this.finish(
         build,
         {
           status: 'ready',
           result: {
-            imageRef: `${new URL(this.o.policy.publicUrl).host}/${outcome.pushedRef}`,
+            imageRef: `${registryHost}/${outcome.pushedRef}`,
+            imageRefs: buildReferences(build).map(
+              (r) => `${registryHost}/${r.repository}:${r.tag}`,
+            ),
             // The digest the registry accepted wins over the one the agent reports.
             imageDigest: account?.pushedDigest ?? outcome.imageDigest,
             provenance:

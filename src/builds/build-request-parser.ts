@@ -1,6 +1,11 @@
 import { posix } from 'node:path';
-import { isValidCacheScope, isValidImageName } from './build-repositories.js';
-import type { BuildRequest } from './build.js';
+import {
+  DEFAULT_TAG,
+  isValidCacheScope,
+  isValidImageName,
+  isValidImageTag,
+} from './build-repositories.js';
+import type { BuildRequest, ImageTag } from './build.js';
 import { SECRET_ID_PATTERN } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
 import { parseWebhookUrl } from '../webhooks/parse-webhook-url.js';
@@ -20,6 +25,7 @@ export const BUILD_FIELDS = [
   'network_mode',
   'allowed_hosts',
   'image_name',
+  'image_tags',
   'source_sha256',
   'webhook_url',
 ] as const;
@@ -50,6 +56,8 @@ export interface BuildRequestPolicy {
 const MIN_CACHE_SIZE_MB = 256;
 
 const MAX_BUILD_ARGS = 200;
+/** Most `image_tags` entries one build may push. */
+export const MAX_IMAGE_TAGS = 16;
 const MAX_SECRETS = 100;
 const BUILD_ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
@@ -111,6 +119,47 @@ function parseAllowedHosts(value: string | undefined): string[] | null {
     });
   }
   return parsed as string[];
+}
+
+function invalidTags(message: string, tag?: string): AppError {
+  return new AppError('INVALID_IMAGE_TAGS', `image_tags: ${message}`, {
+    details: { field: 'image_tags', ...(tag === undefined ? {} : { tag }) },
+  });
+}
+
+/**
+ * `image_tags`: a JSON array of 1 to MAX_IMAGE_TAGS `NAME[:TAG]` strings (the tag after the
+ * last `:` that follows the last `/`, `latest` when none, as Docker reads `-t`). Repeated
+ * entries count once.
+ */
+function parseImageTags(value: string | undefined): ImageTag[] | null {
+  if (value === undefined) return null;
+  const parsed = parseJson('image_tags', value);
+  if (!Array.isArray(parsed) || parsed.length === 0 || parsed.length > MAX_IMAGE_TAGS) {
+    throw invalidTags(`must be a JSON array of 1 to ${MAX_IMAGE_TAGS} "NAME[:TAG]" strings`);
+  }
+  const tags: ImageTag[] = [];
+  for (const entry of parsed) {
+    if (typeof entry !== 'string') throw invalidTags('must hold strings');
+    const slash = entry.lastIndexOf('/');
+    const colon = entry.lastIndexOf(':');
+    const name = colon > slash ? entry.slice(0, colon) : entry;
+    const tag = colon > slash ? entry.slice(colon + 1) : DEFAULT_TAG;
+    if (!isValidImageName(name)) {
+      throw invalidTags(
+        `${JSON.stringify(entry)}: the name is not a repository name inside the tenant`,
+        entry,
+      );
+    }
+    if (!isValidImageTag(tag)) {
+      throw invalidTags(
+        `${JSON.stringify(entry)}: the tag must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127} and not look like a build id`,
+        entry,
+      );
+    }
+    if (!tags.some((t) => t.name === name && t.tag === tag)) tags.push({ name, tag });
+  }
+  return tags;
 }
 
 /**
@@ -183,6 +232,10 @@ export function parseBuildRequest(
   if (imageName !== null && !isValidImageName(imageName)) {
     throw new AppError('INVALID_IMAGE_NAME', undefined, { details: { field: 'image_name' } });
   }
+  const imageTags = parseImageTags(get('image_tags'));
+  if (imageTags !== null && imageName !== null) {
+    throw invalidTags('give image_name or image_tags, not both');
+  }
   const networkMode = get('network_mode') ?? 'isolated';
   if (networkMode !== 'isolated' && networkMode !== 'egress') {
     throw new AppError('INVALID_NETWORK_MODE');
@@ -232,6 +285,7 @@ export function parseBuildRequest(
       networkMode,
       allowedHosts,
       imageName,
+      ...(imageTags === null ? {} : { imageTags }),
     },
     sourceSha256: sha?.toLowerCase() ?? null,
   };

@@ -62,6 +62,18 @@ export interface BuildRequest {
   allowedHosts?: string[] | null;
   /** Repository name within the tenant; the image lands in `<tenant>/<imageName ?? build id>`. */
   imageName: string | null;
+  /**
+   * `image_tags`: every name and tag to push besides the build id (absent when the build sent
+   * none, and on builds stored before the field existed). The first name is the build's own
+   * repository; `imageName` is then null.
+   */
+  imageTags?: ImageTag[];
+}
+
+/** One entry of `image_tags`: an image name inside the tenant and a tag. */
+export interface ImageTag {
+  name: string;
+  tag: string;
 }
 
 export interface BuildSource {
@@ -89,7 +101,13 @@ export interface BuildFailure {
 export type BuildProvenance = Provenance & { hostsContacted?: string[] };
 
 export interface BuildResult {
+  /** The build's own reference, `<registry host>/<repository>:<build id>`. */
   imageRef: string;
+  /**
+   * Every reference pushed, the build's own first (absent on builds that finished before the
+   * field existed: they pushed `imageRef` and, when named, its `latest`).
+   */
+  imageRefs?: string[];
   imageDigest: string;
   provenance: BuildProvenance;
   /** An `egress` build's traffic: hosts reached with bytes, denied attempts (absent when isolated). */

@@ -1,3 +1,4 @@
+import { buildReferences, type BuildNaming } from './build-repositories.js';
 import type { Build } from './build.js';
 import type { Provenance } from '../../common/protocol/agent-messages.js';
 import type {
@@ -26,21 +27,23 @@ export interface RegistryAccount {
 /**
  * Compares the agent's report (pushed digest, `provenance.baseImages`) with the registry's
  * observations of the build. A base image digest the registry never served to the build, or a
- * pushed digest other than the one the registry accepted under the build's tag, is a
- * disagreement.
+ * pushed digest other than the one the registry accepted under the build's tag, or another
+ * named reference missing or holding another digest, is a disagreement.
  */
 export function registryAccount(
-  build: Pick<Build, 'id' | 'repository' | 'cacheRepository'>,
+  build: BuildNaming & Pick<Build, 'cacheRepository'>,
   reported: { imageDigest: string; provenance: Provenance },
   observed: BuildRegistryObservations,
 ): RegistryAccount {
+  const references = buildReferences(build);
+  const outputs = new Set(references.map((r) => r.repository));
   const own = (repository: string) =>
-    repository === build.repository || repository === build.cacheRepository;
+    outputs.has(repository) || repository === build.cacheRepository;
   const baseImages = observed.served.filter((o) => !own(o.repository));
-  const pushed = observed.pushed.filter(
-    (o) => o.repository === build.repository && o.reference === build.id,
-  );
-  const pushedDigest = pushed.at(-1)?.digest ?? null;
+  const lastPush = (repository: string, tag: string) =>
+    observed.pushed.filter((o) => o.repository === repository && o.reference === tag).at(-1)
+      ?.digest ?? null;
+  const pushedDigest = lastPush(build.repository, build.id);
   const disagreements: string[] = [];
   if (pushedDigest === null) {
     disagreements.push(
@@ -50,6 +53,19 @@ export function registryAccount(
     disagreements.push(
       `the agent reported pushing ${reported.imageDigest}, but the registry accepted ${pushedDigest} as ${build.repository}:${build.id}`,
     );
+  }
+  // Every other reference must carry the very image pushed under the build's own tag.
+  const expected = pushedDigest ?? reported.imageDigest;
+  for (const { repository, tag } of references) {
+    if (repository === build.repository && tag === build.id) continue;
+    const digest = lastPush(repository, tag);
+    if (digest === null) {
+      disagreements.push(`the registry saw no push of ${repository}:${tag}`);
+    } else if (digest !== expected) {
+      disagreements.push(
+        `the registry accepted ${digest} as ${repository}:${tag}, not the build's ${expected}`,
+      );
+    }
   }
   const served = new Set(baseImages.map((o) => o.digest));
   for (const [ref, digest] of Object.entries(reported.provenance.baseImages)) {

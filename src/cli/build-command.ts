@@ -194,7 +194,8 @@ export async function runBuildCommand(
     const final = await client.getBuild(accepted.id);
     if (human) io.stderr(summaryLine(final));
     if (opts.quiet && final.status === 'ready' && final.result) {
-      io.stdout(`${final.result.image_ref}@${final.result.image_digest}\n`);
+      const { image_refs: refs, image_ref: ref, image_digest: digest } = final.result;
+      io.stdout((refs ?? [ref]).map((r) => `${r}@${digest}\n`).join(''));
     }
     return exitFor(final, io, renderer);
   } catch (err) {

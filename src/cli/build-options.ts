@@ -19,26 +19,17 @@ export interface BuildCliOptions {
   quiet?: boolean;
 }
 
-/** The tags this daemon pushes when the image is named: the build id and `latest`. */
-const DAEMON_TAG = 'latest';
-
 /**
- * `-t NAME[:TAG]` → the `image_name` field. The daemon names images `<tenant>/<NAME>` and tags
- * them with the build id and `latest`, so any other tag, a second name or a registry host in
- * the name cannot be honoured and is refused rather than dropped.
+ * `-t NAME[:TAG]`… → the `image_tags` field, each once. The daemon names images
+ * `<tenant>/<NAME>` on its own registry (the first NAME is the build's own repository, which
+ * also gets the build id as a tag), so a registry host in the name is refused rather than
+ * dropped; the daemon checks the names and tags themselves (INVALID_IMAGE_TAGS).
  */
-export function imageNameFromTags(tags: readonly string[]): string | null {
-  const names = new Set<string>();
+export function imageTagsFrom(tags: readonly string[]): string[] {
   for (const tag of tags) {
     const slash = tag.lastIndexOf('/');
     const colon = tag.lastIndexOf(':');
     const name = colon > slash ? tag.slice(0, colon) : tag;
-    const version = colon > slash ? tag.slice(colon + 1) : null;
-    if (version !== null && version !== DAEMON_TAG) {
-      throw usage(
-        `-t ${tag}: the daemon tags images with the build id and "latest" only; use -t ${name}`,
-      );
-    }
     const first = name.split('/')[0] ?? '';
     if (
       name.includes('/') &&
@@ -49,12 +40,8 @@ export function imageNameFromTags(tags: readonly string[]): string | null {
       );
     }
     if (name === '') throw usage(`-t ${tag}: the name is empty`);
-    names.add(name);
   }
-  if (names.size > 1) {
-    throw usage(`-t: one image name per build (got ${[...names].join(', ')})`);
-  }
-  return [...names][0] ?? null;
+  return [...new Set(tags)];
 }
 
 /**
@@ -119,7 +106,7 @@ export function buildFieldsFrom(
   if (opts.allowHost.length > 0) {
     fields.push(['allowed_hosts', JSON.stringify([...new Set(opts.allowHost)])]);
   }
-  const imageName = imageNameFromTags(opts.tag);
-  if (imageName !== null) fields.push(['image_name', imageName]);
+  const imageTags = imageTagsFrom(opts.tag);
+  if (imageTags.length > 0) fields.push(['image_tags', JSON.stringify(imageTags)]);
   return fields;
 }

@@ -107,9 +107,15 @@ export class EventRenderer {
     const took = this.closeStage(at);
     this.stage = null;
     if (status === 'ready') {
-      const result = event.data.result as { imageRef?: string; imageDigest?: string } | null;
+      const result = event.data.result as {
+        imageRef?: string;
+        imageRefs?: string[];
+        imageDigest?: string;
+      } | null;
       this.write(`=> ready${took}\n`);
-      this.write(`image  ${text(result?.imageRef)}\n`);
+      for (const ref of result?.imageRefs ?? [text(result?.imageRef)]) {
+        this.write(`image  ${ref}\n`);
+      }
       this.write(`digest ${text(result?.imageDigest)}\n`);
       return;
     }

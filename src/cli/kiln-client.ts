@@ -14,7 +14,7 @@ export interface RemoteBuild {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
-  result: { image_ref: string; image_digest: string } | null;
+  result: { image_ref: string; image_refs?: string[]; image_digest: string } | null;
   error: { code: string; message: string; log_tail: string[] } | null;
   /** docs/contracts.md#timings */
   timings: {

@@ -55,7 +55,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .description('build an image from a directory, like docker build')
     .argument('[path]', 'build context directory', '.')
     .option('-f, --file <file>', 'Dockerfile (default PATH/Dockerfile; - reads standard input)')
-    .option('-t, --tag <name[:tag]>', 'image name (lands in <tenant>/<name>)', collect, [])
+    .option(
+      '-t, --tag <name[:tag]>',
+      'image name and tag, default latest (lands in <tenant>/<name>; repeatable)',
+      collect,
+      [],
+    )
     .option('--build-arg <key=value>', 'build argument (repeatable)', collect, [])
     .option(
       '--secret <spec>',

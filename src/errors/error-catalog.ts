@@ -46,6 +46,7 @@ export const ERROR_CATALOG = {
   SOURCE_CORRUPT: { status: 400, message: 'The source archive is truncated or corrupt.' },
   UPLOAD_ABORTED: { status: 400, message: 'The upload was interrupted.' },
   INVALID_IMAGE_NAME: { status: 400, message: 'image_name is not a valid repository name.' },
+  INVALID_IMAGE_TAGS: { status: 400, message: 'image_tags is not a list of NAME[:TAG] entries.' },
   INVALID_CACHE_SCOPE: { status: 400, message: 'cache_scope is not a valid scope name.' },
   INVALID_NETWORK_MODE: { status: 400, message: 'network_mode must be "isolated" or "egress".' },
   INVALID_ALLOWED_HOSTS: {

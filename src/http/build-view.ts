@@ -1,4 +1,4 @@
-import { outputTags } from '../builds/build-repositories.js';
+import { buildTags } from '../builds/build-repositories.js';
 import type { Build } from '../builds/build.js';
 import { accountTime } from '../builds/time-account.js';
 import type { EgressSummary } from '../egress/egress-summary.js';
@@ -49,7 +49,7 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
     status: build.status,
     queue_position: build.status === 'queued' ? queuePosition : null,
     repository: build.repository,
-    tags: outputTags(build.id, build.request.imageName),
+    tags: buildTags(build),
     cache_repository: build.cacheRepository,
     created_at: build.createdAt.toISOString(),
     started_at: build.startedAt?.toISOString() ?? null,
@@ -69,6 +69,7 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
       network_mode: build.request.networkMode,
       allowed_hosts: build.request.allowedHosts ?? null,
       image_name: build.request.imageName,
+      image_tags: build.request.imageTags?.map((t) => `${t.name}:${t.tag}`) ?? null,
     },
     source: {
       size_bytes: build.source.sizeBytes,
@@ -80,6 +81,7 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
     result: build.result
       ? {
           image_ref: build.result.imageRef,
+          image_refs: build.result.imageRefs ?? [build.result.imageRef],
           image_digest: build.result.imageDigest,
           provenance: build.result.provenance,
           ...(build.result.egress === undefined ? {} : { egress: egressView(build.result.egress) }),

@@ -139,6 +139,11 @@ export const OPENAPI_DOCUMENT = {
             type: ['object', 'null'],
             properties: {
               image_ref: { type: 'string' },
+              image_refs: {
+                type: 'array',
+                items: { type: 'string' },
+                description: "Every reference pushed, the build's own (tagged with its id) first",
+              },
               image_digest: { type: 'string' },
               provenance: {
                 type: 'object',
@@ -231,6 +236,11 @@ export const OPENAPI_DOCUMENT = {
                       'egress only: JSON array of host names, IP addresses and *.suffix patterns, within the operator ceiling',
                   },
                   image_name: { type: 'string' },
+                  image_tags: {
+                    type: 'string',
+                    description:
+                      'JSON array of 1 to 16 "NAME[:TAG]" (tag default latest); the first NAME is the build\'s repository; not with image_name',
+                  },
                   source_sha256: { type: 'string', pattern: '^[a-f0-9]{64}$' },
                   webhook_url: {
                     type: 'string',

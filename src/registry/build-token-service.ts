@@ -1,5 +1,6 @@
 import { BASE_IMAGE_GLOB, MIRROR_GLOB, type AccessEntry } from './access-scope.js';
 import { BUILD_SUBJECT_PREFIX, type RegistryTokenService } from './registry-token-service.js';
+import { buildRepositories } from '../builds/build-repositories.js';
 import type { BuildTokenIssuer } from '../builds/build-token-issuer.js';
 import type { Build } from '../builds/build.js';
 
@@ -7,8 +8,8 @@ import type { Build } from '../builds/build.js';
 export const BUILD_TOKEN_MARGIN_SECONDS = 120;
 
 /**
- * Issues a build's registry token (docs/contracts.md#build-tokens): push+pull on its output
- * repository and its cache repository, pull on the base-image namespace and the pull-through
+ * Issues a build's registry token (docs/contracts.md#build-tokens): push+pull on each of its
+ * output repositories (its own and those other `image_tags` name) and its cache repository, pull on the base-image namespace and the pull-through
  * mirror, for the build's timeout plus a margin, bound to one attempt (claim `attempt`). The
  * registry refuses it as soon as that attempt is no longer the running one.
  */
@@ -20,9 +21,11 @@ export class BuildTokenService implements BuildTokenIssuer {
   }
 
   async issueBuildToken(build: Build, attemptId: string): Promise<string> {
-    const access: AccessEntry[] = [
-      { type: 'repository', name: build.repository, actions: ['pull', 'push'] },
-    ];
+    const access: AccessEntry[] = buildRepositories(build).map((name) => ({
+      type: 'repository',
+      name,
+      actions: ['pull', 'push'],
+    }));
     if (build.cacheRepository !== null) {
       access.push({ type: 'repository', name: build.cacheRepository, actions: ['pull', 'push'] });
     }

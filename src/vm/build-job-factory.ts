@@ -1,5 +1,6 @@
 import type { BuildJob } from '../../common/protocol/build-job.js';
 import { MIRROR_NAMESPACE } from '../auth/scopes.js';
+import { buildReferences, buildTags } from '../builds/build-repositories.js';
 import type { Build } from '../builds/build.js';
 
 /**
@@ -48,7 +49,8 @@ export function createBuildJob(
       host: options.guestRegistryAddress,
       insecure: true,
       repository: build.repository,
-      tags: request.imageName === null ? [build.id] : [build.id, 'latest'],
+      tags: buildTags(build),
+      otherRefs: buildReferences(build).filter((r) => r.repository !== build.repository),
       cacheRepository: build.cacheRepository,
       mirror: {
         namespace: MIRROR_NAMESPACE,

@@ -52,6 +52,7 @@ function eventBody(id: string, build: Build, at: Date): string {
       tenant: build.tenant,
       status: build.status,
       image_ref: build.result?.imageRef ?? null,
+      image_refs: build.result ? (build.result.imageRefs ?? [build.result.imageRef]) : [],
       image_digest: build.result?.imageDigest ?? null,
       error_code: build.failure?.code ?? null,
       error_message: build.failure?.message ?? null,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildArgsFrom,
   buildFieldsFrom,
-  imageNameFromTags,
+  imageTagsFrom,
   type BuildCliOptions,
 } from '../../src/cli/build-options.js';
 import { buildSecretFields } from '../../src/cli/build-secret-option.js';
@@ -65,20 +65,27 @@ describe('kiln build options → POST /builds fields', () => {
       ['memory_mb', '2048'],
       ['cpus', '2'],
       ['network_mode', 'egress'],
-      ['image_name', 'web'],
+      ['image_tags', JSON.stringify(['web'])],
     ]);
     expect(buildFieldsFrom(none, {})).toEqual([]);
   });
 
-  it('takes -t NAME and NAME:latest, refuses other tags, a second name and a registry host', () => {
-    expect(imageNameFromTags(['team/web'])).toBe('team/web');
-    expect(imageNameFromTags(['web', 'web:latest'])).toBe('web');
-    expect(imageNameFromTags([])).toBeNull();
-    expect(usageMessage(() => imageNameFromTags(['web:v1']))).toContain('use -t web');
-    expect(usageMessage(() => imageNameFromTags(['web', 'api']))).toContain('one image name');
-    expect(usageMessage(() => imageNameFromTags(['127.0.0.1:8083/acme/web']))).toContain(
+  it('sends every -t NAME[:TAG] once, in order, and refuses a registry host or an empty name', () => {
+    expect(imageTagsFrom(['team/web'])).toEqual(['team/web']);
+    expect(imageTagsFrom(['web:v1', 'api:v1', 'web:v1', 'web'])).toEqual([
+      'web:v1',
+      'api:v1',
+      'web',
+    ]);
+    expect(imageTagsFrom([])).toEqual([]);
+    expect(buildFieldsFrom({ ...none, tag: ['web:v1', 'team/api:2.0'] }, {})).toEqual([
+      ['image_tags', JSON.stringify(['web:v1', 'team/api:2.0'])],
+    ]);
+    expect(usageMessage(() => imageTagsFrom(['127.0.0.1:8083/acme/web']))).toContain(
       'registry host',
     );
+    expect(usageMessage(() => imageTagsFrom(['localhost/web:v1']))).toContain('registry host');
+    expect(usageMessage(() => imageTagsFrom([':v1']))).toContain('the name is empty');
   });
 
   it('takes --build-arg K from the environment, and drops it when unset (as docker does)', () => {

@@ -118,6 +118,8 @@ describe('kiln build against a daemon', () => {
       'app',
       '-t',
       'web',
+      '-t',
+      'team/api:2.0',
       '--build-arg',
       'V=1',
       '--cache-scope',
@@ -148,8 +150,13 @@ describe('kiln build against a daemon', () => {
       timeoutSeconds: 600,
       networkMode: 'egress',
       allowedHosts: ['registry.npmjs.org', '*.example.com'],
-      imageName: 'web',
+      imageName: null,
+      imageTags: [
+        { name: 'web', tag: 'latest' },
+        { name: 'team/api', tag: '2.0' },
+      ],
     });
+    expect(build.repository).toBe('acme/web');
     const { stdout: listing } = await execFileAsync('tar', ['-tzf', build.source.path]);
     expect(listing.split('\n').filter(Boolean).sort()).toEqual(
       ['./', '.dockerignore', 'Dockerfile', 'src/', 'src/index.js'].filter((n) => n !== './'),
@@ -179,7 +186,10 @@ describe('kiln build against a daemon', () => {
     expect(err).toContain('=> building (booting the build VM took 2.5s)');
     expect(err).toContain('=> unpacking the source');
     expect(err).toContain('   STEP 1/2: FROM busybox\n   STEP 2/2: COPY . /app\n');
-    expect(err).toContain(`image  ${new URL(h.url).host}/acme/web:${build.id}`);
+    const host = new URL(h.url).host;
+    expect(err).toContain(
+      `image  ${host}/acme/web:${build.id}\nimage  ${host}/acme/web:latest\nimage  ${host}/acme/team/api:2.0\n`,
+    );
     expect(err).toContain(`digest sha256:${'a'.repeat(64)}`);
     expect(err).toMatch(/timings .*boot 2\.0s · extracting 1\.0s · building 3\.0s · pushing 1\.0s/);
     expect(err).toMatch(/uploading context: .*\nuploaded context: /);

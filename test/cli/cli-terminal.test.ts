@@ -103,10 +103,10 @@ describe('kiln in a real terminal', { timeout: 150_000 }, () => {
 
   it('exits 2 on a usage error and 3 when the daemon is gone, each with one line to act on', async () => {
     await appContext();
-    const usage = await kiln(['build', 'app', '-t', 'web:v2']);
+    const usage = await kiln(['build', 'app', '--allow-host', 'registry.npmjs.org']);
     expect(await usage.exitStatus()).toBe(2);
     expect(await usage.screen()).toContain(
-      'kiln: -t web:v2: the daemon tags images with the build id and "latest" only; use -t web',
+      'kiln: --allow-host: an allow-list only applies to egress builds; add --network egress',
     );
     await h.stop();
     const gone = await kiln(['builds']);

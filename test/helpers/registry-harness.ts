@@ -57,6 +57,8 @@ export function registryTestBuild(input: {
   repository: string;
   cacheRepository?: string | null;
   timeoutSeconds?: number;
+  /** `image_tags`; the first name should be `repository`'s. */
+  imageTags?: { name: string; tag: string }[];
 }): Build {
   return {
     id: input.id,
@@ -74,6 +76,7 @@ export function registryTestBuild(input: {
       cpus: 1,
       networkMode: 'isolated',
       imageName: null,
+      ...(input.imageTags === undefined ? {} : { imageTags: input.imageTags }),
     },
     source: {
       path: '/nonexistent',

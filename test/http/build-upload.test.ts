@@ -81,6 +81,25 @@ describe('POST /builds', () => {
     expect(build.tags).toEqual([build.id]);
   });
 
+  it('pushes every image_tags entry: the first name is its repository, all are listed', async () => {
+    const res = await post(
+      form(sampleTar(), { image_tags: '["web:v1", "team/api:v1", "web", "web:v1"]' }),
+    );
+    expect(res.status).toBe(202);
+    const build = (await res.json()) as {
+      id: string;
+      repository: string;
+      tags: string[];
+      request: Record<string, unknown>;
+    };
+    expect(build.repository).toBe('acme/web');
+    expect(build.tags).toEqual([build.id, 'v1', 'latest']);
+    expect(build.request).toMatchObject({
+      image_name: null,
+      image_tags: ['web:v1', 'team/api:v1', 'web:latest'],
+    });
+  });
+
   it('detects gzip and zstd by magic number', async () => {
     const gz = (await (await post(form(gzip(sampleTar())))).json()) as {
       source: { compression: string };
@@ -123,6 +142,7 @@ describe('POST /builds', () => {
       network_mode: 'egress',
       allowed_hosts: null,
       image_name: null,
+      image_tags: null,
     });
   });
 
@@ -299,6 +319,19 @@ describe('POST /builds', () => {
           400,
           'INVALID_IMAGE_NAME',
         );
+      }
+    });
+    it('400 INVALID_IMAGE_TAGS for a bad entry, too many, or image_name beside it', async () => {
+      const many = JSON.stringify(Array.from({ length: 17 }, (_, i) => `web:v${i}`));
+      const cases: Record<string, string>[] = [
+        { image_tags: '["web:-bad"]' },
+        { image_tags: '["Web:v1"]' },
+        { image_tags: '[]' },
+        { image_tags: many },
+        { image_tags: '["web:v1"]', image_name: 'web' },
+      ];
+      for (const fields of cases) {
+        await expectRejected(await post(form(sampleTar(), fields)), 400, 'INVALID_IMAGE_TAGS');
       }
     });
     it('400 INVALID_CACHE_SCOPE for a multi-component or bad scope', async () => {

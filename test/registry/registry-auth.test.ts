@@ -69,6 +69,35 @@ describe('build tokens', () => {
     ]);
   });
 
+  it('carry push+pull on every repository image_tags names, and nothing on any other', async () => {
+    const token = await h.buildToken({
+      id: 'b_multi',
+      tenant: 'acme',
+      repository: 'acme/web',
+      imageTags: [
+        { name: 'web', tag: 'v1' },
+        { name: 'team/api', tag: 'v1' },
+        { name: 'web', tag: 'stable' },
+      ],
+    });
+    expect(accessOf(token)).toEqual([
+      { type: 'repository', name: 'acme/web', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'acme/team/api', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'library/*', actions: ['pull'] },
+      { type: 'repository', name: 'mirror/*', actions: ['pull'] },
+    ]);
+    const exchanged = await h.exchange(token, [
+      'repository:acme/team/api:pull,push',
+      'repository:acme/other:pull,push',
+    ]);
+    expect(accessOf(exchanged)).toEqual([
+      { type: 'repository', name: 'acme/team/api', actions: ['pull', 'push'] },
+    ]);
+    const auth = `Bearer ${token}`;
+    expect(await status('POST', '/v2/acme/team/api/blobs/uploads/', auth)).toBe(202);
+    expect(await status('POST', '/v2/acme/other/blobs/uploads/', auth)).toBe(401);
+  });
+
   it('stop working the moment the build is no longer active, and so do tokens exchanged from them', async () => {
     const token = await h.buildToken({ id: 'b_end', tenant: 'acme', repository: 'acme/web' });
     const exchanged = await h.exchange(token, ['repository:acme/web:pull,push']);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { list as listTar } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTestBuild } from './vm-test-build.js';
+import { buildJobSchema } from '../../common/protocol/build-job.js';
 import type { Build } from '../../src/builds/build.js';
 import { createBuildJob } from '../../src/vm/build-job-factory.js';
 import { writeConfigVolume } from '../../src/vm/config-volume.js';
@@ -63,6 +64,7 @@ describe('volumes', () => {
       insecure: true,
       repository: 'acme/b_aaaaaaaaaaaaaaaaaaaa',
       tags: ['b_aaaaaaaaaaaaaaaaaaaa'],
+      otherRefs: [],
       cacheRepository: 'cache/acme/main',
       // docker.io is always mapped (seeded library/ images), listed once.
       mirror: { namespace: 'mirror', upstreams: ['docker.io', 'ghcr.io'] },
@@ -87,6 +89,31 @@ describe('volumes', () => {
       mirrorUpstreams: [],
     });
     expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'latest']);
+  });
+
+  it('pushes every image_tags entry: tags of its own repository, the others as otherRefs', () => {
+    const job = createBuildJob(
+      {
+        ...build({
+          imageTags: [
+            { name: 'web', tag: 'v1' },
+            { name: 'team/api', tag: 'v1' },
+            { name: 'web', tag: 'stable' },
+          ],
+        }),
+        repository: 'acme/web',
+      },
+      {
+        guestRegistryAddress: '127.0.0.1:5000',
+        guestEgressProxyAddress: '10.0.2.100:3128',
+        limits,
+        mirrorUpstreams: [],
+      },
+    );
+    expect(job.registry.repository).toBe('acme/web');
+    expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'v1', 'stable']);
+    expect(job.registry.otherRefs).toEqual([{ repository: 'acme/team/api', tag: 'v1' }]);
+    expect(buildJobSchema.parse(job)).toEqual(job);
   });
 
   it('creates the scratch disk sparse at the configured size, already formatted as ext4', async () => {
