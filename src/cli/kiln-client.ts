@@ -36,6 +36,13 @@ export interface RemoteCache {
   last_build_at: string | null;
 }
 
+/** The tenant's webhook settings as /webhook-settings answers them (docs/contracts.md#webhooks). */
+export interface RemoteWebhookSettings {
+  default_url: string | null;
+  signing_secret: string;
+  previous_secret_expires_at: string | null;
+}
+
 /** Network failures worth a retry: the daemon was not there or the connection broke. */
 export class DaemonUnreachable extends Error {
   constructor(
@@ -189,6 +196,15 @@ export class KilnClient {
   async deleteCache(scope: string): Promise<void> {
     const res = await this.request('DELETE', `/caches/${encodeURIComponent(scope)}`);
     await res.arrayBuffer();
+  }
+
+  /** POST /webhook-settings/rotate-secret; without `overlapSeconds` the daemon's default. */
+  async rotateWebhookSecret(overlapSeconds?: number): Promise<RemoteWebhookSettings> {
+    const res = await this.request('POST', '/webhook-settings/rotate-secret', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(overlapSeconds === undefined ? {} : { overlap_seconds: overlapSeconds }),
+    });
+    return (await res.json()) as RemoteWebhookSettings;
   }
 
   /**

@@ -12,6 +12,7 @@ import { runLogsCommand } from './logs-command.js';
 import { parseCpus, parseDuration, parseMemoryMb } from './parse-units.js';
 import { runSecretsList, runSecretsRemove, runSecretsSet } from './secrets-command.js';
 import { parseScopes, runTokenCreate } from './token-command.js';
+import { parseOverlap, runWebhooksRotateSecret } from './webhooks-command.js';
 import { BUILD_STATUSES } from '../builds/build.js';
 import { ConfigError } from '../config/config.js';
 import { isAppError } from '../errors/app-error.js';
@@ -35,7 +36,7 @@ function outputOption(): Option {
 
 /**
  * The `kiln` command line. Client commands (`build`, `builds`, `logs`, `cancel`, `secrets`,
- * `login`) talk to a daemon over HTTP; `token create` runs on the daemon's host with its
+ * `caches`, `webhooks`, `login`) talk to a daemon over HTTP; `token create` runs on the daemon's host with its
  * keys. Returns the process exit code (see `EXIT`): 0 ready or done, 1 failed, 2 usage,
  * 3 daemon unreachable or token refused, 130 cancelled.
  */
@@ -161,6 +162,22 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .argument('<scope...>', 'cache scopes')
     .action(async (scopes: string[]) => {
       done(await runCachesRemove(scopes, io));
+    });
+
+  const webhooks = program.command('webhooks').description("this tenant's webhook signing");
+  webhooks
+    .command('rotate-secret')
+    .description(
+      'replace the signing secret; the old one keeps signing beside it for the overlap, then stops',
+    )
+    .option(
+      '--overlap <duration>',
+      'how long deliveries carry both signatures (0 to 7d; default 24h)',
+      parseOverlap,
+    )
+    .addOption(outputOption())
+    .action(async (opts: { overlap?: number; output?: 'json' | 'text' }) => {
+      done(await runWebhooksRotateSecret(opts, io));
     });
 
   program

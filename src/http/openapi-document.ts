@@ -23,6 +23,11 @@ const webhookSettingsJson = {
         properties: {
           default_url: { type: ['string', 'null'] },
           signing_secret: { type: 'string' },
+          previous_secret_expires_at: {
+            type: ['string', 'null'],
+            format: 'date-time',
+            description: 'Until when the secret the last rotation replaced signs beside it',
+          },
         },
       },
     },
@@ -389,6 +394,27 @@ export const OPENAPI_DOCUMENT = {
                 type: 'object',
                 required: ['default_url'],
                 properties: { default_url: { type: ['string', 'null'], format: 'uri' } },
+              },
+            },
+          },
+        },
+        responses: { '200': webhookSettingsJson, '400': error, '401': error, '403': error },
+      },
+    },
+    '/webhook-settings/rotate-secret': {
+      post: {
+        summary:
+          'Replace the signing secret; the old one keeps signing beside it for overlap_seconds',
+        security: bearer,
+        requestBody: {
+          required: false,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  overlap_seconds: { type: 'integer', minimum: 0, maximum: 604800, default: 86400 },
+                },
               },
             },
           },

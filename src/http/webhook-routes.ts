@@ -11,14 +11,53 @@ import type { TenantWebhookSettings, WebhookStore } from '../webhooks/webhook-st
 /** Largest JSON body of PUT /webhook-settings (past it BODY_TOO_LARGE, while it streams). */
 const MAX_BODY_BYTES = 8 * 1024;
 
+/** How long a replaced signing secret keeps signing by default, and at most (seconds). */
+export const DEFAULT_ROTATION_OVERLAP_SECONDS = 86_400;
+export const MAX_ROTATION_OVERLAP_SECONDS = 7 * 86_400;
+
 function settingsView(s: TenantWebhookSettings) {
-  return { default_url: s.defaultUrl, signing_secret: s.signingSecret };
+  return {
+    default_url: s.defaultUrl,
+    signing_secret: s.signingSecret,
+    previous_secret_expires_at: s.previousSecretExpiresAt?.toISOString() ?? null,
+  };
+}
+
+/** `{"overlap_seconds": N}` of a rotation (an empty body takes the default). */
+function overlapSeconds(text: string): number {
+  if (text.trim() === '') return DEFAULT_ROTATION_OVERLAP_SECONDS;
+  let body: unknown;
+  try {
+    body = JSON.parse(text) as unknown;
+  } catch {
+    throw new AppError('BAD_REQUEST', 'The body must be JSON {"overlap_seconds": N}.');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AppError('BAD_REQUEST', 'The body must be JSON {"overlap_seconds": N}.');
+  }
+  const value = (body as { overlap_seconds?: unknown }).overlap_seconds;
+  if (value === undefined) return DEFAULT_ROTATION_OVERLAP_SECONDS;
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < 0 ||
+    value > MAX_ROTATION_OVERLAP_SECONDS
+  ) {
+    throw new AppError(
+      'RESOURCE_OUT_OF_RANGE',
+      `overlap_seconds must be a whole number between 0 and ${MAX_ROTATION_OVERLAP_SECONDS}.`,
+      { details: { field: 'overlap_seconds', min: 0, max: MAX_ROTATION_OVERLAP_SECONDS } },
+    );
+  }
+  return value;
 }
 
 /**
  * Webhooks: a build's deliveries and their attempts (`GET /builds/:id/webhooks`), and the
  * tenant's settings — the default URL and the signing secret receivers verify with
- * (`GET|PUT /webhook-settings`, scope `secrets:write`, since the answer holds a secret).
+ * (`GET|PUT /webhook-settings`, scope `secrets:write`, since the answer holds a secret), and
+ * the secret's rotation with an overlap in which deliveries carry both signatures
+ * (`POST /webhook-settings/rotate-secret`).
  */
 export function webhookRoutes(deps: {
   apiTokens: ApiTokenService;
@@ -73,6 +112,20 @@ export function webhookRoutes(deps: {
     const url = raw === null ? null : parseWebhookUrl(raw);
     const settings = deps.webhooks.setDefaultUrl(c.var.principal.tenant, url);
     c.var.logger.info({ defaultUrl: url }, 'webhook settings stored');
+    return c.json(settingsView(settings));
+  });
+
+  app.post('/webhook-settings/rotate-secret', canAdmin, async (c) => {
+    const text = (await readBody(c, MAX_BODY_BYTES)).toString('utf8');
+    if (text.trim() !== '' && !/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
+      throw new AppError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'POST /webhook-settings/rotate-secret takes application/json (or no body).',
+      );
+    }
+    const overlap = overlapSeconds(text);
+    const settings = deps.webhooks.rotateSecret(c.var.principal.tenant, overlap);
+    c.var.logger.info({ overlapSeconds: overlap }, 'webhook signing secret rotated');
     return c.json(settingsView(settings));
   });
 

@@ -7,6 +7,7 @@ import { migration0005Webhooks } from './migrations/0005-webhooks.js';
 import { migration0006BuildRegistryRecord } from './migrations/0006-build-registry-record.js';
 import { migration0007RegistryBlobTouchedAt } from './migrations/0007-registry-blob-touched-at.js';
 import { migration0009BuildTimeline } from './migrations/0009-build-timeline.js';
+import { migration0010WebhookSecretRotation } from './migrations/0010-webhook-secret-rotation.js';
 
 /**
  * Every migration, in order. Each part of the daemon owns its own migration files under
@@ -22,4 +23,5 @@ export const MIGRATIONS: readonly Migration[] = [
   migration0006BuildRegistryRecord,
   migration0007RegistryBlobTouchedAt,
   migration0009BuildTimeline,
+  migration0010WebhookSecretRotation,
 ];

@@ -153,7 +153,7 @@ export class WebhookDispatcher {
       this.active.delete(id);
       return;
     }
-    const { signingSecret } = this.o.store.settings(delivery.tenant);
+    const secrets = this.o.store.signingSecrets(delivery.tenant);
     const startedAt = this.o.clock.now();
     const result = await sendWebhook({
       url: delivery.url,
@@ -163,7 +163,7 @@ export class WebhookDispatcher {
         'user-agent': 'kiln-webhooks/1',
         'kiln-event': delivery.event,
         'kiln-delivery': delivery.id,
-        'kiln-signature': signWebhook(signingSecret, delivery.payload, startedAt),
+        'kiln-signature': signWebhook(secrets, delivery.payload, startedAt),
       },
       policy: this.o.policy,
       network: this.o.network,

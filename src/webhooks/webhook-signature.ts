@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** The header carrying the signature: `Kiln-Signature: t=<unix seconds>,v1=<hex>`. */
+/** The header carrying the signature: `Kiln-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]`. */
 export const SIGNATURE_HEADER = 'kiln-signature';
 /** How far a receiver should accept a signature's timestamp from its own clock (seconds). */
 export const DEFAULT_TOLERANCE_SECONDS = 300;
@@ -11,12 +11,15 @@ function mac(secret: string, timestamp: number, body: string): string {
 }
 
 /**
- * The `Kiln-Signature` value for one attempt. Each attempt is signed at the time it is sent,
- * so a retry carries a fresh timestamp (as Stripe's retries do).
+ * The `Kiln-Signature` value for one attempt: `t=<unix seconds>` and one `v1=` per secret, in
+ * the order given (the current secret first, then one a rotation replaced while its overlap
+ * lasts), so a receiver holding either verifies. Each attempt is signed at the time it is
+ * sent, so a retry carries a fresh timestamp (as Stripe's retries do).
  */
-export function signWebhook(secret: string, body: string, at: Date): string {
+export function signWebhook(secrets: readonly string[], body: string, at: Date): string {
+  if (secrets.length === 0) throw new Error('signWebhook needs at least one secret');
   const t = Math.floor(at.getTime() / 1000);
-  return `t=${t},v1=${mac(secret, t, body)}`;
+  return [`t=${t}`, ...secrets.map((secret) => `v1=${mac(secret, t, body)}`)].join(',');
 }
 
 /** Why a signature was refused. */

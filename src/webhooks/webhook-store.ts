@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
 import type { Clock } from '../../common/time/clock.js';
-import { openValue, sealValue } from '../auth/sealed-value.js';
+import { openValue, sealValue, type SealedValue } from '../auth/sealed-value.js';
 
 /** A delivery's state: waiting for its next attempt, delivered (a 2xx), or given up. */
 export type DeliveryState = 'pending' | 'delivered' | 'failed';
@@ -34,6 +34,11 @@ export interface TenantWebhookSettings {
   defaultUrl: string | null;
   /** The HMAC key receivers verify `Kiln-Signature` with (`whsec_…`). */
   signingSecret: string;
+  /**
+   * Until when the secret the last rotation replaced still signs deliveries beside the
+   * current one; null when there is none (never rotated, rotated without overlap, or expired).
+   */
+  previousSecretExpiresAt: Date | null;
 }
 
 interface DeliveryRow {
@@ -62,6 +67,10 @@ interface TenantRow {
   secret_iv: Buffer;
   secret_tag: Buffer;
   secret_ciphertext: Buffer;
+  previous_secret_iv: Buffer | null;
+  previous_secret_tag: Buffer | null;
+  previous_secret_ciphertext: Buffer | null;
+  previous_expires_at: number | null;
 }
 
 function toDelivery(r: DeliveryRow): WebhookDelivery {
@@ -89,6 +98,11 @@ function toAttempt(r: AttemptRow): WebhookAttempt {
   };
 }
 
+/** A new signing secret: `whsec_` and 256 random bits. */
+function newSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64url')}`;
+}
+
 function aad(tenant: string): Buffer {
   return Buffer.from(`kiln-webhook-signing-secret\0${tenant}`, 'utf8');
 }
@@ -102,6 +116,7 @@ export class WebhookStore {
   private readonly tenantGet: Statement<[string], TenantRow>;
   private readonly tenantInsert: Statement;
   private readonly tenantSetUrl: Statement;
+  private readonly tenantRotate: Statement;
   private readonly deliveryInsert: Statement;
   private readonly deliveryGet: Statement<[string], DeliveryRow>;
   private readonly deliveriesPending: Statement<[], DeliveryRow>;
@@ -117,7 +132,9 @@ export class WebhookStore {
     private readonly clock: Clock,
   ) {
     this.tenantGet = db.prepare(
-      'SELECT default_url, secret_iv, secret_tag, secret_ciphertext FROM webhook_tenants WHERE tenant = ?',
+      `SELECT default_url, secret_iv, secret_tag, secret_ciphertext, previous_secret_iv,
+              previous_secret_tag, previous_secret_ciphertext, previous_expires_at
+       FROM webhook_tenants WHERE tenant = ?`,
     );
     this.tenantInsert = db.prepare(
       `INSERT INTO webhook_tenants (tenant, default_url, secret_iv, secret_tag, secret_ciphertext, created_at, updated_at)
@@ -125,6 +142,13 @@ export class WebhookStore {
     );
     this.tenantSetUrl = db.prepare(
       'UPDATE webhook_tenants SET default_url = @url, updated_at = @now WHERE tenant = @tenant',
+    );
+    this.tenantRotate = db.prepare(
+      `UPDATE webhook_tenants SET secret_iv = @iv, secret_tag = @tag, secret_ciphertext = @ciphertext,
+         previous_secret_iv = @previous_iv, previous_secret_tag = @previous_tag,
+         previous_secret_ciphertext = @previous_ciphertext, previous_expires_at = @previous_expires_at,
+         updated_at = @now
+       WHERE tenant = @tenant`,
     );
     this.deliveryInsert = db.prepare(
       `INSERT INTO webhook_deliveries (id, build_id, tenant, url, event, payload, state, created_at, next_attempt_at, give_up_at)
@@ -152,22 +176,81 @@ export class WebhookStore {
     );
   }
 
+  /** A tenant's row; the signing secret is generated (and stored) on first use. */
+  private tenantRow(tenant: string): TenantRow {
+    const row = this.tenantGet.get(tenant);
+    if (row !== undefined) return row;
+    const sealed = sealValue(this.key, newSecret(), aad(tenant));
+    this.tenantInsert.run({ tenant, ...sealed, now: this.clock.now().getTime() });
+    const inserted = this.tenantGet.get(tenant);
+    if (inserted === undefined) throw new Error('webhook settings row vanished after insert');
+    return inserted;
+  }
+
+  /** The previous secret's sealed value and expiry, when it still signs at the clock's now. */
+  private livePrevious(row: TenantRow): { sealed: SealedValue; expiresAt: Date } | null {
+    const { previous_secret_iv: iv, previous_secret_tag: tag } = row;
+    const ciphertext = row.previous_secret_ciphertext;
+    const expiresAt = row.previous_expires_at;
+    if (iv === null || tag === null || ciphertext === null || expiresAt === null) return null;
+    if (expiresAt <= this.clock.now().getTime()) return null;
+    return { sealed: { iv, tag, ciphertext }, expiresAt: new Date(expiresAt) };
+  }
+
+  private open(tenant: string, sealed: SealedValue): string {
+    return openValue(this.key, sealed, aad(tenant));
+  }
+
   /** A tenant's settings; the signing secret is generated (and stored) on first use. */
   settings(tenant: string): TenantWebhookSettings {
-    let row = this.tenantGet.get(tenant);
-    if (row === undefined) {
-      const secret = `whsec_${randomBytes(32).toString('base64url')}`;
-      const sealed = sealValue(this.key, secret, aad(tenant));
-      this.tenantInsert.run({ tenant, ...sealed, now: this.clock.now().getTime() });
-      row = this.tenantGet.get(tenant);
-      if (row === undefined) throw new Error('webhook settings row vanished after insert');
-    }
-    const signingSecret = openValue(
-      this.key,
-      { iv: row.secret_iv, tag: row.secret_tag, ciphertext: row.secret_ciphertext },
-      aad(tenant),
-    );
-    return { defaultUrl: row.default_url, signingSecret };
+    const row = this.tenantRow(tenant);
+    return {
+      defaultUrl: row.default_url,
+      signingSecret: this.open(tenant, {
+        iv: row.secret_iv,
+        tag: row.secret_tag,
+        ciphertext: row.secret_ciphertext,
+      }),
+      previousSecretExpiresAt: this.livePrevious(row)?.expiresAt ?? null,
+    };
+  }
+
+  /**
+   * The secrets a delivery made now is signed with: the current one first, then the one the
+   * last rotation replaced while its overlap lasts.
+   */
+  signingSecrets(tenant: string): string[] {
+    const row = this.tenantRow(tenant);
+    const previous = this.livePrevious(row);
+    const current = this.open(tenant, {
+      iv: row.secret_iv,
+      tag: row.secret_tag,
+      ciphertext: row.secret_ciphertext,
+    });
+    return previous === null ? [current] : [current, this.open(tenant, previous.sealed)];
+  }
+
+  /**
+   * Replaces the signing secret with a new one. The replaced secret keeps signing beside it
+   * for `overlapSeconds` (0: it stops at once); a secret an earlier rotation replaced stops
+   * now, so at most two ever sign.
+   */
+  rotateSecret(tenant: string, overlapSeconds: number): TenantWebhookSettings {
+    this.db.transaction(() => {
+      const row = this.tenantRow(tenant);
+      const now = this.clock.now().getTime();
+      const keep = overlapSeconds > 0;
+      this.tenantRotate.run({
+        tenant,
+        ...sealValue(this.key, newSecret(), aad(tenant)),
+        previous_iv: keep ? row.secret_iv : null,
+        previous_tag: keep ? row.secret_tag : null,
+        previous_ciphertext: keep ? row.secret_ciphertext : null,
+        previous_expires_at: keep ? now + overlapSeconds * 1000 : null,
+        now,
+      });
+    })();
+    return this.settings(tenant);
   }
 
   /** Sets (or clears, with null) the URL builds of this tenant get when they name none. */

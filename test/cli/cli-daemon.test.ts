@@ -442,6 +442,37 @@ describe('kiln builds, logs, cancel, secrets and login', () => {
     expect(again.stderr()).toContain('CACHE_NOT_FOUND');
   });
 
+  it('rotates the webhook signing secret with an overlap, as text or JSON', async () => {
+    const old = h.webhooks.settings('acme').signingSecret;
+    const rotated = start(['webhooks', 'rotate-secret', '--overlap', '2h']);
+    expect(await rotated.code).toBe(0);
+    const fresh = h.webhooks.settings('acme').signingSecret;
+    expect(fresh).not.toBe(old);
+    const until = new Date(h.time.now().getTime() + 7_200_000).toISOString();
+    expect(rotated.stdout()).toBe(
+      `new signing secret: ${fresh}\ndeliveries carry signatures from both secrets until ${until}; switch your receivers to the new one before then\n`,
+    );
+    expect(h.webhooks.signingSecrets('acme')).toEqual([fresh, old]);
+    const json = start(['webhooks', 'rotate-secret', '--overlap', '0', '--output', 'json']);
+    expect(await json.code).toBe(0);
+    expect(JSON.parse(json.stdout())).toEqual({
+      default_url: null,
+      signing_secret: h.webhooks.settings('acme').signingSecret,
+      previous_secret_expires_at: null,
+    });
+    expect(h.webhooks.signingSecrets('acme')).toHaveLength(1);
+    const tooLong = start(['webhooks', 'rotate-secret', '--overlap', '8d']);
+    expect(await tooLong.code).toBe(2);
+    expect(tooLong.stderr()).toContain('RESOURCE_OUT_OF_RANGE');
+    const bad = start(['webhooks', 'rotate-secret', '--overlap', 'soon']);
+    expect(await bad.code).toBe(2);
+    const readOnly = start(['webhooks', 'rotate-secret'], {
+      KILN_TOKEN: await h.token('acme', ['builds:read']),
+    });
+    expect(await readOnly.code).toBe(3);
+    expect(readOnly.stderr()).toContain('missing scope');
+  });
+
   it('login checks the token, stores URL and token 0600, and later commands use them', async () => {
     const xdg = path.join(work, 'xdg');
     const env = { XDG_CONFIG_HOME: xdg, KILN_URL: '', KILN_TOKEN: '' };

@@ -287,4 +287,86 @@ describe('webhooks', () => {
       'INVALID_WEBHOOK_URL',
     );
   });
+
+  it('signs with the new and the old secret during a rotation overlap, then with the new one only', async () => {
+    const time = new ManualClock();
+    const first = await harness({ time });
+    const auth = { authorization: `Bearer ${await first.h.token('acme')}` };
+    const old = await signingSecret(first.h);
+    const rotate = (h: Harness, body?: string) =>
+      h.app.request('/webhook-settings/rotate-secret', {
+        method: 'POST',
+        ...(body === undefined ? {} : { body }),
+        headers: { ...auth, 'content-type': 'application/json' },
+      });
+    for (const bad of [
+      '{"overlap_seconds": -1}',
+      '{"overlap_seconds": 604801}',
+      '{"overlap_seconds": 1.5}',
+    ]) {
+      const res = await rotate(first.h, bad);
+      expect(res.status, bad).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+        'RESOURCE_OUT_OF_RANGE',
+      );
+    }
+    expect((await rotate(first.h, 'nope')).status).toBe(400);
+    expect(await signingSecret(first.h)).toBe(old);
+
+    const res = await rotate(first.h, '{"overlap_seconds": 3600}');
+    expect(res.status).toBe(200);
+    const rotated = (await res.json()) as {
+      signing_secret: string;
+      previous_secret_expires_at: string;
+    };
+    expect(rotated.signing_secret).toMatch(/^whsec_/);
+    expect(rotated.signing_secret).not.toBe(old);
+    expect(rotated.previous_secret_expires_at).toBe(
+      new Date(time.now().getTime() + 3_600_000).toISOString(),
+    );
+    // The replaced secret survives a restart with its expiry (stored, sealed, in SQLite).
+    await first.h.stop();
+    open.splice(open.indexOf(first.h), 1);
+    const { h } = await harness({ dataDir: first.h.dataDir, time });
+    const fresh = rotated.signing_secret;
+    const verify = (secret: string, r: Received) =>
+      verifyWebhookSignature({ secret, header: r.signature, body: r.body, now: time.now() });
+
+    const id = await submit(h, `http://hooks.test:${port}/kiln`);
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    run.sink.status('building');
+    await eventually(() => receiver.received.length === 1);
+    const during = receiver.received[0]!;
+    expect(during.signature).toMatch(/^t=\d+,v1=[0-9a-f]{64},v1=[0-9a-f]{64}$/);
+    expect(verify(fresh, during)).toEqual({ ok: true });
+    expect(verify(old, during)).toEqual({ ok: true });
+
+    time.advance(3_600_000);
+    // API tokens live an hour too: later requests take a fresh one.
+    auth.authorization = `Bearer ${await h.token('acme')}`;
+    const settings = await h.app.request('/webhook-settings', { headers: auth });
+    expect(await settings.json()).toMatchObject({
+      signing_secret: fresh,
+      previous_secret_expires_at: null,
+    });
+    run.finish(okOutcome(`acme/${id}:${id}`));
+    await eventually(() => receiver.received.length === 2);
+    const after = receiver.received[1]!;
+    expect(after.signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    expect(verify(fresh, after)).toEqual({ ok: true });
+    expect(verify(old, after)).toEqual({ ok: false, problem: 'mismatch' });
+
+    // overlap 0: the replaced secret stops at once; and an empty body takes the default (a day).
+    const immediate = (await (await rotate(h, '{"overlap_seconds": 0}')).json()) as {
+      previous_secret_expires_at: string | null;
+    };
+    expect(immediate.previous_secret_expires_at).toBeNull();
+    expect(h.webhooks.signingSecrets('acme')).toHaveLength(1);
+    const byDefault = (await (await rotate(h)).json()) as { previous_secret_expires_at: string };
+    expect(byDefault.previous_secret_expires_at).toBe(
+      new Date(time.now().getTime() + 86_400_000).toISOString(),
+    );
+    expect(h.webhooks.signingSecrets('acme')).toHaveLength(2);
+  });
 });
