@@ -207,6 +207,23 @@ describe('kiln build against a daemon', () => {
     expect(requests.map((r) => r.dockerfile)).toEqual([DOCKERFILE, 'FROM busybox\nRUN true\n']);
   });
 
+  it('--quiet prints only every pushed reference with the digest, one a line', async () => {
+    await context({ Dockerfile: DOCKERFILE });
+    const run = start(['build', 'app', '-q', '-t', 'web:v1', '-t', 'api:v1']);
+    await h.runner.waitForRuns(1);
+    const { build } = h.runner.runs[0]!.input;
+    h.runner.runs[0]!.finish(okOutcome(`acme/web:${build.id}`));
+    expect(await run.code).toBe(0);
+    const host = new URL(h.url).host;
+    const digest = `sha256:${'a'.repeat(64)}`;
+    expect(run.stdout()).toBe(
+      [`acme/web:${build.id}`, 'acme/web:v1', 'acme/api:v1']
+        .map((ref) => `${host}/${ref}@${digest}\n`)
+        .join(''),
+    );
+    expect(run.stderr()).toBe('');
+  });
+
   it('exits 1 with the error code and the log tail when the build fails', async () => {
     await context({ Dockerfile: DOCKERFILE });
     const run = start(['build', 'app', '--quiet']);
