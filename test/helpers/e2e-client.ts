@@ -8,7 +8,13 @@ export interface BuildView {
   repository: string;
   tags: string[];
   attempts: number;
-  result: { image_ref: string; image_digest: string; provenance: Record<string, unknown> } | null;
+  request: Record<string, unknown>;
+  result: {
+    image_ref: string;
+    image_refs?: string[];
+    image_digest: string;
+    provenance: Record<string, unknown>;
+  } | null;
   error: { code: string; message: string; log_tail: string[] } | null;
   /** docs/contracts.md#timings */
   timings: {
