@@ -252,6 +252,10 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       mirror: config.mirror,
       baseImageFailures,
       buildRecord,
+      scheduler,
+      onMirrorEviction: (report) => {
+        metrics.mirrorEvicted(report);
+      },
     });
     metrics.observeRegistryStorage(registry);
     let state: State = 'created';

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { envInt, envOptionalString } from './env-schema.js';
+import { envBytes, envInt, envOptionalString } from './env-schema.js';
+
+const GiB = 1024 ** 3;
 
 /**
  * Registry endpoints of the well-known upstream names. Docker Hub's images are named
@@ -55,6 +57,11 @@ export const mirrorConfigSchema = z
     KILN_MIRROR_TAG_TTL_SECONDS: envInt(300, 0, 30 * 86_400),
     /** Seconds to wait for an upstream to answer (connect and headers; also between body chunks). */
     KILN_MIRROR_UPSTREAM_TIMEOUT_SECONDS: envInt(10, 1, 600),
+    /**
+     * Bytes of mirrored content kept (blobs only the mirror holds, and its manifests); past it
+     * the least recently pulled images are evicted. `0` keeps everything.
+     */
+    KILN_MIRROR_MAX_BYTES: envBytes(20 * GiB, 0, 1024 ** 5),
   })
   .transform((r, ctx) => {
     const report: Report = (variable, message) => {
@@ -103,6 +110,8 @@ export const mirrorConfigSchema = z
           : path.resolve(r.KILN_MIRROR_CREDENTIALS_FILE),
       tagTtlSeconds: r.KILN_MIRROR_TAG_TTL_SECONDS,
       upstreamTimeoutSeconds: r.KILN_MIRROR_UPSTREAM_TIMEOUT_SECONDS,
+      /** Bytes of mirrored content kept before least-recently-used eviction; 0 = unlimited. */
+      maxBytes: r.KILN_MIRROR_MAX_BYTES,
     };
   });
 

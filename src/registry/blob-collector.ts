@@ -43,8 +43,8 @@ export class BlobCollector {
 
   /** One mark-and-sweep pass. */
   async sweep(): Promise<SweepReport> {
-    const { store, blobs, clock, logger } = this.options;
-    const cutoff = new Date(clock.now().getTime() - this.options.graceSeconds * 1000);
+    const { store, logger } = this.options;
+    const cutoff = this.graceCutoff();
     const referenced = new Set<string>();
     for (const { mediaType, content } of store.manifestContents()) {
       try {
@@ -57,10 +57,30 @@ export class BlobCollector {
         return { removedBlobs: 0, removedBytes: 0 };
       }
     }
+    const candidates = store.untouchedBlobs(cutoff).filter((b) => !referenced.has(b.digest));
+    const { removedBlobs, removedBytes } = await this.removeUntouched(candidates, cutoff);
+    if (removedBlobs > 0) logger.info({ removedBlobs, removedBytes }, 'registry gc: blobs removed');
+    return { removedBlobs, removedBytes };
+  }
+
+  /** The cutoff of the grace period now: blobs touched since are kept. */
+  graceCutoff(): Date {
+    return new Date(this.options.clock.now().getTime() - this.options.graceSeconds * 1000);
+  }
+
+  /**
+   * Removes each of `candidates` (blobs the caller found unreferenced) that is not being read
+   * or arriving and was not touched since `cutoff`; mirror eviction uses it for the blobs its
+   * evicted manifests left unreferenced.
+   */
+  async removeUntouched(
+    candidates: readonly { digest: string; size: number }[],
+    cutoff: Date,
+  ): Promise<SweepReport> {
+    const { store, blobs } = this.options;
     let removedBlobs = 0;
     let removedBytes = 0;
-    for (const { digest, size } of store.untouchedBlobs(cutoff)) {
-      if (referenced.has(digest)) continue;
+    for (const { digest, size } of candidates) {
       const parsed = parseDigest(digest);
       // Check, rows and the removal's registration in one tick: an arrival waits for it.
       if (blobs.isBusy(parsed)) continue;
@@ -69,7 +89,6 @@ export class BlobCollector {
       removedBlobs += 1;
       removedBytes += size;
     }
-    if (removedBlobs > 0) logger.info({ removedBlobs, removedBytes }, 'registry gc: blobs removed');
     return { removedBlobs, removedBytes };
   }
 }

@@ -41,6 +41,7 @@ export class BuildRegistryRecord {
   >;
   private readonly select: Statement<[string], Row>;
   private readonly remove: Statement<[string]>;
+  private readonly servedAll: Statement<[], { repository: string; digest: string }>;
 
   constructor(
     db: Database,
@@ -56,6 +57,9 @@ export class BuildRegistryRecord {
        WHERE build_id = ? ORDER BY id`,
     );
     this.remove = db.prepare('DELETE FROM build_registry_record WHERE build_id = ?');
+    this.servedAll = db.prepare(
+      "SELECT DISTINCT repository, digest FROM build_registry_record WHERE kind = 'served'",
+    );
   }
 
   /** Records a manifest served to `subject`, when it is a build's token. */
@@ -80,6 +84,14 @@ export class BuildRegistryRecord {
       });
     }
     return out;
+  }
+
+  /**
+   * Every manifest served to a build whose rows are still held, that is to a build in flight
+   * (rows are forgotten when a build ends): mirror eviction keeps these.
+   */
+  servedManifests(): { repository: string; digest: string }[] {
+    return this.servedAll.all();
   }
 
   /** Removes the build's rows (its result holds what mattered). */

@@ -7,18 +7,20 @@ import { BlobCollector } from './blob-collector.js';
 import { BlobStore } from './blob-store.js';
 import { BuildRegistryRecord } from './build-registry-record.js';
 import { BaseImageFailures } from './mirror/base-image-failures.js';
+import { MirrorEvictor, type EvictionReport } from './mirror/mirror-evictor.js';
 import { RegistryMirror } from './mirror/registry-mirror.js';
 import { readUpstreamCredentials } from './mirror/upstream-credentials.js';
 import { buildRegistryApp, type RegistryEnv } from './registry-app.js';
 import { RegistryAuthenticator } from './registry-authenticator.js';
-import { RegistryStore } from './registry-store.js';
+import { RegistryStore, type NamespaceTotals } from './registry-store.js';
 import type { RegistryTokenService } from './registry-token-service.js';
 import { UploadSessions } from './upload-sessions.js';
 import { UploadSweeper } from './upload-sweeper.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { BuildActivity } from '../builds/build-token-issuer.js';
 import type { Config } from '../config/config.js';
-import type { MirrorConfig } from '../config/mirror-config.js';
+import { parseMirrorConfig, type MirrorConfig } from '../config/mirror-config.js';
+import { systemScheduler, type Scheduler } from '../time/scheduler.js';
 
 /** How often stale upload sessions are looked for (their age is judged by the clock). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -57,23 +59,30 @@ export interface RegistryOptions {
    * the build manager. Default: a record of the registry's own on `db`.
    */
   buildRecord?: BuildRegistryRecord;
+  /** Runs the periodic mirror eviction (every `gcIntervalSeconds`); the system's unless given. */
+  scheduler?: Scheduler;
+  /** Told of every mirror eviction run that removed something (for /metrics). */
+  onMirrorEviction?: (report: EvictionReport) => void;
 }
 
-/** The mirror's configuration when none is given: no upstreams. */
-const NO_UPSTREAMS: MirrorConfig = {
-  upstreams: [],
-  credentialsFile: null,
-  tagTtlSeconds: 300,
-  upstreamTimeoutSeconds: 10,
-};
+/** The mirror's configuration when none is given: no upstreams, the default size limit. */
+const NO_UPSTREAMS: MirrorConfig = parseMirrorConfig({ KILN_MIRROR_AIR_GAPPED: 'true' });
 
 /** The OCI registry: a Hono app for `/v2` and its shutdown. */
 export interface Registry {
   app: Hono<RegistryEnv>;
   /** Garbage collection of unreferenced blobs; sweeps every `KILN_REGISTRY_GC_INTERVAL_SECONDS`. */
   collector: BlobCollector;
+  /** Least-recently-used eviction of mirrored content over `KILN_MIRROR_MAX_BYTES`. */
+  evictor: MirrorEvictor;
+  /** Runs one eviction now, after any sweep or eviction under way (for tests and operators). */
+  evictMirror(): Promise<EvictionReport>;
   /** How many blobs are stored and their bytes (for /metrics). */
   blobTotals(): { count: number; bytes: number };
+  /** Blobs and manifests per namespace class (for /metrics). */
+  namespaceTotals(): NamespaceTotals[];
+  /** Bytes the mirror's size limit counts, and the limit (0 = none). */
+  mirrorUsage(): { bytes: number; maxBytes: number };
   close(): Promise<void>;
 }
 
@@ -103,6 +112,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     buildActivity: deps.buildActivity,
   });
   const mirrorConfig = deps.mirror ?? NO_UPSTREAMS;
+  let closed = false;
   const mirror = await RegistryMirror.create({
     config: mirrorConfig,
     credentials:
@@ -115,6 +125,9 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     maxManifestBytes: deps.config.registry.maxManifestBytes,
     clock: deps.clock,
     logger,
+    onFill: () => {
+      if (!closed && !evictionQueued && evictor.overLimit()) void queueEviction();
+    },
   });
   await uploads.recover();
   await uploads.sweep();
@@ -127,16 +140,49 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     graceSeconds: deps.config.registry.gcGraceSeconds,
     logger,
   });
-  // Sweeps run one at a time; a failed one is logged and the next runs on schedule.
+  // Sweeps and evictions run one at a time; a failed one is logged and the next runs on schedule.
   let collecting: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(run: () => Promise<T>): Promise<T> => {
+    const next = collecting.then(run);
+    collecting = next.catch((err: unknown) => {
+      logger.warn({ err }, 'registry gc: sweep or mirror eviction failed');
+    });
+    return next;
+  };
   const gcTimer = setInterval(() => {
-    collecting = collecting
-      .then(() => collector.sweep())
-      .catch((err: unknown) => {
-        logger.warn({ err }, 'registry gc: sweep failed');
-      });
+    void exclusive(() => collector.sweep()).catch(() => undefined);
   }, deps.config.registry.gcIntervalSeconds * 1000);
   gcTimer.unref();
+  const buildRecord = deps.buildRecord ?? new BuildRegistryRecord(deps.db, deps.clock);
+  const evictor = new MirrorEvictor({
+    store,
+    collector,
+    maxBytes: mirrorConfig.maxBytes,
+    inFlight: () => buildRecord.servedManifests(),
+    logger,
+    ...(deps.onMirrorEviction === undefined ? {} : { onEvicted: deps.onMirrorEviction }),
+  });
+  let evictionQueued = false;
+  const queueEviction = (): Promise<EvictionReport> => {
+    evictionQueued = true;
+    return exclusive(() => {
+      evictionQueued = false;
+      return evictor.evict();
+    });
+  };
+  const scheduler = deps.scheduler ?? systemScheduler;
+  let cancelEviction = (): void => undefined;
+  const armEviction = (): void => {
+    cancelEviction = scheduler.setTimeout(() => {
+      if (closed) return;
+      void queueEviction()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!closed) armEviction();
+        });
+    }, deps.config.registry.gcIntervalSeconds * 1000);
+  };
+  if (mirrorConfig.maxBytes > 0) armEviction();
   const app = buildRegistryApp({
     store,
     blobs,
@@ -145,21 +191,25 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     authenticator,
     mirror,
     baseImageFailures: deps.baseImageFailures ?? new BaseImageFailures(),
-    buildRecord: deps.buildRecord ?? new BuildRegistryRecord(deps.db, deps.clock),
+    buildRecord,
     config: deps.config.registry,
     publicUrl: deps.publicUrl ?? (() => deps.config.server.publicUrl),
     clock: deps.clock,
     logger,
   });
-  let closed = false;
   return {
     app,
     collector,
+    evictor,
+    evictMirror: queueEviction,
     blobTotals: () => store.blobTotals(),
+    namespaceTotals: () => store.namespaceTotals(),
+    mirrorUsage: () => ({ bytes: store.mirrorUsageBytes(), maxBytes: mirrorConfig.maxBytes }),
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(gcTimer);
+      cancelEviction();
       await collecting;
       await sweeper.close();
       await mirror.close();

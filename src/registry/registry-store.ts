@@ -1,5 +1,44 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { Clock } from '../../common/time/clock.js';
+import { BASE_IMAGE_NAMESPACE, CACHE_NAMESPACE, MIRROR_NAMESPACE } from '../auth/scopes.js';
+
+/** The classes of repositories storage is reported by: every tenant counts as `tenant`. */
+export type NamespaceClass = 'library' | 'mirror' | 'cache' | 'tenant';
+
+/** What one namespace class holds; a blob linked into several classes counts in each. */
+export interface NamespaceTotals {
+  namespace: NamespaceClass;
+  blobs: number;
+  blobBytes: number;
+  manifests: number;
+  manifestBytes: number;
+}
+
+/** A stored manifest as eviction and garbage collection see it. */
+export interface ManifestEntry {
+  repository: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** When it was last served through the mirror, or stored. */
+  usedAt: Date;
+  content: Buffer;
+}
+
+/** A blob every link of which is in the mirror namespace (what the mirror's limit counts). */
+export interface MirrorOnlyBlob {
+  digest: string;
+  size: number;
+  touchedAt: Date;
+}
+
+/** The SQL class of the repository aliased `r` (see NamespaceClass). */
+const NAMESPACE_OF_R = `CASE substr(r.name, 1, instr(r.name, '/') - 1)
+  WHEN '${BASE_IMAGE_NAMESPACE}' THEN 'library' WHEN '${MIRROR_NAMESPACE}' THEN 'mirror'
+  WHEN '${CACHE_NAMESPACE}' THEN 'cache' ELSE 'tenant' END`;
+
+/** True in SQL when the repository aliased `r` is in the mirror namespace. */
+const R_IS_MIRROR = `substr(r.name, 1, ${MIRROR_NAMESPACE.length + 1}) = '${MIRROR_NAMESPACE}/'`;
 
 /** A stored manifest (manifests, tags and referrers live in SQLite: docs/contracts.md#registry). */
 export interface StoredManifest {
@@ -87,8 +126,36 @@ export class RegistryStore {
     unlinkBlob: Statement<[number, string]>;
     getManifest: Statement<[string, string], ManifestRow>;
     upsertManifest: Statement<
-      [number, string, string, string | null, string | null, string | null, number, Buffer, number]
+      [
+        number,
+        string,
+        string,
+        string | null,
+        string | null,
+        string | null,
+        number,
+        Buffer,
+        number,
+        number,
+      ]
     >;
+    touchManifest: Statement<[number, string, string]>;
+    manifestEntries: Statement<
+      [],
+      {
+        repository: string;
+        digest: string;
+        media_type: string;
+        size: number;
+        used_at: number;
+        content: Buffer;
+      }
+    >;
+    evictManifest: Statement<[string, string, number]>;
+    mirrorOnlyBlobs: Statement<[], { digest: string; size: number; touched_at: number }>;
+    mirrorUsage: Statement<[], { bytes: number }>;
+    namespaceBlobs: Statement<[], { namespace: NamespaceClass; count: number; bytes: number }>;
+    namespaceManifests: Statement<[], { namespace: NamespaceClass; count: number; bytes: number }>;
     deleteManifest: Statement<[number, string]>;
     tagDigest: Statement<[string, string], { digest: string }>;
     tagResolution: Statement<[string, string], { digest: string; updated_at: number }>;
@@ -154,9 +221,58 @@ export class RegistryStore {
       ),
       upsertManifest: db.prepare(
         `INSERT INTO registry_manifests
-           (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(repository_id, digest) DO UPDATE SET media_type = excluded.media_type`,
+           (repository_id, digest, media_type, artifact_type, subject_digest, annotations, size, content, created_at, used_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(repository_id, digest) DO UPDATE
+           SET media_type = excluded.media_type, used_at = excluded.used_at`,
+      ),
+      touchManifest: db.prepare(
+        `UPDATE registry_manifests SET used_at = ?
+          WHERE repository_id = (SELECT id FROM registry_repositories WHERE name = ?) AND digest = ?`,
+      ),
+      manifestEntries: db.prepare(
+        `SELECT r.name AS repository, m.digest, m.media_type, m.size, m.used_at, m.content
+           FROM registry_manifests m JOIN registry_repositories r ON r.id = m.repository_id`,
+      ),
+      evictManifest: db.prepare(
+        `DELETE FROM registry_manifests
+          WHERE repository_id = (SELECT id FROM registry_repositories WHERE name = ?)
+            AND digest = ? AND used_at < ?`,
+      ),
+      mirrorOnlyBlobs: db.prepare(
+        `SELECT b.digest, b.size, b.touched_at FROM registry_blobs b
+          WHERE EXISTS (SELECT 1 FROM registry_blob_links l
+                          JOIN registry_repositories r ON r.id = l.repository_id
+                         WHERE l.digest = b.digest AND ${R_IS_MIRROR})
+            AND NOT EXISTS (SELECT 1 FROM registry_blob_links l
+                              JOIN registry_repositories r ON r.id = l.repository_id
+                             WHERE l.digest = b.digest AND NOT ${R_IS_MIRROR})`,
+      ),
+      mirrorUsage: db.prepare(
+        `SELECT
+           (SELECT COALESCE(SUM(b.size), 0) FROM registry_blobs b
+             WHERE EXISTS (SELECT 1 FROM registry_blob_links l
+                             JOIN registry_repositories r ON r.id = l.repository_id
+                            WHERE l.digest = b.digest AND ${R_IS_MIRROR})
+               AND NOT EXISTS (SELECT 1 FROM registry_blob_links l
+                                 JOIN registry_repositories r ON r.id = l.repository_id
+                                WHERE l.digest = b.digest AND NOT ${R_IS_MIRROR}))
+         + (SELECT COALESCE(SUM(m.size), 0) FROM registry_manifests m
+              JOIN registry_repositories r ON r.id = m.repository_id WHERE ${R_IS_MIRROR})
+           AS bytes`,
+      ),
+      namespaceBlobs: db.prepare(
+        `SELECT namespace, COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes FROM (
+           SELECT DISTINCT ${NAMESPACE_OF_R} AS namespace, b.digest, b.size
+             FROM registry_blob_links l
+             JOIN registry_repositories r ON r.id = l.repository_id
+             JOIN registry_blobs b ON b.digest = l.digest)
+         GROUP BY namespace`,
+      ),
+      namespaceManifests: db.prepare(
+        `SELECT ${NAMESPACE_OF_R} AS namespace, COUNT(*) AS count, COALESCE(SUM(m.size), 0) AS bytes
+           FROM registry_manifests m JOIN registry_repositories r ON r.id = m.repository_id
+          GROUP BY namespace`,
       ),
       deleteManifest: db.prepare(
         'DELETE FROM registry_manifests WHERE repository_id = ? AND digest = ?',
@@ -313,9 +429,68 @@ export class RegistryStore {
         manifest.size,
         manifest.content,
         this.now(),
+        this.now(),
       );
       for (const tag of tags) this.s.upsertTag.run(id, tag, manifest.digest, this.now());
     })();
+  }
+
+  /** Renews a manifest's last use (a pull through the mirror). */
+  touchManifest(repository: string, digest: string): void {
+    this.s.touchManifest.run(this.now(), repository, digest);
+  }
+
+  /** Every stored manifest with its repository and last use (what eviction plans from). */
+  manifestEntries(): ManifestEntry[] {
+    return this.s.manifestEntries.all().map((r) => ({
+      repository: r.repository,
+      digest: r.digest,
+      mediaType: r.media_type,
+      size: r.size,
+      usedAt: new Date(r.used_at),
+      content: r.content,
+    }));
+  }
+
+  /**
+   * Evicts a manifest (and its tags) unless it was used since `cutoff`, checked in the same
+   * statement. True when removed.
+   */
+  evictManifestIfUnused(repository: string, digest: string, cutoff: Date): boolean {
+    return this.s.evictManifest.run(repository, digest, cutoff.getTime()).changes > 0;
+  }
+
+  /** Blobs linked only into mirrored repositories (the mirror may evict them). */
+  mirrorOnlyBlobs(): MirrorOnlyBlob[] {
+    return this.s.mirrorOnlyBlobs
+      .all()
+      .map((r) => ({ digest: r.digest, size: r.size, touchedAt: new Date(r.touched_at) }));
+  }
+
+  /**
+   * Bytes the mirror's size limit counts: blobs linked only into mirrored repositories, plus
+   * the mirror's manifests. A layer a tenant or `library/` also holds is not counted (evicting
+   * the mirror would not free it).
+   */
+  mirrorUsageBytes(): number {
+    return this.s.mirrorUsage.get()?.bytes ?? 0;
+  }
+
+  /** Blobs and manifests per namespace class, every class present (zeros included). */
+  namespaceTotals(): NamespaceTotals[] {
+    const out = new Map<NamespaceClass, NamespaceTotals>();
+    for (const namespace of ['library', 'mirror', 'cache', 'tenant'] as const) {
+      out.set(namespace, { namespace, blobs: 0, blobBytes: 0, manifests: 0, manifestBytes: 0 });
+    }
+    for (const r of this.s.namespaceBlobs.all()) {
+      const t = out.get(r.namespace);
+      if (t) Object.assign(t, { blobs: r.count, blobBytes: r.bytes });
+    }
+    for (const r of this.s.namespaceManifests.all()) {
+      const t = out.get(r.namespace);
+      if (t) Object.assign(t, { manifests: r.count, manifestBytes: r.bytes });
+    }
+    return [...out.values()];
   }
 
   /** Deletes a manifest and every tag pointing at it; false when unknown. */

@@ -6,6 +6,7 @@ import { migration0004Caches } from './migrations/0004-caches.js';
 import { migration0005Webhooks } from './migrations/0005-webhooks.js';
 import { migration0006BuildRegistryRecord } from './migrations/0006-build-registry-record.js';
 import { migration0007RegistryBlobTouchedAt } from './migrations/0007-registry-blob-touched-at.js';
+import { migration0008RegistryManifestUsedAt } from './migrations/0008-registry-manifest-used-at.js';
 import { migration0009BuildTimeline } from './migrations/0009-build-timeline.js';
 import { migration0010WebhookSecretRotation } from './migrations/0010-webhook-secret-rotation.js';
 
@@ -22,6 +23,7 @@ export const MIGRATIONS: readonly Migration[] = [
   migration0005Webhooks,
   migration0006BuildRegistryRecord,
   migration0007RegistryBlobTouchedAt,
+  migration0008RegistryManifestUsedAt,
   migration0009BuildTimeline,
   migration0010WebhookSecretRotation,
 ];

@@ -2,6 +2,12 @@ import type { Histogram, Counter } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { METRIC_ATTRIBUTES } from './metric-attributes.js';
+import {
+  createRegistryStorageInstruments,
+  type MirrorEvictionObservation,
+  type MirrorStorageInstruments,
+  type NamespaceStorageObservation,
+} from './registry-storage-metrics.js';
 
 /** What the cache gauges read when Prometheus scrapes. */
 export interface CacheDiskObservation {
@@ -15,7 +21,7 @@ export interface QueueObservation {
 }
 
 /** What the registry storage gauges read when Prometheus scrapes. */
-export interface RegistryStorageObservation {
+export interface RegistryStorageObservation extends NamespaceStorageObservation {
   blobTotals(): { count: number; bytes: number };
 }
 
@@ -43,6 +49,7 @@ export class KilnMetrics {
   private observation: QueueObservation | null = null;
   private caches: CacheDiskObservation | null = null;
   private registryStorage: RegistryStorageObservation | null = null;
+  private readonly storageInstruments: MirrorStorageInstruments;
 
   constructor() {
     this.exporter = new PrometheusExporter({ preventServerStart: true });
@@ -122,11 +129,17 @@ export class KilnMetrics {
     blobBytes.addCallback((result) => {
       if (this.registryStorage) result.observe(this.registryStorage.blobTotals().bytes);
     });
+    this.storageInstruments = createRegistryStorageInstruments(meter, () => this.registryStorage);
   }
 
   /** Connects the registry storage gauges to the registry. */
   observeRegistryStorage(observation: RegistryStorageObservation): void {
     this.registryStorage = observation;
+  }
+
+  /** Counts one mirror eviction run (RegistryOptions.onMirrorEviction). */
+  mirrorEvicted(report: MirrorEvictionObservation): void {
+    this.storageInstruments.mirrorEvicted(report);
   }
 
   /** Connects the gauges to the live queue. */

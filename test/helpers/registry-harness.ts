@@ -181,6 +181,7 @@ export class RegistryHarness {
       tokens: this.tokens,
       config: this.config,
       clock: this.clock,
+      scheduler: this.clock,
       logger: pino({ level: 'silent' }),
       buildActivity: this.activity,
       apiTokens: this.apiTokens,

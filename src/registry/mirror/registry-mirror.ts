@@ -45,6 +45,8 @@ export interface RegistryMirrorOptions {
   logger: Logger;
   /** The fetch implementation for upstream requests; Node's global fetch unless given. */
   fetch?: typeof fetch;
+  /** Called after a manifest or blob from an upstream was stored (the size limit is checked). */
+  onFill?: () => void;
 }
 
 /**
@@ -110,7 +112,8 @@ export class RegistryMirror {
         if (manifest !== null) return { manifest, repository: seeded, source: 'seeded' };
       }
       const manifest = store.getManifest(name.local, reference);
-      if (manifest !== null) return { manifest, repository: name.local, source: 'mirror' };
+      if (manifest !== null)
+        return this.used({ manifest, repository: name.local, source: 'mirror' });
       return this.manifests.run(`${name.local}@${reference}`, () =>
         this.fetchManifest(name, reference),
       );
@@ -125,7 +128,7 @@ export class RegistryMirror {
     if (cached !== null && cachedManifest !== null) {
       const age = this.options.clock.now().getTime() - cached.updatedAt.getTime();
       if (age < this.options.config.tagTtlSeconds * 1000) {
-        return { manifest: cachedManifest, repository: name.local, source: 'mirror' };
+        return this.used({ manifest: cachedManifest, repository: name.local, source: 'mirror' });
       }
     }
     try {
@@ -142,8 +145,14 @@ export class RegistryMirror {
         { err, repository: name.local, tag: reference, digest: cachedManifest.digest },
         'mirror: upstream unavailable, serving the last resolution of the tag',
       );
-      return { manifest: cachedManifest, repository: name.local, source: 'stale' };
+      return this.used({ manifest: cachedManifest, repository: name.local, source: 'stale' });
     }
+  }
+
+  /** Renews the last use of a mirrored manifest served from the store (eviction is LRU). */
+  private used(served: MirroredManifest): MirroredManifest {
+    this.options.store.touchManifest(served.repository, served.manifest.digest);
+    return served;
   }
 
   /**
@@ -255,6 +264,7 @@ export class RegistryMirror {
       { repository: name.local, reference, digest, mediaType: doc.mediaType },
       'mirror: manifest fetched from upstream',
     );
+    this.options.onFill?.();
     return { manifest, repository: name.local, source: 'upstream' };
   }
 
@@ -286,6 +296,7 @@ export class RegistryMirror {
           { repository: name.local, digest: digest.text, size },
           'mirror: blob fetched from upstream',
         );
+        this.options.onFill?.();
       },
     });
   }
