@@ -10,6 +10,8 @@ import { ClosingLineReporter } from './test/helpers/closing-line-reporter.js';
 const CLIENT_TESTS = [
   'test/registry/registry-clients.test.ts',
   'test/registry/mirror-pull-through.test.ts',
+  'test/registry/mirror-eviction.test.ts',
+  'test/registry/mirror-corrupt-upstream.test.ts',
   'test/agent/buildah-engine-registry.test.ts',
   'test/helpers/test-fixtures.test.ts',
 ];

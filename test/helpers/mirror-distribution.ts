@@ -13,6 +13,10 @@ export interface DistributionRegistry {
   url: string;
   user: string;
   password: string;
+  /** Distribution's filesystem storage (its `rootdirectory`). */
+  storageDir: string;
+  /** The file Distribution serves a blob (or a manifest, by its digest) from. */
+  blobDataPath(digest: string): string;
   /** The process, to stop it by its pid. */
   process: ChildProcess;
   close(): Promise<void>;
@@ -45,13 +49,14 @@ export async function startDistribution(
   await writeFile(htpasswd, stdout.trim() + '\n');
   const port = await freePort();
   const config = path.join(root, 'config.yml');
+  const storageDir = path.join(root, 'data');
   await writeFile(
     config,
     [
       'version: 0.1',
       'log: { level: error, accesslog: { disabled: true } }',
       'storage:',
-      `  filesystem: { rootdirectory: ${path.join(root, 'data')} }`,
+      `  filesystem: { rootdirectory: ${storageDir} }`,
       '  delete: { enabled: true }',
       `http: { addr: "127.0.0.1:${port}" }`,
       'auth:',
@@ -82,6 +87,21 @@ export async function startDistribution(
     url,
     user,
     password,
+    storageDir,
+    blobDataPath(digest) {
+      const hex = digest.replace(/^sha256:/, '');
+      return path.join(
+        storageDir,
+        'docker',
+        'registry',
+        'v2',
+        'blobs',
+        'sha256',
+        hex.slice(0, 2),
+        hex,
+        'data',
+      );
+    },
     process: child,
     async close() {
       if (child.exitCode === null) {

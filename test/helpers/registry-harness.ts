@@ -17,6 +17,7 @@ import { loadConfig, type Config } from '../../src/config/config.js';
 import type { MirrorConfig } from '../../src/config/mirror-config.js';
 import { BuildTokenService } from '../../src/registry/build-token-service.js';
 import { createRegistry, type Registry } from '../../src/registry/create-registry.js';
+import { BaseImageFailures } from '../../src/registry/mirror/base-image-failures.js';
 import { RegistryTokenService } from '../../src/registry/registry-token-service.js';
 import { openDatabase } from '../../src/storage/database.js';
 
@@ -106,6 +107,8 @@ export class RegistryHarness {
   readonly dataDir: string;
   readonly clock: ManualClock;
   readonly activity = new FakeBuildActivity();
+  /** The mirror pulls the registry could not serve, per build (the build manager's input). */
+  readonly baseImageFailures = new BaseImageFailures();
   readonly config: Config;
   keys!: KeySet;
   apiTokens!: ApiTokenService;
@@ -185,6 +188,7 @@ export class RegistryHarness {
       logger: pino({ level: 'silent' }),
       buildActivity: this.activity,
       apiTokens: this.apiTokens,
+      baseImageFailures: this.baseImageFailures,
       ...(this.mirror === undefined ? {} : { mirror: this.mirror }),
     });
     const root = new Hono().route('/v2', this.registry.app);

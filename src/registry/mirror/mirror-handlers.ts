@@ -48,7 +48,7 @@ export async function dispatchMirror(
   }
   try {
     if (route.kind === 'manifest') return await mirrorManifest(mirror, c, name, route.reference);
-    return await mirrorBlob(deps, mirror, c, name, route.digest);
+    return await mirrorBlob(deps, mirror, c, name, route.digest, subject);
   } catch (err) {
     const reference = route.kind === 'manifest' ? route.reference : route.digest;
     const failure = baseImageFailure(err, name, route.kind, reference);
@@ -102,7 +102,9 @@ async function mirrorManifest(
 /**
  * GET/HEAD a blob of a mirrored repository. A stored blob is served like any other (ranges
  * included). One being downloaded is streamed as it arrives; a HEAD, or a Range request,
- * waits for the download to be verified and stored first.
+ * waits for the download to be verified and stored first (so a client resuming a cut
+ * response with a Range learns why it was cut). A failed download is recorded against
+ * `subject` like a refused request.
  */
 async function mirrorBlob(
   deps: RegistryDeps,
@@ -110,11 +112,18 @@ async function mirrorBlob(
   c: Context,
   name: MirrorName,
   digestText: string,
+  subject: string,
 ): Promise<Response> {
   const digest = parseDigest(digestText);
   const found: MirroredBlob = await mirror.blob(name, digest);
   if (found.kind === 'stored') return getBlob(deps, c, found.repository, digest.text);
   const { download } = found;
+  // A download that fails once its response has begun (a digest mismatch found at the end, a
+  // broken upstream) can only cut the response short; the build is told why all the same.
+  download.done.catch((err: unknown) => {
+    const failure = baseImageFailure(err, name, 'blob', digest.text);
+    if (failure !== null) deps.baseImageFailures.record(subject, failure);
+  });
   const reader =
     c.req.method === 'HEAD' || c.req.header('range') !== undefined ? null : download.reader();
   if (reader === null) {
