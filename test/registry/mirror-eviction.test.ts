@@ -116,7 +116,13 @@ async function pull(name: keyof typeof images, token = pullToken): Promise<void>
     const body = Buffer.from(await res.arrayBuffer());
     const expected = await readFile(path.join(image.dir, 'blobs', 'sha256', digest.slice(7)));
     expect(body.equals(expected)).toBe(true);
+    // The client has the verified bytes before the mirror has stored them; wait for that.
+    await expect.poll(() => stored(digest)).toBe(true);
   }
+}
+
+function stored(digest: string): boolean {
+  return h.db.prepare('SELECT 1 FROM registry_blobs WHERE digest = ?').get(digest) !== undefined;
 }
 
 function storedBlobPath(digest: string): string {

@@ -326,6 +326,24 @@ describe('the pull-through mirror', () => {
     for (const repo of ['library/busybox', 'someorg/shell']) {
       const res = await get(`mirror/docker.io/${repo}/blobs/${busybox.layerDigest}`);
       expect(Buffer.from(await res.arrayBuffer()).equals(expected)).toBe(true);
+      // A client has the whole verified blob before the mirror has made it durable and
+      // recorded it; the next repository finds it once that is done.
+      await expect
+        .poll(() =>
+          stat(storedBlobPath(busybox.layerDigest)).then(
+            () => true,
+            () => false,
+          ),
+        )
+        .toBe(true);
+      await expect
+        .poll(
+          () =>
+            h.db
+              .prepare('SELECT 1 FROM registry_blobs WHERE digest = ?')
+              .get(busybox.layerDigest) !== undefined,
+        )
+        .toBe(true);
     }
     expect(proxy.blobGets.get(busybox.layerDigest)).toBe(1);
     // A tenant's repository is not a source: its blobs may be private.

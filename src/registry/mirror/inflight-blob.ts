@@ -8,6 +8,13 @@ import { newHash, type ParsedDigest } from '../digest.js';
 
 /** Bytes one reader takes from the file per read. */
 const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Recent chunks kept in memory, so readers that keep up with the download are served the
+ * upstream's own buffers (no file read, no new allocation); slower readers read the file.
+ */
+const RING_BYTES = 8 * 1024 * 1024;
+/** Received bytes not yet written to the file before the upstream is read again. */
+const MAX_UNWRITTEN_BYTES = 16 * 1024 * 1024;
 
 /** What an InflightBlob needs. */
 export interface InflightBlobOptions {
@@ -35,6 +42,11 @@ export interface InflightBlobOptions {
  * verified a reader is given every byte but the last, so no client ever receives a whole blob
  * that turns out wrong; on a mismatch (or a broken download) every reader is destroyed with
  * the error — the client's response is cut short — and the file is removed, never stored.
+ *
+ * The data path: each upstream chunk is hashed and kept in a small ring in memory, and written
+ * to the file in batches (writev) while the next chunks arrive; readers that keep up are given
+ * the ring's buffers, others read the file. Once the digest is verified readers get the last
+ * byte at once; the fsync, rename and rows follow, so a client never waits for the disk.
  */
 export class InflightBlob {
   readonly digest: ParsedDigest;
@@ -46,7 +58,20 @@ export class InflightBlob {
   private readonly handle: FileHandle;
   private readonly options: InflightBlobOptions;
   private readonly events = new EventEmitter();
+  /** Bytes received from the upstream (and hashed). */
+  private received = 0;
+  /** Bytes written to the file (a prefix of those received). */
   private onDisk = 0;
+  /** Recent chunks by offset, oldest first (see RING_BYTES). */
+  private readonly ring: { offset: number; bytes: Buffer }[] = [];
+  private ringBytes = 0;
+  /** Chunks received but not yet written. */
+  private unwritten: Buffer[] = [];
+  private unwrittenBytes = 0;
+  private writing: Promise<void> | null = null;
+  private writeError: Error | null = null;
+  /** Every byte arrived and the digest matched: readers may have the last byte. */
+  private verified = false;
   private state: 'running' | 'stored' | 'failed' = 'running';
   private error: Error | null = null;
   private readers = 0;
@@ -80,9 +105,9 @@ export class InflightBlob {
     if (this.state === 'running') this.options.upstream.abort(reason);
   }
 
-  /** Bytes on disk so far. */
+  /** Bytes received so far. */
   get written(): number {
-    return this.onDisk;
+    return this.received;
   }
 
   /**
@@ -133,19 +158,89 @@ export class InflightBlob {
   private async next(position: number): Promise<Buffer | null> {
     for (;;) {
       // Hold back the last byte until the digest is verified.
-      const limit = this.state === 'stored' ? this.onDisk : Math.max(0, this.onDisk - 1);
+      const limit = this.verified ? this.received : Math.max(0, this.received - 1);
       if (position < limit) {
-        const length = Math.min(limit - position, READ_CHUNK_BYTES);
-        const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await this.handle.read(buffer, 0, length, position);
-        return buffer.subarray(0, bytesRead);
+        const held = this.fromRing(position, limit);
+        if (held !== null) return held;
+        const end = Math.min(limit, this.onDisk, position + READ_CHUNK_BYTES);
+        if (position < end) {
+          const buffer = Buffer.allocUnsafe(end - position);
+          const { bytesRead } = await this.handle.read(buffer, 0, end - position, position);
+          return buffer.subarray(0, bytesRead);
+        }
       }
+      // A verified blob is whole even if storing it failed afterwards.
+      if (position >= limit && this.verified) return null;
       if (this.state === 'failed') throw this.error ?? new Error('download failed');
-      if (this.state === 'stored') return null;
       await new Promise<void>((resolve) => {
         this.events.once('change', resolve);
       });
     }
+  }
+
+  /** The bytes from `position` (below `limit`) in the ring's chunk holding it, or null. */
+  private fromRing(position: number, limit: number): Buffer | null {
+    const first = this.ring[0];
+    if (first === undefined || position < first.offset) return null;
+    for (const chunk of this.ring) {
+      const end = chunk.offset + chunk.bytes.length;
+      if (position < end) {
+        return chunk.bytes.subarray(position - chunk.offset, Math.min(end, limit) - chunk.offset);
+      }
+    }
+    return null;
+  }
+
+  /** Keeps a received chunk for readers and queues it for the file. */
+  private accept(chunk: Buffer): void {
+    this.ring.push({ offset: this.received, bytes: chunk });
+    this.ringBytes += chunk.length;
+    this.received += chunk.length;
+    this.unwritten.push(chunk);
+    this.unwrittenBytes += chunk.length;
+    this.trimRing();
+    this.writing ??= this.flush();
+    this.events.emit('change');
+  }
+
+  /** Drops the oldest ring chunks past RING_BYTES, once they are in the file. */
+  private trimRing(): void {
+    for (;;) {
+      const oldest = this.ring[0];
+      if (oldest === undefined || this.ringBytes - oldest.bytes.length < RING_BYTES) return;
+      if (oldest.offset + oldest.bytes.length > this.onDisk) return;
+      this.ring.shift();
+      this.ringBytes -= oldest.bytes.length;
+    }
+  }
+
+  /** Writes the queued chunks in batches until none is left. */
+  private async flush(): Promise<void> {
+    try {
+      while (this.unwritten.length > 0) {
+        const batch = this.unwritten;
+        this.unwritten = [];
+        this.unwrittenBytes = 0;
+        let buffers: Buffer[] = batch;
+        while (buffers.length > 0) {
+          const { bytesWritten } = await this.handle.writev(buffers, this.onDisk);
+          this.onDisk += bytesWritten;
+          buffers = remainder(buffers, bytesWritten);
+        }
+        this.trimRing();
+        this.events.emit('change');
+      }
+    } catch (err) {
+      this.writeError = err instanceof Error ? err : new Error(String(err));
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  /** Waits until every received byte is in the file; throws a write's error. */
+  private async drained(): Promise<void> {
+    while (this.writing !== null) await this.writing;
+    if (this.writeError !== null) throw this.writeError;
   }
 
   private async run(): Promise<void> {
@@ -176,30 +271,27 @@ export class InflightBlob {
           );
         }
         if (result.done) break;
-        const chunk = result.value;
+        const chunk = Buffer.from(
+          result.value.buffer,
+          result.value.byteOffset,
+          result.value.length,
+        );
         armIdle();
-        if (this.size !== null && this.onDisk + chunk.length > this.size) {
+        if (this.size !== null && this.received + chunk.length > this.size) {
           await reader.cancel();
           throw fail(
             `upstream ${target.upstream} sent more bytes than announced for ${target.repository}@${digest.text}`,
           );
         }
         hash.update(chunk);
-        let offset = 0;
-        while (offset < chunk.length) {
-          const { bytesWritten } = await this.handle.write(
-            chunk,
-            offset,
-            chunk.length - offset,
-            this.onDisk,
-          );
-          offset += bytesWritten;
-          this.onDisk += bytesWritten;
-        }
-        this.events.emit('change');
+        this.accept(chunk);
+        if (this.writeError !== null) throw this.writeError;
+        // Back-pressure: do not take more from the upstream than the disk keeps up with.
+        if (this.unwrittenBytes > MAX_UNWRITTEN_BYTES) await this.drained();
       }
       clearTimeout(idle);
-      if (this.size !== null && this.onDisk !== this.size) {
+      await this.drained();
+      if (this.size !== null && this.received !== this.size) {
         throw fail(
           `upstream ${target.upstream} sent fewer bytes than announced for ${target.repository}@${digest.text}`,
         );
@@ -210,12 +302,16 @@ export class InflightBlob {
           `upstream ${target.upstream} sent a blob for ${target.repository}@${digest.text} whose digest is ${digest.algorithm}:${actual}; it was refused and not stored`,
         );
       }
+      // Verified: readers finish now; making the blob durable and visible follows.
+      this.verified = true;
+      this.events.emit('change');
       await this.handle.sync();
       await this.options.commit(this.options.file, this.onDisk);
       this.state = 'stored';
       this.events.emit('change');
     } catch (err) {
       clearTimeout(idle);
+      await this.drained().catch(() => undefined);
       this.state = 'failed';
       this.error = err instanceof Error ? err : new Error(String(err));
       this.events.emit('change');
@@ -226,6 +322,8 @@ export class InflightBlob {
       await rm(this.options.file, { force: true });
       throw this.error;
     } finally {
+      this.ring.length = 0;
+      this.ringBytes = 0;
       await this.closeIfIdle();
     }
   }
@@ -235,4 +333,19 @@ export class InflightBlob {
     this.closed = true;
     await this.handle.close();
   }
+}
+
+/** `buffers` without their first `written` bytes. */
+function remainder(buffers: Buffer[], written: number): Buffer[] {
+  let skip = written;
+  const out: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
 }
