@@ -257,11 +257,11 @@ export class InflightBlob {
       new UpstreamError('invalid', { ...target, reference: digest.text }, message, { cause });
     try {
       armIdle();
-      const reader = upstream.body.getReader();
+      const chunks = upstream.body[Symbol.asyncIterator]();
       for (;;) {
-        let result: Awaited<ReturnType<typeof reader.read>>;
+        let result: IteratorResult<unknown>;
         try {
-          result = await reader.read();
+          result = await chunks.next();
         } catch (err) {
           throw new UpstreamError(
             'unreachable',
@@ -270,15 +270,11 @@ export class InflightBlob {
             { cause: err },
           );
         }
-        if (result.done) break;
-        const chunk = Buffer.from(
-          result.value.buffer,
-          result.value.byteOffset,
-          result.value.length,
-        );
+        if (result.done === true) break;
+        const chunk = result.value as Buffer;
         armIdle();
         if (this.size !== null && this.received + chunk.length > this.size) {
-          await reader.cancel();
+          upstream.body.destroy();
           throw fail(
             `upstream ${target.upstream} sent more bytes than announced for ${target.repository}@${digest.text}`,
           );
