@@ -10,6 +10,12 @@ export class UpstreamProxy {
   /** Blob downloads the upstream answered 200, per digest. */
   readonly blobGets = new Map<string, number>();
   readonly corrupt = new Set<string>();
+  /**
+   * When set, blob GETs are answered `307` to `<redirectBlobs>/<digest>` (another origin, as
+   * Docker Hub sends blobs to its CDN); `blobAuthorization` records what each one carried.
+   */
+  redirectBlobs: string | null = null;
+  readonly blobAuthorization: (string | undefined)[] = [];
   readonly #server: Server;
   readonly #target: URL;
   port = 0;
@@ -18,6 +24,12 @@ export class UpstreamProxy {
     this.#target = new URL(target);
     this.#server = createServer((req, res) => {
       const digest = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '')?.[1];
+      if (digest !== undefined && req.method === 'GET' && this.redirectBlobs !== null) {
+        this.blobAuthorization.push(req.headers.authorization);
+        res.writeHead(307, { location: `${this.redirectBlobs}/${digest}` });
+        res.end();
+        return;
+      }
       const upstream = request(
         {
           host: this.#target.hostname,

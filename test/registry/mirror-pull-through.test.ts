@@ -308,6 +308,45 @@ describe('the pull-through mirror', () => {
     expect(proxy.blobGets.get(big.layerDigest)).toBe(before + 1);
   });
 
+  it('follows a blob redirect to another origin without the upstream credentials', async () => {
+    const seen: (string | undefined)[] = [];
+    const cdn = createHttpServer((req, res) => {
+      seen.push(req.headers.authorization);
+      const digest = (req.url ?? '').slice(1);
+      layoutBlob(big.dir, digest).then(
+        (bytes) => {
+          res.writeHead(200, { 'content-length': String(bytes.length) });
+          res.end(bytes);
+        },
+        () => {
+          res.writeHead(404);
+          res.end();
+        },
+      );
+    });
+    await new Promise<void>((resolve) => cdn.listen(0, '127.0.0.1', resolve));
+    try {
+      const manifest = await get('mirror/docker.io/library/big/manifests/1');
+      expect(manifest.status).toBe(200);
+      await manifest.arrayBuffer();
+      proxy.redirectBlobs = `http://127.0.0.1:${(cdn.address() as AddressInfo).port}`;
+      const res = await get(`mirror/docker.io/library/big/blobs/${big.layerDigest}`);
+      expect(res.status).toBe(200);
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(body.equals(await layoutBlob(big.dir, big.layerDigest))).toBe(true);
+      // The upstream was sent the credentials; the other origin was not.
+      expect(proxy.blobAuthorization).toEqual([expect.stringMatching(/^Basic /)]);
+      expect(seen).toEqual([undefined]);
+    } finally {
+      proxy.redirectBlobs = null;
+      await new Promise<void>((resolve) =>
+        cdn.close(() => {
+          resolve();
+        }),
+      );
+    }
+  });
+
   it('fetches a blob from the upstream once however many clients ask for it at once', async () => {
     const expected = await layoutBlob(big.dir, big.layerDigest);
     const bodies = await Promise.all(
