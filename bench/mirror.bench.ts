@@ -257,6 +257,15 @@ async function main(): Promise<void> {
       }
     };
     const times = { cold: [] as number[], warm: [] as number[], direct: [] as number[] };
+    /** CPU seconds this process (Kiln) spent serving each pull (user + system). */
+    const kilnCpu = { cold: [] as number[], warm: [] as number[], direct: [] as number[] };
+    const withCpu = async (kind: keyof typeof kilnCpu, run: () => Promise<number>) => {
+      const before = process.cpuUsage();
+      const seconds = await run();
+      const used = process.cpuUsage(before);
+      kilnCpu[kind].push((used.user + used.system) / 1e6);
+      return seconds;
+    };
     for (let round = 0; round < ROUNDS; round++) {
       const layout = path.join(root, `image-${round}`);
       await writeNodeStandIn(layout);
@@ -275,10 +284,10 @@ async function main(): Promise<void> {
       const viaKiln = `docker://${kilnHost}/mirror/docker.io/${repo}:22-slim`;
       const kilnCreds = ['--src-creds', `bench:${pullToken}`];
       const direct = () => pull(`docker://${distHost}/${repo}:22-slim`, [], 'direct');
-      if (round % 2 === 0) times.direct.push(await direct());
-      times.cold.push(await pull(viaKiln, kilnCreds, 'cold'));
-      times.warm.push(await pull(viaKiln, kilnCreds, 'warm'));
-      if (round % 2 === 1) times.direct.push(await direct());
+      if (round % 2 === 0) times.direct.push(await withCpu('direct', direct));
+      times.cold.push(await withCpu('cold', () => pull(viaKiln, kilnCreds, 'cold')));
+      times.warm.push(await withCpu('warm', () => pull(viaKiln, kilnCreds, 'warm')));
+      if (round % 2 === 1) times.direct.push(await withCpu('direct', direct));
       console.log(
         `round ${round}: direct ${times.direct.at(-1)?.toFixed(2)} s, cold through the mirror ${times.cold.at(-1)?.toFixed(2)} s, warm ${times.warm.at(-1)?.toFixed(2)} s`,
       );
@@ -314,6 +323,12 @@ async function main(): Promise<void> {
         directFromUpstream: { samples: times.direct, median: direct, ...spread(times.direct) },
         coldThroughMirror: { samples: times.cold, median: cold, ...spread(times.cold) },
         warmFromKiln: { samples: times.warm, median: warm, ...spread(times.warm) },
+      },
+      kilnCpuSeconds: {
+        note: 'CPU (user + system) of the process serving Kiln during each pull; direct pulls do not touch Kiln (the figure is the bench driver alone)',
+        cold: { samples: kilnCpu.cold, median: med(kilnCpu.cold) },
+        warm: { samples: kilnCpu.warm, median: med(kilnCpu.warm) },
+        direct: { samples: kilnCpu.direct, median: med(kilnCpu.direct) },
       },
       summary: [
         {
