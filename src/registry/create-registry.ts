@@ -125,8 +125,12 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     maxManifestBytes: deps.config.registry.maxManifestBytes,
     clock: deps.clock,
     logger,
+    // Called only once requests are served, after the evictor below exists. A failed run is
+    // logged by `exclusive`.
     onFill: () => {
-      if (!closed && !evictionQueued && evictor.overLimit()) void queueEviction();
+      if (!closed && !evictionQueued && evictor.overLimit()) {
+        queueEviction().catch(() => undefined);
+      }
     },
   });
   await uploads.recover();
