@@ -14,6 +14,7 @@ const CLIENT_TESTS = [
   'test/registry/mirror-corrupt-upstream.test.ts',
   'test/agent/buildah-engine-registry.test.ts',
   'test/helpers/test-fixtures.test.ts',
+  'test/admin/backup-data-dir.test.ts',
 ];
 
 /** Test files that boot real microVMs (QEMU under TCG here) outside the end-to-end suite. */

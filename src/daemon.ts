@@ -30,7 +30,7 @@ import { BuildTokenService } from './registry/build-token-service.js';
 import { createRegistry, type Registry } from './registry/create-registry.js';
 import { BaseImageFailures } from './registry/mirror/base-image-failures.js';
 import { RegistryTokenService } from './registry/registry-token-service.js';
-import { openDatabase } from './storage/database.js';
+import { DATABASE_FILE, openDatabase } from './storage/database.js';
 import { KilnMetrics } from './telemetry/kiln-metrics.js';
 import type { Scheduler } from './time/scheduler.js';
 import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
@@ -136,7 +136,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
   const { logger, clock, scheduler } = deps;
   const dataDir = config.server.dataDir;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const db = openDatabase(path.join(dataDir, 'kiln.db'));
+  const db = openDatabase(path.join(dataDir, DATABASE_FILE));
   let registry: Registry | undefined;
   try {
     const keys = await loadOrCreateKeys(dataDir);

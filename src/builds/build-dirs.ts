@@ -8,7 +8,8 @@ const SOURCE_NAME = 'source';
 /**
  * The on-disk layout of builds: `<data>/builds/<id>/` holds `source.partial` while the upload
  * streams and `source` once the build is accepted. Directories are created, renamed into place
- * and removed only here, and only the BuildManager uses it, so the layout has one owner.
+ * and removed only here, and only the BuildManager changes them (the backup only reads a
+ * source), so the layout has one owner.
  */
 export class BuildDirs {
   private readonly root: string;
@@ -30,9 +31,14 @@ export class BuildDirs {
 
   /** Moves a complete, verified upload to its final name and returns that path. */
   async commit(id: string): Promise<string> {
-    const sourcePath = path.join(this.dirOf(id), SOURCE_NAME);
+    const sourcePath = this.sourcePath(id);
     await rename(path.join(this.dirOf(id), PARTIAL_NAME), sourcePath);
     return sourcePath;
+  }
+
+  /** Where an accepted build's source lives (the backup copies it for unfinished builds). */
+  sourcePath(id: string): string {
+    return path.join(this.dirOf(id), SOURCE_NAME);
   }
 
   /** Removes a build's directory and everything in it (missing is fine). */

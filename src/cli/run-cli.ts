@@ -13,6 +13,7 @@ import { parseCpus, parseDuration, parseMemoryMb } from './parse-units.js';
 import { runSecretsList, runSecretsRemove, runSecretsSet } from './secrets-command.js';
 import { parseScopes, runTokenCreate } from './token-command.js';
 import { parseOverlap, runWebhooksRotateSecret } from './webhooks-command.js';
+import { runAdminBackup, runAdminRestore } from '../admin/admin-commands.js';
 import { BUILD_STATUSES } from '../builds/build.js';
 import { ConfigError } from '../config/config.js';
 import { isAppError } from '../errors/app-error.js';
@@ -202,6 +203,24 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--ttl <duration>', 'lifetime (s, m, h or d suffix)', parseDuration, 30 * 86_400)
     .action(async (opts: Parameters<typeof runTokenCreate>[0]) => {
       done(await runTokenCreate(opts, io));
+    });
+
+  const admin = program.command('admin').description('data directory care (on the daemon host)');
+  admin
+    .command('backup')
+    .description('back up the data directory while the daemon runs')
+    .requiredOption('--to <dir>', 'new directory to write the backup to')
+    .option('--data <dir>', 'data directory (default KILN_DATA_DIR)')
+    .action(async (opts: Parameters<typeof runAdminBackup>[0]) => {
+      done(await runAdminBackup(opts, io));
+    });
+  admin
+    .command('restore')
+    .description('restore a backup into an empty data directory (daemon stopped)')
+    .requiredOption('--from <dir>', 'backup directory')
+    .option('--data <dir>', 'data directory (default KILN_DATA_DIR)')
+    .action(async (opts: Parameters<typeof runAdminRestore>[0]) => {
+      done(await runAdminRestore(opts, io));
     });
 
   try {

@@ -2,6 +2,9 @@ import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { Migration } from './migration.js';
 import { MIGRATIONS } from './migrations.js';
 
+/** The database's file name inside the data directory (`<data>/kiln.db`). */
+export const DATABASE_FILE = 'kiln.db';
+
 /**
  * Opens the daemon's one SQLite database: WAL, foreign keys on, a busy timeout, and every
  * pending migration applied in its own transaction. `:memory:` works for tests.
