@@ -37,9 +37,10 @@ function outputOption(): Option {
 
 /**
  * The `kiln` command line. Client commands (`build`, `builds`, `logs`, `cancel`, `secrets`,
- * `caches`, `webhooks`, `login`) talk to a daemon over HTTP; `token create` runs on the daemon's host with its
- * keys. Returns the process exit code (see `EXIT`): 0 ready or done, 1 failed, 2 usage,
- * 3 daemon unreachable or token refused, 130 cancelled.
+ * `caches`, `webhooks`, `login`) talk to a daemon over HTTP; `token create` and
+ * `admin backup|restore` run on the daemon's host with its keys and data directory. Returns the
+ * process exit code (see `EXIT`): 0 ready or done, 1 failed, 2 usage, 3 daemon unreachable or
+ * token refused, 130 cancelled.
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode: ExitCode = EXIT.ready;
