@@ -198,14 +198,20 @@ async function copyContent(
   // Neither upload files nor cache disks are copied, so the backup forgets them.
   db.exec('DELETE FROM registry_upload_sessions; DELETE FROM cache_disks;');
 
+  // Blobs a stored manifest names must all be in the backup. A manifest that cannot be parsed
+  // (the registry accepted it once) could name any blob, so then every blob counts as named.
   const named = new Set<string>();
+  let everyBlobNamed = false;
   for (const { media_type, content } of db
     .prepare<[], { media_type: string; content: Buffer }>(
       'SELECT media_type, content FROM registry_manifests',
     )
     .all()) {
-    const doc = parseManifest(content, media_type);
-    for (const d of doc.blobs) named.add(d);
+    try {
+      for (const d of parseManifest(content, media_type).blobs) named.add(d);
+    } catch {
+      everyBlobNamed = true;
+    }
   }
 
   const fromStore = new BlobStore(path.join(dataDir, REGISTRY_DIR));
@@ -230,7 +236,7 @@ async function copyContent(
       await copyDurable(fromStore.blobPath(parsed), target, 0o600);
     } catch (err) {
       if (!isMissing(err)) throw err;
-      if (named.has(digest)) {
+      if (everyBlobNamed || named.has(digest)) {
         throw new BackupError(
           'BACKUP_BLOB_MISSING',
           `blob ${digest} is named by a stored manifest but was removed during the backup; run it again`,

@@ -133,6 +133,7 @@ describe('kiln admin backup and restore', () => {
     expect(pushed.stderr).toBe('');
     expect(pushed.ok).toBe(true);
 
+    a.d.secrets.put('acme', 'npm_token', 'kept-encrypted');
     const done = await submit(a.address.url, acme);
     await a.runner.waitForRuns(1);
     a.runner.runOf(done).finish(okOutcome(`acme/${done}:${done}`));
@@ -186,6 +187,8 @@ describe('kiln admin backup and restore', () => {
     expect(later.status).toBe(404);
 
     expect((await listBuilds(b.address.url, acme)).map((b2) => b2.id)).toEqual([running, done]);
+    // The secrets key came along: a stored secret still decrypts.
+    expect(b.d.secrets.values('acme', ['npm_token'])).toEqual({ npm_token: 'kept-encrypted' });
     expect(b.d.store.get(done)?.status).toBe('ready');
     // The build that was running is run again by the restored daemon, from its copied source.
     await b.runner.waitForRuns(1);
