@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { backupDataDir } from '../../src/admin/backup-data-dir.js';
 import { restoreDataDir } from '../../src/admin/restore-data-dir.js';
@@ -229,6 +231,47 @@ describe('kiln admin backup and restore', () => {
     expect(cli.out.stderr).toContain('BACKUP_BLOB_MISSING');
     expect(cli.out.stderr).toContain(layout.layerDigest);
     expect(await readdir(parent)).toEqual([]);
+  });
+
+  it('leaves out a blob no manifest names that was collected meanwhile, and says so', async () => {
+    const dataA = await freshDir('data-a');
+    const a = await startDaemon(dataA);
+    const admin = await token(a.d, 'ops', ['registry:admin']);
+    expect((await push(a.address, admin, 'library/tiny:1')).ok).toBe(true);
+    // A blob uploaded without a manifest, whose file then goes as a GC sweep would remove it.
+    const orphan = Buffer.from('no manifest names me\n');
+    const digest = `sha256:${createHash('sha256').update(orphan).digest('hex')}`;
+    const upload = await fetch(
+      `${a.address.url}/v2/library/orphan/blobs/uploads/?digest=${digest}`,
+      {
+        method: 'POST',
+        body: orphan,
+        headers: {
+          authorization: `Basic ${Buffer.from(`kiln:${admin}`).toString('base64')}`,
+          'content-type': 'application/octet-stream',
+        },
+      },
+    );
+    expect(upload.status).toBe(201);
+    const hex = digest.slice('sha256:'.length);
+    await rm(path.join(dataA, 'registry', 'blobs', 'sha256', hex.slice(0, 2), hex));
+
+    const backup = path.join(await freshDir('backups'), 'b');
+    const cli = cliIo({ KILN_DATA_DIR: dataA });
+    expect(await runCli(['admin', 'backup', '--to', backup], cli.io)).toBe(0);
+    expect(cli.out.stderr).toContain('1 unreferenced blobs were collected during the copy');
+    const record = JSON.parse(await readFile(path.join(backup, 'backup.json'), 'utf8')) as {
+      blobs: number;
+      blobsGone: number;
+    };
+    expect(record).toMatchObject({ blobs: 2, blobsGone: 1 });
+    const db = new BetterSqlite3(path.join(backup, 'kiln.db'), { readonly: true });
+    try {
+      const row = db.prepare('SELECT digest FROM registry_blobs WHERE digest = ?').get(digest);
+      expect(row).toBeUndefined();
+    } finally {
+      db.close();
+    }
   });
 
   it('restores only a complete backup, and only into an empty directory', async () => {
