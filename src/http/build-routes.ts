@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { ApiEnv } from './api-env.js';
 import { buildView } from './build-view.js';
 import { receiveBuildUpload } from './receive-build-upload.js';
+import { rawRequestBody } from './request-body.js';
 import { requireApiToken } from './require-api-token.js';
 import { UploadSlots } from './upload-slots.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
@@ -54,7 +55,7 @@ export function buildRoutes(deps: BuildRoutesDeps): Hono<ApiEnv> {
     let view;
     try {
       view = await manager.accept(tenant, (target) =>
-        receiveBuildUpload({ request: c.req.raw, target, limits }),
+        receiveBuildUpload({ request: c.req.raw, body: rawRequestBody(c), target, limits }),
       );
     } finally {
       release();

@@ -92,6 +92,22 @@ function limitStream(source: Readable, limit: number): Readable {
   return counter;
 }
 
+/**
+ * The request body as a node stream, unlimited and unwrapped, or null when there is none: the
+ * IncomingMessage itself under @hono/node-server (no web-stream round trip, which costs a
+ * large upload much of its throughput), else the web body adapted with `Readable.fromWeb`.
+ * For a caller that enforces its own limits as it parses (the multipart build upload).
+ */
+export function rawRequestBody(c: Context): Readable | null {
+  const incoming = incomingOf(c);
+  if (incoming !== undefined) return incoming;
+  const body = c.req.raw.body;
+  if (body === null) return null;
+  return Readable.fromWeb(body as NodeWebReadableStream<Uint8Array>, {
+    highWaterMark: BODY_BUFFER_BYTES,
+  });
+}
+
 /** Reads a small body (JSON, a form, a manifest) whole, at most `limit` bytes. */
 export async function readBody(c: Context, limit: number): Promise<Buffer> {
   const body = requestBody(c, limit);

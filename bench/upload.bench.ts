@@ -1,0 +1,327 @@
+/**
+ * Upload benchmark: `POST /builds` of a generated tar (1 GiB) and of the same tar gzipped, sent
+ * by curl to a real daemon process, against references timed in the same run on the same
+ * files:
+ *
+ * - plain tar: `cp` of the file to the same disk plus an fsync of the copy (Kiln fsyncs an
+ *   accepted source before it answers);
+ * - tar.gz: `gzip -dc` of it to /dev/null (the floor for anything that must read the tar).
+ *
+ * Targets: Kiln's throughput ≥ 0.8× the reference's (ratio = reference time / Kiln time) and the
+ * daemon's peak RSS growth during an upload ≤ 64 MiB. Each figure is the median of the runs,
+ * with the spread; Kiln and the reference alternate which goes first.
+ *
+ *   npx tsx bench/upload.bench.ts [--quick] [--runs N] [--mib M] [--cpu-prof DIR]
+ *
+ * `--quick`: 256 MiB, one run. `--cpu-prof DIR`: the daemon writes a V8 CPU profile there.
+ * Writes bench/results/upload.json.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { median } from './median.js';
+import { tarEntry } from '../test/helpers/tar-builder.js';
+
+const execFileAsync = promisify(execFile);
+const MiB = 1024 * 1024;
+const FILE_MIB = 8;
+const RSS_TARGET_MIB = 64;
+const THROUGHPUT_TARGET = 0.8;
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+function option(name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : argv[i + 1];
+}
+const totalMiB = Number(option('mib') ?? (quick ? 256 : 1024));
+const runs = Number(option('runs') ?? (quick ? 1 : 3));
+const cpuProfDir = option('cpu-prof');
+
+function statusKiB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+  if (!m?.[1]) throw new Error(`no ${key} for ${pid}`);
+  return Number(m[1]);
+}
+
+/**
+ * One MiB of text-like bytes: words from a 4096-word vocabulary drawn by a seeded xorshift,
+ * which gzip compresses about as well as source code (≈3×), unlike a short repeating pattern.
+ */
+function textBlock(seed: number): Buffer {
+  let x = seed | 1;
+  const next = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+  const vocabulary: string[] = [];
+  for (let w = 0; w < 4096; w++) {
+    let word = '';
+    for (let l = 2 + (next() % 9); l > 0; l--) word += String.fromCharCode(97 + (next() % 26));
+    vocabulary.push(word);
+  }
+  const out = Buffer.alloc(MiB);
+  let at = 0;
+  while (at < MiB) {
+    at += out.write(vocabulary[next() % 4096] ?? '', at, 'latin1');
+    if (at < MiB) out[at++] = next() % 12 === 0 ? 0x0a : 0x20;
+  }
+  return out;
+}
+
+/** A tar of `totalMiB` MiB in FILE_MIB-MiB files of text-like bytes. */
+function* tarChunks(): Generator<Buffer> {
+  const blocks = Array.from({ length: FILE_MIB }, (_, i) => textBlock(0x9e3779b9 + i));
+  const files = Math.ceil(totalMiB / FILE_MIB);
+  for (let f = 0; f < files; f++) {
+    yield tarEntry({ name: `data/file-${f}.txt`, size: FILE_MIB * MiB });
+    for (const block of blocks) {
+      block.write(`${f}\n`.padStart(12, ' '), 0, 'latin1');
+      yield block;
+    }
+  }
+  yield Buffer.alloc(1024);
+}
+
+async function seconds(run: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await run();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+function spread(values: number[]): { median: number; min: number; max: number } {
+  return {
+    median: round(median(values) ?? Number.NaN),
+    min: round(Math.min(...values)),
+    max: round(Math.max(...values)),
+  };
+}
+
+function round(n: number, digits = 3): number {
+  return Number(n.toFixed(digits));
+}
+
+interface Daemon {
+  pid: number;
+  port: number;
+  token: string;
+  stop(): Promise<void>;
+}
+
+async function startDaemon(dataDir: string): Promise<Daemon> {
+  const nodeArgs = ['--import', 'tsx'];
+  if (cpuProfDir !== undefined) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', cpuProfDir);
+  const daemon = spawn(process.execPath, [...nodeArgs, 'src/main.ts'], {
+    env: {
+      ...process.env,
+      KILN_DATA_DIR: dataDir,
+      KILN_PORT: '0',
+      KILN_LOG_LEVEL: 'info',
+      // No guest image: the accepted build fails at once instead of booting a VM.
+      KILN_IMAGE_DIR: path.join(dataDir, 'no-image'),
+      KILN_MAX_SOURCE_BYTES: `${totalMiB + 64}M`,
+      KILN_MAX_UNPACKED_BYTES: `${totalMiB + 64}M`,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffered = '';
+    daemon.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      for (const line of buffered.split('\n')) {
+        if (line.includes('"msg":"listening"')) {
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+      }
+    });
+    daemon.once('exit', (code) => {
+      reject(new Error(`daemon exited with ${code}`));
+    });
+  });
+  daemon.stdout.resume();
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/kiln.ts',
+      'token',
+      'create',
+      '--tenant',
+      'bench',
+      '--scope',
+      'builds:write',
+    ],
+    { env: { ...process.env, KILN_DATA_DIR: dataDir } },
+  );
+  return {
+    pid: daemon.pid!,
+    port,
+    token: stdout.trim(),
+    stop: async () => {
+      if (daemon.exitCode !== null || daemon.signalCode !== null) return;
+      const exited = new Promise((resolve) => daemon.once('exit', resolve));
+      daemon.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** One upload by curl; returns its time and the daemon's peak RSS growth during it. */
+async function upload(
+  daemon: Daemon,
+  file: string,
+): Promise<{ seconds: number; rssGrowthMiB: number; status: number }> {
+  // Measure from a settled daemon: reset the kernel's peak-RSS mark (clear_refs 5).
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  writeFileSync(`/proc/${daemon.pid}/clear_refs`, '5');
+  const before = statusKiB(daemon.pid, 'VmRSS');
+  let status = 0;
+  const time = await seconds(async () => {
+    const { stdout } = await execFileAsync('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      `authorization: Bearer ${daemon.token}`,
+      '-H',
+      'Expect:',
+      '-F',
+      `source=@${file};type=application/octet-stream`,
+      `http://127.0.0.1:${daemon.port}/builds`,
+    ]);
+    status = Number(stdout.trim());
+  });
+  const peak = statusKiB(daemon.pid, 'VmHWM');
+  return { seconds: time, rssGrowthMiB: (peak - before) / 1024, status };
+}
+
+interface Case {
+  name: 'tar' | 'tar.gz';
+  file: string;
+  reference: string;
+  runReference: () => Promise<unknown>;
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-upload-'));
+  let daemon: Daemon | null = null;
+  try {
+    const tar = path.join(root, 'src.tar');
+    const gz = path.join(root, 'src.tar.gz');
+    await pipeline(Readable.from(tarChunks()), createWriteStream(tar));
+    await execFileAsync('sh', ['-c', 'gzip -6 -c "$1" > "$2"', 'sh', tar, gz]);
+    const copy = path.join(root, 'copy.tar');
+    const cases: Case[] = [
+      {
+        name: 'tar',
+        file: tar,
+        // Kiln fsyncs an accepted source before it answers, so the copy is fsynced too.
+        reference: 'cp of the file to the same disk, then sync of the copy (fsync)',
+        runReference: async () => {
+          await execFileAsync('sh', ['-c', 'cp "$1" "$2" && sync "$2"', 'sh', tar, copy]);
+          await rm(copy);
+        },
+      },
+      {
+        name: 'tar.gz',
+        file: gz,
+        reference: 'gzip -dc of the file to /dev/null',
+        runReference: () => execFileAsync('sh', ['-c', 'gzip -dc "$1" > /dev/null', 'sh', gz]),
+      },
+    ];
+
+    const dataDir = path.join(root, 'kiln');
+    await mkdir(dataDir);
+    daemon = await startDaemon(dataDir);
+    const summary = [];
+    const details = [];
+    for (const c of cases) {
+      const bytes = (await stat(c.file)).size;
+      const kiln: number[] = [];
+      const reference: number[] = [];
+      const rss: number[] = [];
+      const statuses: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        const kilnFirst = r % 2 === 0;
+        if (!kilnFirst) reference.push(await seconds(c.runReference));
+        const u = await upload(daemon, c.file);
+        kiln.push(u.seconds);
+        rss.push(u.rssGrowthMiB);
+        statuses.push(u.status);
+        if (kilnFirst) reference.push(await seconds(c.runReference));
+        console.log(
+          `${c.name} run ${r}: kiln ${u.seconds.toFixed(2)} s (HTTP ${u.status}, RSS +${u.rssGrowthMiB.toFixed(1)} MiB), reference ${reference.at(-1)?.toFixed(2)} s`,
+        );
+      }
+      const kilnMedian = median(kiln) ?? Number.NaN;
+      const refMedian = median(reference) ?? Number.NaN;
+      const ratio = refMedian / kilnMedian;
+      const peakGrowth = Math.max(...rss);
+      const accepted = statuses.every((s) => s === 202);
+      summary.push(
+        {
+          name: `upload ${c.name} throughput (MiB/s)`,
+          value: round(bytes / MiB / kilnMedian, 1),
+          reference: round(bytes / MiB / refMedian, 1),
+          ratio: round(ratio),
+          target: `>= ${THROUGHPUT_TARGET}`,
+          pass: accepted && ratio >= THROUGHPUT_TARGET,
+        },
+        {
+          name: `upload ${c.name} peak RSS growth (MiB)`,
+          value: round(peakGrowth, 1),
+          reference: RSS_TARGET_MIB,
+          ratio: round(peakGrowth / RSS_TARGET_MIB),
+          target: `<= ${RSS_TARGET_MIB} MiB`,
+          pass: accepted && peakGrowth <= RSS_TARGET_MIB,
+        },
+      );
+      details.push({
+        case: c.name,
+        bytes,
+        reference: c.reference,
+        httpStatus: statuses,
+        kilnSeconds: kiln.map((s) => round(s)),
+        referenceSeconds: reference.map((s) => round(s)),
+        kiln: spread(kiln),
+        referenceSpread: spread(reference),
+        kilnMiBps: round(bytes / MiB / kilnMedian, 1),
+        referenceMiBps: round(bytes / MiB / refMedian, 1),
+        rssGrowthMiB: rss.map((v) => round(v, 1)),
+      });
+    }
+    const result = {
+      benchmark: 'upload',
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg() },
+      quick,
+      generatedTarMiB: totalMiB,
+      runs,
+      client: 'curl -F (multipart, streamed from the file)',
+      pass: summary.every((s) => s.pass),
+      summary,
+      details,
+    };
+    const outFile = path.join(import.meta.dirname, 'results', 'upload.json');
+    await mkdir(path.dirname(outFile), { recursive: true });
+    await writeFile(outFile, `${JSON.stringify(result, null, 2)}\n`);
+    console.table(summary);
+    if (!result.pass) process.exitCode = 1;
+  } finally {
+    await daemon?.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+await main();
