@@ -1,20 +1,31 @@
 /**
- * Registry throughput: push and pull a 256 MiB single-layer image with skopeo into Kiln's
- * registry and into Distribution (Debian's `docker-registry`), in the same run, and write the
- * time ratios to bench/results/registry-throughput.json.
+ * Registry throughput: Kiln's registry against Distribution (Debian's `docker-registry`) on
+ * loopback, in the same run:
  *
- *   npx tsx bench/registry-throughput.bench.ts [--rounds N] [--mib M] [--web-streams]
+ * - push and pull (skopeo) of a single-layer image of 256 MiB;
+ * - push and pull (skopeo) of a 50-layer image (50 × 2 MiB);
+ * - a raw GET (curl) of the 256 MiB layer blob.
  *
- * Each round writes a fresh image (fresh random bytes, so neither registry can skip the upload
- * through a known blob or a cross-repository mount) and alternates which registry goes first.
+ * Target for each: Kiln's median time ≤ 0.9× Distribution's. Writes
+ * bench/results/registry-throughput.json with every time, the medians and spreads, and a
+ * `summary` of `{ name, value, reference, ratio, target, pass }` (value: Kiln's median seconds;
+ * reference: Distribution's).
+ *
+ *   npx tsx bench/registry-throughput.bench.ts [--quick] [--rounds N] [--mib M] [--layers L]
+ *     [--web-streams]
+ *
+ * `--quick`: 64 MiB, 10 layers, one round. Each round writes fresh images (fresh random bytes,
+ * so neither registry can skip an upload through a known blob or a cross-repository mount) and
+ * alternates which registry goes first.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
@@ -26,7 +37,7 @@ import { loadConfig } from '../src/config/config.js';
 import { createRegistry } from '../src/registry/create-registry.js';
 import { RegistryTokenService } from '../src/registry/registry-token-service.js';
 import { openDatabase } from '../src/storage/database.js';
-import { writeOciLayout } from '../test/helpers/registry-oci-layout.js';
+import { tarEntry } from '../test/helpers/tar-builder.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -36,9 +47,102 @@ function arg(name: string, def: number): number {
   return Number.isFinite(v) && v > 0 ? v : def;
 }
 
-const ROUNDS = arg('rounds', 3);
-const MIB = arg('mib', 256);
+const QUICK = process.argv.includes('--quick');
+const ROUNDS = arg('rounds', QUICK ? 1 : 3);
+const MIB = arg('mib', QUICK ? 64 : 256);
+const LAYERS = arg('layers', QUICK ? 10 : 50);
+const LAYER_MIB = 2;
+const GET_REPEATS = 3;
+const TARGET = 0.9;
 const WEB_STREAMS = process.argv.includes('--web-streams');
+
+/**
+ * An OCI layout of one image with `count` layers, each a tar of one `mib`-MiB file of random
+ * bytes, gzipped at level 0 (stored). Already gzip, so skopeo pushes the layers as they are
+ * (it compresses an uncompressed layer for a registry, which would time its gzip instead).
+ */
+async function writeImage(dir: string, count: number, mib: number): Promise<{ layer: string }> {
+  const blobs = path.join(dir, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  const put = async (bytes: Buffer) => {
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(path.join(blobs, hex), bytes);
+    return { digest: `sha256:${hex}`, size: bytes.length };
+  };
+  const layers = [];
+  for (let i = 0; i < count; i++) {
+    const tar = Buffer.concat([
+      tarEntry({ name: `layer-${i}.bin`, content: randomBytes(mib * 1024 * 1024) }),
+      Buffer.alloc(1024),
+    ]);
+    const diffId = `sha256:${createHash('sha256').update(tar).digest('hex')}`;
+    layers.push({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      ...(await put(gzipSync(tar, { level: 0 }))),
+      diffId,
+    });
+  }
+  const config = await put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+      }),
+    ),
+  );
+  const manifest = await put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: layers.map(({ mediaType, digest, size }) => ({ mediaType, digest, size })),
+      }),
+    ),
+  );
+  await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(
+    path.join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+        },
+      ],
+    }),
+  );
+  return { layer: layers[0]?.digest ?? '' };
+}
+
+async function timedCurl(url: string, auth: string[]): Promise<number> {
+  const start = process.hrtime.bigint();
+  const { stdout } = await execFileAsync('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code} %{size_download}',
+    ...auth,
+    url,
+  ]);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const [status] = stdout.trim().split(' ');
+  if (status !== '200') {
+    const manifest = await execFileAsync('curl', [
+      '-sS',
+      ...auth,
+      '-H',
+      'Accept: application/vnd.oci.image.manifest.v1+json',
+      url.replace(/blobs\/.*/, 'manifests/latest'),
+    ]);
+    throw new Error(`GET ${url} answered ${stdout}; manifest ${manifest.stdout}`);
+  }
+  return seconds;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -77,7 +181,17 @@ interface Target {
   name: 'kiln' | 'distribution';
   host: string;
   credsArgs: (direction: 'src' | 'dest') => string[];
+  curlAuth: string[];
 }
+
+const MEASURES = [
+  'push single layer',
+  'pull single layer',
+  'push 50 layers',
+  'pull 50 layers',
+  'raw blob GET',
+] as const;
+type Measure = (typeof MEASURES)[number];
 
 async function main(): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-registry-'));
@@ -151,84 +265,112 @@ async function main(): Promise<void> {
         name: 'kiln',
         host: `127.0.0.1:${kilnPort}`,
         credsArgs: (d) => [`--${d}-creds`, `bench:${adminToken}`],
+        curlAuth: ['-u', `bench:${adminToken}`],
       },
-      { name: 'distribution', host: `127.0.0.1:${distPort}`, credsArgs: () => [] },
+      {
+        name: 'distribution',
+        host: `127.0.0.1:${distPort}`,
+        credsArgs: () => [],
+        curlAuth: [],
+      },
     ];
-    const times: Record<Target['name'], { push: number[]; pull: number[] }> = {
-      kiln: { push: [], pull: [] },
-      distribution: { push: [], pull: [] },
+    const times: Record<Target['name'], Record<Measure, number[]>> = {
+      kiln: Object.fromEntries(MEASURES.map((m) => [m, []])) as unknown as Record<
+        Measure,
+        number[]
+      >,
+      distribution: Object.fromEntries(MEASURES.map((m) => [m, []])) as unknown as Record<
+        Measure,
+        number[]
+      >,
     };
+    const skopeo = (t: Target, from: string, to: string, dir: 'src' | 'dest') =>
+      timed([
+        'copy',
+        '--authfile',
+        authFile,
+        `--${dir}-tls-verify=false`,
+        ...t.credsArgs(dir),
+        from,
+        to,
+      ]);
 
     for (let round = 0; round < ROUNDS; round++) {
       const layoutDir = path.join(root, `image-${round}`);
-      const layout = await writeOciLayout(
-        layoutDir,
-        { payload: randomBytes(MIB * 1024 * 1024) },
-        { uncompressed: true },
-      );
+      const single = await writeImage(layoutDir, 1, MIB);
+      const manyDir = path.join(root, `many-${round}`);
+      await writeImage(manyDir, LAYERS, LAYER_MIB);
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const t of order) {
         const ref = `docker://${t.host}/library/bench-${round}:latest`;
-        const push = await timed([
-          'copy',
-          '--authfile',
-          authFile,
-          '--dest-tls-verify=false',
-          ...t.credsArgs('dest'),
-          `oci:${layout.dir}:latest`,
-          ref,
-        ]);
+        const manyRef = `docker://${t.host}/library/many-${round}:latest`;
         const out = path.join(root, `pulled-${t.name}-${round}`);
-        const pull = await timed([
-          'copy',
-          '--authfile',
-          authFile,
-          '--src-tls-verify=false',
-          ...t.credsArgs('src'),
-          ref,
-          `dir:${out}`,
-        ]);
+        const record = (m: Measure, s: number) => times[t.name][m].push(s);
+        record('push single layer', await skopeo(t, `oci:${layoutDir}:latest`, ref, 'dest'));
+        record('pull single layer', await skopeo(t, ref, `dir:${out}`, 'src'));
         await rm(out, { recursive: true, force: true });
-        times[t.name].push.push(push);
-        times[t.name].pull.push(pull);
+        record('push 50 layers', await skopeo(t, `oci:${manyDir}:latest`, manyRef, 'dest'));
+        record('pull 50 layers', await skopeo(t, manyRef, `dir:${out}`, 'src'));
+        await rm(out, { recursive: true, force: true });
+        const blobUrl = `http://${t.host}/v2/library/bench-${round}/blobs/${single.layer}`;
+        for (let i = 0; i < GET_REPEATS; i++) {
+          record('raw blob GET', await timedCurl(blobUrl, t.curlAuth));
+        }
         console.log(
-          `round ${round} ${t.name}: push ${push.toFixed(2)} s, pull ${pull.toFixed(2)} s`,
+          `round ${round} ${t.name}: ${MEASURES.map((m) => `${m} ${times[t.name][m].at(-1)?.toFixed(2)} s`).join(', ')}`,
         );
       }
       await rm(layoutDir, { recursive: true, force: true });
+      await rm(manyDir, { recursive: true, force: true });
     }
 
-    const summary = (name: Target['name']) => ({
-      pushSeconds: times[name].push,
-      pullSeconds: times[name].pull,
-      pushMedianSeconds: median(times[name].push) ?? Number.NaN,
-      pullMedianSeconds: median(times[name].pull) ?? Number.NaN,
-      pushMiBPerSecond: MIB / (median(times[name].push) ?? Number.NaN),
-      pullMiBPerSecond: MIB / (median(times[name].pull) ?? Number.NaN),
+    const stats = (values: number[]) => ({
+      seconds: values.map((v) => Number(v.toFixed(4))),
+      median: Number((median(values) ?? Number.NaN).toFixed(4)),
+      min: Number(Math.min(...values).toFixed(4)),
+      max: Number(Math.max(...values).toFixed(4)),
     });
-    const kiln = summary('kiln');
-    const dist = summary('distribution');
+    const details = Object.fromEntries(
+      MEASURES.map((m) => [
+        m,
+        { kiln: stats(times.kiln[m]), distribution: stats(times.distribution[m]) },
+      ]),
+    );
+    const summary = MEASURES.map((m) => {
+      const value = median(times.kiln[m]) ?? Number.NaN;
+      const reference = median(times.distribution[m]) ?? Number.NaN;
+      const ratio = value / reference;
+      const label = m.replace('50 layers', `${LAYERS} layers`);
+      return {
+        name: `registry ${label} (s, Kiln vs Distribution)`,
+        value: Number(value.toFixed(4)),
+        reference: Number(reference.toFixed(4)),
+        ratio: Number(ratio.toFixed(3)),
+        target: `<= ${TARGET}`,
+        pass: ratio <= TARGET,
+      };
+    });
     const result = {
       benchmark: 'registry-throughput',
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, node: process.version },
+      machine: { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg() },
+      quick: QUICK,
       imageMiB: MIB,
+      layers: { count: LAYERS, mib: LAYER_MIB },
+      rawGetRepeats: GET_REPEATS,
       kilnRequestBodies: WEB_STREAMS ? 'web streams (Readable.fromWeb)' : 'node IncomingMessage',
-      layer: 'one uncompressed tar layer of random bytes',
+      layer: 'tar layers of random bytes, gzip level 0 (stored)',
       rounds: ROUNDS,
-      client: (await execFileAsync('skopeo', ['--version'])).stdout.trim(),
-      kiln,
-      distribution: dist,
-      ratios: {
-        /** < 1 means Kiln is faster. */
-        pushKilnOverDistribution: kiln.pushMedianSeconds / dist.pushMedianSeconds,
-        pullKilnOverDistribution: kiln.pullMedianSeconds / dist.pullMedianSeconds,
-      },
+      client: `${(await execFileAsync('skopeo', ['--version'])).stdout.trim()}; ${(await execFileAsync('curl', ['--version'])).stdout.split('\n')[0]}`,
+      pass: summary.every((s) => s.pass),
+      summary,
+      details,
     };
     const outFile = path.join(import.meta.dirname, 'results', 'registry-throughput.json');
     await mkdir(path.dirname(outFile), { recursive: true });
     await writeFile(outFile, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(JSON.stringify(result.ratios));
+    console.table(summary);
+    if (!result.pass) process.exitCode = 1;
   } finally {
     if (server !== null) {
       const s = server;
