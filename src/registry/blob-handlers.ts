@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { parseRangeHeader } from './byte-range.js';
 import { parseDigest } from './digest.js';
-import { sendNodeStream } from './node-response.js';
+import { sendNodeChunks } from './node-response.js';
 import { OciError } from './oci-error.js';
 import type { RegistryDeps } from './registry-deps.js';
 import { REGISTRY_HEADERS } from './registry-headers.js';
@@ -13,7 +13,9 @@ function blobUnknown(digest: string): OciError {
 
 /**
  * GET/HEAD `/v2/<name>/blobs/<digest>` (spec "Pulling blobs"), with single `Range` requests
- * answered 206, or 416 when unsatisfiable. The body is streamed from disk.
+ * answered 206, or 416 when unsatisfiable. The body is read from disk into two reused buffers
+ * and written straight to the node socket (`BlobStore.send`), or streamed through a web stream
+ * when not served by @hono/node-server.
  */
 export function getBlob(
   deps: RegistryDeps,
@@ -48,12 +50,18 @@ export function getBlob(
     headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
   }
   if (head || size === 0) return new Response(null, { status, headers });
-  const open = () => deps.blobs.read(digest, range ?? undefined);
-  const sent = sendNodeStream(c, status, { ...headers, ...REGISTRY_HEADERS }, open, (err) => {
-    deps.logger.debug({ err, digest: digest.text }, 'registry: blob download ended early');
-  });
+  const sent = sendNodeChunks(
+    c,
+    status,
+    { ...headers, ...REGISTRY_HEADERS },
+    (write) => deps.blobs.send(digest, range ?? { start: 0, end: size - 1 }, write),
+    (err) => {
+      deps.logger.debug({ err, digest: digest.text }, 'registry: blob download ended early');
+    },
+  );
   if (sent !== null) return sent;
-  return new Response(Readable.toWeb(open()) as ReadableStream<Uint8Array>, { status, headers });
+  const body = deps.blobs.read(digest, range ?? undefined);
+  return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, { status, headers });
 }
 
 /** DELETE `/v2/<name>/blobs/<digest>`: unlinks the blob from the repository (202). */

@@ -14,6 +14,13 @@ import { OciError } from './oci-error.js';
  */
 const STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Size of each of the two buffers `send` reads a blob into. They are allocated once per
+ * download and reused: a fresh buffer per chunk (what an fs.ReadStream does) costs a page
+ * fault per 4 KiB and garbage to collect, a large share of a pull's CPU.
+ */
+const SEND_CHUNK_BYTES = 2 * 1024 * 1024;
+
 interface RunningHash {
   algorithm: DigestAlgorithm;
   /** Bytes hashed so far; valid only while it equals the upload file's size. */
@@ -202,6 +209,58 @@ export class BlobStore {
       else this.readers.delete(digest.text);
     });
     return stream;
+  }
+
+  /**
+   * Hands a blob's bytes (`end` inclusive) to `write`, one chunk at a time, reading the next
+   * chunk while the last is written; a chunk's memory is reused once its `write` resolves, so
+   * `write` must be done with it by then (a socket write callback is). The blob counts as being
+   * read from this call until it settles. Rejects when `write` does, or when the file ends
+   * before the range does.
+   */
+  async send(
+    digest: ParsedDigest,
+    range: { start: number; end: number },
+    write: (chunk: Buffer) => Promise<void>,
+  ): Promise<void> {
+    this.readers.set(digest.text, (this.readers.get(digest.text) ?? 0) + 1);
+    try {
+      const handle = await open(this.blobPath(digest), 'r');
+      let reading: Promise<number> = Promise.resolve(0);
+      try {
+        const length = range.end - range.start + 1;
+        const size = Math.min(SEND_CHUNK_BYTES, length);
+        let current = Buffer.allocUnsafeSlow(size);
+        let spare = Buffer.allocUnsafeSlow(size);
+        const readAt = async (buffer: Buffer, done: number): Promise<number> => {
+          if (done >= length) return 0;
+          const want = Math.min(buffer.length, length - done);
+          const { bytesRead } = await handle.read(buffer, 0, want, range.start + done);
+          if (bytesRead === 0) throw new Error(`blob ${digest.text} ends before its range`);
+          return bytesRead;
+        };
+        let done = 0;
+        reading = readAt(current, 0);
+        for (;;) {
+          const n = await reading;
+          if (n === 0) break;
+          done += n;
+          reading = readAt(spare, done);
+          // Awaited on the next turn; until then a failure must not count as unhandled.
+          reading.catch(() => undefined);
+          await write(current.subarray(0, n));
+          [current, spare] = [spare, current];
+        }
+      } finally {
+        // Never close the file under a read still in flight.
+        await reading.catch(() => 0);
+        await handle.close();
+      }
+    } finally {
+      const left = (this.readers.get(digest.text) ?? 1) - 1;
+      if (left > 0) this.readers.set(digest.text, left);
+      else this.readers.delete(digest.text);
+    }
   }
 
   /** True while the blob is being read, or is arriving (an upload or download committing). */

@@ -32,6 +32,50 @@ export function sendNodeStream(
 }
 
 /**
+ * Like {@link sendNodeStream} for a producer that writes chunks itself (`produce` calls
+ * `write` and awaits it; the promise resolves once the socket has taken the chunk, so its
+ * memory may be reused). Skips the stream machinery entirely. A client that goes away makes
+ * the pending `write` reject; a producer failure destroys the response.
+ */
+export function sendNodeChunks(
+  c: Context,
+  status: number,
+  headers: Record<string, string>,
+  produce: (write: (chunk: Buffer) => Promise<void>) => Promise<void>,
+  onError: (err: unknown) => void,
+): Response | null {
+  const outgoing = nodeOutgoing(c);
+  if (outgoing === undefined || outgoing.headersSent) return null;
+  outgoing.writeHead(status, headers);
+  const write = (chunk: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      if (outgoing.destroyed) {
+        reject(new Error('the client went away'));
+        return;
+      }
+      const onClose = () => {
+        reject(new Error('the client went away'));
+      };
+      outgoing.once('close', onClose);
+      outgoing.write(chunk, (err) => {
+        outgoing.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+  produce(write).then(
+    () => {
+      outgoing.end();
+    },
+    (err: unknown) => {
+      outgoing.destroy();
+      onError(err);
+    },
+  );
+  return RESPONSE_ALREADY_SENT;
+}
+
+/**
  * Answers with an empty body and headers that may repeat (one header line per value, which a
  * web `Headers` object cannot express: it joins them with commas). Returns null when the app
  * is not served by @hono/node-server (the caller then answers with joined values).
