@@ -175,15 +175,18 @@ async function startDaemon(dataDir: string): Promise<Daemon> {
   };
 }
 
-/** One upload by curl; returns its time and the daemon's peak RSS growth during it. */
+/**
+ * One upload by curl; returns its time and the daemon's peak RSS during it above `baselineKiB`
+ * (the settled daemon's RSS before its first upload, so what earlier uploads kept counts too).
+ */
 async function upload(
   daemon: Daemon,
   file: string,
+  baselineKiB: number,
 ): Promise<{ seconds: number; rssGrowthMiB: number; status: number }> {
-  // Measure from a settled daemon: reset the kernel's peak-RSS mark (clear_refs 5).
+  // Reset the kernel's peak-RSS mark (clear_refs 5) so VmHWM is this upload's peak.
   await new Promise((resolve) => setTimeout(resolve, 300));
   writeFileSync(`/proc/${daemon.pid}/clear_refs`, '5');
-  const before = statusKiB(daemon.pid, 'VmRSS');
   let status = 0;
   const time = await seconds(async () => {
     const { stdout } = await execFileAsync('curl', [
@@ -203,7 +206,7 @@ async function upload(
     status = Number(stdout.trim());
   });
   const peak = statusKiB(daemon.pid, 'VmHWM');
-  return { seconds: time, rssGrowthMiB: (peak - before) / 1024, status };
+  return { seconds: time, rssGrowthMiB: (peak - baselineKiB) / 1024, status };
 }
 
 interface Case {
@@ -213,6 +216,9 @@ interface Case {
   runReference: () => Promise<unknown>;
 }
 
+/** `uptime`'s load averages (1, 5, 15 min) when the run began: the machine is shared. */
+const LOAD_AT_START = os.loadavg();
+
 async function main(): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-upload-'));
   let daemon: Daemon | null = null;
@@ -220,7 +226,7 @@ async function main(): Promise<void> {
     const tar = path.join(root, 'src.tar');
     const gz = path.join(root, 'src.tar.gz');
     await pipeline(Readable.from(tarChunks()), createWriteStream(tar));
-    await execFileAsync('sh', ['-c', 'gzip -6 -c "$1" > "$2"', 'sh', tar, gz]);
+    await execFileAsync('sh', ['-c', 'gzip -1 -c "$1" > "$2"', 'sh', tar, gz]);
     const copy = path.join(root, 'copy.tar');
     const cases: Case[] = [
       {
@@ -244,6 +250,8 @@ async function main(): Promise<void> {
     const dataDir = path.join(root, 'kiln');
     await mkdir(dataDir);
     daemon = await startDaemon(dataDir);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const baselineKiB = statusKiB(daemon.pid, 'VmRSS');
     const summary = [];
     const details = [];
     for (const c of cases) {
@@ -255,7 +263,7 @@ async function main(): Promise<void> {
       for (let r = 0; r < runs; r++) {
         const kilnFirst = r % 2 === 0;
         if (!kilnFirst) reference.push(await seconds(c.runReference));
-        const u = await upload(daemon, c.file);
+        const u = await upload(daemon, c.file, baselineKiB);
         kiln.push(u.seconds);
         rss.push(u.rssGrowthMiB);
         statuses.push(u.status);
@@ -271,20 +279,25 @@ async function main(): Promise<void> {
       const accepted = statuses.every((s) => s === 202);
       summary.push(
         {
-          name: `upload ${c.name} throughput (MiB/s)`,
+          name: `upload ${c.name} throughput`,
           value: round(bytes / MiB / kilnMedian, 1),
           reference: round(bytes / MiB / refMedian, 1),
           ratio: round(ratio),
-          target: `>= ${THROUGHPUT_TARGET}`,
+          target: THROUGHPUT_TARGET,
           pass: accepted && ratio >= THROUGHPUT_TARGET,
+          unit: 'MiB/s',
+          better: 'higher' as const,
+          note: c.reference,
         },
         {
-          name: `upload ${c.name} peak RSS growth (MiB)`,
+          name: `upload ${c.name} peak RSS growth`,
           value: round(peakGrowth, 1),
           reference: RSS_TARGET_MIB,
           ratio: round(peakGrowth / RSS_TARGET_MIB),
-          target: `<= ${RSS_TARGET_MIB} MiB`,
+          target: 1,
           pass: accepted && peakGrowth <= RSS_TARGET_MIB,
+          unit: 'MiB',
+          note: `the ${RSS_TARGET_MIB} MiB budget`,
         },
       );
       details.push({
@@ -304,7 +317,12 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'upload',
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg() },
+      machine: {
+        cpus: os.cpus().length,
+        node: process.version,
+        loadavgAtStart: LOAD_AT_START,
+        loadavgAtEnd: os.loadavg(),
+      },
       quick,
       generatedTarMiB: totalMiB,
       runs,
