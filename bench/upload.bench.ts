@@ -91,6 +91,29 @@ function* tarChunks(): Generator<Buffer> {
   yield Buffer.alloc(1024);
 }
 
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Runs a shell command under /usr/bin/time and returns the CPU seconds it used. */
+async function shellCpu(script: string, ...args: string[]): Promise<number> {
+  const { stderr } = await execFileAsync('/usr/bin/time', [
+    '-f',
+    'cpu %U %S',
+    'sh',
+    '-c',
+    script,
+    'sh',
+    ...args,
+  ]);
+  const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+  if (!m) throw new Error(`no CPU time from /usr/bin/time: ${stderr}`);
+  return Number(m[1]) + Number(m[2]);
+}
+
 async function seconds(run: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
   await run();
@@ -183,11 +206,12 @@ async function upload(
   daemon: Daemon,
   file: string,
   baselineKiB: number,
-): Promise<{ seconds: number; rssGrowthMiB: number; status: number }> {
+): Promise<{ seconds: number; cpuSeconds: number; rssGrowthMiB: number; status: number }> {
   // Reset the kernel's peak-RSS mark (clear_refs 5) so VmHWM is this upload's peak.
   await new Promise((resolve) => setTimeout(resolve, 300));
   writeFileSync(`/proc/${daemon.pid}/clear_refs`, '5');
   let status = 0;
+  const cpuBefore = cpuSeconds(daemon.pid);
   const time = await seconds(async () => {
     const { stdout } = await execFileAsync('curl', [
       '-sS',
@@ -206,14 +230,20 @@ async function upload(
     status = Number(stdout.trim());
   });
   const peak = statusKiB(daemon.pid, 'VmHWM');
-  return { seconds: time, rssGrowthMiB: (peak - baselineKiB) / 1024, status };
+  return {
+    seconds: time,
+    cpuSeconds: cpuSeconds(daemon.pid) - cpuBefore,
+    rssGrowthMiB: (peak - baselineKiB) / 1024,
+    status,
+  };
 }
 
 interface Case {
   name: 'tar' | 'tar.gz';
   file: string;
   reference: string;
-  runReference: () => Promise<unknown>;
+  /** Runs the reference once; resolves to the CPU seconds it used. */
+  runReference: () => Promise<number>;
 }
 
 /** `uptime`'s load averages (1, 5, 15 min) when the run began: the machine is shared. */
@@ -235,15 +265,16 @@ async function main(): Promise<void> {
         // Kiln fsyncs an accepted source before it answers, so the copy is fsynced too.
         reference: 'cp of the file to the same disk, then sync of the copy (fsync)',
         runReference: async () => {
-          await execFileAsync('sh', ['-c', 'cp "$1" "$2" && sync "$2"', 'sh', tar, copy]);
+          const cpu = await shellCpu('cp "$1" "$2" && sync "$2"', tar, copy);
           await rm(copy);
+          return cpu;
         },
       },
       {
         name: 'tar.gz',
         file: gz,
         reference: 'gzip -dc of the file to /dev/null',
-        runReference: () => execFileAsync('sh', ['-c', 'gzip -dc "$1" > /dev/null', 'sh', gz]),
+        runReference: () => shellCpu('gzip -dc "$1" > /dev/null', gz),
       },
     ];
 
@@ -259,15 +290,27 @@ async function main(): Promise<void> {
       const kiln: number[] = [];
       const reference: number[] = [];
       const rss: number[] = [];
+      const kilnCpu: number[] = [];
+      const referenceCpu: number[] = [];
       const statuses: number[] = [];
       for (let r = 0; r < runs; r++) {
         const kilnFirst = r % 2 === 0;
-        if (!kilnFirst) reference.push(await seconds(c.runReference));
+        const runReference = async () => {
+          let cpu = 0;
+          reference.push(
+            await seconds(async () => {
+              cpu = await c.runReference();
+            }),
+          );
+          referenceCpu.push(cpu);
+        };
+        if (!kilnFirst) await runReference();
         const u = await upload(daemon, c.file, baselineKiB);
         kiln.push(u.seconds);
         rss.push(u.rssGrowthMiB);
         statuses.push(u.status);
-        if (kilnFirst) reference.push(await seconds(c.runReference));
+        kilnCpu.push(u.cpuSeconds);
+        if (kilnFirst) await runReference();
         console.log(
           `${c.name} run ${r}: kiln ${u.seconds.toFixed(2)} s (HTTP ${u.status}, RSS +${u.rssGrowthMiB.toFixed(1)} MiB), reference ${reference.at(-1)?.toFixed(2)} s`,
         );
@@ -312,6 +355,10 @@ async function main(): Promise<void> {
         kilnMiBps: round(bytes / MiB / kilnMedian, 1),
         referenceMiBps: round(bytes / MiB / refMedian, 1),
         rssGrowthMiB: rss.map((v) => round(v, 1)),
+        // CPU seconds used (all threads): what decides the wall time when the cores are shared.
+        kilnCpuSeconds: kilnCpu.map((v) => round(v, 2)),
+        referenceCpuSeconds: referenceCpu.map((v) => round(v, 2)),
+        cpuRatioKilnOverReference: round((median(kilnCpu) ?? NaN) / (median(referenceCpu) ?? NaN)),
       });
     }
     const result = {
