@@ -52,3 +52,25 @@ export const VSOCK_GUEST_EGRESS_PROXY = { host: '127.0.0.1', port: 3128 } as con
 
 /** Host-side vsock port that carries egress proxy connections under Cloud Hypervisor. */
 export const EGRESS_VSOCK_PORT = 1026;
+
+/**
+ * Boot-stage markers the guest writes on its serial console, one line each:
+ * `kiln-boot: <stage> <seconds of guest uptime>` (from /proc/uptime), so the host can tell
+ * from the console log it already keeps where boot time goes (src/vm/boot-stages.ts). In boot
+ * order: the initramfs init starting (the kernel's share ends here), its modules loaded, the
+ * root overlay mounted, the root filesystem's init starting, that init starting the agent, the
+ * agent process running its first line, and the agent about to send `hello`.
+ */
+export const BOOT_STAGE_PREFIX = 'kiln-boot:';
+
+export const BOOT_STAGES = [
+  'initramfs',
+  'modules',
+  'root',
+  'init',
+  'agent-exec',
+  'agent-process',
+  'agent-ready',
+] as const;
+
+export type BootStage = (typeof BOOT_STAGES)[number];
