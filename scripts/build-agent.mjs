@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Bundles the in-guest agent (agent/main.ts, the common/ code it imports and its npm
-// dependencies) into one ESM file for the guest's Node 22: `node scripts/build-agent.mjs <out>`.
+// dependencies) into one CommonJS file for the guest's Node 22: `node scripts/build-agent.mjs
+// <out>`. CommonJS because scripts/build-image.sh turns the bundle into a V8 startup snapshot
+// (`node --build-snapshot`), which takes a single script that requires only Node built-ins.
 // Deterministic output (no timestamps, no absolute paths) so the image hash is stable.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outfile = path.resolve(process.argv[2] ?? path.join(repo, 'dist', 'agent', 'kiln-agent.mjs'));
+const outfile = path.resolve(process.argv[2] ?? path.join(repo, 'dist', 'agent', 'kiln-agent.cjs'));
 const pkg = JSON.parse(await readFile(path.join(repo, 'package.json'), 'utf8'));
 
 const result = await build({
@@ -18,7 +20,7 @@ const result = await build({
   bundle: true,
   platform: 'node',
   target: 'node22',
-  format: 'esm',
+  format: 'cjs',
   minifyWhitespace: true,
   minifySyntax: true,
   sourcemap: false,
@@ -26,10 +28,6 @@ const result = await build({
   logLevel: 'warning',
   metafile: true,
   define: { 'process.env.KILN_AGENT_VERSION': JSON.stringify(pkg.version) },
-  // Some dependencies are CommonJS and call require() for Node built-ins.
-  banner: {
-    js: "import { createRequire as __kilnCreateRequire } from 'node:module';\nconst require = __kilnCreateRequire(import.meta.url);",
-  },
 });
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 console.log(`agent bundle: ${path.relative(process.cwd(), outfile)} (${bytes} bytes)`);

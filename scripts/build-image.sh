@@ -136,7 +136,7 @@ work="$(mktemp -d "$cache/images/.work.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 step "bundling the agent (esbuild)"
 [ -d node_modules ] || die "node_modules missing (run npm ci)"
-node scripts/build-agent.mjs "$work/kiln-agent.mjs" >/dev/null
+node scripts/build-agent.mjs "$work/kiln-agent.cjs" >/dev/null
 
 # ---------------------------------------------------------------- image hash
 engines='["buildah"]'
@@ -155,7 +155,7 @@ hash="$({
   echo "kernel=$kernel_pkg $(sha "$kernel_deb")"
   echo "node=$node_version $(sha "$node_tgz")"
   echo "busybox=$(sha "$file_busybox")"
-  echo "agent=$(sha "$work/kiln-agent.mjs")"
+  echo "agent=$(sha "$work/kiln-agent.cjs")"
   echo "buildkit=$buildkit_sums"
   for f in scripts/build-image.sh images/kernel/modules.txt images/initramfs/init images/rootfs/kiln-init; do
     echo "$f=$(sha "$f")"
@@ -226,7 +226,7 @@ install -m 0755 "$work/package/bin/node" "$rootfs/usr/local/bin/node"
 install -d -m 0755 "$rootfs/usr/local/lib/kiln" "$rootfs/opt/kiln/agent"
 install -m 0755 "$file_busybox" "$rootfs/usr/local/lib/kiln/busybox"
 install -m 0755 images/rootfs/kiln-init "$rootfs/usr/local/sbin/kiln-init"
-install -m 0644 "$work/kiln-agent.mjs" "$rootfs/opt/kiln/agent/kiln-agent.mjs"
+install -m 0644 "$work/kiln-agent.cjs" "$rootfs/opt/kiln/agent/kiln-agent.cjs"
 if [ -n "${KILN_BUILDKIT_DIR:-}" ]; then
   for f in "${buildkit_files[@]}"; do
     install -m 0755 "$KILN_BUILDKIT_DIR/$f" "$rootfs/usr/local/bin/$f"
@@ -235,11 +235,12 @@ fi
 install -d -m 0755 "$rootfs/etc/kiln"
 printf '{"hash":"%s","engines":%s}\n' "$hash" "$engines" >"$rootfs/etc/kiln/image.json"
 chroot "$rootfs" /usr/local/bin/node --version >/dev/null || die "node does not run in the root filesystem"
-# Warm Node's compile cache for the agent bundle (same path, same node as at boot).
-chroot "$rootfs" /usr/bin/env KILN_AGENT_WARM_COMPILE_CACHE=1 \
-  NODE_COMPILE_CACHE=/opt/kiln/agent/compile-cache /usr/local/bin/node /opt/kiln/agent/kiln-agent.mjs ||
-  die "the agent bundle does not load in the root filesystem"
-[ -n "$(ls -A "$rootfs/opt/kiln/agent/compile-cache" 2>/dev/null)" ] || echo "build-image: warning: no compile cache written" >&2
+# The agent as a V8 startup snapshot (made by the node that runs it at boot), then proof that
+# Node starts from it.
+chroot "$rootfs" /usr/local/bin/node --snapshot-blob /opt/kiln/agent/kiln-agent.blob \
+  --build-snapshot /opt/kiln/agent/kiln-agent.cjs || die "cannot snapshot the agent bundle"
+chroot "$rootfs" /usr/bin/env KILN_AGENT_LOAD_CHECK=1 /usr/local/bin/node \
+  --snapshot-blob /opt/kiln/agent/kiln-agent.blob || die "the agent snapshot does not start"
 
 step "packing rootfs.img (ext4, mkfs.ext4 -d)"
 used_mb="$(du -sm "$rootfs" | cut -f1)"
