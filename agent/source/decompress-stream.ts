@@ -20,7 +20,8 @@ export function decompressSource(
   maxOutputBytes: number,
 ): Readable {
   const stages: Transform[] = [];
-  if (compression === 'gzip') stages.push(createGunzip());
+  // 128 KiB output chunks (zlib's default is 16 KiB): fewer, larger writes per file.
+  if (compression === 'gzip') stages.push(createGunzip({ chunkSize: 128 * 1024 }));
   if (compression === 'zstd') stages.push(new ZstdTransform());
   const limit = new OutputLimit(maxOutputBytes);
   stages.push(limit);
