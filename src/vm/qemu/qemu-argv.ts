@@ -96,8 +96,8 @@ export function qemuKernelCmdline(extra: string, tscKhz?: number): string {
  * The argv (without the binary) of one builder VM: `-M microvm`, no default devices, disks as
  * virtio-blk-device with their serials, the agent channel as a virtio-serial port backed by a Unix
  * socket QEMU connects to (the host listens first, docs/contracts.md#agent-channel), serial console
- * appended to `spec.consoleLogPath`, user networking per mode, `-no-reboot` so a guest reboot or
- * panic ends the process.
+ * appended to `spec.consoleLogPath`, user networking per mode, a virtio-rng device (entropy at
+ * boot), `-no-reboot` so a guest reboot or panic ends the process.
  */
 export function buildQemuArgv(
   spec: VmSpec,
@@ -158,6 +158,10 @@ export function buildQemuArgv(
     userNetdev(spec.network),
     '-device',
     `virtio-net-device,netdev=${NETDEV}`,
+    // Entropy for the guest's CRNG (the initramfs loads virtio_rng). Without it a TCG guest
+    // (no RDRAND) waits seconds for jitter entropy, and Node's startup blocks in getrandom().
+    '-device',
+    'virtio-rng-device',
   );
   return argv;
 }
