@@ -94,13 +94,14 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
       sha256: job.source.sha256,
     };
     const sourceSha256 = await verifySourceDisk(disk);
+    const unpackStarted = clock.now().getTime();
     const unpacked = await unpackSource(
       decompressSource(readSourceDisk(disk), job.source.compression, maxTarStreamBytes(job.source)),
       sourceRoot,
       job.source,
     );
     await logs.system(
-      `unpacked ${unpacked.entries.length} entries, ${unpacked.unpackedBytes} bytes; tree sha256 ${unpacked.treeSha256}`,
+      `unpacked ${unpacked.entries.length} entries, ${unpacked.unpackedBytes} bytes in ${((clock.now().getTime() - unpackStarted) / 1000).toFixed(2)} s; tree sha256 ${unpacked.treeSha256}`,
     );
     const context = await resolveBuildContext(sourceRoot, unpacked.entries, job, tempDir);
     throwIfCancelled(signal);
