@@ -18,7 +18,7 @@ import type { VmSpec } from '../src/vm/vmm.js';
 export const BENCH_VM = { cmdline: 'quiet', memoryMb: 2048, cpus: 2 } as const;
 /** The floor's init: busybox's poweroff applet, run as the initramfs's first process. */
 export const FLOOR_INIT = 'rdinit=/bin/busybox -- poweroff -f';
-const BOOT_TIMEOUT_MS = 300_000;
+const BOOT_TIMEOUT_MS = 120_000;
 
 function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

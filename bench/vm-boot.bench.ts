@@ -71,10 +71,25 @@ async function main(): Promise<void> {
   const floors: number[] = [];
   const agents: AgentBoot[] = [];
   const agentConsoles: string[] = [];
+  /** Boots that never reached their end (kept out of the medians, counted in the result). */
+  const failedBoots: { kind: string; round: number; error: string }[] = [];
+  const attempt = async (
+    kind: 'floor' | 'agent',
+    round: number,
+  ): Promise<Awaited<ReturnType<typeof bootOnce>> | null> => {
+    try {
+      return await bootOnce(vmm, imageDir, kind, round);
+    } catch (err) {
+      failedBoots.push({ kind, round, error: (err as Error).message });
+      console.log(`round ${round + 1}: ${kind} boot failed: ${(err as Error).message}`);
+      return null;
+    }
+  };
   for (let round = 0; round < ROUNDS; round++) {
-    const floor = await bootOnce(vmm, imageDir, 'floor', round);
-    floors.push(floor.seconds);
-    const agent = await bootOnce(vmm, imageDir, 'agent', round);
+    const floor = await attempt('floor', round);
+    if (floor !== null) floors.push(floor.seconds);
+    const agent = await attempt('agent', round);
+    if (floor === null || agent === null) continue;
     const boot = describeAgentBoot(agent.seconds, agent.console);
     agents.push(boot);
     agentConsoles.push(agent.console);
@@ -113,6 +128,7 @@ async function main(): Promise<void> {
     image: image.hash,
     vm: { ...BENCH_VM, floorInit: FLOOR_INIT },
     rounds: ROUNDS,
+    failedBoots,
     floorSeconds: { ...floor, samples: floors.map(round3) },
     helloSeconds: { ...hello, samples: agents.map((a) => round3(a.helloSeconds)) },
     /** Wall time before the guest kernel's clock starts (VMM start, firmware, decompression). */
