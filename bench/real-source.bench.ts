@@ -77,8 +77,10 @@ interface Sample {
   engine: string | null;
   uploadSeconds: number;
   submitToReadySeconds: number;
-  /** Phase seconds as the agent reports them (the guest's clock). */
+  /** `timings.phases` of the build (docs/contracts.md#timings). */
   timings: Record<string, number>;
+  /** The build's whole `timings` account as the API gives it. */
+  timingsAccount: unknown;
   /**
    * The same phases timed by the host: from each `phase` event's `at` (the daemon's clock) to
    * the next, the last one to the build's end. Under a loaded TCG host the guest's clock falls
@@ -207,7 +209,8 @@ async function main(): Promise<void> {
         engine: engine?.name ?? null,
         uploadSeconds: round3(uploadSeconds),
         submitToReadySeconds: round3(submitToReadySeconds),
-        timings: build.timings,
+        timings: build.timings.phases,
+        timingsAccount: build.timings,
         hostPhaseSeconds: await hostPhaseSeconds(daemon.url, token, build.id),
         agentUnpackSeconds: agentUnpack(logs),
         guestTarExtractSeconds: tar === null ? null : round3(tar.seconds),
@@ -239,7 +242,7 @@ async function main(): Promise<void> {
     samples.map((s) => (s.hostPhaseSeconds.building ?? 0) + (s.hostPhaseSeconds.pushing ?? 0)),
   );
   const hostExtracting = med(h('extracting'));
-  /** Guest seconds per host second over the phases (1 when the guest's clock keeps time). */
+  /** `phases.building` per host-timed building second (1 when the guest's figures keep time). */
   const guestClockRate = round3(
     med(samples.map((s) => s.timings.building ?? 0)) / med(h('building')),
   );
