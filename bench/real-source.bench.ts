@@ -82,9 +82,8 @@ interface Sample {
   /** The build's whole `timings` account as the API gives it. */
   timingsAccount: unknown;
   /**
-   * The same phases timed by the host: from each `phase` event's `at` (the daemon's clock) to
-   * the next, the last one to the build's end. Under a loaded TCG host the guest's clock falls
-   * behind (timer ticks are lost), so host times are the ones the overhead is computed from.
+   * The agent's phases as the host timed them (`timings.host_observed`). Under a loaded TCG
+   * host the guest's clock falls behind, so these are the ones the overhead is computed from.
    */
   hostPhaseSeconds: Record<string, number>;
   /** The agent's own unpack (its `unpacked … in X s` log line), inside `extracting`. */
@@ -118,38 +117,6 @@ function guestTar(logs: string): { seconds: number; files: number } | null {
   const m = /kiln-bench: pack \S+ \S+ extract (\S+) (\S+) files (\d+)/.exec(logs);
   if (m === null) return null;
   return { seconds: Number(m[2]) - Number(m[1]), files: Number(m[3]) };
-}
-
-/** Host-timed phases from GET /builds/:id/events (every stored event, each with its `at`). */
-async function hostPhaseSeconds(
-  url: string,
-  token: string,
-  buildId: string,
-): Promise<Record<string, number>> {
-  const res = await fetch(`${url}/builds/${buildId}/events`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const text = await res.text();
-  const events = text
-    .split('\n')
-    .filter((l) => l.startsWith('data:'))
-    .map(
-      (l) =>
-        JSON.parse(l.slice(5)) as { type?: string; phase?: string; status?: string; at?: string },
-    );
-  const marks: { phase: string; at: number }[] = [];
-  let end: number | null = null;
-  for (const e of events) {
-    const at = e.at === undefined ? Number.NaN : Date.parse(e.at);
-    if (e.type === 'phase' && e.phase !== undefined) marks.push({ phase: e.phase, at });
-    if (e.type === 'status' && (e.status === 'ready' || e.status === 'failed')) end = at;
-  }
-  const out: Record<string, number> = {};
-  marks.forEach((m, i) => {
-    const next = marks[i + 1]?.at ?? end;
-    if (next !== null) out[m.phase] = round3((out[m.phase] ?? 0) + (next - m.at) / 1000);
-  });
-  return out;
 }
 
 function agentUnpack(logs: string): number | null {
@@ -211,7 +178,7 @@ async function main(): Promise<void> {
         submitToReadySeconds: round3(submitToReadySeconds),
         timings: build.timings.phases,
         timingsAccount: build.timings,
-        hostPhaseSeconds: await hostPhaseSeconds(daemon.url, token, build.id),
+        hostPhaseSeconds: build.timings.host_observed,
         agentUnpackSeconds: agentUnpack(logs),
         guestTarExtractSeconds: tar === null ? null : round3(tar.seconds),
         guestTarFiles: tar?.files ?? null,
