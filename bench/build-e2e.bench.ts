@@ -4,12 +4,17 @@
  * (COPY + RUN + ENV + CMD) one after another and records, per build, boot-to-agent seconds,
  * the agent's phase seconds and the wall time from submit to ready.
  *
- *   npx tsx bench/build-e2e.bench.ts      → bench/results/build-e2e.json
+ *   npx tsx bench/build-e2e.bench.ts [--quick]      → bench/results/build-e2e.json
+ *
+ * `--quick`: one round. The summary figure is Kiln's own time per build (submit-to-ready minus
+ * the boot and the agent's phases, measured in the same builds) against the 0.5 s budget the
+ * project sets for KVM-class machines: under TCG it includes the slow VM teardown.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { median } from './median.js';
+import { summaryEntry } from './summarize-entry.js';
 import { E2eClient } from '../test/helpers/e2e-client.js';
 import {
   disposeE2eDaemon,
@@ -19,7 +24,10 @@ import {
 } from '../test/helpers/e2e-daemon.js';
 import { writeSourceTarball } from '../test/helpers/e2e-source.js';
 
-const ROUNDS = Number(process.env.KILN_BENCH_ROUNDS ?? 3);
+const QUICK = process.argv.includes('--quick');
+const ROUNDS = QUICK ? 1 : Number(process.env.KILN_BENCH_ROUNDS ?? 3);
+/** Kiln's own seconds per build allowed under KVM-class speeds (issue 15). */
+const OVERHEAD_BUDGET_SECONDS = 0.5;
 
 interface Sample {
   buildId: string;
@@ -82,6 +90,17 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
   const ok = samples.filter((s) => s.status === 'ready');
+  const overhead = median(
+    ok.flatMap((s) =>
+      s.bootSeconds === null
+        ? []
+        : [
+            s.submitToReadySeconds -
+              s.bootSeconds -
+              Object.values(s.phaseSeconds).reduce((a, b) => a + b, 0),
+          ],
+    ),
+  );
   const result = {
     benchmark: 'build-e2e',
     date: new Date().toISOString(),
@@ -93,6 +112,22 @@ async function main(): Promise<void> {
       ok.flatMap((s) => (s.bootSeconds === null ? [] : [s.bootSeconds])),
     ),
     medianSubmitToReadySeconds: median(ok.map((s) => s.submitToReadySeconds)),
+    medianKilnOverheadSeconds: overhead,
+    quick: QUICK,
+    loadavg: os.loadavg(),
+    summary:
+      overhead === null
+        ? []
+        : [
+            summaryEntry({
+              name: 'Kiln time per build (submit-to-ready − boot − agent phases)',
+              value: overhead,
+              reference: OVERHEAD_BUDGET_SECONDS,
+              target: 1,
+              unit: 's',
+              note: 'reference: the 0.5 s budget for KVM-class machines',
+            }),
+          ],
     samples,
   };
   await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
@@ -101,6 +136,7 @@ async function main(): Promise<void> {
     `${JSON.stringify(result, null, 2)}\n`,
   );
   process.stdout.write(`${JSON.stringify({ ...result, samples: undefined })}\n`);
+  if (ok.length < ROUNDS) process.exitCode = 1;
 }
 
 await main();
