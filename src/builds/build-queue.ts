@@ -126,25 +126,32 @@ export class BuildQueue<T extends QueueEntry = QueueEntry> {
 
   /**
    * 1-based place of a waiting build in the order the queue would serve it (round-robin from
-   * now, ignoring caps), or null when it is not waiting.
+   * now, ignoring caps), or null when it is not waiting. Round-robin serves the waiting
+   * tenants in one fixed cycle (least recently served first, as next() picks), one build each
+   * per round, so the k-th build of a tenant comes after k rounds of every tenant's first
+   * builds and after the tenants ahead of it in round k: O(tenants), not O(queue).
    */
   position(id: string): number | null {
-    if (!this.has(id)) return null;
-    const served = new Map(this.served);
-    const at = new Map<string, number>();
-    let counter = this.serveCounter;
-    for (let position = 1; ; position++) {
-      const tenant = this.pick(
-        served,
-        (t) => (this.waiting.get(t)?.length ?? 0) > (at.get(t) ?? 0),
-        (t) => this.waiting.get(t)?.[at.get(t) ?? 0]?.seq ?? Number.MAX_SAFE_INTEGER,
-      );
-      if (tenant === null) return null;
-      const index = at.get(tenant) ?? 0;
-      if (this.waiting.get(tenant)?.[index]?.entry.id === id) return position;
-      at.set(tenant, index + 1);
-      served.set(tenant, counter++);
+    const entry = this.byId.get(id);
+    if (entry === undefined) return null;
+    const k = this.waiting.get(entry.tenant)?.findIndex((e) => e.entry.id === id) ?? -1;
+    if (k === -1) return null;
+    const cycle = [...this.waiting.entries()]
+      .map(([tenant, list]) => ({
+        tenant,
+        count: list.length,
+        served: this.served.get(tenant) ?? -1,
+        head: list[0]?.seq ?? Number.MAX_SAFE_INTEGER,
+      }))
+      .sort((a, b) => a.served - b.served || a.head - b.head);
+    let position = 1;
+    let ahead = true;
+    for (const t of cycle) {
+      position += Math.min(t.count, k);
+      if (t.tenant === entry.tenant) ahead = false;
+      else if (ahead && t.count > k) position += 1;
     }
+    return position;
   }
 
   /** The eligible waiting tenant served least recently (never served first; ties by age). */
