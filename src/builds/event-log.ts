@@ -2,12 +2,13 @@ import type { BuildEvent, BuildEventData } from './build-event.js';
 import type { BuildStore } from './build-store.js';
 import type { Clock } from '../../common/time/clock.js';
 
-type Listener = () => void;
+type Listener = (event: BuildEvent) => void;
 
 /**
  * Build events (docs/contracts.md#build-events): every event is stored in SQLite first and only
- * then announced. Subscribers are only woken up — they re-read from the store from their last id —
- * so a slow client costs no memory here and no event can be dropped.
+ * then announced, to each subscriber with the event itself (the same object for all of them,
+ * so the SSE hub encodes it once). A subscriber keeps only what it chooses to: the store has
+ * every event, so one that falls behind re-reads from its last id and nothing is dropped.
  */
 export class EventLog {
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -20,21 +21,21 @@ export class EventLog {
 
   append(buildId: string, data: Exclude<BuildEventData, { type: 'log' }>): BuildEvent {
     const event = this.store.appendEvent(buildId, data, this.clock.now());
-    this.notify(buildId);
+    this.notify(event);
     return event;
   }
 
   /** Appends a log chunk under the per-build cap (one truncation marker past it). */
   appendLog(buildId: string, data: Extract<BuildEventData, { type: 'log' }>): void {
     const stored = this.store.appendLog(buildId, data, this.clock.now(), this.maxLogBytes);
-    if (stored.length > 0) this.notify(buildId);
+    for (const event of stored) this.notify(event);
   }
 
   read(buildId: string, afterId: number, limit: number): BuildEvent[] {
     return this.store.eventsAfter(buildId, afterId, limit);
   }
 
-  /** Calls `listener` after each new event of the build; returns the unsubscribe function. */
+  /** Calls `listener` with each new event of the build, once stored; returns the unsubscribe function. */
   subscribe(buildId: string, listener: Listener): () => void {
     let set = this.listeners.get(buildId);
     if (!set) {
@@ -49,9 +50,9 @@ export class EventLog {
     };
   }
 
-  private notify(buildId: string): void {
-    const set = this.listeners.get(buildId);
+  private notify(event: BuildEvent): void {
+    const set = this.listeners.get(event.buildId);
     if (!set) return;
-    for (const listener of [...set]) listener();
+    for (const listener of [...set]) listener(event);
   }
 }

@@ -2,9 +2,9 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { ApiEnv } from './api-env.js';
 import { requireApiToken } from './require-api-token.js';
+import { framesFrom, SseEventHub, sseFrame } from './sse-event-hub.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { ApiTokenService } from '../auth/api-token-service.js';
-import type { BuildEvent } from '../builds/build-event.js';
 import type { BuildManager } from '../builds/build-manager.js';
 import { TERMINAL_STATUSES } from '../builds/build.js';
 import type { EventLog } from '../builds/event-log.js';
@@ -12,6 +12,11 @@ import { AppError } from '../errors/app-error.js';
 
 /** Events read from the store per batch: what one subscriber holds in memory at most. */
 const BATCH = 100;
+/**
+ * Bytes of live frames one follower may have waiting for its socket; past it the follower
+ * drops them and reads on from the store (a slow client costs bounded memory, loses nothing).
+ */
+const MAX_PENDING_BYTES = 1024 * 1024;
 const MAX_TAIL_LINES = 10_000;
 
 export interface BuildEventRoutesDeps {
@@ -21,11 +26,6 @@ export interface BuildEventRoutesDeps {
   clock: Clock;
   /** Milliseconds between heartbeats on a followed stream (15 s in production). */
   heartbeatMs: number;
-}
-
-function eventPayload(event: BuildEvent): string {
-  const { type: _type, ...rest } = event.data;
-  return JSON.stringify({ build_id: event.buildId, at: event.createdAt.toISOString(), ...rest });
 }
 
 function parseLastEventId(value: string | undefined): number {
@@ -43,30 +43,68 @@ export function buildEventRoutes(deps: BuildEventRoutesDeps): Hono<ApiEnv> {
   }
   const app = new Hono<ApiEnv>();
   const canRead = requireApiToken(deps.apiTokens, 'builds:read');
+  const hub = new SseEventHub(deps.events);
 
   app.get('/builds/:id/events', canRead, (c) => {
     const { build } = deps.manager.get(c.var.principal.tenant, c.req.param('id'));
     const follow = c.req.query('follow') === 'true' || c.req.query('follow') === '1';
     let lastId = parseLastEventId(c.req.header('last-event-id') ?? c.req.query('last_event_id'));
     return streamSSE(c, async (stream) => {
-      // Flags set from callbacks; an object so the loop re-reads them after each await.
+      // A follower reads from the store until it has caught up (`fromStore`), then sends the
+      // hub's live batches that continue its stream. Flags are set from callbacks; one object
+      // so the loop re-reads them after each await.
       const st: {
         wake: (() => void) | null;
-        woken: boolean;
+        fromStore: boolean;
+        /** Live frames waiting for the socket, and the id of the last event they hold. */
+        pending: Buffer[];
+        pendingBytes: number;
+        pendingFinal: boolean;
+        queuedId: number;
         heartbeatDue: boolean;
         aborted: boolean;
-      } = { wake: null, woken: false, heartbeatDue: false, aborted: false };
-      const idle = () => !st.woken && !st.heartbeatDue && !st.aborted;
+      } = {
+        wake: null,
+        fromStore: true,
+        pending: [],
+        pendingBytes: 0,
+        pendingFinal: false,
+        queuedId: lastId,
+        heartbeatDue: false,
+        aborted: false,
+      };
+      const idle = () =>
+        st.pending.length === 0 && !st.heartbeatDue && !st.aborted && !st.fromStore;
       const isAborted = () => st.aborted;
       const poke = () => {
         const w = st.wake;
         st.wake = null;
         w?.();
       };
-      const unsubscribe = deps.events.subscribe(build.id, () => {
-        st.woken = true;
-        poke();
-      });
+      const toStore = () => {
+        st.fromStore = true;
+        st.pending = [];
+        st.pendingBytes = 0;
+        st.pendingFinal = false;
+      };
+      const stop = follow
+        ? hub.follow(build.id, (batch) => {
+            if (st.fromStore || batch.lastId <= st.queuedId) return;
+            if (
+              batch.firstId > st.queuedId + 1 ||
+              st.pendingBytes + batch.frames.length > MAX_PENDING_BYTES
+            ) {
+              toStore();
+            } else {
+              const frames = framesFrom(batch, st.queuedId + 1);
+              st.pending.push(frames);
+              st.pendingBytes += frames.length;
+              st.pendingFinal = batch.final;
+              st.queuedId = batch.lastId;
+            }
+            poke();
+          })
+        : () => undefined;
       stream.onAbort(() => {
         st.aborted = true;
         poke();
@@ -79,25 +117,43 @@ export function buildEventRoutes(deps: BuildEventRoutesDeps): Hono<ApiEnv> {
         : null;
       try {
         for (;;) {
-          st.woken = false;
-          const batch = deps.events.read(build.id, lastId, BATCH);
-          let final = false;
-          for (const event of batch) {
-            await stream.writeSSE({
-              id: String(event.id),
-              event: event.data.type,
-              data: eventPayload(event),
-            });
-            lastId = event.id;
-            if (event.data.type === 'result') final = true;
-          }
-          if (final || st.aborted) return;
-          if (batch.length === BATCH) continue;
-          if (!follow) return;
-          // Ended meanwhile: read on to the final event; resuming after it, nothing will come.
-          const status = deps.manager.get(c.var.principal.tenant, build.id).build.status;
-          if (TERMINAL_STATUSES.has(status)) {
-            if (batch.length === 0) return;
+          if (st.aborted) return;
+          if (st.fromStore) {
+            const batch = deps.events.read(build.id, lastId, BATCH);
+            let final = false;
+            for (const event of batch) {
+              await stream.write(sseFrame(event));
+              lastId = event.id;
+              if (event.data.type === 'result') final = true;
+            }
+            if (final || isAborted()) return;
+            if (batch.length === BATCH) continue;
+            if (!follow) return;
+            // Ended meanwhile: read on to the final event; resuming after it, nothing will come.
+            const status = deps.manager.get(c.var.principal.tenant, build.id).build.status;
+            if (TERMINAL_STATUSES.has(status)) {
+              if (batch.length === 0) return;
+              continue;
+            }
+            // Caught up: from here on the hub's batches carry every new event.
+            st.fromStore = false;
+            st.queuedId = lastId;
+          } else if (st.pending.length > 0) {
+            const frames = st.pending;
+            const final = st.pendingFinal;
+            const upTo = st.queuedId;
+            st.pending = [];
+            st.pendingBytes = 0;
+            for (const f of frames) await stream.write(f);
+            lastId = upTo;
+            // If it fell behind while writing, the store has what was dropped, after lastId.
+            if (final) return;
+            continue;
+          } else if (
+            TERMINAL_STATUSES.has(deps.manager.get(c.var.principal.tenant, build.id).build.status)
+          ) {
+            // Its last events may still be on their way through the hub: read them instead.
+            toStore();
             continue;
           }
           if (idle()) {
@@ -116,7 +172,7 @@ export function buildEventRoutes(deps: BuildEventRoutesDeps): Hono<ApiEnv> {
         }
       } finally {
         if (timer) clearInterval(timer);
-        unsubscribe();
+        stop();
       }
     });
   });
