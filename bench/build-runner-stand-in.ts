@@ -59,7 +59,13 @@ export class BuildRunnerStandIn implements BuildRunner {
     if (this.gate) await this.gate;
     if (this.options.logs) {
       sink.status('building');
-      await emitLogs(this.options.logs, sink, signal);
+      await emitLogChunks(
+        this.options.logs,
+        (data, at) => {
+          sink.log('stdout', data, at);
+        },
+        signal,
+      );
     }
     this.runsFinished += 1;
     if (signal.aborted) {
@@ -90,8 +96,15 @@ export class BuildRunnerStandIn implements BuildRunner {
   }
 }
 
-/** Emits chunks on a fixed schedule (catching up when the loop was late), until done or aborted. */
-async function emitLogs(logs: StandInLogs, sink: BuildRunSink, signal: AbortSignal): Promise<void> {
+/**
+ * Emits the chunks of `logs` on a fixed schedule (catching up when the loop was late) until
+ * done or aborted; each chunk's data starts `#<seq> t=<send time in ms> `.
+ */
+export async function emitLogChunks(
+  logs: StandInLogs,
+  emit: (data: string, at: Date) => void,
+  signal: AbortSignal,
+): Promise<void> {
   const line = `${'x'.repeat(99)}\n`;
   const filler = line.repeat(Math.ceil(logs.chunkBytes / line.length) + 1);
   const intervalMs = (logs.chunkBytes / logs.bytesPerSecond) * 1000;
@@ -103,7 +116,7 @@ async function emitLogs(logs: StandInLogs, sink: BuildRunSink, signal: AbortSign
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     const sentAt = nowMs();
     const head = `#${seq} t=${sentAt.toFixed(3)} `;
-    sink.log('stdout', head + filler.slice(0, logs.chunkBytes - head.length), new Date(sentAt));
+    emit(head + filler.slice(0, logs.chunkBytes - head.length), new Date(sentAt));
     logs.onChunk?.(seq, sentAt);
   }
 }
