@@ -1,0 +1,105 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHarness, type Harness } from '../helpers/api-harness.js';
+import { readSse, type SseEvent } from '../helpers/api-server.js';
+import { okOutcome } from '../helpers/fake-build-runner.js';
+import { sampleTar } from '../helpers/tar-builder.js';
+
+let h: Harness;
+let token: string;
+
+beforeEach(async () => {
+  h = await createHarness({ env: { KILN_MAX_LOG_BYTES: '64M' } });
+  token = await h.token('acme');
+});
+afterEach(async () => {
+  await h.close();
+});
+
+async function submit(): Promise<string> {
+  const fd = new FormData();
+  fd.append('source', new Blob([sampleTar()]), 'app.tar');
+  const res = await fetch(`${h.url}/builds`, {
+    method: 'POST',
+    body: fd,
+    headers: { authorization: `Bearer ${token}` },
+  });
+  expect(res.status).toBe(202);
+  return ((await res.json()) as { id: string }).id;
+}
+
+function follow(id: string): Promise<Response> {
+  return fetch(`${h.url}/builds/${id}/events?follow=true`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Ids 1…n one by one, `result` last, and the `#<i>` log chunks in the order they were written. */
+function expectComplete(events: SseEvent[], chunks: number): void {
+  const stored = events.filter((e) => e.event !== 'heartbeat');
+  expect(stored.map((e) => Number(e.id))).toEqual(stored.map((_, i) => i + 1));
+  expect(stored.at(-1)?.event).toBe('result');
+  const logs = stored
+    .filter((e) => e.event === 'log')
+    .map((e) => /^#(\d+)/.exec((JSON.parse(e.data) as { data: string }).data)?.[1]);
+  expect(logs).toEqual(Array.from({ length: chunks }, (_, i) => String(i)));
+}
+
+describe('SSE fan-out', () => {
+  it('sends every follower the same live events, in order, and closes after the result', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    const followers = await Promise.all([follow(id), follow(id), follow(id)]);
+    const reading = followers.map((res) => readSse(res));
+    // Several events per turn of the event loop, over many turns.
+    for (let i = 0; i < 300; i++) {
+      run.sink.log('stdout', `#${i} line\n`, h.time.now());
+      if (i % 7 === 0) await turn();
+    }
+    run.finish(okOutcome(`acme/${id}:${id}`));
+    const results = await Promise.all(reading);
+    for (const { events, ended } of results) {
+      expect(ended).toBe(true);
+      expectComplete(events, 300);
+    }
+    expect(results[1]?.events.map((e) => e.data)).toEqual(results[0]?.events.map((e) => e.data));
+  });
+
+  it('gives a follower that stopped reading every event in order once it reads again', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    const stalled = await follow(id);
+    const reading = readSse(await follow(id));
+    // 16 MiB of log while one follower reads nothing: far more than its socket and its
+    // 1 MiB of waiting frames hold, so it has to fall back to the store.
+    const filler = 'x'.repeat(8 * 1024);
+    const chunks = 2048;
+    for (let i = 0; i < chunks; i++) {
+      run.sink.log('stdout', `#${i} ${filler}\n`, h.time.now());
+      if (i % 16 === 0) await turn();
+    }
+    run.finish(okOutcome(`acme/${id}:${id}`));
+    const live = await reading;
+    expectComplete(live.events, chunks);
+    const late = await readSse(stalled);
+    expect(late.ended).toBe(true);
+    expectComplete(late.events, chunks);
+  });
+
+  it('replays from the store to a follower that joins mid-build, then continues live', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    for (let i = 0; i < 150; i++) run.sink.log('stdout', `#${i}\n`, h.time.now());
+    const reading = readSse(await follow(id));
+    for (let i = 150; i < 300; i++) {
+      run.sink.log('stdout', `#${i}\n`, h.time.now());
+      if (i % 5 === 0) await turn();
+    }
+    run.finish(okOutcome(`acme/${id}:${id}`));
+    expectComplete((await reading).events, 300);
+  });
+});
