@@ -97,8 +97,10 @@ export class BuildRunnerStandIn implements BuildRunner {
 }
 
 /**
- * Emits the chunks of `logs` on a fixed schedule (catching up when the loop was late) until
- * done or aborted; each chunk's data starts `#<seq> t=<send time in ms> `.
+ * Emits the chunks of `logs` on a fixed schedule until done or aborted; each chunk's data
+ * starts `#<seq> t=<send time in ms> `. Every chunk that is due is sent in one turn of the
+ * event loop (as the agent's messages arrive, several per socket read, when the host is
+ * late), then the loop yields until the next one is due.
  */
 export async function emitLogChunks(
   logs: StandInLogs,
@@ -110,13 +112,16 @@ export async function emitLogChunks(
   const intervalMs = (logs.chunkBytes / logs.bytesPerSecond) * 1000;
   const total = Math.round((logs.seconds * logs.bytesPerSecond) / logs.chunkBytes);
   const started = nowMs();
-  for (let seq = 0; seq < total && !signal.aborted; seq++) {
-    const due = started + seq * intervalMs;
-    const wait = due - nowMs();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    const sentAt = nowMs();
-    const head = `#${seq} t=${sentAt.toFixed(3)} `;
-    emit(head + filler.slice(0, logs.chunkBytes - head.length), new Date(sentAt));
-    logs.onChunk?.(seq, sentAt);
+  let seq = 0;
+  while (seq < total && !signal.aborted) {
+    const wait = started + seq * intervalMs - nowMs();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    else await new Promise((resolve) => setImmediate(resolve));
+    for (; seq < total && started + seq * intervalMs <= nowMs(); seq++) {
+      const sentAt = nowMs();
+      const head = `#${seq} t=${sentAt.toFixed(3)} `;
+      emit(head + filler.slice(0, logs.chunkBytes - head.length), new Date(sentAt));
+      logs.onChunk?.(seq, sentAt);
+    }
   }
 }

@@ -2,19 +2,34 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { emitLogChunks, type StandInLogs } from './build-runner-stand-in.js';
 
+interface Follower {
+  res: ServerResponse;
+  /** Index of the next frame to write. */
+  next: number;
+  waiting: boolean;
+}
+
 /**
  * The floor of the event fan-out benchmark, measured in the same run: a bare node:http server
  * on 127.0.0.1 that sends the same log chunks on the same schedule as SSE frames of the same
- * shape to every follower, each frame encoded once and written to every response, with no
- * store, no routing and no auth. What the machine can do, to read Kiln's figures against.
+ * shape to every follower, with no store, no routing and no auth. Each frame is encoded once
+ * and kept; each follower writes from its own cursor until its socket pushes back and goes on
+ * at `drain` — the least a server must do to deliver everything, in order, to everyone.
  */
 export class SseFloorServer {
-  private readonly responses = new Set<ServerResponse>();
+  private readonly followers = new Set<Follower>();
+  private readonly frames: Buffer[] = [];
+  private ended = false;
   private readonly server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.flushHeaders();
-    this.responses.add(res);
-    req.once('close', () => this.responses.delete(res));
+    const follower: Follower = { res, next: 0, waiting: false };
+    this.followers.add(follower);
+    res.on('drain', () => {
+      follower.waiting = false;
+      this.pump(follower);
+    });
+    req.once('close', () => this.followers.delete(follower));
   });
 
   async listen(): Promise<string> {
@@ -24,42 +39,40 @@ export class SseFloorServer {
 
   /** Sends the chunks of `logs` to every connected follower, then a result, and ends them. */
   async run(logs: StandInLogs): Promise<void> {
-    let id = 0;
     const send = (type: string, data: string) => {
-      id += 1;
-      const frame = Buffer.from(`event: ${type}\ndata: ${data}\nid: ${id}\n\n`, 'utf8');
-      for (const res of this.responses) res.write(frame);
+      const id = this.frames.length + 1;
+      this.frames.push(Buffer.from(`event: ${type}\ndata: ${data}\nid: ${id}\n\n`, 'utf8'));
+      for (const f of this.followers) this.pump(f);
     };
     await emitLogChunks(
       logs,
       (data, at) => {
         send(
           'log',
-          JSON.stringify({
-            build_id: 'floor',
-            at: at.toISOString(),
-            stream: 'stdout',
-            data,
-            at_guest: at,
-          }),
+          JSON.stringify({ build_id: 'floor', at: at.toISOString(), stream: 'stdout', data }),
         );
       },
       new AbortController().signal,
     );
+    this.ended = true;
     send('result', JSON.stringify({ build_id: 'floor', status: 'ready' }));
-    for (const res of this.responses) res.end();
   }
 
-  get connected(): number {
-    return this.responses.size;
+  private pump(f: Follower): void {
+    while (!f.waiting && f.next < this.frames.length) {
+      const frame = this.frames[f.next];
+      f.next += 1;
+      if (frame && !f.res.write(frame)) f.waiting = true;
+    }
+    if (this.ended && f.next === this.frames.length && !f.res.writableEnded) f.res.end();
   }
 
   async close(): Promise<void> {
-    for (const res of this.responses) res.destroy();
-    await new Promise<void>((resolve) =>
+    for (const f of this.followers) f.res.destroy();
+    await new Promise<void>((resolve) => {
       this.server.close(() => {
         resolve();
-      }),
-    );
+      });
+    });
   }
 }

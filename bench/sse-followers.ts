@@ -7,6 +7,7 @@
  *
  * Forked by bench/event-fanout.bench.ts; talks to it over the IPC channel:
  *   parent → { type: 'follow', url, token, buildId, count }
+ *   parent → { type: 'stop' } at its deadline: the followers report what they have so far
  *   child  → { type: 'connected' } once every stream answered 200, then { type: 'done', … }
  */
 import { Agent, request } from 'node:http';
@@ -17,6 +18,8 @@ export interface FollowersReport {
   followers: number;
   /** Followers that saw ids 1, 2, 3, … to the result with no gap and no repeat. */
   inOrder: number;
+  /** Followers that saw a gap or a repeat in the ids (at any time, ended or not). */
+  outOfOrder: number;
   /** Followers whose stream ended with the `result` event. */
   completed: number;
   /** `log` events received, summed over followers. */
@@ -34,6 +37,9 @@ const EVENT_LOG = Buffer.from('event: log');
 const ID = Buffer.from('\nid: ');
 const SEP = Buffer.from('\n\n');
 
+/** Set by follow(): reports now and closes every stream. */
+let stopAll: () => void = () => undefined;
+
 function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -45,6 +51,7 @@ function follow(message: { url: string; token: string; buildId: string; count: n
     type: 'done',
     followers: message.count,
     inOrder: 0,
+    outOfOrder: 0,
     completed: 0,
     logEvents: 0,
     bytes: 0,
@@ -53,16 +60,26 @@ function follow(message: { url: string; token: string; buildId: string; count: n
   };
   let connected = 0;
   let ended = 0;
+  let reported = false;
+  const requests: ReturnType<typeof request>[] = [];
+  const finishReport = () => {
+    if (reported) return;
+    reported = true;
+    agent.destroy();
+    // Trailing zero buckets are left off.
+    let last = BUCKETS - 1;
+    while (last > 0 && buckets[last] === 0) last--;
+    report.latencyBuckets = Array.from(buckets.subarray(0, last + 1));
+    process.send?.(report);
+  };
   const endOne = () => {
     ended += 1;
-    if (ended === message.count) {
-      agent.destroy();
-      // Trailing zero buckets are left off.
-      let last = BUCKETS - 1;
-      while (last > 0 && buckets[last] === 0) last--;
-      report.latencyBuckets = Array.from(buckets.subarray(0, last + 1));
-      process.send?.(report);
-    }
+    if (ended === message.count) finishReport();
+  };
+  stopAll = () => {
+    report.errors.push(`stopped at the deadline with ${message.count - ended} streams open`);
+    finishReport();
+    for (const req of requests) req.destroy();
   };
   for (let i = 0; i < message.count; i++) {
     const req = request(
@@ -90,7 +107,10 @@ function follow(message: { url: string; token: string; buildId: string; count: n
             const idAt = buf.lastIndexOf(ID, sep);
             if (idAt >= start) {
               const id = Number(buf.toString('latin1', idAt + ID.length, sep));
-              if (id !== lastId + 1) ordered = false;
+              if (id !== lastId + 1 && ordered) {
+                ordered = false;
+                report.outOfOrder += 1;
+              }
               lastId = id;
               if (buf.indexOf(EVENT_LOG, start) === start) {
                 report.logEvents += 1;
@@ -121,10 +141,12 @@ function follow(message: { url: string; token: string; buildId: string; count: n
       },
     );
     req.once('error', (err) => {
+      if (reported) return;
       report.errors.push(`follower ${i}: ${err.message}`);
       endOne();
     });
     req.end();
+    requests.push(req);
   }
 }
 
@@ -132,5 +154,6 @@ process.on(
   'message',
   (message: { type: string; url: string; token: string; buildId: string; count: number }) => {
     if (message.type === 'follow') follow(message);
+    if (message.type === 'stop') stopAll();
   },
 );
