@@ -14,6 +14,7 @@
  */
 import { fork } from 'node:child_process';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startBenchDaemon } from './bench-daemon.js';
 import { writeResult } from './bench-report.js';
@@ -59,6 +60,8 @@ interface Measured {
   wallSeconds: number;
   cpuSeconds: number;
   rssGrowthMB: number;
+  /** This process's event-loop delay while the logs were sent (stalls show here). */
+  loopDelayMs: { p99: number; max: number };
   p50: number;
   p99: number;
 }
@@ -102,6 +105,8 @@ async function measure(
     const sampler = setInterval(() => {
       rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
     }, 50);
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
     const cpuBefore = process.cpuUsage();
     const started = nowMs();
     produce();
@@ -113,12 +118,14 @@ async function measure(
     clearTimeout(deadline);
     process.stderr.write(`${label}: done after ${((nowMs() - started) / 1000).toFixed(1)} s\n`);
     const cpu = process.cpuUsage(cpuBefore);
+    loopDelay.disable();
     clearInterval(sampler);
     return {
       report,
       wallSeconds: (nowMs() - started) / 1000,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       rssGrowthMB: Math.max(0, rssPeak - rssBefore) / 1e6,
+      loopDelayMs: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
       p50: percentileOfBuckets(report.latencyBuckets, 50),
       p99: percentileOfBuckets(report.latencyBuckets, 99),
     };
@@ -145,6 +152,7 @@ function describe(m: Measured, expected: number): Record<string, unknown> {
       max: m.report.latencyBuckets.length * BUCKET_MS,
     },
     rssGrowthMB: m.rssGrowthMB,
+    eventLoopDelayMs: m.loopDelayMs,
     errors: m.report.errors.slice(0, 10),
   };
 }
