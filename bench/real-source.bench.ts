@@ -270,6 +270,8 @@ async function main(): Promise<void> {
     },
     floorSamples: floors.map(round3),
     samples,
+    // Kiln's own overhead has its target (≤ 0.5 s) under KVM-class speeds only, so under TCG
+    // it is reported in `overhead` above and not judged in the summary.
     summary: [
       {
         name: 'agent unpack vs tar -xzf in the guest',
@@ -278,14 +280,6 @@ async function main(): Promise<void> {
         ratio: round3(unpackRatio),
         target: UNPACK_TARGET_RATIO,
         pass: unpackRatio <= UNPACK_TARGET_RATIO,
-      },
-      {
-        name: "Kiln's own overhead per build (TCG), s",
-        value: overhead,
-        reference: endToEnd,
-        ratio: round3(overhead / endToEnd),
-        target: null,
-        pass: null,
       },
     ],
   };
