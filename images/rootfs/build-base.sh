@@ -46,6 +46,14 @@ chroot "$target" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
   exit 1
 }
 chroot "$target" /usr/bin/env LC_ALL=C apt-get clean
+# The unprivileged user rootless BuildKit runs as (docs/architecture.md#isolation): uid/gid 1000,
+# no login shell, and a subordinate range of 65536 ids for the user namespace rootlesskit
+# creates (newuidmap/newgidmap read /etc/subuid and /etc/subgid).
+chroot "$target" /usr/sbin/groupadd --gid 1000 kiln-build
+chroot "$target" /usr/sbin/useradd --uid 1000 --gid 1000 --home-dir /home/kiln-build \
+  --create-home --shell /usr/sbin/nologin kiln-build
+echo "kiln-build:100000:65536" >"$target/etc/subuid"
+echo "kiln-build:100000:65536" >"$target/etc/subgid"
 cleanup
 trap - EXIT
 
