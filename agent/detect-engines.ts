@@ -20,14 +20,23 @@ async function findExecutable(name: string, searchPath: string): Promise<string 
 
 /**
  * The engines present in this image, best first: BuildKit when its binaries were supplied to
- * the image recipe (the production default), then Buildah (always in the image).
+ * the image recipe (buildctl and buildkitd, with Debian's rootlesskit beside them), then Buildah
+ * (always in the image).
  */
 export async function detectEngines(searchPath = process.env.PATH ?? ''): Promise<BuildEngine[]> {
   const engines: BuildEngine[] = [];
-  const daemonless = await findExecutable('buildctl-daemonless.sh', searchPath);
   const buildctl = await findExecutable('buildctl', searchPath);
-  if (daemonless && buildctl)
-    engines.push(new BuildKitEngine({ daemonlessPath: daemonless, buildctlPath: buildctl }));
+  const buildkitd = await findExecutable('buildkitd', searchPath);
+  const rootlesskit = await findExecutable('rootlesskit', searchPath);
+  if (buildctl && buildkitd && rootlesskit) {
+    engines.push(
+      new BuildKitEngine({
+        buildctlPath: buildctl,
+        buildkitdPath: buildkitd,
+        rootlesskitPath: rootlesskit,
+      }),
+    );
+  }
   const buildah = await findExecutable('buildah', searchPath);
   if (buildah) engines.push(new BuildahEngine({ buildahPath: buildah }));
   return engines;

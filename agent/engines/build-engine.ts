@@ -34,6 +34,11 @@ export interface EngineRequest {
   workDir: string;
   /** Memory-backed directory for run state (sockets, locks). */
   runDir: string;
+  /**
+   * BuildKit only: a Dockerfile frontend image to run (`gateway.v0`), served from the Kiln
+   * registry; absent or null uses the built-in frontend. Buildah has one built-in parser.
+   */
+  frontendImage?: string | null;
 }
 
 /** How an engine reports progress while it runs. */

@@ -39,7 +39,10 @@ function buildahGlobalArgs(paths: BuildahPaths, driver: BuildahStorageDriver): s
 }
 
 /**
- * argv of `buildah build`: chroot isolation (no nested namespaces needed in the guest),
+ * argv of `buildah build`: OCI isolation on Debian's runc, so every RUN step gets its own PID,
+ * mount, IPC and UTS namespaces and a container's default /dev (it sees neither the agent nor
+ * the VM's disks, docs/architecture.md#isolation), with the VM's network namespace (`--network
+ * host`: its only reachable addresses are the registry forward and the egress proxy);
  * `--layers` so cache works, registry cache from/to the cache repository, build args, secrets
  * as `--secret id=…,src=…` (never build args, never in layers), every tag, and the image id
  * written to a file. Registry TLS and mirrors come from registries.conf, credentials from the
@@ -58,7 +61,9 @@ export function buildahBuildArgv(
     ...buildahGlobalArgs(paths, driver),
     'build',
     '--isolation',
-    'chroot',
+    'oci',
+    '--network',
+    'host',
     '--layers',
     '--retry',
     '0',
@@ -114,7 +119,7 @@ export function buildahEnv(request: EngineRequest, base: NodeJS.ProcessEnv): Nod
     ...base,
     CONTAINERS_REGISTRIES_CONF: request.credentials.registriesConf,
     REGISTRY_AUTH_FILE: request.credentials.authFile,
-    BUILDAH_ISOLATION: 'chroot',
+    BUILDAH_ISOLATION: 'oci',
     // Large layer blobs go to the scratch disk, not the memory-backed /tmp.
     TMPDIR: path.join(request.workDir, 'tmp'),
   };

@@ -1,27 +1,67 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
+import {
+  BUILDKIT_USER,
+  type BuildkitDaemonPaths,
+  type BuildkitUser,
+  startBuildkitDaemon,
+} from './buildkit-daemon.js';
 import { digestFromMetadata } from './buildkit-metadata.js';
 import { BuildKitProgressParser } from './buildkit-progress.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
 
 export interface BuildKitEngineOptions {
-  /** buildctl-daemonless.sh (starts a buildkitd for the one build, then stops it). */
-  daemonlessPath: string;
   buildctlPath: string;
+  buildkitdPath: string;
+  /** rootlesskit (Debian package `rootlesskit`). */
+  rootlesskitPath: string;
+  /** The account buildkitd runs as; null keeps the agent's own (the agent's tests only). */
+  user?: BuildkitUser | null;
+  /** Parent of the user's XDG_RUNTIME_DIR, `<base>/<uid>` (default /run/user). */
+  runtimeBase?: string;
   killGraceMs?: number;
+  readyTimeoutMs?: number;
 }
 
-/** Where BuildKit keeps state for one build. */
-function buildkitPaths(request: Pick<EngineRequest, 'workDir' | 'runDir'>): {
-  root: string;
-  metadataFile: string;
-} {
+/** Where rootless BuildKit keeps state for one build. */
+export function buildkitPaths(
+  request: Pick<EngineRequest, 'workDir' | 'runDir'>,
+  runtimeDir: string,
+): BuildkitDaemonPaths & { metadataFile: string } {
   return {
-    root: path.join(request.workDir, 'buildkit', 'root'),
-    metadataFile: path.join(request.workDir, 'buildkit', 'metadata.json'),
+    runtimeDir,
+    socket: path.join(runtimeDir, 'buildkit', 'buildkitd.sock'),
+    config: path.join(runtimeDir, 'buildkit', 'buildkitd.toml'),
+    // Owned by the BuildKit user: a new directory name, so state an older rootful buildkitd
+    // left on a cache disk (`buildkit/root`, owned by root) is never opened.
+    root: path.join(request.workDir, 'buildkit', 'rootless'),
+    tmpDir: path.join(request.workDir, 'buildkit', 'tmp'),
+    metadataFile: path.join(request.runDir, 'buildkit-metadata.json'),
   };
+}
+
+/**
+ * The frontend options that make BuildKit's built-in Dockerfile frontend ignore a
+ * `# syntax=` line: the frontend forwards to the named image only when its options carry no
+ * `cmdline` (moby/buildkit frontend/dockerfile/builder/build.go), so setting one keeps the
+ * build on the built-in frontend in every network mode. With an operator-chosen frontend image
+ * (served from Kiln's registry), `gateway.v0` runs that image instead, and the same option
+ * keeps the image from forwarding again.
+ */
+export function buildkitFrontendArgs(frontendImage: string | null): string[] {
+  if (frontendImage === null) {
+    return ['--frontend', 'dockerfile.v0', '--opt', 'cmdline=dockerfile.v0'];
+  }
+  return [
+    '--frontend',
+    'gateway.v0',
+    '--opt',
+    `source=${frontendImage}`,
+    '--opt',
+    `cmdline=${frontendImage}`,
+  ];
 }
 
 /** Quotes a CSV field of a buildctl `--output`/`--export-cache` value when needed. */
@@ -30,22 +70,24 @@ function csvField(value: string): string {
 }
 
 /**
- * argv of `buildctl-daemonless.sh build` with the Dockerfile frontend: context and Dockerfile
- * directories as locals, the Dockerfile name as `filename`, build args as `build-arg:` opts,
- * secrets as `--secret id=…,src=…`, the image pushed to every reference in one exporter,
- * registry cache export (`mode=max`) and import, the metadata file for the digest, and
- * rawjson progress for live logs and phases.
+ * argv of `buildctl build` against the build's own buildkitd: the Dockerfile frontend (see
+ * {@link buildkitFrontendArgs}), context and Dockerfile directories as locals, the Dockerfile
+ * name as `filename`, build args as `build-arg:` opts, secrets as `--secret id=…,src=…`, the
+ * image pushed to every reference in one exporter, registry cache export (`mode=max`) and
+ * import, the metadata file for the digest, and rawjson progress for live logs and phases.
  */
 export function buildkitBuildArgv(
-  daemonless: string,
+  buildctl: string,
+  address: string,
   request: EngineRequest,
   metadataFile: string,
 ): string[] {
   const argv = [
-    daemonless,
+    buildctl,
+    '--addr',
+    address,
     'build',
-    '--frontend',
-    'dockerfile.v0',
+    ...buildkitFrontendArgs(request.frontendImage ?? null),
     '--local',
     `context=${request.contextDir}`,
     '--local',
@@ -79,15 +121,13 @@ export function buildkitBuildArgv(
 }
 
 /**
- * Environment for buildctl-daemonless.sh: buildkitd gets its config (mirrors, plain-HTTP
- * registry) and a root on the scratch disk through BUILDKITD_FLAGS; buildctl reads the
- * registry credentials from DOCKER_CONFIG (config.json).
+ * Environment of buildctl (run as root, the client side of the session): it reads the registry
+ * credentials from DOCKER_CONFIG and the secret files itself, and hands them to buildkitd over
+ * the session, so the BuildKit user never reads the credentials directory.
  */
 export function buildkitEnv(request: EngineRequest, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { root } = buildkitPaths(request);
   return {
     ...base,
-    BUILDKITD_FLAGS: `--config ${request.credentials.buildkitdToml} --root ${root}`,
     DOCKER_CONFIG: request.credentials.dockerConfigDir,
     TMPDIR: path.join(request.workDir, 'tmp'),
   };
@@ -100,30 +140,122 @@ export function parseBuildctlVersion(output: string): string {
 }
 
 /**
- * BuildKit (docs/contracts.md#build-engines), the production default when its binaries were given
- * to the image recipe. The guest is a single-tenant VM and the agent is root in it, so buildkitd
- * runs as root there (the VM is the isolation boundary); rootlesskit is shipped for hosts that run
- * the agent unprivileged, which buildctl-daemonless.sh picks up by itself.
+ * BuildKit (docs/contracts.md#build-engines), the default when its binaries were given to the
+ * image recipe. buildkitd runs rootless for the one build: as the unprivileged BuildKit user,
+ * under rootlesskit, with its state on the scratch or cache disk; RUN steps run in rootless runc
+ * containers of that user namespace (docs/architecture.md#isolation). buildctl stays with the
+ * agent (root) and talks to the daemon's socket.
  */
 export class BuildKitEngine implements BuildEngine {
   readonly name = 'buildkit' as const;
+  private readonly user: BuildkitUser | null;
+  private readonly runtimeDir: string;
+  private started: Promise<void> | null = null;
 
-  constructor(private readonly options: BuildKitEngineOptions) {}
+  constructor(private readonly options: BuildKitEngineOptions) {
+    this.user = options.user === undefined ? BUILDKIT_USER : options.user;
+    this.runtimeDir = path.join(
+      options.runtimeBase ?? '/run/user',
+      String(this.user?.uid ?? process.getuid?.() ?? 0),
+    );
+  }
 
   async version(): Promise<string> {
     return parseBuildctlVersion(await captureCommand([this.options.buildctlPath, '--version']));
   }
 
+  /**
+   * What does not depend on the build: the BuildKit user's subordinate ids are checked and its
+   * XDG_RUNTIME_DIR made (memory-backed, 0700, its own). Idempotent; build() calls it too.
+   * buildkitd itself starts in build(), since its configuration (registry mirrors, GC limits)
+   * and its state root (scratch or cache disk) are the build's.
+   */
+  start(): Promise<void> {
+    this.started ??= this.prepare().catch((err: unknown) => {
+      this.started = null;
+      throw err;
+    });
+    return this.started;
+  }
+
+  private async prepare(): Promise<void> {
+    if (this.user !== null) {
+      const name = this.user.name;
+      for (const file of ['/etc/subuid', '/etc/subgid']) {
+        const text = await readFile(file, 'utf8').catch(() => '');
+        if (!text.split('\n').some((l) => l.startsWith(`${name}:`))) {
+          throw new BuildFailure(
+            'internal',
+            `rootless BuildKit: ${file} has no range for ${name} (the guest image is not built for BuildKit)`,
+          );
+        }
+      }
+    }
+    await mkdir(path.dirname(this.runtimeDir), { recursive: true, mode: 0o755 });
+    await mkdir(this.runtimeDir, { recursive: true, mode: 0o700 });
+    await mkdir(path.join(this.runtimeDir, 'buildkit'), { recursive: true, mode: 0o700 });
+    await this.own(this.runtimeDir);
+    await this.own(path.join(this.runtimeDir, 'buildkit'));
+  }
+
+  private async own(target: string): Promise<void> {
+    if (this.user !== null) await chown(target, this.user.uid, this.user.gid);
+  }
+
   async build(request: EngineRequest, hooks: EngineHooks): Promise<EngineResult> {
-    const { root, metadataFile } = buildkitPaths(request);
-    await mkdir(root, { recursive: true });
+    await this.start();
+    const paths = buildkitPaths(request, this.runtimeDir);
+    for (const dir of [path.dirname(paths.root), paths.root, paths.tmpDir]) {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      await this.own(dir);
+    }
     await mkdir(path.join(request.workDir, 'tmp'), { recursive: true });
+    await mkdir(path.dirname(paths.metadataFile), { recursive: true });
+    // buildkitd.toml holds no secret (mirrors, plain-HTTP registries, GC limits): a copy the
+    // BuildKit user can read, in its own runtime directory.
+    await rm(paths.config, { force: true });
+    await writeFile(paths.config, await readFile(request.credentials.buildkitdToml), {
+      mode: 0o600,
+    });
+    await this.own(paths.config);
+
+    const daemon = await startBuildkitDaemon({
+      rootlesskitPath: this.options.rootlesskitPath,
+      buildkitdPath: this.options.buildkitdPath,
+      buildctlPath: this.options.buildctlPath,
+      paths,
+      user: this.user,
+      signal: hooks.signal,
+      readyTimeoutMs: this.options.readyTimeoutMs,
+    });
+    try {
+      const who =
+        daemon.buildkitd === null
+          ? 'buildkitd process not found'
+          : `buildkitd pid ${daemon.buildkitd.pid} uid ${daemon.buildkitd.uid}`;
+      await hooks.log(
+        'system',
+        `buildkit: rootless buildkitd ready in ${daemon.readySeconds.toFixed(1)} s (${who}; rootlesskit, overlayfs snapshotter)\n`,
+      );
+      return await this.solve(request, hooks, daemon.address, paths.metadataFile);
+    } finally {
+      await daemon.stop(this.options.killGraceMs);
+    }
+  }
+
+  private async solve(
+    request: EngineRequest,
+    hooks: EngineHooks,
+    address: string,
+    metadataFile: string,
+  ): Promise<EngineResult> {
+    await rm(metadataFile, { force: true });
     const parser = new BuildKitProgressParser();
     const pending: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
 
     await hooks.phase('building');
     const run = await runEngineProcess(
-      buildkitBuildArgv(this.options.daemonlessPath, request, metadataFile),
+      buildkitBuildArgv(this.options.buildctlPath, address, request, metadataFile),
       {
         env: buildkitEnv(request, process.env),
         cwd: request.contextDir,

@@ -13,7 +13,7 @@ describe('Buildah argv', () => {
   const request = engineRequest();
   const paths = buildahPaths(request);
 
-  it('builds with chroot isolation, layers, the auth file, every tag, build args, secrets and registry cache', () => {
+  it('builds with OCI isolation on the host network, layers, the auth file, every tag, build args, secrets and registry cache', () => {
     expect(buildahBuildArgv('buildah', request, paths, 'overlay')).toEqual([
       'buildah',
       '--root',
@@ -24,7 +24,9 @@ describe('Buildah argv', () => {
       'overlay',
       'build',
       '--isolation',
-      'chroot',
+      'oci',
+      '--network',
+      'host',
       '--layers',
       '--retry',
       '0',
@@ -97,7 +99,7 @@ describe('Buildah argv', () => {
       PATH: '/usr/bin',
       CONTAINERS_REGISTRIES_CONF: '/run/kiln/credentials/creds-1/registries.conf',
       REGISTRY_AUTH_FILE: '/run/kiln/credentials/creds-1/auth.json',
-      BUILDAH_ISOLATION: 'chroot',
+      BUILDAH_ISOLATION: 'oci',
       TMPDIR: '/scratch/build/engine/tmp',
     });
   });

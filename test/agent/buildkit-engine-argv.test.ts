@@ -1,18 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { engineRequest } from './engine-request-fixture.js';
+import { BUILDKIT_USER, buildkitdArgv, buildkitdEnv } from '../../agent/engines/buildkit-daemon.js';
 import {
   buildkitBuildArgv,
   buildkitEnv,
+  buildkitFrontendArgs,
+  buildkitPaths,
   parseBuildctlVersion,
 } from '../../agent/engines/buildkit-engine.js';
 
+const ADDR = 'unix:///run/user/1000/buildkit/buildkitd.sock';
+
 describe('BuildKit argv', () => {
   it('builds with the dockerfile frontend, pushes every tag, exports cache with mode=max and writes metadata', () => {
-    expect(buildkitBuildArgv('buildctl-daemonless.sh', engineRequest(), '/m.json')).toEqual([
-      'buildctl-daemonless.sh',
+    expect(buildkitBuildArgv('buildctl', ADDR, engineRequest(), '/m.json')).toEqual([
+      'buildctl',
+      '--addr',
+      ADDR,
       'build',
       '--frontend',
       'dockerfile.v0',
+      '--opt',
+      'cmdline=dockerfile.v0',
       '--local',
       'context=/scratch/build/src/app',
       '--local',
@@ -40,7 +49,8 @@ describe('BuildKit argv', () => {
 
   it('omits cache flags without a cache repository and the insecure flag over TLS', () => {
     const argv = buildkitBuildArgv(
-      'buildctl-daemonless.sh',
+      'buildctl',
+      ADDR,
       engineRequest({
         cacheRef: null,
         registryInsecure: false,
@@ -53,12 +63,55 @@ describe('BuildKit argv', () => {
     expect(argv).toContain('type=image,name=registry.example:443/acme/web:b_abc,push=true');
   });
 
-  it('configures buildkitd through BUILDKITD_FLAGS and credentials through DOCKER_CONFIG', () => {
+  it('gives buildctl the credentials through DOCKER_CONFIG and nothing for buildkitd', () => {
     expect(buildkitEnv(engineRequest(), {})).toEqual({
-      BUILDKITD_FLAGS:
-        '--config /run/kiln/credentials/creds-1/buildkitd.toml --root /scratch/build/engine/buildkit/root',
       DOCKER_CONFIG: '/run/kiln/credentials/creds-1/docker',
       TMPDIR: '/scratch/build/engine/tmp',
+    });
+  });
+
+  it('keeps the built-in frontend for a `# syntax=` line, or runs the operator frontend image', () => {
+    expect(buildkitFrontendArgs(null)).toEqual([
+      '--frontend',
+      'dockerfile.v0',
+      '--opt',
+      'cmdline=dockerfile.v0',
+    ]);
+    expect(buildkitFrontendArgs('10.0.2.100:5000/library/dockerfile:1.9')).toEqual([
+      '--frontend',
+      'gateway.v0',
+      '--opt',
+      'source=10.0.2.100:5000/library/dockerfile:1.9',
+      '--opt',
+      'cmdline=10.0.2.100:5000/library/dockerfile:1.9',
+    ]);
+  });
+
+  it('runs buildkitd under rootlesskit on the host network with the overlayfs snapshotter', () => {
+    const paths = buildkitPaths(engineRequest(), '/run/user/1000');
+    expect(
+      buildkitdArgv({ rootlesskitPath: 'rootlesskit', buildkitdPath: 'buildkitd', paths }),
+    ).toEqual([
+      'rootlesskit',
+      '--net=host',
+      '--state-dir=/run/user/1000/rootlesskit-buildkit',
+      'buildkitd',
+      '--addr',
+      'unix:///run/user/1000/buildkit/buildkitd.sock',
+      '--root',
+      '/scratch/build/engine/buildkit/rootless',
+      '--config',
+      '/run/user/1000/buildkit/buildkitd.toml',
+      '--oci-worker-snapshotter=overlayfs',
+      '--oci-worker-net=host',
+    ]);
+    expect(buildkitdEnv(BUILDKIT_USER, paths)).toEqual({
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: '/home/kiln-build',
+      USER: 'kiln-build',
+      LOGNAME: 'kiln-build',
+      XDG_RUNTIME_DIR: '/run/user/1000',
+      TMPDIR: '/scratch/build/engine/buildkit/tmp',
     });
   });
 

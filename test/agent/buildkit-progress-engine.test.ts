@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rawjsonFixtures } from './buildkit-progress-replay.js';
 import { engineRequest } from './engine-request-fixture.js';
 import type { EngineHooks } from '../../agent/engines/build-engine.js';
-import { BuildKitEngine } from '../../agent/engines/buildkit-engine.js';
+import { BuildKitEngine, type BuildKitEngineOptions } from '../../agent/engines/buildkit-engine.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
 import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
 
@@ -20,26 +20,43 @@ afterEach(async () => {
 });
 
 /**
- * Test double for buildctl-daemonless.sh (buildkitd needs root and a runc worker, which a
- * unit test does not start): it writes captured buildctl stderr, copies the captured metadata
- * file where `--metadata-file` says, and exits with `code`.
+ * Test doubles for BuildKit's processes (the real rootless buildkitd runs in the guest, see
+ * test/e2e/buildkit.e2e.test.ts): `rootlesskit` runs the command after its flags, `buildkitd`
+ * waits for SIGTERM, and `buildctl` answers `debug workers` and, for `build`, writes captured
+ * buildctl stderr, copies the captured metadata file where `--metadata-file` says, and exits
+ * with `code`.
  */
-async function replayingDaemonless(progress: string, code: number): Promise<string> {
-  const script = path.join(dir, 'buildctl-daemonless.sh');
-  await writeFile(
-    script,
-    [
+async function replayingBuildKit(progress: string, code: number): Promise<BuildKitEngineOptions> {
+  const put = async (name: string, lines: string[]): Promise<string> => {
+    const file = path.join(dir, name);
+    await writeFile(file, [...lines, ''].join('\n'));
+    await chmod(file, 0o755);
+    return file;
+  };
+  return {
+    rootlesskitPath: await put('rootlesskit', [
       '#!/bin/sh',
+      'while [ "${1#--}" != "$1" ]; do shift; done',
+      'exec "$@"',
+    ]),
+    buildkitdPath: await put('buildkitd', [
+      '#!/bin/sh',
+      "trap 'exit 0' TERM",
+      'while :; do sleep 0.1; done',
+    ]),
+    buildctlPath: await put('buildctl', [
+      '#!/bin/sh',
+      '[ "$3" = debug ] && exit 0',
       'meta=""; prev=""',
       'for a in "$@"; do [ "$prev" = --metadata-file ] && meta="$a"; prev="$a"; done',
       `cat ${path.join(rawjsonFixtures, progress)} >&2`,
       `[ -n "$meta" ] && cp ${path.join(rawjsonFixtures, 'push-metadata.json')} "$meta"`,
       `exit ${code}`,
-      '',
-    ].join('\n'),
-  );
-  await chmod(script, 0o755);
-  return script;
+    ]),
+    user: null,
+    runtimeBase: path.join(dir, 'run-user'),
+    killGraceMs: 500,
+  };
 }
 
 function recordingHooks(): EngineHooks & {
@@ -62,11 +79,14 @@ function recordingHooks(): EngineHooks & {
   return hooks;
 }
 
-function request() {
+async function request() {
+  const toml = path.join(dir, 'buildkitd.toml');
+  await writeFile(toml, '');
   return engineRequest({
     contextDir: dir,
     workDir: path.join(dir, 'work'),
     runDir: path.join(dir, 'run'),
+    credentials: { ...engineRequest().credentials, buildkitdToml: toml },
   });
 }
 
@@ -77,14 +97,11 @@ function textOf(logs: { stream: LogStream; text: string }[], stream: LogStream):
     .join('');
 }
 
-describe('BuildKitEngine logs (captured buildctl output through a stand-in daemonless script)', () => {
+describe('BuildKitEngine logs (captured buildctl output through stand-in BuildKit processes)', () => {
   it("fails with BuildKit's own reason, not the exit code", async () => {
-    const engine = new BuildKitEngine({
-      daemonlessPath: await replayingDaemonless('run-failure.jsonl', 1),
-      buildctlPath: '/bin/false',
-    });
+    const engine = new BuildKitEngine(await replayingBuildKit('run-failure.jsonl', 1));
     const hooks = recordingHooks();
-    const err: unknown = await engine.build(request(), hooks).catch((e: unknown) => e);
+    const err: unknown = await engine.build(await request(), hooks).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BuildFailure);
     expect((err as BuildFailure).code).toBe('build_failed');
     expect((err as BuildFailure).message).toBe(
@@ -95,12 +112,11 @@ describe('BuildKitEngine logs (captured buildctl output through a stand-in daemo
   });
 
   it('streams a pushed build per stream, with the final lines held back until buildctl ended', async () => {
-    const engine = new BuildKitEngine({
-      daemonlessPath: await replayingDaemonless('first-build-of-cache-scope.jsonl', 0),
-      buildctlPath: '/bin/false',
-    });
+    const engine = new BuildKitEngine(
+      await replayingBuildKit('first-build-of-cache-scope.jsonl', 0),
+    );
     const hooks = recordingHooks();
-    const result = await engine.build(request(), hooks);
+    const result = await engine.build(await request(), hooks);
     expect(result.digest).toBe(
       'sha256:c979a406677262bce2db2b74b07669605990926ee950aa6a4baad28e9d40cd3b',
     );

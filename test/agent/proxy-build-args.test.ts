@@ -39,7 +39,12 @@ describe('the proxy reaches build steps as predefined build args, never the engi
   });
 
   it('under BuildKit: --opt build-arg: for each, none in the environment', () => {
-    const argv = buildkitBuildArgv('buildctl-daemonless.sh', request, '/m.json');
+    const argv = buildkitBuildArgv(
+      'buildctl',
+      'unix:///run/user/1000/buildkit/buildkitd.sock',
+      request,
+      '/m.json',
+    );
     for (const [name, value] of Object.entries(expected)) {
       expect(argv.join('\n')).toContain(`--opt\nbuild-arg:${name}=${value}`);
     }
