@@ -34,6 +34,7 @@ import { DATABASE_FILE, openDatabase } from './storage/database.js';
 import { KilnMetrics } from './telemetry/kiln-metrics.js';
 import type { Scheduler } from './time/scheduler.js';
 import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
+import { readGuestImageEngines } from './vm/guest-image-engines.js';
 import type { EgressHooks } from './vm/vm-build-attempt.js';
 import type { WebhookNetwork } from './webhooks/send-webhook.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
@@ -215,6 +216,8 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
     // The registry records what it served to and received from each build's token; the
     // manager writes a ready build's base images and pushed digest from that record.
     const buildRecord = new BuildRegistryRecord(db, clock);
+    // The guest image's engines, read once: `engine` is checked against them at upload.
+    const guestEngines = await readGuestImageEngines(config.vm.imageDir);
     const manager = new BuildManager({
       dataDir,
       store,
@@ -226,6 +229,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       policy: {
         ...config.builds,
         ...(caches ? { maxCacheSizeMb: Math.floor(config.caches.maxSizeBytes / 1024 ** 2) } : {}),
+        ...(guestEngines === undefined ? {} : { engines: guestEngines }),
         // Read when a build is ready (after start()), so it names the bound port.
         get publicUrl() {
           return publicUrl();

@@ -5,7 +5,12 @@ import {
   isValidImageName,
   isValidImageTag,
 } from './build-repositories.js';
-import type { BuildRequest, ImageTag } from './build.js';
+import {
+  BUILD_ENGINE_NAMES,
+  type BuildEngineName,
+  type BuildRequest,
+  type ImageTag,
+} from './build.js';
 import { SECRET_ID_PATTERN } from '../auth/secret-store.js';
 import { AppError } from '../errors/app-error.js';
 import { parseWebhookUrl } from '../webhooks/parse-webhook-url.js';
@@ -24,6 +29,7 @@ export const BUILD_FIELDS = [
   'cpus',
   'network_mode',
   'allowed_hosts',
+  'engine',
   'image_name',
   'image_tags',
   'source_sha256',
@@ -50,6 +56,11 @@ export interface BuildRequestPolicy {
    * cache disks are turned off.
    */
   maxCacheSizeMb?: number;
+  /**
+   * The engines the guest image carries, best first (its image.json); absent when unknown,
+   * and then any engine is accepted and the guest reports one it lacks.
+   */
+  engines?: readonly BuildEngineName[];
 }
 
 /** Smallest cache disk a build may ask for. */
@@ -60,6 +71,28 @@ const MAX_BUILD_ARGS = 200;
 export const MAX_IMAGE_TAGS = 16;
 const MAX_SECRETS = 100;
 const BUILD_ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/**
+ * `engine`: one the guest image has (ENGINE_UNAVAILABLE names those it has), or by default its
+ * best; undefined when neither was given nor known.
+ */
+function parseEngine(
+  raw: string | undefined,
+  available: readonly BuildEngineName[] | undefined,
+): BuildEngineName | undefined {
+  if (raw === undefined) return available?.[0];
+  const engine = BUILD_ENGINE_NAMES.find((name) => name === raw);
+  if (engine === undefined)
+    throw new AppError('INVALID_ENGINE', undefined, { details: { field: 'engine' } });
+  if (available !== undefined && !available.includes(engine)) {
+    throw new AppError(
+      'ENGINE_UNAVAILABLE',
+      `engine "${engine}" is not in this host's guest image (it has: ${available.join(', ') || 'none'})`,
+      { details: { field: 'engine', engine, available: [...available] } },
+    );
+  }
+  return engine;
+}
 
 function invalid(field: string, message: string): AppError {
   return new AppError('INVALID_FIELD', `${field}: ${message}`, { details: { field } });
@@ -245,6 +278,7 @@ export function parseBuildRequest(
   if (allowedHosts !== null && networkMode !== 'egress' && options.fieldOnly !== true) {
     throw invalid('allowed_hosts', 'only applies with network_mode=egress');
   }
+  const engine = parseEngine(get('engine'), policy.engines);
   const sha = get('source_sha256');
   if (sha !== undefined && !/^[a-f0-9]{64}$/.test(sha.toLowerCase())) {
     throw invalid('source_sha256', 'must be 64 hex characters');
@@ -286,6 +320,7 @@ export function parseBuildRequest(
       allowedHosts,
       imageName,
       ...(imageTags === null ? {} : { imageTags }),
+      ...(engine === undefined ? {} : { engine }),
     },
     sourceSha256: sha?.toLowerCase() ?? null,
   };

@@ -27,6 +27,11 @@ export const TERMINAL_STATUSES: ReadonlySet<BuildStatus> = new Set([
 ]);
 
 export type NetworkMode = 'isolated' | 'egress';
+
+/** A build engine the guest image may carry (docs/contracts.md#build-engines). */
+export type BuildEngineName = 'buildkit' | 'buildah';
+
+export const BUILD_ENGINE_NAMES: readonly BuildEngineName[] = ['buildkit', 'buildah'];
 export type SourceCompression = 'none' | 'gzip' | 'zstd';
 
 /** What the client asked for, validated (all defaults applied). */
@@ -68,6 +73,12 @@ export interface BuildRequest {
    * repository; `imageName` is then null.
    */
   imageTags?: ImageTag[];
+  /**
+   * The engine (`engine`, default: the guest image's best, BuildKit when it has it). Absent
+   * on builds stored before the field existed, and when the image's engines are unknown and
+   * none was asked for: the guest then picks its best.
+   */
+  engine?: BuildEngineName;
 }
 
 /** One entry of `image_tags`: an image name inside the tenant and a tag. */

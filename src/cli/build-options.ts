@@ -84,10 +84,8 @@ export function buildFieldsFrom(
       '--allow-host: an allow-list only applies to egress builds; add --network egress or leave --allow-host out',
     );
   }
-  if (opts.engine !== undefined) {
-    throw usage(
-      '--engine: this daemon picks the build engine itself (its guest image decides); leave --engine out',
-    );
+  if (opts.engine !== undefined && opts.engine !== 'buildkit' && opts.engine !== 'buildah') {
+    throw usage(`--engine: "${opts.engine}" is not an engine; use buildkit or buildah`);
   }
   if (opts.quiet && opts.output === 'json') {
     throw usage('--quiet and --output json cannot be combined; pick one');
@@ -103,6 +101,7 @@ export function buildFieldsFrom(
   if (opts.memory !== undefined) fields.push(['memory_mb', String(opts.memory)]);
   if (opts.cpus !== undefined) fields.push(['cpus', String(opts.cpus)]);
   if (opts.network !== undefined) fields.push(['network_mode', opts.network]);
+  if (opts.engine !== undefined) fields.push(['engine', opts.engine]);
   if (opts.allowHost.length > 0) {
     fields.push(['allowed_hosts', JSON.stringify([...new Set(opts.allowHost)])]);
   }

@@ -85,7 +85,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       collect,
       [],
     )
-    .option('--engine <engine>', 'build engine (not selectable on this daemon yet)')
+    .addOption(
+      new Option(
+        '--engine <engine>',
+        "build engine (default: the daemon's guest image's best)",
+      ).choices(['buildkit', 'buildah']),
+    )
     .option('--timeout <duration>', 'build time limit (600, 30m, 2h)', parseDuration)
     .option('--memory <size>', 'VM memory (512m, 2g; a bare number is MiB)', parseMemoryMb)
     .option('--cpus <n>', 'VM vCPUs', parseCpus)

@@ -49,6 +49,11 @@ export const ERROR_CATALOG = {
   INVALID_IMAGE_TAGS: { status: 400, message: 'image_tags is not a list of NAME[:TAG] entries.' },
   INVALID_CACHE_SCOPE: { status: 400, message: 'cache_scope is not a valid scope name.' },
   INVALID_NETWORK_MODE: { status: 400, message: 'network_mode must be "isolated" or "egress".' },
+  INVALID_ENGINE: { status: 400, message: 'engine must be "buildkit" or "buildah".' },
+  ENGINE_UNAVAILABLE: {
+    status: 400,
+    message: 'The guest image of this host does not have the engine asked for.',
+  },
   INVALID_ALLOWED_HOSTS: {
     status: 400,
     message: 'allowed_hosts takes host names, IP addresses and *.suffix patterns.',

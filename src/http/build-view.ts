@@ -70,6 +70,7 @@ export function buildView(build: Build, queuePosition: number | null): Record<st
       allowed_hosts: build.request.allowedHosts ?? null,
       image_name: build.request.imageName,
       image_tags: build.request.imageTags?.map((t) => `${t.name}:${t.tag}`) ?? null,
+      engine: build.request.engine ?? null,
     },
     source: {
       size_bytes: build.source.sizeBytes,

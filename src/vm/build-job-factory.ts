@@ -57,7 +57,7 @@ export function createBuildJob(
         upstreams: [...new Set([DOCKER_HUB, ...options.mirrorUpstreams])],
       },
     },
-    engine: options.engine ?? 'auto',
+    engine: request.engine ?? options.engine ?? 'auto',
     networkMode: request.networkMode,
     egressProxy:
       request.networkMode === 'egress'

@@ -59,6 +59,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     KILN_HOST: '127.0.0.1',
     KILN_PORT: '0',
     KILN_LOG_LEVEL: 'silent',
+    // The fake runner boots no guest: no image.json, so no engine list from this machine.
+    KILN_IMAGE_DIR: path.join(dataDir, 'no-guest-image'),
     // No test reaches a public registry: the mirror has no upstreams unless a test names some.
     ...(options.env?.KILN_MIRROR_UPSTREAMS === undefined ? { KILN_MIRROR_AIR_GAPPED: 'true' } : {}),
     ...options.env,

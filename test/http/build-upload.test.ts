@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { gzip, sampleTar, tarArchive, zstd } from '../helpers/tar-builder.js';
@@ -143,6 +145,7 @@ describe('POST /builds', () => {
       allowed_hosts: null,
       image_name: null,
       image_tags: null,
+      engine: null,
     });
   });
 
@@ -366,6 +369,13 @@ describe('POST /builds', () => {
         'INVALID_NETWORK_MODE',
       );
     });
+    it('400 INVALID_ENGINE for a name that is no engine', async () => {
+      await expectRejected(
+        await post(form(sampleTar(), { engine: 'docker' })),
+        400,
+        'INVALID_ENGINE',
+      );
+    });
     it('400 INVALID_FIELD for allowed_hosts without network_mode=egress', async () => {
       await expectRejected(
         await post(form(sampleTar(), { allowed_hosts: '["example.com"]' })),
@@ -465,5 +475,52 @@ describe('POST /builds', () => {
     expect(res.status).toBe(429);
     expect(h.buildDirs()).toHaveLength(2);
     expect(h.buildRows()).toBe(2);
+  });
+});
+
+describe('POST /builds engine, against the guest image of the host', () => {
+  let imageDir: string;
+  let g: Harness;
+
+  beforeEach(async () => {
+    imageDir = mkdtempSync(path.join(tmpdir(), 'kiln-image-'));
+    writeFileSync(path.join(imageDir, 'image.json'), JSON.stringify({ engines: ['buildah'] }));
+    g = await createHarness({ env: { KILN_IMAGE_DIR: imageDir } });
+  });
+  afterEach(async () => {
+    await g.close();
+    rmSync(imageDir, { recursive: true, force: true });
+  });
+
+  async function submit(fields: Record<string, string>): Promise<Response> {
+    return g.app.request('/builds', {
+      method: 'POST',
+      body: form(sampleTar(), fields),
+      headers: { authorization: `Bearer ${await g.token('acme')}` },
+    });
+  }
+
+  it('defaults to the best engine the image has and records it in the build view', async () => {
+    const res = await submit({});
+    expect(res.status).toBe(202);
+    const build = (await res.json()) as { request: { engine: string | null } };
+    expect(build.request.engine).toBe('buildah');
+    const asked = await submit({ engine: 'buildah' });
+    expect(asked.status).toBe(202);
+  });
+
+  it('400 ENGINE_UNAVAILABLE, naming what the image has, for an engine it lacks', async () => {
+    const res = await submit({ engine: 'buildkit' });
+    const body = (await res.json()) as {
+      error: { code: string; message: string; details: Record<string, unknown> };
+    };
+    expect({ status: res.status, code: body.error.code }).toEqual({
+      status: 400,
+      code: 'ENGINE_UNAVAILABLE',
+    });
+    expect(body.error.message).toContain('it has: buildah');
+    expect(body.error.details).toMatchObject({ engine: 'buildkit', available: ['buildah'] });
+    expect(g.buildDirs()).toEqual([]);
+    expect(g.buildRows()).toBe(0);
   });
 });
