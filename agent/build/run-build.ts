@@ -145,6 +145,7 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
       credentials,
       workDir: cacheDir === null ? path.join(work, 'engine') : path.join(cacheDir, 'engine'),
       runDir: path.join(environment.memoryDir, 'engine'),
+      frontendImage: job.buildkitFrontend === null ? null : `${host}/${job.buildkitFrontend}`,
     };
     const hooks = {
       phase: enter,

@@ -72,6 +72,17 @@ export const buildJobSchema = z.object({
   }),
   /** "auto" picks BuildKit when present, else Buildah. */
   engine: z.enum(['auto', 'buildkit', 'buildah']),
+  /**
+   * BuildKit only: the Dockerfile frontend image (`<repository>:<tag>` in the Kiln registry,
+   * config KILN_BUILDKIT_FRONTEND), or null for the built-in frontend. Absent from jobs
+   * written before it existed, which count as null.
+   */
+  buildkitFrontend: z
+    .string()
+    .max(300)
+    .nullable()
+    .optional()
+    .transform((v) => v ?? null),
   networkMode: z.enum(['isolated', 'egress']),
   /**
    * `egress` builds only: the host's filtering proxy as the guest reaches it, which build

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { buildConfigSchema } from './build-config.js';
+import { buildkitConfigSchema } from './buildkit-config.js';
 import { cacheConfigSchema } from './cache-config.js';
 import { egressConfigFromEnv, egressConfigSchema } from './egress-config.js';
 import { mirrorConfigSchema } from './mirror-config.js';
@@ -35,6 +36,7 @@ const configSchema = z.object({
   }),
   webhooks: webhookConfigSchema,
   mirror: mirrorConfigSchema,
+  buildkit: buildkitConfigSchema,
 });
 
 type Sections = z.output<typeof configSchema>;
@@ -71,6 +73,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     egress: input,
     webhooks: input,
     mirror: input,
+    buildkit: input,
   });
   if (!parsed.success) {
     // The section name is ours, not the operator's: issues name the variable alone.

@@ -23,6 +23,8 @@ export function createBuildJob(
     /** The configured upstream registries' names (config.mirror.upstreams). */
     mirrorUpstreams: readonly string[];
     engine?: BuildJob['engine'];
+    /** config.buildkit.frontendImage: a frontend image in the Kiln registry, or null. */
+    buildkitFrontend?: string | null;
     /** Set when the VM gets a cache disk. */
     cache?: BuildJob['cache'];
   },
@@ -58,6 +60,7 @@ export function createBuildJob(
       },
     },
     engine: request.engine ?? options.engine ?? 'auto',
+    buildkitFrontend: options.buildkitFrontend ?? null,
     networkMode: request.networkMode,
     egressProxy:
       request.networkMode === 'egress'

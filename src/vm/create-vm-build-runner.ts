@@ -47,6 +47,7 @@ export async function createVmBuildRunner(deps: {
       maxPathBytes: config.builds.maxPathBytes,
     },
     mirrorUpstreams: config.mirror.upstreams.map((u) => u.name),
+    buildkitFrontend: config.buildkit.frontendImage,
     registryTarget: deps.registryTarget,
     ...(deps.caches ? { caches: deps.caches } : {}),
     egress: config.egress,

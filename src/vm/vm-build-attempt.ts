@@ -55,6 +55,8 @@ export interface VmBuildAttemptDeps {
   limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
   /** Names of the mirror's upstream registries, which the guest maps into the Kiln registry. */
   mirrorUpstreams: readonly string[];
+  /** BuildKit's frontend image in the Kiln registry (config.buildkit), null: built-in. */
+  buildkitFrontend?: string | null;
   /** Extra kernel command line for the guest. */
   cmdline: string;
   /** Where the guest's registry forward connects on the host (the daemon's listener). */
@@ -263,6 +265,7 @@ export class VmBuildAttempt {
           ? { gcThresholdPercent: deps.caches?.gcThresholdPercent ?? 80 }
           : null,
         mirrorUpstreams: deps.mirrorUpstreams,
+        buildkitFrontend: deps.buildkitFrontend ?? null,
       }),
     );
     const egressProxySocket = await this.startEgressProxy();

@@ -37,6 +37,8 @@ export interface VmBuildRunnerOptions {
   limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
   /** Names of the mirror's upstream registries (config.mirror.upstreams). */
   mirrorUpstreams: readonly string[];
+  /** BuildKit's frontend image in the Kiln registry (config.buildkit), null: built-in. */
+  buildkitFrontend?: string | null;
   /**
    * Where the guest's registry forward connects: the daemon's own listener, asked when a VM
    * starts (the daemon listens before the first build runs, so the port is known by then).
@@ -100,6 +102,7 @@ export class VmBuildRunner implements BuildRunner {
           bootTimeoutSeconds: options.bootTimeoutSeconds,
           limits: options.limits,
           mirrorUpstreams: options.mirrorUpstreams,
+          buildkitFrontend: options.buildkitFrontend ?? null,
           cmdline: options.cmdline ?? 'quiet',
           registryTarget: options.registryTarget(),
           ...(options.caches ? { caches: options.caches } : {}),

@@ -102,6 +102,7 @@ beforeEach(async () => {
       mirror: { namespace: 'mirror', upstreams: ['docker.io'] },
     },
     engine: 'auto',
+    buildkitFrontend: null,
     networkMode: 'isolated',
     egressProxy: null,
     resources: { memoryMb: 1024, cpus: 1 },
