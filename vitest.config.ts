@@ -31,6 +31,14 @@ const GUEST_IMAGE_SETUP = './test/helpers/guest-image-setup.ts';
 /** The whole daemon as a process, building real images in real VMs. */
 const E2E_TESTS = ['test/e2e/**/*.test.ts'];
 
+/**
+ * The same end-to-end cases under rootless BuildKit, whose binaries are operator-supplied:
+ * only `npm run test:buildkit` (scripts/test-buildkit.sh, which sets KILN_TEST_BUILDKIT=1 and
+ * KILN_BUILDKIT_DIR) defines this project, so `npm test` never needs them.
+ */
+const BUILDKIT_TESTS = ['test/e2e/buildkit.e2e.test.ts'];
+const withBuildkit = process.env.KILN_TEST_BUILDKIT === '1';
+
 export default defineConfig({
   test: {
     // One reporter set for every project, so each script ends with the closing line.
@@ -54,8 +62,21 @@ export default defineConfig({
       { extends: true, test: { name: 'vm', include: VM_TESTS, globalSetup: [GUEST_IMAGE_SETUP] } },
       {
         extends: true,
-        test: { name: 'e2e', include: E2E_TESTS, globalSetup: [GUEST_IMAGE_SETUP] },
+        test: {
+          name: 'e2e',
+          include: E2E_TESTS,
+          exclude: BUILDKIT_TESTS,
+          globalSetup: [GUEST_IMAGE_SETUP],
+        },
       },
+      ...(withBuildkit
+        ? [
+            {
+              extends: true as const,
+              test: { name: 'buildkit', include: BUILDKIT_TESTS, globalSetup: [GUEST_IMAGE_SETUP] },
+            },
+          ]
+        : []),
     ],
   },
 });

@@ -22,7 +22,7 @@ const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
 /**
- * The agent's real Buildah engine, run on this host (as root, chroot isolation, storage in a
+ * The agent's real Buildah engine, run on this host (as root, OCI isolation on runc, storage in a
  * temp dir) against Kiln's real registry on loopback, with the build's scoped registry token;
  * the image is pulled back with skopeo and its files checked.
  */

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +13,8 @@ const execFileAsync = promisify(execFile);
  * `KILN_IMAGE_DIR` at that exact image, so the VMs run the agent of the code under test — not
  * whatever another checkout last made `images/current`. Workers inherit the variable, and the
  * e2e daemons get it from {@link startE2eDaemon}. An operator-set `KILN_IMAGE_DIR` wins.
+ * With KILN_BUILDKIT_DIR set (npm run test:buildkit) the recipe builds the BuildKit variant
+ * (its own hash, cached like the default one), and an image without BuildKit is an error.
  */
 export default async function setup(): Promise<void> {
   if (process.env.KILN_IMAGE_DIR) return;
@@ -24,5 +27,17 @@ export default async function setup(): Promise<void> {
   const cache =
     process.env.KILN_CACHE_DIR ??
     path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'kiln');
-  process.env.KILN_IMAGE_DIR = path.join(cache, 'images', hash);
+  const dir = path.join(cache, 'images', hash);
+  if (process.env.KILN_BUILDKIT_DIR) {
+    // Asked for the BuildKit variant: an image without it would only fail later, build by build.
+    const { engines } = JSON.parse(await readFile(path.join(dir, 'image.json'), 'utf8')) as {
+      engines?: string[];
+    };
+    if (!engines?.includes('buildkit')) {
+      throw new Error(
+        `KILN_BUILDKIT_DIR=${process.env.KILN_BUILDKIT_DIR} but image ${hash} has no BuildKit (engines: ${engines?.join(', ') ?? 'none'})`,
+      );
+    }
+  }
+  process.env.KILN_IMAGE_DIR = dir;
 }
