@@ -1,8 +1,9 @@
-import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
 import {
   BUILDKIT_USER,
+  type BuildkitDaemon,
   type BuildkitDaemonPaths,
   type BuildkitUser,
   startBuildkitDaemon,
@@ -150,7 +151,8 @@ export class BuildKitEngine implements BuildEngine {
   readonly name = 'buildkit' as const;
   private readonly user: BuildkitUser | null;
   private readonly runtimeDir: string;
-  private started: Promise<void> | null = null;
+  /** The build's buildkitd while it runs (start() to the end of build()). */
+  private daemon: BuildkitDaemon | null = null;
 
   constructor(private readonly options: BuildKitEngineOptions) {
     this.user = options.user === undefined ? BUILDKIT_USER : options.user;
@@ -165,52 +167,20 @@ export class BuildKitEngine implements BuildEngine {
   }
 
   /**
-   * What does not depend on the build: the BuildKit user's subordinate ids are checked and its
-   * XDG_RUNTIME_DIR made (memory-backed, 0700, its own). Idempotent; build() calls it too.
-   * buildkitd itself starts in build(), since its configuration (registry mirrors, GC limits)
-   * and its state root (scratch or cache disk) are the build's.
+   * Starts the build's rootless buildkitd and waits until it answers (the agent's engine-start
+   * step; build() calls it when nobody did). The BuildKit user's subordinate ids are checked,
+   * its XDG_RUNTIME_DIR made (memory-backed, 0700, its own), its state directory on the
+   * scratch or cache disk given to it, and the build's buildkitd.toml copied where it can read
+   * it. The daemon is stopped when build() ends, or at once on cancel.
    */
-  start(): Promise<void> {
-    this.started ??= this.prepare().catch((err: unknown) => {
-      this.started = null;
-      throw err;
-    });
-    return this.started;
-  }
-
-  private async prepare(): Promise<void> {
-    if (this.user !== null) {
-      const name = this.user.name;
-      for (const file of ['/etc/subuid', '/etc/subgid']) {
-        const text = await readFile(file, 'utf8').catch(() => '');
-        if (!text.split('\n').some((l) => l.startsWith(`${name}:`))) {
-          throw new BuildFailure(
-            'internal',
-            `rootless BuildKit: ${file} has no range for ${name} (the guest image is not built for BuildKit)`,
-          );
-        }
-      }
-    }
-    await mkdir(path.dirname(this.runtimeDir), { recursive: true, mode: 0o755 });
-    await mkdir(this.runtimeDir, { recursive: true, mode: 0o700 });
-    await mkdir(path.join(this.runtimeDir, 'buildkit'), { recursive: true, mode: 0o700 });
-    await this.own(this.runtimeDir);
-    await this.own(path.join(this.runtimeDir, 'buildkit'));
-  }
-
-  private async own(target: string): Promise<void> {
-    if (this.user !== null) await chown(target, this.user.uid, this.user.gid);
-  }
-
-  async build(request: EngineRequest, hooks: EngineHooks): Promise<EngineResult> {
-    await this.start();
+  async start(request: EngineRequest, hooks: EngineHooks): Promise<void> {
+    if (this.daemon !== null) return;
+    await this.prepareUser();
     const paths = buildkitPaths(request, this.runtimeDir);
     for (const dir of [path.dirname(paths.root), paths.root, paths.tmpDir]) {
       await mkdir(dir, { recursive: true, mode: 0o755 });
       await this.own(dir);
     }
-    await mkdir(path.join(request.workDir, 'tmp'), { recursive: true });
-    await mkdir(path.dirname(paths.metadataFile), { recursive: true });
     // buildkitd.toml holds no secret (mirrors, plain-HTTP registries, GC limits): a copy the
     // BuildKit user can read, in its own runtime directory.
     await rm(paths.config, { force: true });
@@ -228,18 +198,55 @@ export class BuildKitEngine implements BuildEngine {
       signal: hooks.signal,
       readyTimeoutMs: this.options.readyTimeoutMs,
     });
+    this.daemon = daemon;
+    hooks.signal.addEventListener('abort', () => void daemon.stop(1000), { once: true });
+    const who =
+      daemon.buildkitd === null
+        ? 'buildkitd process not found'
+        : `buildkitd pid ${daemon.buildkitd.pid} uid ${daemon.buildkitd.uid}`;
+    await hooks.log(
+      'system',
+      `buildkit: rootless buildkitd ready in ${daemon.readySeconds.toFixed(1)} s (${who}; rootlesskit, overlayfs snapshotter)\n`,
+    );
+  }
+
+  private async prepareUser(): Promise<void> {
+    if (this.user !== null) {
+      const name = this.user.name;
+      for (const file of ['/etc/subuid', '/etc/subgid']) {
+        const text = await readFile(file, 'utf8').catch(() => '');
+        if (!text.split('\n').some((l) => l.startsWith(`${name}:`))) {
+          throw new BuildFailure(
+            'internal',
+            `rootless BuildKit: ${file} has no range for ${name} (the guest image is not built for BuildKit)`,
+          );
+        }
+      }
+    }
+    await mkdir(path.dirname(this.runtimeDir), { recursive: true, mode: 0o755 });
+    await mkdir(path.join(this.runtimeDir, 'buildkit'), { recursive: true, mode: 0o700 });
+    await chmod(this.runtimeDir, 0o700);
+    await this.own(this.runtimeDir);
+    await this.own(path.join(this.runtimeDir, 'buildkit'));
+  }
+
+  private async own(target: string): Promise<void> {
+    if (this.user !== null) await chown(target, this.user.uid, this.user.gid);
+  }
+
+  async build(request: EngineRequest, hooks: EngineHooks): Promise<EngineResult> {
     try {
-      const who =
-        daemon.buildkitd === null
-          ? 'buildkitd process not found'
-          : `buildkitd pid ${daemon.buildkitd.pid} uid ${daemon.buildkitd.uid}`;
-      await hooks.log(
-        'system',
-        `buildkit: rootless buildkitd ready in ${daemon.readySeconds.toFixed(1)} s (${who}; rootlesskit, overlayfs snapshotter)\n`,
-      );
-      return await this.solve(request, hooks, daemon.address, paths.metadataFile);
+      await this.start(request, hooks);
+      const daemon = this.daemon;
+      if (daemon === null) throw new BuildFailure('internal', 'buildkitd was not started');
+      await mkdir(path.join(request.workDir, 'tmp'), { recursive: true });
+      const { metadataFile } = buildkitPaths(request, this.runtimeDir);
+      await mkdir(path.dirname(metadataFile), { recursive: true });
+      return await this.solve(request, hooks, daemon.address, metadataFile);
     } finally {
-      await daemon.stop(this.options.killGraceMs);
+      const daemon = this.daemon;
+      this.daemon = null;
+      await daemon?.stop(this.options.killGraceMs);
     }
   }
 

@@ -48,6 +48,7 @@ async function standIns(progress: string, code: number, sleep = 0): Promise<Buil
     '#!/bin/sh',
     `printf '%s\\n' "$@" > ${dir}/buildkitd-argv`,
     `printf '%s\\n%s\\n' "$XDG_RUNTIME_DIR" "$DOCKER_CONFIG" > ${dir}/buildkitd-env`,
+    `echo started >> ${dir}/buildkitd-starts`,
     `trap 'rm -f ${dir}/ready; exit 0' TERM`,
     `touch ${dir}/ready`,
     'while :; do sleep 0.1; done',
@@ -149,6 +150,33 @@ describe('BuildKitEngine (with stand-ins for rootlesskit, buildkitd and buildctl
     expect(await readFile(path.join(dir, 'buildkitd-env'), 'utf8')).toBe(`${runtimeDir}\n\n`);
     expect(hooks.text).toMatch(/rootless buildkitd ready in \d+\.\d s/);
     // The daemon is stopped once the build is over.
+    expect(existsSync(path.join(dir, 'ready'))).toBe(false);
+  });
+
+  it('starts buildkitd once in start(), builds on it, and stops it when the build ends', async () => {
+    const engine = new BuildKitEngine(await standIns('rawjson-build-push-cache.jsonl', 0));
+    const hooks = recordingHooks();
+    const request = await localRequest();
+    await engine.start(request, hooks);
+    expect(existsSync(path.join(dir, 'ready'))).toBe(true);
+    expect(hooks.text).toMatch(/rootless buildkitd ready in/);
+    await engine.build(request, hooks);
+    expect((await readFile(path.join(dir, 'buildkitd-starts'), 'utf8')).trim().split('\n')).toEqual(
+      ['started'],
+    );
+    expect(existsSync(path.join(dir, 'ready'))).toBe(false);
+  });
+
+  it('stops a started buildkitd on cancel, before any build', async () => {
+    const engine = new BuildKitEngine(await standIns('rawjson-build-push-cache.jsonl', 0));
+    const abort = new AbortController();
+    await engine.start(await localRequest(), recordingHooks(abort.signal));
+    expect(existsSync(path.join(dir, 'ready'))).toBe(true);
+    abort.abort();
+    const deadline = Date.now() + 5000;
+    while (existsSync(path.join(dir, 'ready')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     expect(existsSync(path.join(dir, 'ready'))).toBe(false);
   });
 
