@@ -397,12 +397,16 @@ export function defineBuildCases(engine: CaseEngine): void {
               'FROM busybox',
               'ARG PORT',
               ...netProbe,
+              // HTTP_PROXY is one of the engines' predefined build args: the egress proxy.
+              'RUN hp="${HTTP_PROXY#http://}"; if nc -w 5 "${hp%:*}" "${hp##*:}" </dev/null; then p=ok; else p=fail; fi;' +
+                ' echo "proxy_$p" | tr a-z A-Z',
             ]),
           },
           { network_mode: 'egress', build_args: JSON.stringify({ PORT: String(daemon.port) }) },
         );
         expect(b.status, JSON.stringify(b.error)).toBe('ready');
         const logs = await client.logs(b.id);
+        expect(logs).toContain('PROXY_OK');
         expect(logs).toContain('NET_BLOCKED REGISTRY_OK');
         expect(logs).not.toContain('NET_OPEN');
       },
