@@ -14,7 +14,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +21,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
 import { create as createTar } from 'tar';
+import { freePort, timedSkopeo, waitForPing } from './loopback-servers.js';
 import { median } from './median.js';
 import { systemClock } from '../common/time/clock.js';
 import { ApiTokenService } from '../src/auth/api-token-service.js';
@@ -47,39 +47,6 @@ const ROUNDS = QUICK ? 1 : arg('rounds', 5);
 const LAYER_MIB = QUICK ? [4, 2, 1] : [40, 20, 10, 4, 1];
 const TARGET_COLD = 1.2;
 const TARGET_WARM = 0.9;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
-
-async function waitForPing(url: string, deadlineMs: number): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      return;
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-async function timed(args: string[]): Promise<number> {
-  const start = process.hrtime.bigint();
-  await execFileAsync('skopeo', args, { maxBuffer: 16 * 1024 * 1024 });
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
 
 async function writeBlob(dir: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
   const hex = createHash('sha256').update(bytes).digest('hex');
@@ -243,7 +210,7 @@ async function main(): Promise<void> {
     const pull = async (source: string, creds: string[], name: string): Promise<number> => {
       const out = path.join(root, `pulled-${name}`);
       try {
-        return await timed([
+        return await timedSkopeo([
           'copy',
           '--authfile',
           authFile,

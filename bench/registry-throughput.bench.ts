@@ -21,7 +21,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -29,6 +28,7 @@ import { gzipSync } from 'node:zlib';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
+import { freePort, timedSkopeo, waitForPing } from './loopback-servers.js';
 import { median } from './median.js';
 import { systemClock } from '../common/time/clock.js';
 import { ApiTokenService } from '../src/auth/api-token-service.js';
@@ -144,39 +144,6 @@ async function timedCurl(url: string, auth: string[]): Promise<number> {
   return seconds;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
-
-async function waitForPing(url: string, deadlineMs: number): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      return;
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-async function timed(args: string[]): Promise<number> {
-  const start = process.hrtime.bigint();
-  await execFileAsync('skopeo', args, { maxBuffer: 16 * 1024 * 1024 });
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
 interface Target {
   name: 'kiln' | 'distribution';
   host: string;
@@ -288,7 +255,7 @@ async function main(): Promise<void> {
       >,
     };
     const skopeo = (t: Target, from: string, to: string, dir: 'src' | 'dest') =>
-      timed([
+      timedSkopeo([
         'copy',
         '--authfile',
         authFile,
