@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +8,9 @@ import { disposeE2eDaemon, startE2eDaemon, type E2eDaemon } from '../helpers/e2e
 import { imageFile, pullImage } from '../helpers/e2e-oci-image.js';
 import { writeSourceTarball } from '../helpers/e2e-source.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
+import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
 import { runClient } from '../helpers/registry-clients.js';
+import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
 import { TEST_NODE_IMAGE_TAG, testNodeImageLayout } from '../helpers/test-node-image.js';
 
 /**
@@ -15,23 +18,27 @@ import { TEST_NODE_IMAGE_TAG, testNodeImageLayout } from '../helpers/test-node-i
  * with Basic auth, each seeded with the tests' `node:22-slim` stand-in as a multi-platform
  * index), the daemon naming them `docker.io` and `registry.test`, and Buildah in a real QEMU
  * microVM resolving every `FROM` form through Kiln. Nothing is seeded into `library/`, so
- * every base image comes through the mirror. Three VMs in all (2-core machines).
+ * every base image comes through the mirror. A third name, `corrupt.test`, reaches the second
+ * upstream through a test proxy that flips a byte of chosen blobs (the test double of a bad
+ * upstream). Four VMs in all (2-core machines).
  */
 const BUILD_TIMEOUT_MS = 300_000;
 
 describe('base images through the mirror, in QEMU microVMs', () => {
   let hub: DistributionRegistry;
   let other: DistributionRegistry;
-  /** Every upstream started, to stop in afterAll whatever failed. */
-  const started: DistributionRegistry[] = [];
+  /** Every upstream (and proxy) started, to stop in afterAll whatever failed. */
+  const started: { close: () => Promise<void> }[] = [];
   let daemon: E2eDaemon;
   let client: E2eClient;
   let pullToken: string;
   let work: string;
   let indexDigest: string;
+  let corrupting: UpstreamProxy;
+  let badImage: OciLayout;
   let sources = 0;
 
-  async function seed(layout: string, upstream: DistributionRegistry, repo: string) {
+  async function seed(layout: string, upstream: DistributionRegistry, repo: string, tag?: string) {
     const run = await runClient('skopeo', [
       'copy',
       '--all',
@@ -41,7 +48,7 @@ describe('base images through the mirror, in QEMU microVMs', () => {
       '--dest-tls-verify=false',
       '--dest-creds',
       `${upstream.user}:${upstream.password}`,
-      `oci:${layout}:${TEST_NODE_IMAGE_TAG}`,
+      `oci:${layout}:${tag ?? TEST_NODE_IMAGE_TAG}`,
       `docker://${upstream.host}/${repo}`,
     ]);
     if (!run.ok) throw new Error(`seeding ${repo} failed: ${run.stderr}`);
@@ -66,13 +73,27 @@ describe('base images through the mirror, in QEMU microVMs', () => {
     await seed(layout, hub, 'library/node:22-slim');
     await seed(layout, hub, 'someorg/tool:1');
     await seed(layout, other, 'org/img:1');
+    // An image of its own (fresh random bytes), so none of its blobs is in the mirror yet.
+    badImage = await writeOciLayout(
+      path.join(work, 'bad-image'),
+      { payload: randomBytes(256 * 1024) },
+      { ref: 'latest' },
+    );
+    await seed(badImage.dir, other, 'org/bad:1', 'latest');
+    corrupting = await UpstreamProxy.start(other.url);
+    started.push({ close: () => corrupting.stop() });
+    corrupting.corrupt.add(badImage.layerDigest);
     const basic = (r: DistributionRegistry) =>
       Buffer.from(`${r.user}:${r.password}`).toString('base64');
     const credentials = path.join(work, 'upstream-auth.json');
     await writeFile(
       credentials,
       JSON.stringify({
-        auths: { 'docker.io': { auth: basic(hub) }, 'registry.test': { auth: basic(other) } },
+        auths: {
+          'docker.io': { auth: basic(hub) },
+          'registry.test': { auth: basic(other) },
+          'corrupt.test': { auth: basic(other) },
+        },
       }),
     );
     daemon = await startE2eDaemon({
@@ -83,8 +104,8 @@ describe('base images through the mirror, in QEMU microVMs', () => {
         KILN_SCRATCH_BYTES: '8G',
         KILN_BOOT_TIMEOUT_SECONDS: '180',
         // The upstream names builds use, mapped to the loopback registries for the test.
-        KILN_MIRROR_UPSTREAMS: `docker.io=${hub.url},registry.test=${other.url}`,
-        KILN_MIRROR_INSECURE_UPSTREAMS: 'docker.io,registry.test',
+        KILN_MIRROR_UPSTREAMS: `docker.io=${hub.url},registry.test=${other.url},corrupt.test=${corrupting.url}`,
+        KILN_MIRROR_INSECURE_UPSTREAMS: 'docker.io,registry.test,corrupt.test',
         KILN_MIRROR_CREDENTIALS_FILE: credentials,
       },
     });
@@ -163,6 +184,32 @@ describe('base images through the mirror, in QEMU microVMs', () => {
       expect(build.error?.message).toMatch(/not found/);
       // From the building phase (before the FROM step) to the end, VM teardown included.
       expect(seconds).toBeLessThan(10);
+    },
+    BUILD_TIMEOUT_MS,
+  );
+
+  it(
+    'ends a build FROM an image whose layer the upstream serves corrupted base_image_unavailable, storing none of it',
+    async () => {
+      const src = await source(['FROM corrupt.test/org/bad:1', 'COPY Dockerfile /Dockerfile']);
+      const submitted = await client.submit(src);
+      const building = await client.waitFor(submitted.id, (b) => b.status === 'building');
+      const started = Date.now();
+      const build = await client.waitFor(submitted.id);
+      const seconds = (Date.now() - started) / 1000;
+      expect(building.status).toBe('building');
+      expect(build.status).toBe('failed');
+      expect(build.error?.code).toBe('base_image_unavailable');
+      expect(build.error?.message).toContain('corrupt.test');
+      expect(build.error?.message).toContain(badImage.layerDigest);
+      expect(build.error?.message).toMatch(/refused and not stored/);
+      // The proxy really served the corrupted layer (at least once: the engine may retry).
+      expect(corrupting.blobGets.get(badImage.layerDigest) ?? 0).toBeGreaterThan(0);
+      expect(seconds).toBeLessThan(30);
+      // Nothing of the corrupted layer is in the registry's blob store.
+      const hex = badImage.layerDigest.slice('sha256:'.length);
+      const blob = path.join(daemon.dataDir, 'registry', 'blobs', 'sha256', hex.slice(0, 2), hex);
+      await expect(access(blob)).rejects.toMatchObject({ code: 'ENOENT' });
     },
     BUILD_TIMEOUT_MS,
   );
