@@ -1,16 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import {
-  chmod,
-  copyFile,
-  mkdir,
-  open,
-  readdir,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { BackupError } from './backup-error.js';
@@ -21,6 +11,7 @@ import { BlobStore } from '../registry/blob-store.js';
 import { parseDigest } from '../registry/digest.js';
 import { parseManifest } from '../registry/manifest-document.js';
 import { DATABASE_FILE } from '../storage/database.js';
+import { syncPath } from '../storage/sync-path.js';
 
 /** The record a backup writes last, at its root; a restore refuses a directory without it. */
 export const BACKUP_RECORD_FILE = 'backup.json';
@@ -62,21 +53,7 @@ function openSnapshotSource(file: string): Database {
 async function copyDurable(from: string, to: string, mode: number): Promise<void> {
   await copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
   await chmod(to, mode);
-  const handle = await open(to, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await syncPath(to);
 }
 
 function isMissing(err: unknown): boolean {
@@ -157,7 +134,7 @@ export async function backupDataDir(options: {
     });
     await syncTree(staging);
     await rename(staging, to);
-    await syncDir(path.dirname(to));
+    await syncPath(path.dirname(to));
     return full;
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
@@ -292,5 +269,5 @@ async function syncTree(root: string): Promise<void> {
   for (const entry of await readdir(root, { withFileTypes: true })) {
     if (entry.isDirectory()) await syncTree(path.join(root, entry.name));
   }
-  await syncDir(root);
+  await syncPath(root);
 }

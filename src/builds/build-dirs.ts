@@ -1,5 +1,6 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { syncPath } from '../storage/sync-path.js';
 
 /** The upload's name while it streams; renamed to {@link SOURCE_NAME} once it is accepted. */
 const PARTIAL_NAME = 'source.partial';
@@ -29,10 +30,16 @@ export class BuildDirs {
     return path.join(this.dirOf(id), PARTIAL_NAME);
   }
 
-  /** Moves a complete, verified upload to its final name and returns that path. */
+  /**
+   * Moves a complete, verified (and fsynced) upload to its final name and returns that path,
+   * once the rename and the build's directory entry are durable: the build's directory and
+   * `builds/` are synced, so an accepted build's source survives a crash.
+   */
   async commit(id: string): Promise<string> {
     const sourcePath = this.sourcePath(id);
     await rename(path.join(this.dirOf(id), PARTIAL_NAME), sourcePath);
+    await syncPath(this.dirOf(id));
+    await syncPath(this.root);
     return sourcePath;
   }
 

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { open, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CacheDisk } from './cache-disk.js';
@@ -8,6 +8,7 @@ import { copyDisk } from './copy-disk.js';
 import type { Clock } from '../../common/time/clock.js';
 import { AppError } from '../errors/app-error.js';
 import { isValidNameComponent } from '../registry/repository-name.js';
+import { syncPath } from '../storage/sync-path.js';
 import type { CacheDiskSource } from '../vm/cache-disk-source.js';
 import { createScratchVolume } from '../vm/scratch-volume.js';
 
@@ -233,9 +234,9 @@ export class CacheDisks implements CacheDiskSource {
             return false;
           }
           try {
-            await fsyncPath(forkPath);
+            await syncPath(forkPath);
             await rename(forkPath, target);
-            await fsyncPath(dir);
+            await syncPath(dir);
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
             throw err;
@@ -302,14 +303,5 @@ async function listDir(dir: string): Promise<string[]> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
-  }
-}
-
-async function fsyncPath(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

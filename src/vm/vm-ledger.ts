@@ -2,6 +2,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseJsonObject } from './parse-json-object.js';
 import type { VmProcessRecord } from './vmm.js';
+import { syncPath } from '../storage/sync-path.js';
 
 /** What the ledger knows about one VM run: its run dir and, once started, its VMM process. */
 export interface VmLedgerEntry {
@@ -36,7 +37,7 @@ export class VmLedger {
       await handle.close();
     }
     await rename(tmp, file);
-    await this.syncDir();
+    await syncPath(this.dir);
   }
 
   /** Forgets a VM once everything it created is gone. Idempotent. */
@@ -72,15 +73,6 @@ export class VmLedger {
   private fileFor(vmId: string): string {
     if (!ID_PATTERN.test(vmId)) throw new Error(`invalid VM id ${JSON.stringify(vmId)}`);
     return path.join(this.dir, `${vmId}.json`);
-  }
-
-  private async syncDir(): Promise<void> {
-    const handle = await open(this.dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
   }
 }
 
