@@ -8,22 +8,18 @@ const MAX_REASON_CHARS = 4000;
  * `error: failed to solve: …` (client/solve.go wraps the solver's error as "failed to solve"),
  * or, when buildctl printed none (killed before it could), the first failed step's vertex
  * error. Cache-import errors never count (BuildKit builds on without the cache), nor do steps
- * cancelled because another one failed. When buildkitd never came up, buildctl-daemonless.sh
- * says so (`could not connect to <addr> after <n> trials`, then buildkitd's log).
+ * cancelled because another one failed. A buildkitd that never came up is reported by the
+ * agent's own daemon start (buildkit-daemon.ts), before buildctl runs.
  */
 export class BuildKitFailureReason {
   private errorLine: string | null = null;
   private vertexError: string | null = null;
-  private daemonError: string | null = null;
 
   /** Notes one of buildctl's own text lines (not a rawjson record). */
   noteTextLine(line: string): void {
     const text = line.trim();
     const m = /^error: (.+)$/.exec(text);
     if (m?.[1] && this.errorLine === null) this.errorLine = m[1];
-    if (this.daemonError === null && /^could not connect to \S+ after \d+ trials$/.test(text)) {
-      this.daemonError = `buildkitd did not start: ${text}`;
-    }
   }
 
   /** Notes a vertex that completed with an error. */
@@ -35,7 +31,7 @@ export class BuildKitFailureReason {
 
   /** The reason, or null when BuildKit gave none. */
   reason(): string | null {
-    const reason = this.errorLine ?? this.vertexError ?? this.daemonError;
+    const reason = this.errorLine ?? this.vertexError;
     return reason === null ? null : reason.slice(0, MAX_REASON_CHARS);
   }
 }

@@ -115,17 +115,6 @@ describe('BuildKitFailureReason', () => {
     expect(r.reason()).toBe('failed to solve: exit code: 3');
   });
 
-  it('says buildkitd did not start when buildctl-daemonless.sh could not reach it', () => {
-    const r = new BuildKitFailureReason();
-    r.noteTextLine(
-      'could not connect to unix:///run/user/0/buildkit/buildkitd.sock after 10 trials',
-    );
-    r.noteTextLine('========== log ==========');
-    expect(r.reason()).toBe(
-      'buildkitd did not start: could not connect to unix:///run/user/0/buildkit/buildkitd.sock after 10 trials',
-    );
-  });
-
   it('keeps a long reason bounded', () => {
     const r = new BuildKitFailureReason();
     r.noteTextLine(`error: ${'x'.repeat(20_000)}`);
