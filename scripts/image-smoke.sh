@@ -156,7 +156,8 @@ timeout "$timeout_s" qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -acc
   -kernel "$image/vmlinuz" -initrd "$image/initramfs.img" -append "$cmdline" \
   -serial "file:$work/console.log" "${disks[@]}" "${netdev[@]}" \
   -chardev "socket,id=agent,path=$work/agent.sock" -device virtio-serial-device \
-  -device virtserialport,chardev=agent,name=kiln.agent
+  -device virtserialport,chardev=agent,name=kiln.agent \
+  -device virtio-rng-device
 qemu_rc=$?
 set -e
 exit_ms=$(($(date +%s%3N) - t0_ms))
