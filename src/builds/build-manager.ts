@@ -204,8 +204,7 @@ export class BuildManager implements BuildActivity {
         if (build.attempts < MAX_ATTEMPTS) {
           build.status = 'queued';
           markPhase(build.timings, 'queued', this.o.clock.now().getTime());
-          this.o.store.update(build);
-          this.o.events.append(build.id, { type: 'status', status: 'queued' });
+          this.o.events.appendWithUpdate(build, [{ type: 'status', status: 'queued' }]);
           this.o.events.appendLog(build.id, {
             type: 'log',
             stream: 'system',
@@ -311,8 +310,7 @@ export class BuildManager implements BuildActivity {
       throw err;
     }
     if (buildSecrets.size > 0) this.buildSecrets.set(id, Object.fromEntries(buildSecrets));
-    this.o.store.insert(build);
-    this.o.events.append(build.id, { type: 'status', status: 'queued' });
+    this.o.events.appendWithInsert(build, [{ type: 'status', status: 'queued' }]);
     this.enqueue(build);
     this.o.metrics.uploadAccepted(build.source.sizeBytes);
     this.pump();
@@ -444,8 +442,7 @@ export class BuildManager implements BuildActivity {
     build.startedAt = now;
     build.attempts += 1;
     markPhase(build.timings, 'token', now.getTime());
-    this.o.store.update(build);
-    this.o.events.append(build.id, { type: 'status', status: 'booting' });
+    this.o.events.appendWithUpdate(build, [{ type: 'status', status: 'booting' }]);
     const controller = new AbortController();
     const timeoutSeconds = build.request.timeoutSeconds;
     const running: Running = {
@@ -593,8 +590,7 @@ export class BuildManager implements BuildActivity {
       status: (status) => {
         if (TERMINAL_STATUSES.has(build.status) || build.status === status) return;
         build.status = status;
-        this.o.store.update(build);
-        this.o.events.append(build.id, { type: 'status', status });
+        this.o.events.appendWithUpdate(build, [{ type: 'status', status }]);
         this.notify(build);
       },
       phase: (phase: BuildPhase) => {
@@ -637,16 +633,19 @@ export class BuildManager implements BuildActivity {
     build.finishedAt = now;
     build.result = end.status === 'ready' ? end.result : null;
     build.failure = end.status === 'ready' ? null : end.failure;
-    this.o.store.update(build);
     const timings = accountTime(build.timings, now.getTime());
-    this.o.events.append(build.id, { type: 'status', status: end.status });
-    this.o.events.append(build.id, {
-      type: 'result',
-      status: end.status,
-      result: build.result,
-      failure: build.failure,
-      timings,
-    });
+    // The terminal row, its status event and its result event in one commit: a crash keeps
+    // all three or none (the build is then re-run or failed by the next start).
+    this.o.events.appendWithUpdate(build, [
+      { type: 'status', status: end.status },
+      {
+        type: 'result',
+        status: end.status,
+        result: build.result,
+        failure: build.failure,
+        timings,
+      },
+    ]);
     this.o.metrics.buildFinished(end.status, timings.totalSeconds ?? 0);
     this.o.metrics.buildPhases(timings.phases);
     this.notify(build);
@@ -681,7 +680,7 @@ export class BuildManager implements BuildActivity {
       build.timings.afterFinish = steps;
       this.o.metrics.buildPhases(accountTime(build.timings, null).afterFinish ?? {});
       try {
-        this.o.store.update(build);
+        this.o.store.updateTimings(build);
       } catch (err) {
         this.o.logger.warn({ err, buildId: build.id }, 'could not store the after-finish timings');
       }

@@ -1,4 +1,4 @@
-import type { Database, Statement } from 'better-sqlite3';
+import type { Database, Statement, Transaction } from 'better-sqlite3';
 import type { BuildEvent, BuildEventData } from './build-event.js';
 import type {
   Build,
@@ -34,6 +34,9 @@ interface EventRow {
   data_json: string;
   created_at: number;
 }
+
+/** Event payloads stored with a row write; log chunks go through appendLog and its cap. */
+export type TransitionEventData = Exclude<BuildEventData, { type: 'log' }>;
 
 /** One page of builds, newest first; `nextCursor` is null on the last page. */
 export interface BuildPage {
@@ -98,8 +101,27 @@ export class BuildStore {
   private readonly lastLogsStmt: Statement<[string, number], EventRow>;
   private readonly pageStmt: Statement<[string, number, number], BuildRow>;
   private readonly pageByStatusStmt: Statement<[string, number, string, number], BuildRow>;
+  private readonly setTimingsStmt: Statement<[string, string]>;
+  // Transaction functions are built once: better-sqlite3 makes a new wrapper per call otherwise.
+  private readonly appendEventsTx: Transaction<
+    (buildId: string, data: readonly BuildEventData[], at: Date) => BuildEvent[]
+  >;
+  private readonly updateWithEventsTx: Transaction<
+    (build: Build, data: readonly TransitionEventData[], at: Date) => BuildEvent[]
+  >;
+  private readonly insertWithEventsTx: Transaction<
+    (build: Build, data: readonly TransitionEventData[], at: Date) => BuildEvent[]
+  >;
+  private readonly appendLogTx: Transaction<
+    (
+      buildId: string,
+      data: Extract<BuildEventData, { type: 'log' }>,
+      at: Date,
+      maxBytes: number,
+    ) => BuildEvent[]
+  >;
 
-  constructor(private readonly db: Database) {
+  constructor(db: Database) {
     this.insertStmt = db.prepare(
       `INSERT INTO builds (id, tenant, status, request_json, source_json, repository,
          cache_repository, created_at, started_at, finished_at, attempts, result_json,
@@ -136,6 +158,21 @@ export class BuildStore {
     this.pageByStatusStmt = db.prepare(
       'SELECT * FROM builds WHERE tenant = ? AND seq < ? AND status = ? ORDER BY seq DESC LIMIT ?',
     );
+    this.setTimingsStmt = db.prepare('UPDATE builds SET timings_json = ? WHERE id = ?');
+    this.appendEventsTx = db.transaction((buildId, data, at) =>
+      this.appendEventsUnlocked(buildId, data, at),
+    );
+    this.updateWithEventsTx = db.transaction((build, data, at) => {
+      this.updateStmt.run(this.mutableParams(build));
+      return this.appendEventsUnlocked(build.id, data, at);
+    });
+    this.insertWithEventsTx = db.transaction((build, data, at) => {
+      this.insertStmt.run(this.toParams(build));
+      return this.appendEventsUnlocked(build.id, data, at);
+    });
+    this.appendLogTx = db.transaction((buildId, data, at, maxBytes) =>
+      this.appendLogUnlocked(buildId, data, at, maxBytes),
+    );
   }
 
   insert(build: Build): void {
@@ -147,9 +184,31 @@ export class BuildStore {
     return row ? toBuild(row) : null;
   }
 
+  /**
+   * Stores a new build and appends `events` to its log in one transaction (one commit): the
+   * row and its events are stored together or, on any error, neither. Returns the events.
+   */
+  insertWithEvents(build: Build, events: readonly TransitionEventData[], at: Date): BuildEvent[] {
+    return this.insertWithEventsTx(build, events, at);
+  }
+
   /** Saves the mutable part of a build (status, times, attempts, result, failure, timings). */
   update(build: Build): void {
     this.updateStmt.run(this.mutableParams(build));
+  }
+
+  /**
+   * Saves the mutable part of a build and appends `events` to its log in one transaction (one
+   * commit), so a status and the events that tell it are stored together or, on any error,
+   * neither. Returns the stored events in order.
+   */
+  updateWithEvents(build: Build, events: readonly TransitionEventData[], at: Date): BuildEvent[] {
+    return this.updateWithEventsTx(build, events, at);
+  }
+
+  /** Saves only a build's timings (what changes once its after-finish steps are done). */
+  updateTimings(build: Build): void {
+    this.setTimingsStmt.run(JSON.stringify(build.timings), build.id);
   }
 
   /** Builds in `status`, oldest first (the order they were accepted). */
@@ -180,7 +239,9 @@ export class BuildStore {
 
   /** Appends one event with the next id of its build, in one transaction; returns it. */
   appendEvent(buildId: string, data: BuildEventData, at: Date): BuildEvent {
-    return this.db.transaction(() => this.appendEventUnlocked(buildId, data, at))();
+    const [event] = this.appendEventsTx(buildId, [data], at);
+    if (event === undefined) throw new Error('appendEvent stored no event');
+    return event;
   }
 
   /**
@@ -193,24 +254,7 @@ export class BuildStore {
     at: Date,
     maxBytes: number,
   ): BuildEvent[] {
-    return this.db.transaction(() => {
-      const state = this.logStateStmt.get(buildId);
-      if (!state || state.log_truncated === 1) return [];
-      const bytes = Buffer.byteLength(data.data, 'utf8');
-      if (state.log_bytes + bytes > maxBytes) {
-        this.setLogStateStmt.run(state.log_bytes, 1, buildId);
-        const marker: BuildEventData = {
-          type: 'log',
-          stream: 'system',
-          data: `[kiln] log truncated: over ${maxBytes} bytes; further output is dropped\n`,
-          at: data.at,
-          truncated: true,
-        };
-        return [this.appendEventUnlocked(buildId, marker, at)];
-      }
-      this.setLogStateStmt.run(state.log_bytes + bytes, 0, buildId);
-      return [this.appendEventUnlocked(buildId, data, at)];
-    })();
+    return this.appendLogTx(buildId, data, at, maxBytes);
   }
 
   /** Events with id > `afterId`, oldest first, at most `limit`. */
@@ -223,10 +267,43 @@ export class BuildStore {
     return this.lastLogsStmt.all(buildId, count).map(toEvent).reverse();
   }
 
-  private appendEventUnlocked(buildId: string, data: BuildEventData, at: Date): BuildEvent {
-    const id = (this.lastEventStmt.get(buildId)?.id ?? 0) + 1;
-    this.insertEventStmt.run(buildId, id, data.type, JSON.stringify(data), at.getTime());
-    return { buildId, id, data, createdAt: at };
+  private appendLogUnlocked(
+    buildId: string,
+    data: Extract<BuildEventData, { type: 'log' }>,
+    at: Date,
+    maxBytes: number,
+  ): BuildEvent[] {
+    const state = this.logStateStmt.get(buildId);
+    if (!state || state.log_truncated === 1) return [];
+    const bytes = Buffer.byteLength(data.data, 'utf8');
+    if (state.log_bytes + bytes > maxBytes) {
+      this.setLogStateStmt.run(state.log_bytes, 1, buildId);
+      const marker: BuildEventData = {
+        type: 'log',
+        stream: 'system',
+        data: `[kiln] log truncated: over ${maxBytes} bytes; further output is dropped\n`,
+        at: data.at,
+        truncated: true,
+      };
+      return this.appendEventsUnlocked(buildId, [marker], at);
+    }
+    this.setLogStateStmt.run(state.log_bytes + bytes, 0, buildId);
+    return this.appendEventsUnlocked(buildId, [data], at);
+  }
+
+  /** Appends events with the next ids of their build; the caller holds the transaction. */
+  private appendEventsUnlocked(
+    buildId: string,
+    data: readonly BuildEventData[],
+    at: Date,
+  ): BuildEvent[] {
+    let id = this.lastEventStmt.get(buildId)?.id ?? 0;
+    const createdAt = at.getTime();
+    return data.map((d) => {
+      id += 1;
+      this.insertEventStmt.run(buildId, id, d.type, JSON.stringify(d), createdAt);
+      return { buildId, id, data: d, createdAt: at };
+    });
   }
 
   private toParams(build: Build): Record<string, string | number | null> {

@@ -1,5 +1,6 @@
 import type { BuildEvent, BuildEventData } from './build-event.js';
-import type { BuildStore } from './build-store.js';
+import type { BuildStore, TransitionEventData } from './build-store.js';
+import type { Build } from './build.js';
 import type { Clock } from '../../common/time/clock.js';
 
 type Listener = (event: BuildEvent) => void;
@@ -54,5 +55,26 @@ export class EventLog {
     const set = this.listeners.get(event.buildId);
     if (!set) return;
     for (const listener of [...set]) listener(event);
+  }
+
+  /**
+   * Stores a new build's row and its first events in one transaction, then announces them:
+   * nothing of the build is observable until both are committed.
+   */
+  appendWithInsert(build: Build, data: readonly TransitionEventData[]): BuildEvent[] {
+    const stored = this.store.insertWithEvents(build, data, this.clock.now());
+    for (const event of stored) this.notify(event);
+    return stored;
+  }
+
+  /**
+   * Saves a build's row and appends the events of its transition in one transaction (one
+   * commit instead of one per write), then announces them: a status and the events that tell
+   * it are stored together before anyone hears of either, or, on an error, neither is.
+   */
+  appendWithUpdate(build: Build, data: readonly TransitionEventData[]): BuildEvent[] {
+    const stored = this.store.updateWithEvents(build, data, this.clock.now());
+    for (const event of stored) this.notify(event);
+    return stored;
   }
 }
