@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { syncPath } from '../storage/sync-path.js';
 
@@ -48,9 +48,29 @@ export class BuildDirs {
     return path.join(this.dirOf(id), SOURCE_NAME);
   }
 
-  /** Removes a build's directory and everything in it (missing is fine). */
+  /**
+   * Removes a build's directory and everything in it (missing is fine). The layout is known,
+   * so the usual case is two calls (unlink the source, rmdir); a recursive rm, which lstats,
+   * fails an rmdir, reads the directory and lstats each entry first, is the fallback for a
+   * directory that holds anything else (an upload cut off as `source.partial`).
+   */
   async remove(id: string): Promise<void> {
-    await rm(this.dirOf(id), { recursive: true, force: true });
+    const dir = this.dirOf(id);
+    try {
+      await unlink(path.join(dir, SOURCE_NAME));
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) {
+        await rm(dir, { recursive: true, force: true });
+        return;
+      }
+    }
+    try {
+      await rmdir(dir);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) throw err;
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /**
@@ -62,7 +82,7 @@ export class BuildDirs {
     try {
       names = await readdir(this.root);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      if (isErrno(err, 'ENOENT')) return 0;
       throw err;
     }
     let removed = 0;
@@ -79,4 +99,8 @@ export class BuildDirs {
     if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new Error(`not a build id: ${JSON.stringify(id)}`);
     return path.join(this.root, id);
   }
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === code;
 }
