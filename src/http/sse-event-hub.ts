@@ -1,70 +1,75 @@
+import { SseFramePages } from './sse-frame-pages.js';
+import { encodeFrames, framesFrom, type FrameBatch } from './sse-frames.js';
 import type { BuildEvent } from '../builds/build-event.js';
 import type { EventLog } from '../builds/event-log.js';
 
-/**
- * The SSE frames of consecutive events of one build, encoded once for every follower:
- * `frames` holds them back to back, `offsets[i]` is where the frame of event `firstId + i`
- * starts, so a follower that already has some of them sends the rest as a view, not a copy.
- */
-export interface FrameBatch {
-  firstId: number;
+/** Consecutive frames for one write: views into shared buffers, never copies. */
+export interface FrameRun {
+  chunks: Buffer[];
+  bytes: number;
+  /** Id of the last event in the run. */
   lastId: number;
-  frames: Buffer;
-  offsets: number[];
-  /** The batch holds the build's `result` event (always its last event). */
+  /** The run ends with the build's `result` event. */
   final: boolean;
 }
 
-/** The `data` of an event's frame (docs/contracts.md#build-events). */
-export function eventPayload(event: BuildEvent): string {
-  const { type: _type, ...rest } = event.data;
-  return JSON.stringify({ build_id: event.buildId, at: event.createdAt.toISOString(), ...rest });
+export interface SseEventHubOptions {
+  /** Bytes of a build's most recent frames kept in memory while it has followers. */
+  windowBytes: number;
+  /** Events per page of stored frames (for readers behind the window). */
+  pageEvents: number;
+  /** Bytes of stored-frame pages kept, over every build. */
+  pageCacheBytes: number;
 }
-
-/**
- * One event as an SSE frame (WHATWG HTML, "Server-sent events": `event`, `data`, `id`
- * fields, a blank line). The payload is JSON, so it has no line break to split on.
- */
-export function sseFrame(event: BuildEvent): string {
-  return `event: ${event.data.type}\ndata: ${eventPayload(event)}\nid: ${event.id}\n\n`;
-}
-
-/** The frames of `batch` from event `fromId` on, as a view into the shared buffer. */
-export function framesFrom(batch: FrameBatch, fromId: number): Buffer {
-  const offset = batch.offsets[fromId - batch.firstId] ?? batch.frames.length;
-  return batch.frames.subarray(offset);
-}
-
-type Follower = (batch: FrameBatch) => void;
 
 interface BuildChannel {
-  followers: Set<Follower>;
+  wakers: Set<() => void>;
   unsubscribe: () => void;
   collected: BuildEvent[];
   flushScheduled: boolean;
+  /** The latest batches, oldest first, at most `windowBytes` in all (the newest always kept). */
+  window: FrameBatch[];
+  windowBytes: number;
 }
 
 /**
- * Fans a build's live events out to its SSE followers: one EventLog subscription per build
- * while it has followers, the events stored during one turn of the event loop collected and
- * encoded once (one serialization and one buffer per batch, however many follow), then handed
- * to every follower on the next turn. A follower decides itself whether a batch continues
- * what it sent; when not (it joined late, or fell behind), it reads from the store instead.
+ * The frames of builds' events for their SSE readers, each event encoded once however many
+ * read it. A followed build has one EventLog subscription: the events stored during one turn
+ * of the event loop are encoded together as one batch, kept in the build's window of recent
+ * batches, and every follower is woken once to write what it lacks. Readers keep only their
+ * position (the next event id): one behind the window reads pages of stored frames, which
+ * are shared too. Nothing is ever queued per reader, so a slow reader costs nothing here.
  */
 export class SseEventHub {
   private readonly channels = new Map<string, BuildChannel>();
+  private readonly pages: SseFramePages;
 
-  constructor(private readonly events: EventLog) {}
+  constructor(
+    private readonly events: EventLog,
+    private readonly options: SseEventHubOptions,
+  ) {
+    if (!(options.windowBytes >= 0)) throw new RangeError('windowBytes must not be negative');
+    this.pages = new SseFramePages(events, {
+      pageEvents: options.pageEvents,
+      maxBytes: options.pageCacheBytes,
+    });
+  }
 
-  /** Hands `follower` every batch of the build from now on; returns the function to stop. */
-  follow(buildId: string, follower: Follower): () => void {
+  /**
+   * Calls `wake` once per batch of new events of the build from now on (from a later turn of
+   * the event loop); returns the function to stop. Frames stored before this call are read
+   * with {@link framesFrom} like the others.
+   */
+  follow(buildId: string, wake: () => void): () => void {
     let channel = this.channels.get(buildId);
     if (!channel) {
       const created: BuildChannel = {
-        followers: new Set(),
+        wakers: new Set(),
         collected: [],
         flushScheduled: false,
         unsubscribe: () => undefined,
+        window: [],
+        windowBytes: 0,
       };
       created.unsubscribe = this.events.subscribe(buildId, (event) => {
         created.collected.push(event);
@@ -78,38 +83,85 @@ export class SseEventHub {
       channel = created;
     }
     const current = channel;
-    current.followers.add(follower);
+    // One entry per follower, even when two pass the same function.
+    const entry = () => {
+      wake();
+    };
+    current.wakers.add(entry);
     return () => {
-      current.followers.delete(follower);
-      if (current.followers.size === 0 && this.channels.get(buildId) === current) {
+      current.wakers.delete(entry);
+      if (current.wakers.size === 0 && this.channels.get(buildId) === current) {
         current.unsubscribe();
         current.collected = [];
+        current.window = [];
         this.channels.delete(buildId);
       }
     };
+  }
+
+  /**
+   * The frames of the build from event `fromId` on, about `maxBytes` of them (at least one
+   * frame): from the live window when it holds `fromId`, else from the store (`fromStore`
+   * skips the window: for a reader that must see what is stored but not yet announced).
+   * Null when nothing from `fromId` on is available yet.
+   */
+  framesFrom(
+    buildId: string,
+    fromId: number,
+    maxBytes: number,
+    fromStore = false,
+  ): FrameRun | null {
+    const window = fromStore ? undefined : this.channels.get(buildId)?.window;
+    const oldest = window?.[0];
+    if (window !== undefined && oldest !== undefined && fromId >= oldest.firstId) {
+      return this.fromWindow(window, fromId, maxBytes);
+    }
+    const page = this.pages.pageOf(buildId, fromId);
+    if (page === null) return null;
+    const { frames, lastId } = framesFrom(page, fromId, maxBytes);
+    return {
+      chunks: [frames],
+      bytes: frames.length,
+      lastId,
+      final: page.final && lastId === page.lastId,
+    };
+  }
+
+  private fromWindow(window: FrameBatch[], fromId: number, maxBytes: number): FrameRun | null {
+    // The first batch that reaches fromId (binary search: batches are in id order).
+    let lo = 0;
+    let hi = window.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((window[mid]?.lastId ?? Infinity) < fromId) lo = mid + 1;
+      else hi = mid;
+    }
+    const run: FrameRun = { chunks: [], bytes: 0, lastId: fromId - 1, final: false };
+    for (let i = lo; i < window.length && run.bytes < maxBytes; i++) {
+      const batch = window[i];
+      if (batch === undefined) break;
+      const { frames, lastId } = framesFrom(batch, run.lastId + 1, maxBytes - run.bytes);
+      run.chunks.push(frames);
+      run.bytes += frames.length;
+      run.lastId = lastId;
+      run.final = batch.final && lastId === batch.lastId;
+      if (lastId < batch.lastId) break;
+    }
+    return run.chunks.length === 0 ? null : run;
   }
 
   private flush(channel: BuildChannel): void {
     channel.flushScheduled = false;
     const events = channel.collected;
     channel.collected = [];
-    const first = events[0];
-    const last = events.at(-1);
-    if (first === undefined || last === undefined || channel.followers.size === 0) return;
-    const parts = events.map((e) => Buffer.from(sseFrame(e), 'utf8'));
-    const offsets: number[] = [];
-    let at = 0;
-    for (const part of parts) {
-      offsets.push(at);
-      at += part.length;
+    if (events.length === 0 || channel.wakers.size === 0) return;
+    const batch = encodeFrames(events);
+    channel.window.push(batch);
+    channel.windowBytes += batch.frames.length;
+    while (channel.windowBytes > this.options.windowBytes && channel.window.length > 1) {
+      const dropped = channel.window.shift();
+      channel.windowBytes -= dropped?.frames.length ?? 0;
     }
-    const batch: FrameBatch = {
-      firstId: first.id,
-      lastId: last.id,
-      frames: Buffer.concat(parts, at),
-      offsets,
-      final: last.data.type === 'result',
-    };
-    for (const follower of [...channel.followers]) follower(batch);
+    for (const wake of [...channel.wakers]) wake();
   }
 }
