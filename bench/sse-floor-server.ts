@@ -13,13 +13,15 @@ interface Follower {
  * The floor of the event fan-out benchmark, measured in the same run: a bare node:http server
  * on 127.0.0.1 that sends the same log chunks on the same schedule as SSE frames of the same
  * shape to every follower, with no store, no routing and no auth. Each frame is encoded once
- * and kept; each follower writes from its own cursor until its socket pushes back and goes on
- * at `drain` — the least a server must do to deliver everything, in order, to everyone.
+ * and kept; once per turn of the event loop each follower writes from its own cursor (the
+ * frames due corked into one `writev`) until its socket pushes back and goes on at `drain` —
+ * the least a server must do to deliver everything, in order, to everyone.
  */
 export class SseFloorServer {
   private readonly followers = new Set<Follower>();
   private readonly frames: Buffer[] = [];
   private ended = false;
+  private pumpScheduled = false;
   private readonly server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.flushHeaders();
@@ -42,7 +44,12 @@ export class SseFloorServer {
     const send = (type: string, data: string) => {
       const id = this.frames.length + 1;
       this.frames.push(Buffer.from(`event: ${type}\ndata: ${data}\nid: ${id}\n\n`, 'utf8'));
-      for (const f of this.followers) this.pump(f);
+      if (this.pumpScheduled) return;
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        for (const f of this.followers) this.pump(f);
+      });
     };
     await emitLogChunks(
       logs,
@@ -59,11 +66,14 @@ export class SseFloorServer {
   }
 
   private pump(f: Follower): void {
+    // Everything due in one writev, as Kiln does.
+    f.res.cork();
     while (!f.waiting && f.next < this.frames.length) {
       const frame = this.frames[f.next];
       f.next += 1;
       if (frame && !f.res.write(frame)) f.waiting = true;
     }
+    f.res.uncork();
     if (this.ended && f.next === this.frames.length && !f.res.writableEnded) f.res.end();
   }
 
