@@ -60,6 +60,9 @@ interface Measured {
   wallSeconds: number;
   cpuSeconds: number;
   rssGrowthMB: number;
+  /** Growth of this process's V8 heap and of its buffers outside it (frames), at their peaks. */
+  heapGrowthMB: number;
+  arrayBuffersGrowthMB: number;
   /** This process's event-loop delay while the logs were sent (stalls show here). */
   loopDelayMs: { p99: number; max: number };
   p50: number;
@@ -100,10 +103,15 @@ async function measure(
     await connected;
     process.stderr.write(`${label}: ${FOLLOWERS} followers connected\n`);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const rssBefore = process.memoryUsage.rss();
-    let rssPeak = rssBefore;
+    const before = process.memoryUsage();
+    let rssPeak = before.rss;
+    let heapPeak = before.heapUsed;
+    let buffersPeak = before.arrayBuffers;
     const sampler = setInterval(() => {
-      rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
+      const now = process.memoryUsage();
+      rssPeak = Math.max(rssPeak, now.rss);
+      heapPeak = Math.max(heapPeak, now.heapUsed);
+      buffersPeak = Math.max(buffersPeak, now.arrayBuffers);
     }, 50);
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
@@ -124,7 +132,9 @@ async function measure(
       report,
       wallSeconds: (nowMs() - started) / 1000,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      rssGrowthMB: Math.max(0, rssPeak - rssBefore) / 1e6,
+      rssGrowthMB: Math.max(0, rssPeak - before.rss) / 1e6,
+      heapGrowthMB: Math.max(0, heapPeak - before.heapUsed) / 1e6,
+      arrayBuffersGrowthMB: Math.max(0, buffersPeak - before.arrayBuffers) / 1e6,
       loopDelayMs: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
       p50: percentileOfBuckets(report.latencyBuckets, 50),
       p99: percentileOfBuckets(report.latencyBuckets, 99),
@@ -145,6 +155,7 @@ function describe(m: Measured, expected: number): Record<string, unknown> {
     wallSeconds: m.wallSeconds,
     deliveredMBps: m.report.bytes / m.wallSeconds / 1e6,
     cpuSeconds: m.cpuSeconds,
+    followersCpuSeconds: m.report.cpuSeconds,
     latencyMs: {
       p50: m.p50,
       p90: percentileOfBuckets(m.report.latencyBuckets, 90),
@@ -152,6 +163,8 @@ function describe(m: Measured, expected: number): Record<string, unknown> {
       max: m.report.latencyBuckets.length * BUCKET_MS,
     },
     rssGrowthMB: m.rssGrowthMB,
+    heapGrowthMB: m.heapGrowthMB,
+    arrayBuffersGrowthMB: m.arrayBuffersGrowthMB,
     eventLoopDelayMs: m.loopDelayMs,
     errors: m.report.errors.slice(0, 10),
   };
@@ -218,7 +231,8 @@ async function main(): Promise<void> {
       kiln: describe(kiln, expected),
       floor: {
         ...describe(floor, FOLLOWERS * floorChunks),
-        server: 'bare node:http, one encoded frame written to every response',
+        server:
+          'bare node:http, each frame encoded once, written per turn in corked runs of 256 KiB',
       },
     };
     process.stdout.write(`${JSON.stringify(figures)}\n`);

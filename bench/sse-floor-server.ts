@@ -2,6 +2,9 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { emitLogChunks, type StandInLogs } from './build-runner-stand-in.js';
 
+/** Bytes per write at most, as Kiln's followers write (src/http/build-event-routes.ts). */
+const WRITE_BYTES = 256 * 1024;
+
 interface Follower {
   res: ServerResponse;
   /** Index of the next frame to write. */
@@ -14,8 +17,8 @@ interface Follower {
  * on 127.0.0.1 that sends the same log chunks on the same schedule as SSE frames of the same
  * shape to every follower, with no store, no routing and no auth. Each frame is encoded once
  * and kept; once per turn of the event loop each follower writes from its own cursor (the
- * frames due corked into one `writev`) until its socket pushes back and goes on at `drain` —
- * the least a server must do to deliver everything, in order, to everyone.
+ * frames due, up to 256 KiB corked into one `writev`) until its socket pushes back and goes
+ * on at `drain` — the least a server must do to deliver everything, in order, to everyone.
  */
 export class SseFloorServer {
   private readonly followers = new Set<Follower>();
@@ -66,14 +69,19 @@ export class SseFloorServer {
   }
 
   private pump(f: Follower): void {
-    // Everything due in one writev, as Kiln does.
-    f.res.cork();
+    // What is due in writes of up to WRITE_BYTES, each corked into one writev, as Kiln does.
     while (!f.waiting && f.next < this.frames.length) {
-      const frame = this.frames[f.next];
-      f.next += 1;
-      if (frame && !f.res.write(frame)) f.waiting = true;
+      f.res.cork();
+      let ok = true;
+      for (let bytes = 0; bytes < WRITE_BYTES && f.next < this.frames.length; f.next++) {
+        const frame = this.frames[f.next];
+        if (frame === undefined) break;
+        ok = f.res.write(frame);
+        bytes += frame.length;
+      }
+      f.res.uncork();
+      if (!ok) f.waiting = true;
     }
-    f.res.uncork();
     if (this.ended && f.next === this.frames.length && !f.res.writableEnded) f.res.end();
   }
 

@@ -27,6 +27,8 @@ export interface FollowersReport {
   bytes: number;
   /** Latency histogram: count per 0.1 ms bucket (the last bucket holds everything later). */
   latencyBuckets: number[];
+  /** CPU seconds this process used from the first connection to the report (it shares the cores). */
+  cpuSeconds: number;
   errors: string[];
 }
 
@@ -119,8 +121,10 @@ function follow(message: { url: string; token: string; buildId: string; count: n
     logEvents: 0,
     bytes: 0,
     latencyBuckets: [],
+    cpuSeconds: 0,
     errors: [],
   };
+  const cpuBefore = process.cpuUsage();
   let connected = 0;
   let ended = 0;
   let reported = false;
@@ -133,6 +137,8 @@ function follow(message: { url: string; token: string; buildId: string; count: n
     let last = BUCKETS - 1;
     while (last > 0 && buckets[last] === 0) last--;
     report.latencyBuckets = Array.from(buckets.subarray(0, last + 1));
+    const cpu = process.cpuUsage(cpuBefore);
+    report.cpuSeconds = (cpu.user + cpu.system) / 1e6;
     process.send?.(report);
   };
   const endOne = () => {
