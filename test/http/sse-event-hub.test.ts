@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SseEventHub, type FrameRun } from '../../src/http/sse-event-hub.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { readSse, type SseEvent } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
@@ -101,5 +102,88 @@ describe('SSE fan-out', () => {
     }
     run.finish(okOutcome(`acme/${id}:${id}`));
     expectComplete((await reading).events, 300);
+  });
+});
+
+/** The ids of the frames in a run, in order. */
+function idsOf(run: FrameRun): number[] {
+  const text = Buffer.concat(run.chunks).toString('utf8');
+  return [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+}
+
+describe('SseEventHub', () => {
+  it('gives readers views of one encoding, from the window or from shared stored pages, every id once in order', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    // A window that keeps only the newest batch: older events come from pages of 4.
+    const hub = new SseEventHub(h.events, { windowBytes: 1, pageEvents: 4, pageCacheBytes: 4096 });
+    let wakes = 0;
+    const stop = hub.follow(id, () => {
+      wakes += 1;
+    });
+    for (let i = 0; i < 60; i++) {
+      run.sink.log('stdout', `#${i} line\n`, h.time.now());
+      if (i % 10 === 9) await turn();
+    }
+    await turn();
+    expect(wakes).toBe(6);
+    const stored = h.events.read(id, 0, 1000).map((e) => e.id);
+    const newest = stored.at(-1)!;
+    const fromWindow = [hub.framesFrom(id, newest, 1), hub.framesFrom(id, newest, 1)];
+    expect(fromWindow[0]?.chunks[0]?.buffer).toBe(fromWindow[1]?.chunks[0]?.buffer);
+    const fromPage = [hub.framesFrom(id, 2, 1), hub.framesFrom(id, 2, 1)];
+    expect(fromPage[0]?.chunks[0]?.buffer).toBe(fromPage[1]?.chunks[0]?.buffer);
+    const seen: number[] = [];
+    for (
+      let next = 1, r = hub.framesFrom(id, 1, 300);
+      r !== null;
+      r = hub.framesFrom(id, next, 300)
+    ) {
+      expect(r.bytes).toBe(Buffer.concat(r.chunks).length);
+      const ids = idsOf(r);
+      expect(ids.at(-1)).toBe(r.lastId);
+      seen.push(...ids);
+      next = r.lastId + 1;
+    }
+    expect(seen).toEqual(stored);
+    stop();
+  });
+
+  it('reads a stored page again once a reader needs events stored after it was read', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    const hub = new SseEventHub(h.events, {
+      windowBytes: 0,
+      pageEvents: 64,
+      pageCacheBytes: 1 << 20,
+    });
+    const first = hub.framesFrom(id, 1, 1 << 20);
+    expect(first).not.toBeNull();
+    expect(hub.framesFrom(id, first!.lastId + 1, 1 << 20)).toBeNull();
+    run.sink.log('stdout', '#0 later\n', h.time.now());
+    const later = hub.framesFrom(id, first!.lastId + 1, 1 << 20);
+    expect(later && idsOf(later)).toEqual([first!.lastId + 1]);
+  });
+
+  it('streams in order to a client without a node response (app.request) and ends after the result', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    const res = await h.app.request(`/builds/${id}/events?follow=true`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reading = readSse(res);
+    const filler = 'x'.repeat(8 * 1024);
+    for (let i = 0; i < 300; i++) {
+      run.sink.log('stdout', `#${i} ${filler}\n`, h.time.now());
+      if (i % 7 === 0) await turn();
+    }
+    run.finish(okOutcome(`acme/${id}:${id}`));
+    const { events, ended } = await reading;
+    expect(ended).toBe(true);
+    expectComplete(events, 300);
   });
 });
