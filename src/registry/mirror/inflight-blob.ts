@@ -34,6 +34,17 @@ export interface InflightBlobOptions {
   logger: Logger;
 }
 
+/** One client's view of a blob being downloaded: written out once, by `send` or `stream`. */
+export interface BlobFollower {
+  /**
+   * Writes the blob with `write`, which resolves once the chunk was taken (its memory may then
+   * be reused); resolves at the verified end, rejects when the download fails.
+   */
+  send(write: (chunk: Buffer) => Promise<void>): Promise<void>;
+  /** The blob as a stream, destroyed with the error when the download fails. */
+  stream(): Readable;
+}
+
 /**
  * One blob being downloaded from an upstream into a temporary file while it is hashed, and
  * read by any number of clients at once as it grows (a reader waits at the end of the file
@@ -111,12 +122,46 @@ export class InflightBlob {
   }
 
   /**
-   * A stream of the blob from its first byte, following the download as it goes; null once
-   * the download settled and its file was closed (the blob is then stored, or refused).
+   * Follows the blob from its first byte as the download goes; null once the download settled
+   * and its file was closed (the blob is then stored, or refused). The follower must be used
+   * once, by `send` or by `stream`.
    */
-  reader(): Readable | null {
+  follow(): BlobFollower | null {
     if (this.closed) return null;
     this.readers += 1;
+    let used = false;
+    const claim = () => {
+      if (used) throw new Error('a blob follower is used once');
+      used = true;
+    };
+    return {
+      send: async (write) => {
+        claim();
+        // File reads (a follower more than the ring behind) reuse one buffer: `write`
+        // resolves once the chunk was taken.
+        let buffer: Buffer | null = null;
+        const scratch = () => (buffer ??= Buffer.allocUnsafe(READ_CHUNK_BYTES));
+        try {
+          for (let position = 0; ;) {
+            const chunk = await this.next(position, scratch);
+            if (chunk === null) return;
+            position += chunk.length;
+            await write(chunk);
+          }
+        } finally {
+          this.readers -= 1;
+          await this.closeIfIdle();
+        }
+      },
+      stream: () => {
+        claim();
+        return this.readable();
+      },
+    };
+  }
+
+  /** The blob as a Readable (each file read in a new buffer: a stream keeps what it is given). */
+  private readable(): Readable {
     let position = 0;
     let pumping = false;
     const stream: Readable = new Readable({
@@ -124,7 +169,7 @@ export class InflightBlob {
       read: () => {
         if (pumping) return;
         pumping = true;
-        this.next(position)
+        this.next(position, () => Buffer.allocUnsafe(READ_CHUNK_BYTES))
           .then((chunk) => {
             pumping = false;
             if (chunk === null) {
@@ -154,8 +199,11 @@ export class InflightBlob {
     return stream;
   }
 
-  /** The next bytes after `position` once there are any, null at the verified end. */
-  private async next(position: number): Promise<Buffer | null> {
+  /**
+   * The next bytes after `position` once there are any, null at the verified end. Bytes no
+   * longer in the ring are read from the file into `buffer()`.
+   */
+  private async next(position: number, buffer: () => Buffer): Promise<Buffer | null> {
     for (;;) {
       // Hold back the last byte until the digest is verified.
       const limit = this.verified ? this.received : Math.max(0, this.received - 1);
@@ -164,9 +212,9 @@ export class InflightBlob {
         if (held !== null) return held;
         const end = Math.min(limit, this.onDisk, position + READ_CHUNK_BYTES);
         if (position < end) {
-          const buffer = Buffer.allocUnsafe(end - position);
-          const { bytesRead } = await this.handle.read(buffer, 0, end - position, position);
-          return buffer.subarray(0, bytesRead);
+          const into = buffer();
+          const { bytesRead } = await this.handle.read(into, 0, end - position, position);
+          return into.subarray(0, bytesRead);
         }
       }
       // A verified blob is whole even if storing it failed afterwards.
@@ -246,17 +294,13 @@ export class InflightBlob {
   private async run(): Promise<void> {
     const { upstream, digest, target } = this.options;
     const hash = newHash(digest.algorithm);
-    let idle: NodeJS.Timeout | undefined;
-    const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        upstream.abort(new Error('idle'));
-      }, this.options.idleTimeoutMs);
-    };
+    // One timer, pushed back by each chunk (refresh() re-arms it without a new timer).
+    const idle = setTimeout(() => {
+      upstream.abort(new Error('idle'));
+    }, this.options.idleTimeoutMs);
     const fail = (message: string, cause?: unknown) =>
       new UpstreamError('invalid', { ...target, reference: digest.text }, message, { cause });
     try {
-      armIdle();
       const chunks = upstream.body[Symbol.asyncIterator]();
       for (;;) {
         let result: IteratorResult<unknown>;
@@ -272,7 +316,7 @@ export class InflightBlob {
         }
         if (result.done === true) break;
         const chunk = result.value as Buffer;
-        armIdle();
+        idle.refresh();
         if (this.size !== null && this.received + chunk.length > this.size) {
           upstream.body.destroy();
           throw fail(

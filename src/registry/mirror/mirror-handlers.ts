@@ -6,7 +6,7 @@ import type { MirroredBlob, RegistryMirror } from './registry-mirror.js';
 import { UpstreamError } from './upstream-error.js';
 import { getBlob } from '../blob-handlers.js';
 import { looksLikeDigest, parseDigest } from '../digest.js';
-import { sendNodeStream } from '../node-response.js';
+import { sendNodeChunks } from '../node-response.js';
 import { OciError } from '../oci-error.js';
 import type { RegistryDeps } from '../registry-deps.js';
 import { REGISTRY_HEADERS } from '../registry-headers.js';
@@ -124,9 +124,9 @@ async function mirrorBlob(
     const failure = baseImageFailure(err, name, 'blob', digest.text);
     if (failure !== null) deps.baseImageFailures.record(subject, failure);
   });
-  const reader =
-    c.req.method === 'HEAD' || c.req.header('range') !== undefined ? null : download.reader();
-  if (reader === null) {
+  const follower =
+    c.req.method === 'HEAD' || c.req.header('range') !== undefined ? null : download.follow();
+  if (follower === null) {
     await download.done;
     return getBlob(deps, c, name.local, digest.text);
   }
@@ -139,9 +139,16 @@ async function mirrorBlob(
   const onError = (err: unknown) => {
     deps.logger.debug({ err, digest: digest.text }, 'mirror: blob response ended early');
   };
-  const sent = sendNodeStream(c, 200, { ...headers, ...REGISTRY_HEADERS }, () => reader, onError);
+  // Under the node server the chunks go straight to the socket, no stream in between.
+  const sent = sendNodeChunks(
+    c,
+    200,
+    { ...headers, ...REGISTRY_HEADERS },
+    (write) => follower.send(write),
+    onError,
+  );
   if (sent !== null) return sent;
-  return new Response(Readable.toWeb(reader) as ReadableStream<Uint8Array>, {
+  return new Response(Readable.toWeb(follower.stream()) as ReadableStream<Uint8Array>, {
     status: 200,
     headers,
   });
