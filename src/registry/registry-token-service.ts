@@ -1,18 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import type { AccessEntry } from './access-scope.js';
+import { VerifiedTokenCache } from './verified-token-cache.js';
 import type { Clock } from '../../common/time/clock.js';
 import { TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from '../auth/key-store.js';
 
 /** A verified registry token. */
 export interface RegistryTokenClaims {
   sub: string;
-  access: AccessEntry[];
+  access: readonly AccessEntry[];
   /** Expiry, seconds since the epoch. */
   exp: number;
   /** The build attempt a build's token (and every token minted from it) belongs to. */
   attempt: string | null;
 }
+
+/** Verified tokens remembered (a few per client in flight; each entry is ~2 KiB). */
+const VERIFIED_TOKENS_KEPT = 1024;
 
 /** `sub` prefix of a build's tokens; the registry checks the build is still active. */
 export const BUILD_SUBJECT_PREFIX = 'build:';
@@ -26,6 +30,9 @@ export class RegistryTokenService {
   private readonly key: SigningKey;
   private readonly audience: string;
   private readonly clock: Clock;
+  private readonly verified = new VerifiedTokenCache<RegistryTokenClaims>({
+    maxEntries: VERIFIED_TOKENS_KEPT,
+  });
 
   constructor(options: { key: SigningKey; audience: string; clock: Clock }) {
     if (options.audience === '') throw new Error('registry token audience must not be empty');
@@ -61,13 +68,21 @@ export class RegistryTokenService {
     return { token, issuedAt, expiresIn };
   }
 
-  /** Verifies a registry token; throws (jose errors, or Error) on anything wrong. */
+  /**
+   * Verifies a registry token; throws (jose errors, or Error) on anything wrong. A token
+   * verified before is answered from memory while the clock is inside its `nbf`…`exp` window:
+   * a registry token is never revoked (a build's is refused through its attempt, which the
+   * authenticator checks on every request), so a signature that was good stays good.
+   */
   async verify(token: string): Promise<RegistryTokenClaims> {
+    const now = this.clock.now();
+    const known = this.verified.get(token, Math.floor(now.getTime() / 1000));
+    if (known !== undefined) return known;
     const { payload } = await jwtVerify(token, this.key.publicKey, {
       algorithms: [TOKEN_ALG],
       issuer: TOKEN_ISSUER,
       audience: this.audience,
-      currentDate: this.clock.now(),
+      currentDate: now,
       requiredClaims: ['sub', 'exp', 'iat'],
     });
     const access = parseAccessClaim(payload.access);
@@ -75,7 +90,15 @@ export class RegistryTokenService {
       throw new Error('registry token lacks sub, exp or a valid access claim');
     }
     const attempt = typeof payload.attempt === 'string' ? payload.attempt : null;
-    return { sub: payload.sub, access, exp: payload.exp, attempt };
+    // Frozen: every later request with this token gets the same object.
+    const claims: RegistryTokenClaims = Object.freeze({
+      sub: payload.sub,
+      access: Object.freeze(access.map((entry) => Object.freeze(entry))),
+      exp: payload.exp,
+      attempt,
+    });
+    this.verified.set(token, claims, { nbf: payload.nbf ?? 0, exp: payload.exp });
+    return claims;
   }
 }
 
