@@ -1,12 +1,12 @@
 import type { Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BufferPool } from './buffer-pool.js';
 import { newHash, type DigestAlgorithm, type ParsedDigest } from './digest.js';
-import { OciError } from './oci-error.js';
+import { UploadFileWriter } from './upload-file-writer.js';
 
 /**
  * Buffer between the socket and the upload file. With Node's 16 KiB default every socket
@@ -93,33 +93,19 @@ export class BlobStore {
     let running = this.hashes.get(id);
     if (running?.offset !== offset) running = undefined;
     this.hashes.delete(id);
-    let written = 0;
-    const hasher = new Transform({
+    const sink = new UploadFileWriter({
+      file,
+      hash: running?.hash,
+      maxBytes,
       highWaterMark: STREAM_BUFFER_BYTES,
-      transform(chunk: Buffer, _enc, cb) {
-        written += chunk.length;
-        if (maxBytes !== undefined && written > maxBytes) {
-          cb(
-            new OciError('BLOB_UPLOAD_INVALID', 'chunk is longer than its Content-Range', {
-              status: 416,
-            }),
-          );
-          return;
-        }
-        running?.hash.update(chunk);
-        cb(null, chunk);
-      },
     });
     try {
-      await pipeline(
-        body,
-        hasher,
-        createWriteStream(file, { flags: 'a', highWaterMark: STREAM_BUFFER_BYTES }),
-      );
+      await pipeline(body, sink);
     } catch (err) {
       await truncate(file, offset).catch(() => undefined);
       throw err;
     }
+    const written = sink.written;
     if (running) this.hashes.set(id, { ...running, offset: offset + written });
     return offset + written;
   }
