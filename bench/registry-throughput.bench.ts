@@ -14,6 +14,11 @@
  *   npx tsx bench/registry-throughput.bench.ts [--quick] [--rounds N] [--mib M] [--layers L]
  *     [--web-streams]
  *
+ * Floors measured in the same rounds, next to the figures (not judged): the raw GET of the same
+ * file from a bare node:http server (bench/blob-floor-server.ts: what Node itself costs to move
+ * the bytes), and skopeo copying the same OCI layouts to a directory with no registry at all
+ * (what a pull costs the client alone: reading, hashing and writing the layers).
+ *
  * `--quick`: 64 MiB, 10 layers, one round. Each round writes fresh images (fresh random bytes,
  * so neither registry can skip an upload through a known blob or a cross-repository mount) and
  * alternates which registry goes first.
@@ -28,6 +33,7 @@ import { gzipSync } from 'node:zlib';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
+import { BlobFloorServer } from './blob-floor-server.js';
 import { freePort, timedSkopeo, waitForPing } from './loopback-servers.js';
 import { median } from './median.js';
 import { systemClock } from '../common/time/clock.js';
@@ -160,6 +166,14 @@ const MEASURES = [
 ] as const;
 type Measure = (typeof MEASURES)[number];
 
+/** Same-run floors of some measures (not judged; see the header). */
+const FLOORS = {
+  'pull single layer': 'skopeo oci layout → dir, no registry',
+  'pull 50 layers': 'skopeo oci layout → dir, no registry',
+  'raw blob GET': 'curl from a bare node:http server (bench/blob-floor-server.ts)',
+} as const satisfies Partial<Record<Measure, string>>;
+type Floored = keyof typeof FLOORS;
+
 /** `uptime`'s load averages (1, 5, 15 min) when the run began: the machine is shared. */
 const LOAD_AT_START = os.loadavg();
 
@@ -254,6 +268,11 @@ async function main(): Promise<void> {
         number[]
       >,
     };
+    const floorTimes: Record<Floored, number[]> = {
+      'pull single layer': [],
+      'pull 50 layers': [],
+      'raw blob GET': [],
+    };
     const skopeo = (t: Target, from: string, to: string, dir: 'src' | 'dest') =>
       timedSkopeo([
         'copy',
@@ -290,6 +309,30 @@ async function main(): Promise<void> {
           `round ${round} ${t.name}: ${MEASURES.map((m) => `${m} ${times[t.name][m].at(-1)?.toFixed(2)} s`).join(', ')}`,
         );
       }
+      // The floors, on the same images in the same round.
+      const floorOut = path.join(root, `pulled-floor-${round}`);
+      const local = (from: string) =>
+        timedSkopeo(['copy', `oci:${from}:latest`, `dir:${floorOut}`]).finally(() =>
+          rm(floorOut, { recursive: true, force: true }),
+        );
+      floorTimes['pull single layer'].push(await local(layoutDir));
+      floorTimes['pull 50 layers'].push(await local(manyDir));
+      const floorServer = new BlobFloorServer(
+        path.join(layoutDir, 'blobs', 'sha256', single.layer.replace('sha256:', '')),
+      );
+      const floorUrl = await floorServer.listen();
+      try {
+        for (let i = 0; i < GET_REPEATS; i++) {
+          floorTimes['raw blob GET'].push(await timedCurl(floorUrl, []));
+        }
+      } finally {
+        await floorServer.close();
+      }
+      console.log(
+        `round ${round} floors: ${Object.keys(FLOORS)
+          .map((m) => `${m} ${floorTimes[m as Floored].at(-1)?.toFixed(2)} s`)
+          .join(', ')}`,
+      );
       await rm(layoutDir, { recursive: true, force: true });
       await rm(manyDir, { recursive: true, force: true });
     }
@@ -311,6 +354,7 @@ async function main(): Promise<void> {
       const reference = median(times.distribution[m]) ?? Number.NaN;
       const ratio = value / reference;
       const label = m.replace('50 layers', `${LAYERS} layers`);
+      const floor = m in FLOORS ? (median(floorTimes[m as Floored]) ?? undefined) : undefined;
       return {
         name: `registry ${label}`,
         value: Number(value.toFixed(4)),
@@ -319,7 +363,11 @@ async function main(): Promise<void> {
         target: TARGET,
         pass: ratio <= TARGET,
         unit: 's',
-        note: 'Kiln vs Distribution (docker-registry), median time',
+        note:
+          'Kiln vs Distribution (docker-registry), median time' +
+          (floor === undefined
+            ? ''
+            : `; floor (${FLOORS[m as Floored]}) ${floor.toFixed(3)} s, ${(floor / reference).toFixed(2)}× Distribution`),
       };
     });
     const result = {
@@ -342,6 +390,12 @@ async function main(): Promise<void> {
       pass: summary.every((s) => s.pass),
       summary,
       details,
+      floors: Object.fromEntries(
+        Object.entries(FLOORS).map(([m, what]) => [
+          m,
+          { what, ...stats(floorTimes[m as Floored]) },
+        ]),
+      ),
     };
     const outFile = path.join(import.meta.dirname, 'results', 'registry-throughput.json');
     await mkdir(path.dirname(outFile), { recursive: true });
