@@ -11,10 +11,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # Host packages: QEMU (microvm), skopeo/buildah (registry clients in tests), debootstrap and
 # friends (guest image recipes), docker-registry (the registry benchmark's baseline and the
 # mirror tests' upstream), apache2-utils (htpasswd for that upstream's Basic auth), tmux (the
-# CLI's pseudo-terminal tests).
+# CLI's pseudo-terminal tests). runc: the OCI runtime the host's Buildah runs RUN steps with in
+# the engine tests (`--isolation oci`, as in the guest); Debian's buildah only recommends it.
 PACKAGES=(
   qemu-system-x86 qemu-utils
-  skopeo buildah uidmap
+  skopeo buildah uidmap runc
   debootstrap busybox-static e2fsprogs cpio zstd kmod socat
   docker-registry apache2-utils
   ca-certificates curl iproute2
