@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { BufferPool } from './buffer-pool.js';
 import { newHash, type DigestAlgorithm, type ParsedDigest } from './digest.js';
 import { UploadFileWriter } from './upload-file-writer.js';
+import { syncPath } from '../storage/sync-path.js';
 
 /**
  * Buffer between the socket and the upload file. With Node's 16 KiB default every socket
@@ -141,7 +142,7 @@ export class BlobStore {
       const target = this.blobPath(digest);
       await mkdir(path.dirname(target), { recursive: true });
       await rename(file, target);
-      await syncDir(path.dirname(target));
+      await syncPath(path.dirname(target));
       record(size);
     });
     this.hashes.delete(id);
@@ -293,13 +294,4 @@ async function hashFile(file: string, algorithm: ParsedDigest['algorithm']): Pro
     hash.update(chunk as Buffer);
   }
   return hash.digest('hex');
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

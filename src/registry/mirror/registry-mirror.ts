@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { InflightBlob } from './inflight-blob.js';
@@ -10,6 +10,7 @@ import { UpstreamError } from './upstream-error.js';
 import type { Clock } from '../../../common/time/clock.js';
 import { MIRROR_NAMESPACE } from '../../auth/scopes.js';
 import type { MirrorConfig } from '../../config/mirror-config.js';
+import { syncPath } from '../../storage/sync-path.js';
 import type { BlobStore } from '../blob-store.js';
 import { digestOf, looksLikeDigest, tryParseDigest, type ParsedDigest } from '../digest.js';
 import { parseManifest } from '../manifest-document.js';
@@ -289,7 +290,7 @@ export class RegistryMirror {
           const to = blobs.blobPath(digest);
           await mkdir(path.dirname(to), { recursive: true });
           await rename(from, to);
-          await syncDir(path.dirname(to));
+          await syncPath(path.dirname(to));
           store.addBlob(name.local, digest.text, size);
         });
         this.options.logger.info(
@@ -299,14 +300,5 @@ export class RegistryMirror {
         this.options.onFill?.();
       },
     });
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
