@@ -11,13 +11,14 @@
  * daemon's peak RSS growth during an upload ≤ 64 MiB. Each figure is the median of the runs,
  * with the spread; Kiln and the reference alternate which goes first.
  *
- *   npx tsx bench/upload.bench.ts [--quick] [--runs N] [--mib M] [--cpu-prof DIR]
+ *   npx tsx bench/upload.bench.ts [--quick] [--runs N] [--mib M] [--cpu-prof DIR] [--only tar|tar.gz]
  *
  * `--quick`: 256 MiB, one run. `--cpu-prof DIR`: the daemon writes a V8 CPU profile there.
+ * `--only`: one of the two cases (for profiling one path; the result file then lacks the other).
  * Writes bench/results/upload.json.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +43,10 @@ function option(name: string): string | undefined {
 const totalMiB = Number(option('mib') ?? (quick ? 256 : 1024));
 const runs = Number(option('runs') ?? (quick ? 1 : 3));
 const cpuProfDir = option('cpu-prof');
+const only = option('only');
+if (only !== undefined && only !== 'tar' && only !== 'tar.gz') {
+  throw new Error(`--only takes tar or tar.gz, not ${only}`);
+}
 
 function statusKiB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -91,11 +96,55 @@ function* tarChunks(): Generator<Buffer> {
   yield Buffer.alloc(1024);
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+/** CPU seconds (user + system) a process (all threads) or one thread has used so far, from /proc. */
+function cpuSeconds(pid: number, tid?: number, only?: 'system'): number {
+  const file = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`;
+  const fields = readFileSync(file, 'utf8').split(') ')[1]?.split(' ') ?? [];
   // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const system = Number(fields[12]) / 100;
+  return only === 'system' ? system : Number(fields[11]) / 100 + system;
+}
+
+/** CPU seconds used so far by each thread of a process, by thread id, from /proc. */
+function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), cpuSeconds(pid, Number(tid)));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/**
+ * Where the daemon's CPU went during one upload: its main thread (the event loop: socket
+ * reads, multipart parsing, the tar walk and whatever else runs in JS; `mainSystem` the part
+ * of it spent in the kernel) and its busiest other
+ * threads (libuv's pool doing the writes and syncs, a hashing worker), largest first. With two
+ * cores shared with curl, the main thread's figure bounds the upload's time from below.
+ */
+function threadCpuDelta(
+  pid: number,
+  before: Map<number, number>,
+  mainSystemBefore: number,
+): { main: number; mainSystem: number; others: number[] } {
+  const after = threadCpuSeconds(pid);
+  const mainSystem = cpuSeconds(pid, pid, 'system') - mainSystemBefore;
+  const others: number[] = [];
+  let main = 0;
+  for (const [tid, cpu] of after) {
+    const used = cpu - (before.get(tid) ?? 0);
+    if (tid === pid) main = used;
+    else if (used >= 0.01) others.push(used);
+  }
+  others.sort((a, b) => b - a);
+  return {
+    main: round(main, 2),
+    mainSystem: round(mainSystem, 2),
+    others: others.slice(0, 4).map((v) => round(v, 2)),
+  };
 }
 
 /** Runs a shell command under /usr/bin/time and returns the CPU seconds it used. */
@@ -206,12 +255,20 @@ async function upload(
   daemon: Daemon,
   file: string,
   baselineKiB: number,
-): Promise<{ seconds: number; cpuSeconds: number; rssGrowthMiB: number; status: number }> {
+): Promise<{
+  seconds: number;
+  cpuSeconds: number;
+  threadCpu: { main: number; mainSystem: number; others: number[] };
+  rssGrowthMiB: number;
+  status: number;
+}> {
   // Reset the kernel's peak-RSS mark (clear_refs 5) so VmHWM is this upload's peak.
   await new Promise((resolve) => setTimeout(resolve, 300));
   writeFileSync(`/proc/${daemon.pid}/clear_refs`, '5');
   let status = 0;
   const cpuBefore = cpuSeconds(daemon.pid);
+  const threadsBefore = threadCpuSeconds(daemon.pid);
+  const mainSystemBefore = cpuSeconds(daemon.pid, daemon.pid, 'system');
   const time = await seconds(async () => {
     const { stdout } = await execFileAsync('curl', [
       '-sS',
@@ -233,6 +290,7 @@ async function upload(
   return {
     seconds: time,
     cpuSeconds: cpuSeconds(daemon.pid) - cpuBefore,
+    threadCpu: threadCpuDelta(daemon.pid, threadsBefore, mainSystemBefore),
     rssGrowthMiB: (peak - baselineKiB) / 1024,
     status,
   };
@@ -256,9 +314,9 @@ async function main(): Promise<void> {
     const tar = path.join(root, 'src.tar');
     const gz = path.join(root, 'src.tar.gz');
     await pipeline(Readable.from(tarChunks()), createWriteStream(tar));
-    await execFileAsync('sh', ['-c', 'gzip -1 -c "$1" > "$2"', 'sh', tar, gz]);
+    if (only !== 'tar') await execFileAsync('sh', ['-c', 'gzip -1 -c "$1" > "$2"', 'sh', tar, gz]);
     const copy = path.join(root, 'copy.tar');
-    const cases: Case[] = [
+    const allCases: Case[] = [
       {
         name: 'tar',
         file: tar,
@@ -277,6 +335,7 @@ async function main(): Promise<void> {
         runReference: () => shellCpu('gzip -dc "$1" > /dev/null', gz),
       },
     ];
+    const cases = allCases.filter((c) => only === undefined || c.name === only);
 
     const dataDir = path.join(root, 'kiln');
     await mkdir(dataDir);
@@ -291,6 +350,7 @@ async function main(): Promise<void> {
       const reference: number[] = [];
       const rss: number[] = [];
       const kilnCpu: number[] = [];
+      const threadCpu: { main: number; mainSystem: number; others: number[] }[] = [];
       const referenceCpu: number[] = [];
       const statuses: number[] = [];
       for (let r = 0; r < runs; r++) {
@@ -310,9 +370,10 @@ async function main(): Promise<void> {
         rss.push(u.rssGrowthMiB);
         statuses.push(u.status);
         kilnCpu.push(u.cpuSeconds);
+        threadCpu.push(u.threadCpu);
         if (kilnFirst) await runReference();
         console.log(
-          `${c.name} run ${r}: kiln ${u.seconds.toFixed(2)} s (HTTP ${u.status}, RSS +${u.rssGrowthMiB.toFixed(1)} MiB), reference ${reference.at(-1)?.toFixed(2)} s`,
+          `${c.name} run ${r}: kiln ${u.seconds.toFixed(2)} s (HTTP ${u.status}, RSS +${u.rssGrowthMiB.toFixed(1)} MiB, CPU ${u.cpuSeconds.toFixed(2)} s: main thread ${u.threadCpu.main} s (system ${u.threadCpu.mainSystem}), others ${u.threadCpu.others.join(' ')}), reference ${reference.at(-1)?.toFixed(2)} s (CPU ${referenceCpu.at(-1)?.toFixed(2)} s), load ${os.loadavg()[0]?.toFixed(1)}`,
         );
       }
       const kilnMedian = median(kiln) ?? Number.NaN;
@@ -358,6 +419,7 @@ async function main(): Promise<void> {
         // CPU seconds used (all threads): what decides the wall time when the cores are shared.
         kilnCpuSeconds: kilnCpu.map((v) => round(v, 2)),
         referenceCpuSeconds: referenceCpu.map((v) => round(v, 2)),
+        kilnThreadCpuSeconds: threadCpu,
         cpuRatioKilnOverReference: round((median(kilnCpu) ?? NaN) / (median(referenceCpu) ?? NaN)),
       });
     }
