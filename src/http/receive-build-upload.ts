@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
@@ -7,7 +8,6 @@ import {
   checkBuildSecretPart,
   MAX_BUILD_SECRETS,
 } from '../builds/build-secret-parts.js';
-import { SourceFileWriter } from '../builds/source-file-writer.js';
 import { SourceInspector, type SourceLimits } from '../builds/source-inspector.js';
 import type { ReceivedUpload, UploadTarget } from '../builds/upload-receiver.js';
 import { AppError, isAppError } from '../errors/app-error.js';
@@ -22,14 +22,6 @@ const MAX_FIELD_BYTES = 1024 * 1024;
  * arrived meanwhile into one writev. Bounded: a few of these per upload.
  */
 const STAGE_BYTES = 1024 * 1024;
-
-/**
- * Bytes of the source written between two background fdatasyncs. Without them the whole
- * upload stayed dirty in the page cache and the final fsync wrote all of it after the last
- * byte arrived (1.3 s of a 1 GiB upload's 3.4 s); syncing as it goes overlaps the disk with
- * the transfer. Much smaller intervals made the writes wait on the syncs.
- */
-const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
 /**
  * Streams a multipart POST /builds body: text fields into memory (small, bounded), the
@@ -121,14 +113,17 @@ export async function receiveBuildUpload(options: {
       }
       const current = new SourceInspector(limits, STAGE_BYTES);
       st.inspector = current;
-      // The writer fsyncs the file before it finishes, so a build accepted (and stored as
-      // queued) keeps its whole source through a crash.
+      // 'wx': the build directory is new; a leftover file would be a bug, not something to
+      // overwrite. `flush`: the file is fsynced before it closes, so a build accepted (and
+      // stored as queued) keeps its whole source through a crash.
       const done = pipeline(
         stream,
         current,
-        new SourceFileWriter(partialPath, {
+        createWriteStream(partialPath, {
+          flags: 'wx',
+          mode: 0o600,
           highWaterMark: STAGE_BYTES,
-          syncEveryBytes: SYNC_EVERY_BYTES,
+          flush: true,
         }),
       );
       st.fileDone = done;
