@@ -15,6 +15,23 @@ import { z } from 'zod';
 export const BUILD_JOB_FILE = 'build.json';
 
 const nonNegativeInt = z.number().int().nonnegative();
+
+/** How the engine compresses the image layers it pushes (config KILN_LAYER_COMPRESSION). */
+export const LAYER_COMPRESSION_FORMATS = ['gzip', 'zstd', 'none'] as const;
+export type LayerCompressionFormat = (typeof LAYER_COMPRESSION_FORMATS)[number];
+
+/** Levels each compressing format takes (both engines accept these ranges). */
+export const LAYER_COMPRESSION_LEVELS = {
+  gzip: { min: 1, max: 9 },
+  zstd: { min: 1, max: 20 },
+} as const satisfies Record<Exclude<LayerCompressionFormat, 'none'>, { min: number; max: number }>;
+
+export const layerCompressionSchema = z.object({
+  format: z.enum(LAYER_COMPRESSION_FORMATS),
+  /** null: the engine's own default level for the format. Always null for `none`. */
+  level: z.number().int().min(1).max(20).nullable(),
+});
+export type LayerCompression = z.infer<typeof layerCompressionSchema>;
 const tagLike = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
 
 export const buildJobSchema = z.object({
@@ -83,6 +100,13 @@ export const buildJobSchema = z.object({
     .nullable()
     .optional()
     .transform((v) => v ?? null),
+  /**
+   * The pushed layers' compression. Absent from jobs written before it existed, which keep
+   * what those hosts got: gzip at the engine's default level.
+   */
+  layerCompression: layerCompressionSchema
+    .optional()
+    .transform((v) => v ?? { format: 'gzip' as const, level: null }),
   networkMode: z.enum(['isolated', 'egress']),
   /**
    * `egress` builds only: the host's filtering proxy as the guest reaches it, which build

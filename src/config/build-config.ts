@@ -1,8 +1,19 @@
 import { z } from 'zod';
-import { envBytes, envInt } from './env-schema.js';
+import { envBytes, envEnum, envInt, envOptionalInt } from './env-schema.js';
+import {
+  LAYER_COMPRESSION_FORMATS,
+  LAYER_COMPRESSION_LEVELS,
+  type LayerCompression,
+} from '../../common/protocol/build-job.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
+
+/**
+ * The pushed layers' compression when KILN_LAYER_COMPRESSION is unset, chosen by
+ * bench/layer-compression.bench.ts (docs/operations.md#layer-compression says why).
+ */
+export const DEFAULT_LAYER_COMPRESSION: LayerCompression['format'] = 'gzip';
 
 /**
  * Upload limits, queue policy, resource ranges and the per-build log cap: the KILN_* variables
@@ -34,10 +45,18 @@ export const buildConfigSchema = z
     KILN_MAX_CPUS: envInt(4, 1, 256),
     /** Bytes of log kept per build; past it a truncation marker is stored once. */
     KILN_MAX_LOG_BYTES: envBytes(16 * MiB, 4096, 4 * GiB),
+    /** How the engines compress the layers they push (gzip, zstd or none). */
+    KILN_LAYER_COMPRESSION: envEnum(LAYER_COMPRESSION_FORMATS, DEFAULT_LAYER_COMPRESSION),
+    /** Its level (gzip 1-9, zstd 1-20, checked below per format); unset: the engine's default. */
+    KILN_LAYER_COMPRESSION_LEVEL: envOptionalInt(1, 99),
   })
   .superRefine((env, ctx) => {
     // Runs even when a bound failed its own check: compare only values that parsed.
-    const atMost = (lower: keyof typeof env, upper: keyof typeof env) => {
+    type Bound = Exclude<
+      keyof typeof env,
+      'KILN_LAYER_COMPRESSION' | 'KILN_LAYER_COMPRESSION_LEVEL'
+    >;
+    const atMost = (lower: Bound, upper: Bound) => {
       const [low, high] = [env[lower], env[upper]];
       if (Number.isInteger(low) && Number.isInteger(high) && low > high) {
         ctx.addIssue({ code: 'custom', path: [lower], message: `must be <= ${upper}` });
@@ -48,6 +67,22 @@ export const buildConfigSchema = z
     atMost('KILN_DEFAULT_CPUS', 'KILN_MAX_CPUS');
     atMost('KILN_DEFAULT_TIMEOUT_SECONDS', 'KILN_MAX_TIMEOUT_SECONDS');
     atMost('KILN_MAX_UPLOADS_PER_TENANT', 'KILN_MAX_CONCURRENT_UPLOADS');
+    const [format, level] = [env.KILN_LAYER_COMPRESSION, env.KILN_LAYER_COMPRESSION_LEVEL];
+    if (level !== undefined && Number.isInteger(level) && typeof format === 'string') {
+      const path = ['KILN_LAYER_COMPRESSION_LEVEL'];
+      if (format === 'none') {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: 'must be unset when KILN_LAYER_COMPRESSION=none',
+        });
+      } else if (LAYER_COMPRESSION_FORMATS.includes(format)) {
+        const { min, max } = LAYER_COMPRESSION_LEVELS[format];
+        if (level < min || level > max) {
+          ctx.addIssue({ code: 'custom', path, message: `must be ${min}-${max} for ${format}` });
+        }
+      }
+    }
   })
   .transform((env) => ({
     maxConcurrent: env.KILN_MAX_CONCURRENT_BUILDS,
@@ -68,4 +103,8 @@ export const buildConfigSchema = z
     defaultCpus: env.KILN_DEFAULT_CPUS,
     maxCpus: env.KILN_MAX_CPUS,
     maxLogBytes: env.KILN_MAX_LOG_BYTES,
+    layerCompression: {
+      format: env.KILN_LAYER_COMPRESSION,
+      level: env.KILN_LAYER_COMPRESSION_LEVEL ?? null,
+    } satisfies LayerCompression,
   }));

@@ -14,6 +14,28 @@ export const envInt = (def: number, min: number, max: number) =>
     .optional()
     .transform((v) => v ?? def);
 
+/** A whole number in [min, max], or undefined when unset (no default). */
+export const envOptionalInt = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional();
+
+/** One of a fixed set of words, `def` when unset. */
+export const envEnum = <const T extends readonly [string, ...string[]]>(
+  values: T,
+  def: T[number],
+) =>
+  z
+    .string()
+    .trim()
+    .pipe(z.enum(values, { message: `must be one of ${values.join(', ')}` }))
+    .optional()
+    .transform((v) => v ?? def);
+
 /** A byte size: a whole number with an optional K/M/G/T suffix (binary multiples). */
 export const envBytes = (def: number, min: number, max: number) =>
   z

@@ -1,7 +1,8 @@
-import type { BuildJob } from '../../common/protocol/build-job.js';
+import type { BuildJob, LayerCompression } from '../../common/protocol/build-job.js';
 import { MIRROR_NAMESPACE } from '../auth/scopes.js';
 import { buildReferences, buildTags } from '../builds/build-repositories.js';
 import type { Build } from '../builds/build.js';
+import { DEFAULT_LAYER_COMPRESSION } from '../config/build-config.js';
 
 /**
  * Always mapped through the mirror, configured or not: images an operator seeded into
@@ -25,6 +26,8 @@ export function createBuildJob(
     engine?: BuildJob['engine'];
     /** config.buildkit.frontendImage: a frontend image in the Kiln registry, or null. */
     buildkitFrontend?: string | null;
+    /** config.builds.layerCompression; absent: the default format at the engine's level. */
+    layerCompression?: LayerCompression;
     /** Set when the VM gets a cache disk. */
     cache?: BuildJob['cache'];
   },
@@ -61,6 +64,10 @@ export function createBuildJob(
     },
     engine: request.engine ?? options.engine ?? 'auto',
     buildkitFrontend: options.buildkitFrontend ?? null,
+    layerCompression: options.layerCompression ?? {
+      format: DEFAULT_LAYER_COMPRESSION,
+      level: null,
+    },
     networkMode: request.networkMode,
     egressProxy:
       request.networkMode === 'egress'

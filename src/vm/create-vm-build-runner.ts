@@ -48,6 +48,7 @@ export async function createVmBuildRunner(deps: {
     },
     mirrorUpstreams: config.mirror.upstreams.map((u) => u.name),
     buildkitFrontend: config.buildkit.frontendImage,
+    layerCompression: config.builds.layerCompression,
     registryTarget: deps.registryTarget,
     ...(deps.caches ? { caches: deps.caches } : {}),
     egress: config.egress,

@@ -19,6 +19,7 @@ import {
   type AgentMessage,
   type BuildPhase,
 } from '../../common/protocol/agent-messages.js';
+import type { LayerCompression } from '../../common/protocol/build-job.js';
 import { DISK_SERIALS } from '../../common/protocol/guest-boot.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
@@ -57,6 +58,8 @@ export interface VmBuildAttemptDeps {
   mirrorUpstreams: readonly string[];
   /** BuildKit's frontend image in the Kiln registry (config.buildkit), null: built-in. */
   buildkitFrontend?: string | null;
+  /** How the engine compresses pushed layers (config.builds.layerCompression). */
+  layerCompression?: LayerCompression;
   /** Extra kernel command line for the guest. */
   cmdline: string;
   /** Where the guest's registry forward connects on the host (the daemon's listener). */
@@ -266,6 +269,7 @@ export class VmBuildAttempt {
           : null,
         mirrorUpstreams: deps.mirrorUpstreams,
         buildkitFrontend: deps.buildkitFrontend ?? null,
+        ...(deps.layerCompression ? { layerCompression: deps.layerCompression } : {}),
       }),
     );
     const egressProxySocket = await this.startEgressProxy();

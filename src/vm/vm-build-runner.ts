@@ -7,6 +7,7 @@ import { isRecordedProcessAlive } from './process-identity.js';
 import { VmBuildAttempt, type EgressHooks } from './vm-build-attempt.js';
 import type { VmLedger } from './vm-ledger.js';
 import type { Vmm, VmProcessRecord } from './vmm.js';
+import type { LayerCompression } from '../../common/protocol/build-job.js';
 import type { Clock } from '../../common/time/clock.js';
 import type {
   BuildRunner,
@@ -39,6 +40,8 @@ export interface VmBuildRunnerOptions {
   mirrorUpstreams: readonly string[];
   /** BuildKit's frontend image in the Kiln registry (config.buildkit), null: built-in. */
   buildkitFrontend?: string | null;
+  /** How the engine compresses pushed layers (config.builds.layerCompression). */
+  layerCompression?: LayerCompression;
   /**
    * Where the guest's registry forward connects: the daemon's own listener, asked when a VM
    * starts (the daemon listens before the first build runs, so the port is known by then).
@@ -103,6 +106,7 @@ export class VmBuildRunner implements BuildRunner {
           limits: options.limits,
           mirrorUpstreams: options.mirrorUpstreams,
           buildkitFrontend: options.buildkitFrontend ?? null,
+          ...(options.layerCompression ? { layerCompression: options.layerCompression } : {}),
           cmdline: options.cmdline ?? 'quiet',
           registryTarget: options.registryTarget(),
           ...(options.caches ? { caches: options.caches } : {}),

@@ -103,6 +103,7 @@ beforeEach(async () => {
     },
     engine: 'auto',
     buildkitFrontend: null,
+    layerCompression: { format: 'gzip', level: null },
     networkMode: 'isolated',
     egressProxy: null,
     resources: { memoryMb: 1024, cpus: 1 },
