@@ -146,6 +146,7 @@ export async function runBuild(deps: RunBuildDeps): Promise<ResultMessage> {
       workDir: cacheDir === null ? path.join(work, 'engine') : path.join(cacheDir, 'engine'),
       runDir: path.join(environment.memoryDir, 'engine'),
       frontendImage: job.buildkitFrontend === null ? null : `${host}/${job.buildkitFrontend}`,
+      layerCompression: job.layerCompression,
     };
     const hooks = {
       phase: enter,

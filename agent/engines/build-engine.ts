@@ -1,4 +1,5 @@
 import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
+import type { LayerCompression } from '../../common/protocol/build-job.js';
 
 /** Files the engine reads credentials and registry settings from (memory-backed, 0600). */
 export interface EngineCredentials {
@@ -39,6 +40,8 @@ export interface EngineRequest {
    * registry; absent or null uses the built-in frontend. Buildah has one built-in parser.
    */
   frontendImage?: string | null;
+  /** How the pushed layers are compressed (build.json `layerCompression`). */
+  layerCompression: LayerCompression;
 }
 
 /** How an engine reports progress while it runs. */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
+import type { LayerCompression } from '../../common/protocol/build-job.js';
 import { dockerfileBaseImages } from '../build/dockerfile-base-images.js';
 
 export type BuildahStorageDriver = 'overlay' | 'vfs';
@@ -90,6 +91,31 @@ export function buildahBuildArgv(
   return argv;
 }
 
+/**
+ * `buildah push` flags for the layer compression. Debian 12's Buildah (1.28, containers/image
+ * 5.23) recompresses the uncompressed layers it keeps in storage into the format asked for,
+ * but to a `docker://` destination it always compresses: `--disable-compression` is ignored
+ * there (containers/buildah#3904, the registry destination hard-codes "compress"). So `none`
+ * falls back to the cheapest gzip, level 1, and says so in the build log
+ * ({@link buildahCompressionNote}). Layers the registry already holds (a base image's) are
+ * reused as they are, in whatever format they were pushed.
+ */
+export function buildahCompressionArgs(compression: LayerCompression): string[] {
+  if (compression.format === 'none') {
+    return ['--compression-format', 'gzip', '--compression-level', '1'];
+  }
+  const argv = ['--compression-format', compression.format];
+  if (compression.level !== null) argv.push('--compression-level', String(compression.level));
+  return argv;
+}
+
+/** The build-log line about a compression Buildah cannot push as asked, or null. */
+export function buildahCompressionNote(compression: LayerCompression): string | null {
+  return compression.format === 'none'
+    ? 'buildah: uncompressed layers cannot be pushed to a registry by this Buildah (1.28 always compresses for docker://); pushing gzip level 1\n'
+    : null;
+}
+
 /** argv of `buildah push` for one reference, writing the pushed manifest digest to a file. */
 export function buildahPushArgv(
   buildah: string,
@@ -108,6 +134,7 @@ export function buildahPushArgv(
     request.credentials.authFile,
     '--digestfile',
     digestFile,
+    ...buildahCompressionArgs(request.layerCompression),
     imageId,
     `docker://${ref}`,
   ];
@@ -192,6 +219,8 @@ export class BuildahEngine implements BuildEngine {
     );
 
     await hooks.phase('pushing');
+    const note = buildahCompressionNote(request.layerCompression);
+    if (note !== null) await hooks.log('system', note);
     let digest = '';
     for (const [i, ref] of request.imageRefs.entries()) {
       const digestFile = paths.digestFile(i);

@@ -12,6 +12,7 @@ import { digestFromMetadata } from './buildkit-metadata.js';
 import { BuildKitProgressParser } from './buildkit-progress.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
+import type { LayerCompression } from '../../common/protocol/build-job.js';
 
 export interface BuildKitEngineOptions {
   buildctlPath: string;
@@ -65,6 +66,20 @@ export function buildkitFrontendArgs(frontendImage: string | null): string[] {
   ];
 }
 
+/**
+ * The image exporter's compression options (BuildKit docs, "Image and registry exporters",
+ * compression): `uncompressed` for none, the level when one is set, and `force-compression`
+ * so layers BuildKit already holds in another format (a base image's gzip layers, or the cache
+ * disk's from builds with another setting) are converted too: the image gets what was asked.
+ * zstd layers need OCI media types (Docker's v2 schema has no zstd layer type).
+ */
+export function buildkitCompressionOptions(compression: LayerCompression): string {
+  const type = compression.format === 'none' ? 'uncompressed' : compression.format;
+  const level = compression.level === null ? '' : `,compression-level=${compression.level}`;
+  const oci = compression.format === 'zstd' ? ',oci-mediatypes=true' : '';
+  return `compression=${type}${level},force-compression=true${oci}`;
+}
+
 /** Quotes a CSV field of a buildctl `--output`/`--export-cache` value when needed. */
 function csvField(value: string): string {
   return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
@@ -107,7 +122,7 @@ export function buildkitBuildArgv(
   const tls = request.registryInsecure ? ',registry.insecure=true' : '';
   argv.push(
     '--output',
-    `type=image,${csvField(`name=${request.imageRefs.join(',')}`)},push=true${tls}`,
+    `type=image,${csvField(`name=${request.imageRefs.join(',')}`)},push=true${tls},${buildkitCompressionOptions(request.layerCompression)}`,
   );
   if (request.cacheRef !== null) {
     argv.push(

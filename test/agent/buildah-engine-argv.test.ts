@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { engineRequest } from './engine-request-fixture.js';
+import type { EngineRequest } from '../../agent/engines/build-engine.js';
 import {
   buildahBuildArgv,
+  buildahCompressionNote,
   buildahEnv,
   buildahPaths,
   buildahPruneArgv,
@@ -88,9 +90,49 @@ describe('Buildah argv', () => {
       '/run/kiln/credentials/creds-1/auth.json',
       '--digestfile',
       '/d/1',
+      '--compression-format',
+      'gzip',
       'abc123',
       'docker://10.0.2.100:5000/acme/web:latest',
     ]);
+  });
+
+  it('asks buildah push for each layer compression: the format, its level when set, gzip level 1 for none', () => {
+    const push = (layerCompression: EngineRequest['layerCompression']) => {
+      const argv = buildahPushArgv(
+        'buildah',
+        engineRequest({ layerCompression }),
+        paths,
+        'overlay',
+        'abc123',
+        'r',
+        '/d/0',
+      );
+      return argv.slice(argv.indexOf('/d/0') + 1, argv.indexOf('abc123'));
+    };
+    expect(push({ format: 'gzip', level: null })).toEqual(['--compression-format', 'gzip']);
+    expect(push({ format: 'gzip', level: 9 })).toEqual([
+      '--compression-format',
+      'gzip',
+      '--compression-level',
+      '9',
+    ]);
+    expect(push({ format: 'zstd', level: null })).toEqual(['--compression-format', 'zstd']);
+    expect(push({ format: 'zstd', level: 3 })).toEqual([
+      '--compression-format',
+      'zstd',
+      '--compression-level',
+      '3',
+    ]);
+    // Buildah 1.28 ignores --disable-compression for docker:// (containers/buildah#3904).
+    expect(push({ format: 'none', level: null })).toEqual([
+      '--compression-format',
+      'gzip',
+      '--compression-level',
+      '1',
+    ]);
+    expect(buildahCompressionNote({ format: 'none', level: null })).toMatch(/gzip level 1/);
+    expect(buildahCompressionNote({ format: 'zstd', level: null })).toBeNull();
   });
 
   it('points Buildah at the memory-backed registries.conf and auth file', () => {

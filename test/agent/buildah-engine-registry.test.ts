@@ -10,7 +10,7 @@ import type { EngineHooks } from '../../agent/engines/build-engine.js';
 import { BuildahEngine } from '../../agent/engines/buildah-engine.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
 import type { BuildPhase } from '../../common/protocol/agent-messages.js';
-import type { BuildJob } from '../../common/protocol/build-job.js';
+import type { BuildJob, LayerCompression } from '../../common/protocol/build-job.js';
 import { isRecordedProcessAlive } from '../../src/vm/process-identity.js';
 import { imageFile, pullImage } from '../helpers/e2e-oci-image.js';
 import { startE2eRegistry, type E2eRegistry } from '../helpers/e2e-registry.js';
@@ -117,6 +117,7 @@ describe('BuildahEngine against the Kiln registry', () => {
         credentials: creds,
         workDir: path.join(work, 'engine'),
         runDir: path.join(work, 'run'),
+        layerCompression: { format: 'gzip', level: null },
       },
       hooks,
     );
@@ -160,10 +161,14 @@ describe('BuildahEngine against the Kiln registry', () => {
   async function runDockerfile(
     dockerfile: string,
     onLog: (text: string, abort: AbortController) => void | Promise<void>,
-  ): Promise<{ error: unknown; ms: number; log: string }> {
+    extra: { layerCompression?: LayerCompression; files?: Record<string, string> } = {},
+  ): Promise<{ error: unknown; ms: number; log: string; token: string }> {
     const host = `${registry.host}:${registry.port}`;
     const dir = await mkdtemp(path.join(work, 'ctx-'));
     await writeFile(path.join(dir, 'Dockerfile'), dockerfile);
+    for (const [name, text] of Object.entries(extra.files ?? {})) {
+      await writeFile(path.join(dir, name), text);
+    }
     const jobRegistry: BuildJob['registry'] = {
       host,
       insecure: true,
@@ -197,6 +202,7 @@ describe('BuildahEngine against the Kiln registry', () => {
           credentials: creds,
           workDir: path.join(dir, 'engine'),
           runDir: path.join(dir, 'run'),
+          layerCompression: extra.layerCompression ?? { format: 'gzip', level: null },
         },
         {
           phase: () => Promise.resolve(),
@@ -214,8 +220,57 @@ describe('BuildahEngine against the Kiln registry', () => {
         (e: unknown) => e,
       );
     await creds.dispose();
-    return { error, ms: Date.now() - (aborted || started), log };
+    return { error, ms: Date.now() - (aborted || started), log, token };
   }
+
+  /** A layer that compresses well, at different sizes per level. */
+  const COPY_NUMBERS = 'FROM busybox\nCOPY numbers.txt /numbers.txt\n';
+  const NUMBERS = Array.from({ length: 200_000 }, (_, i) => `${i * 7919}\n`).join('');
+
+  /** The layers' media types and sizes of `acme/other:x` as the registry serves its manifest. */
+  async function pushedLayers(token: string): Promise<{ mediaType: string; size: number }[]> {
+    const { stdout } = await execFileAsync('skopeo', [
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      '--creds',
+      `kiln:${token}`,
+      `docker://${registry.host}:${registry.port}/acme/other:x`,
+    ]);
+    return (JSON.parse(stdout) as { layers: { mediaType: string; size: number }[] }).layers;
+  }
+
+  it('recompresses the layer it built into zstd when asked, keeping the base layer as the registry holds it', async () => {
+    const zstd = await runDockerfile(COPY_NUMBERS, () => undefined, {
+      files: { 'numbers.txt': NUMBERS },
+      layerCompression: { format: 'zstd', level: 3 },
+    });
+    expect(zstd.error).toBeNull();
+    const layers = await pushedLayers(zstd.token);
+    expect(layers.map((l) => l.mediaType)).toEqual([
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+      'application/vnd.oci.image.layer.v1.tar+zstd',
+    ]);
+  }, 180_000);
+
+  it('pushes gzip level 1 for none, saying in the log that this Buildah cannot push uncompressed', async () => {
+    const best = await runDockerfile(COPY_NUMBERS, () => undefined, {
+      files: { 'numbers.txt': NUMBERS },
+      layerCompression: { format: 'gzip', level: 9 },
+    });
+    expect(best.error).toBeNull();
+    const [, bestLayer] = await pushedLayers(best.token);
+    const none = await runDockerfile(COPY_NUMBERS, () => undefined, {
+      files: { 'numbers.txt': NUMBERS },
+      layerCompression: { format: 'none', level: null },
+    });
+    expect(none.error).toBeNull();
+    expect(none.log).toContain('pushing gzip level 1');
+    const [, fastLayer] = await pushedLayers(none.token);
+    expect(fastLayer?.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+    // Level 1 really ran: the same layer is bigger than at level 9.
+    expect(fastLayer!.size).toBeGreaterThan(bestLayer!.size);
+  }, 180_000);
 
   it('fails with build_failed when a RUN step fails', async () => {
     const { error, log } = await runDockerfile(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { engineRequest } from './engine-request-fixture.js';
+import type { EngineRequest } from '../../agent/engines/build-engine.js';
 import { BUILDKIT_USER, buildkitdArgv, buildkitdEnv } from '../../agent/engines/buildkit-daemon.js';
 import {
   buildkitBuildArgv,
@@ -35,7 +36,7 @@ describe('BuildKit argv', () => {
       '--secret',
       'id=npmrc,src=/run/kiln/credentials/creds-1/secrets/npmrc',
       '--output',
-      'type=image,"name=10.0.2.100:5000/acme/web:b_abc,10.0.2.100:5000/acme/web:latest",push=true,registry.insecure=true',
+      'type=image,"name=10.0.2.100:5000/acme/web:b_abc,10.0.2.100:5000/acme/web:latest",push=true,registry.insecure=true,compression=gzip,force-compression=true',
       '--export-cache',
       'type=registry,ref=10.0.2.100:5000/cache/acme/main,mode=max,registry.insecure=true',
       '--import-cache',
@@ -60,7 +61,36 @@ describe('BuildKit argv', () => {
     );
     expect(argv).not.toContain('--export-cache');
     expect(argv).not.toContain('--import-cache');
-    expect(argv).toContain('type=image,name=registry.example:443/acme/web:b_abc,push=true');
+    expect(argv).toContain(
+      'type=image,name=registry.example:443/acme/web:b_abc,push=true,compression=gzip,force-compression=true',
+    );
+  });
+
+  it('sets the image exporter compression for each value, forced, with OCI media types for zstd', () => {
+    const output = (layerCompression: EngineRequest['layerCompression']) => {
+      const argv = buildkitBuildArgv(
+        'buildctl',
+        ADDR,
+        engineRequest({ layerCompression, imageRefs: ['r:1'], registryInsecure: false }),
+        '/m',
+      );
+      return argv[argv.indexOf('--output') + 1];
+    };
+    expect(output({ format: 'gzip', level: null })).toBe(
+      'type=image,name=r:1,push=true,compression=gzip,force-compression=true',
+    );
+    expect(output({ format: 'gzip', level: 1 })).toBe(
+      'type=image,name=r:1,push=true,compression=gzip,compression-level=1,force-compression=true',
+    );
+    expect(output({ format: 'zstd', level: null })).toBe(
+      'type=image,name=r:1,push=true,compression=zstd,force-compression=true,oci-mediatypes=true',
+    );
+    expect(output({ format: 'zstd', level: 19 })).toBe(
+      'type=image,name=r:1,push=true,compression=zstd,compression-level=19,force-compression=true,oci-mediatypes=true',
+    );
+    expect(output({ format: 'none', level: null })).toBe(
+      'type=image,name=r:1,push=true,compression=uncompressed,force-compression=true',
+    );
   });
 
   it('gives buildctl the credentials through DOCKER_CONFIG and nothing for buildkitd', () => {

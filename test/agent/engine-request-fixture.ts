@@ -19,6 +19,7 @@ export function engineRequest(overrides: Partial<EngineRequest> = {}): EngineReq
     },
     workDir: '/scratch/build/engine',
     runDir: '/run/kiln/engine',
+    layerCompression: { format: 'gzip', level: null },
     ...overrides,
   };
 }
