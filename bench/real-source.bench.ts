@@ -20,19 +20,16 @@
  * Clocks: the agent's unpack and the RUN step's tar are both timed by the guest's clock, so
  * their ratio holds; the overhead is computed from host-timed phases (the daemon's event
  * timestamps), because on a loaded TCG host the guest's clock falls behind real time.
- * Layer compression is not varied here (the engine's default, gzip).
+ * Layer compression is the daemon's default here; bench/layer-compression.bench.ts varies it.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { bootOnce } from './guest-boot-timer.js';
 import { median } from './median.js';
+import { packSourceContext, sha256File } from './source-context.js';
 import { QemuVmm } from '../src/vm/qemu/qemu-vmm.js';
 import { E2eClient } from '../test/helpers/e2e-client.js';
 import {
@@ -43,7 +40,6 @@ import {
 } from '../test/helpers/e2e-daemon.js';
 import buildGuestImage from '../test/helpers/guest-image-setup.js';
 
-const execFileAsync = promisify(execFile);
 const QUICK = process.argv.includes('--quick');
 type EngineName = 'buildah' | 'buildkit';
 /** The engine `--engine` asks for, or null: every engine of the image. */
@@ -99,25 +95,6 @@ interface Sample {
   daemonTimeline: { at: number; msg: string }[];
 }
 
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-/** The build context: the tree (or src/ in --quick) as a tar.gz, `.git` left out. */
-async function packContext(file: string): Promise<{ entries: number; bytes: number }> {
-  const what = QUICK ? ['src'] : ['.'];
-  await execFileAsync('tar', ['-C', REPO_ROOT, '--exclude=./.git', '-czf', file, ...what], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const { stdout } = await execFileAsync('tar', ['-tzf', file], { maxBuffer: 256 * 1024 * 1024 });
-  return {
-    entries: stdout.split('\n').filter((l) => l !== '').length,
-    bytes: (await stat(file)).size,
-  };
-}
-
 function guestTar(logs: string): { seconds: number; files: number } | null {
   const m = /kiln-bench: pack \S+ \S+ extract (\S+) (\S+) files (\d+)/.exec(logs);
   if (m === null) return null;
@@ -151,7 +128,7 @@ async function main(): Promise<void> {
 async function measure(engine: EngineName, imageDir: string): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-real-'));
   const archive = path.join(work, 'context.tar.gz');
-  const context = await packContext(archive);
+  const context = await packSourceContext(archive, QUICK);
   console.log(`context: ${context.entries} entries, ${context.bytes} bytes (tar.gz)`);
 
   // The VM floor, with the daemon's driver and argv, in this run.
