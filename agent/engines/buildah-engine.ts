@@ -97,8 +97,9 @@ export function buildahBuildArgv(
  * but to a `docker://` destination it always compresses: `--disable-compression` is ignored
  * there (containers/buildah#3904, the registry destination hard-codes "compress"). So `none`
  * falls back to the cheapest gzip, level 1, and says so in the build log
- * ({@link buildahCompressionNote}). Layers the registry already holds (a base image's) are
- * reused as they are, in whatever format they were pushed.
+ * ({@link buildahCompressionNote}). A base image's layers are recompressed too, unless
+ * Buildah's blob-info cache knows a copy the registry already holds (it reuses that as it is;
+ * a fresh guest has no such cache).
  */
 export function buildahCompressionArgs(compression: LayerCompression): string[] {
   if (compression.format === 'none') {
