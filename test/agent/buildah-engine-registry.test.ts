@@ -223,9 +223,14 @@ describe('BuildahEngine against the Kiln registry', () => {
     return { error, ms: Date.now() - (aborted || started), log, token };
   }
 
-  /** A layer that compresses well, at different sizes per level. */
+  /**
+   * A layer that compresses well, at different sizes per level. Each push gets numbers of
+   * its own (from `start`): Buildah's blob-info cache on this host remembers a layer it pushed
+   * before and reuses that compressed blob instead of compressing again.
+   */
   const COPY_NUMBERS = 'FROM busybox\nCOPY numbers.txt /numbers.txt\n';
-  const NUMBERS = Array.from({ length: 200_000 }, (_, i) => `${i * 7919}\n`).join('');
+  const numbers = (start: number): string =>
+    Array.from({ length: 200_000 }, (_, i) => `${(start + i) * 7919}\n`).join('');
 
   /** The layers' media types and sizes of `acme/other:x` as the registry serves its manifest. */
   async function pushedLayers(token: string): Promise<{ mediaType: string; size: number }[]> {
@@ -242,7 +247,7 @@ describe('BuildahEngine against the Kiln registry', () => {
 
   it('recompresses the layer it built into zstd when asked', async () => {
     const zstd = await runDockerfile(COPY_NUMBERS, () => undefined, {
-      files: { 'numbers.txt': NUMBERS },
+      files: { 'numbers.txt': numbers(3_000_000 + (Date.now() % 1_000_000)) },
       layerCompression: { format: 'zstd', level: 3 },
     });
     expect(zstd.error).toBeNull();
@@ -252,21 +257,24 @@ describe('BuildahEngine against the Kiln registry', () => {
   }, 180_000);
 
   it('pushes gzip level 1 for none, saying in the log that this Buildah cannot push uncompressed', async () => {
+    // Level 9 gets the longer numbers (all of 11 digits; level 1's have 10 or 11), so the
+    // level-1 layer can only come out bigger because of its level.
+    const salt = Date.now() % 100_000;
     const best = await runDockerfile(COPY_NUMBERS, () => undefined, {
-      files: { 'numbers.txt': NUMBERS },
+      files: { 'numbers.txt': numbers(2_000_000 + salt) },
       layerCompression: { format: 'gzip', level: 9 },
     });
     expect(best.error).toBeNull();
     const [, bestLayer] = await pushedLayers(best.token);
     const none = await runDockerfile(COPY_NUMBERS, () => undefined, {
-      files: { 'numbers.txt': NUMBERS },
+      files: { 'numbers.txt': numbers(1_000_000 + salt) },
       layerCompression: { format: 'none', level: null },
     });
     expect(none.error).toBeNull();
     expect(none.log).toContain('pushing gzip level 1');
     const [, fastLayer] = await pushedLayers(none.token);
     expect(fastLayer?.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
-    // Level 1 really ran: the same layer is bigger than at level 9.
+    // Level 1 really ran: its (shorter) layer is bigger than the one at level 9.
     expect(fastLayer!.size).toBeGreaterThan(bestLayer!.size);
   }, 180_000);
 

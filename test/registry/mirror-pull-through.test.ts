@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseMirrorConfig } from '../../src/config/mirror-config.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
 import { writeOciIndexLayout, type OciIndexLayout } from '../helpers/mirror-oci-index.js';
@@ -302,9 +302,12 @@ describe('the pull-through mirror', () => {
     // Compared with equals(): a deep toEqual over 8 MiB takes minutes.
     const body = Buffer.from(await good.arrayBuffer());
     expect(body.equals(await layoutBlob(big.dir, big.layerDigest))).toBe(true);
-    expect((await stat(storedBlobPath(big.layerDigest))).size).toBe(
-      (await stat(path.join(big.dir, 'blobs', 'sha256', big.layerDigest.slice(7)))).size,
-    );
+    // Readers get their last byte once the digest is verified; the fsync and rename that
+    // store the blob follow, so it is on disk shortly after (not before) the response ends.
+    const size = (await stat(path.join(big.dir, 'blobs', 'sha256', big.layerDigest.slice(7)))).size;
+    await vi.waitFor(async () => {
+      expect((await stat(storedBlobPath(big.layerDigest))).size).toBe(size);
+    });
     expect(proxy.blobGets.get(big.layerDigest)).toBe(before + 1);
   });
 
