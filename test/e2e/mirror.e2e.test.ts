@@ -125,6 +125,15 @@ describe('base images through the mirror, in QEMU microVMs', () => {
     return (await writeSourceTarball(file, { Dockerfile: [...dockerfile, ''].join('\n') })).path;
   }
 
+  /** Submits `src`; the build once building, at its end, and the seconds between the two. */
+  async function untilEnd(src: string) {
+    const submitted = await client.submit(src);
+    const building = await client.waitFor(submitted.id, (b) => b.status === 'building');
+    const started = Date.now();
+    const build = await client.waitFor(submitted.id);
+    return { building, build, seconds: (Date.now() - started) / 1000 };
+  }
+
   it(
     'resolves the short form, docker.io/library by digest, another Hub namespace and a second upstream',
     async () => {
@@ -172,11 +181,7 @@ describe('base images through the mirror, in QEMU microVMs', () => {
     'ends a build FROM an image the upstream does not have base_image_unavailable within seconds',
     async () => {
       const src = await source(['FROM docker.io/library/no-such-image:1', 'RUN true']);
-      const submitted = await client.submit(src);
-      const building = await client.waitFor(submitted.id, (b) => b.status === 'building');
-      const started = Date.now();
-      const build = await client.waitFor(submitted.id);
-      const seconds = (Date.now() - started) / 1000;
+      const { building, build, seconds } = await untilEnd(src);
       expect(building.status).toBe('building');
       expect(build.status).toBe('failed');
       expect(build.error?.code).toBe('base_image_unavailable');
@@ -192,11 +197,7 @@ describe('base images through the mirror, in QEMU microVMs', () => {
     'ends a build FROM an image whose layer the upstream serves corrupted base_image_unavailable, storing none of it',
     async () => {
       const src = await source(['FROM corrupt.test/org/bad:1', 'COPY Dockerfile /Dockerfile']);
-      const submitted = await client.submit(src);
-      const building = await client.waitFor(submitted.id, (b) => b.status === 'building');
-      const started = Date.now();
-      const build = await client.waitFor(submitted.id);
-      const seconds = (Date.now() - started) / 1000;
+      const { building, build, seconds } = await untilEnd(src);
       expect(building.status).toBe('building');
       expect(build.status).toBe('failed');
       expect(build.error?.code).toBe('base_image_unavailable');

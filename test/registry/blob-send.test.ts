@@ -1,25 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../src/registry/blob-store.js';
 import { parseDigest } from '../../src/registry/digest.js';
+import { openFilesUnder } from '../helpers/open-files.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { sha256Digest } from '../helpers/registry-oci-content.js';
 
 const MiB = 1024 * 1024;
-
-/** Files this process holds open under `dir` (from /proc/self/fd). */
-async function openFilesUnder(dir: string): Promise<string[]> {
-  const open: string[] = [];
-  for (const fd of await readdir('/proc/self/fd')) {
-    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
-    if (target.startsWith(dir)) open.push(target);
-  }
-  return open;
-}
 
 describe('BlobStore.send', () => {
   let root: string;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,17 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OciError } from '../../src/registry/oci-error.js';
 import { UploadFileWriter } from '../../src/registry/upload-file-writer.js';
+import { openFilesUnder } from '../helpers/open-files.js';
 
 const MiB = 1024 * 1024;
-
-async function openFilesUnder(dir: string): Promise<string[]> {
-  const open: string[] = [];
-  for (const fd of await readdir('/proc/self/fd')) {
-    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
-    if (target.startsWith(dir)) open.push(target);
-  }
-  return open;
-}
 
 /** `bytes` as a stream of `chunk`-sized pieces. */
 function chunked(bytes: Buffer, chunk: number): Readable {
