@@ -1,5 +1,5 @@
 import type { BuildPhase, LogStream } from '../../common/protocol/agent-messages.js';
-import type { LayerCompression } from '../../common/protocol/build-job.js';
+import type { EngineLayerCompression } from '../../common/protocol/build-job.js';
 
 /** Files the engine reads credentials and registry settings from (memory-backed, 0600). */
 export interface EngineCredentials {
@@ -40,8 +40,11 @@ export interface EngineRequest {
    * registry; absent or null uses the built-in frontend. Buildah has one built-in parser.
    */
   frontendImage?: string | null;
-  /** How the pushed layers are compressed (build.json `layerCompression`). */
-  layerCompression: LayerCompression;
+  /**
+   * How each engine compresses the layers it pushes (build.json `layerCompression`, decided by
+   * the host): the engine applies its own entry as it is.
+   */
+  layerCompression: EngineLayerCompression;
 }
 
 /** How an engine reports progress while it runs. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
 import { captureCommand, runEngineProcess } from './engine-process.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
-import type { LayerCompression } from '../../common/protocol/build-job.js';
+import type { EngineLayerCompression } from '../../common/protocol/build-job.js';
 import { dockerfileBaseImages } from '../build/dockerfile-base-images.js';
 
 export type BuildahStorageDriver = 'overlay' | 'vfs';
@@ -92,29 +92,17 @@ export function buildahBuildArgv(
 }
 
 /**
- * `buildah push` flags for the layer compression. Debian 12's Buildah (1.28, containers/image
- * 5.23) recompresses the uncompressed layers it keeps in storage into the format asked for,
- * but to a `docker://` destination it always compresses: `--disable-compression` is ignored
- * there (containers/buildah#3904, the registry destination hard-codes "compress"). So `none`
- * falls back to the cheapest gzip, level 1, and says so in the build log
- * ({@link buildahCompressionNote}). A base image's layers are recompressed too, unless
- * Buildah's blob-info cache knows a copy the registry already holds (it reuses that as it is;
- * a fresh guest has no such cache).
+ * `buildah push` flags for the layer compression the host chose for Buildah: the format, and
+ * the level when one is set. Debian 12's Buildah (1.28, containers/image 5.23) recompresses
+ * the uncompressed layers it keeps in storage into that format; it has no uncompressed push to
+ * a registry (the host never asks for one, src/config/layer-compression-config.ts). A base
+ * image's layers are recompressed too, unless Buildah's blob-info cache knows a copy the
+ * registry already holds (it reuses that as it is; a fresh guest has no such cache).
  */
-export function buildahCompressionArgs(compression: LayerCompression): string[] {
-  if (compression.format === 'none') {
-    return ['--compression-format', 'gzip', '--compression-level', '1'];
-  }
+export function buildahCompressionArgs(compression: EngineLayerCompression['buildah']): string[] {
   const argv = ['--compression-format', compression.format];
   if (compression.level !== null) argv.push('--compression-level', String(compression.level));
   return argv;
-}
-
-/** The build-log line about a compression Buildah cannot push as asked, or null. */
-export function buildahCompressionNote(compression: LayerCompression): string | null {
-  return compression.format === 'none'
-    ? 'buildah: uncompressed layers cannot be pushed to a registry by this Buildah (1.28 always compresses for docker://); pushing gzip level 1\n'
-    : null;
 }
 
 /** argv of `buildah push` for one reference, writing the pushed manifest digest to a file. */
@@ -135,7 +123,7 @@ export function buildahPushArgv(
     request.credentials.authFile,
     '--digestfile',
     digestFile,
-    ...buildahCompressionArgs(request.layerCompression),
+    ...buildahCompressionArgs(request.layerCompression.buildah),
     imageId,
     `docker://${ref}`,
   ];
@@ -220,8 +208,6 @@ export class BuildahEngine implements BuildEngine {
     );
 
     await hooks.phase('pushing');
-    const note = buildahCompressionNote(request.layerCompression);
-    if (note !== null) await hooks.log('system', note);
     let digest = '';
     for (const [i, ref] of request.imageRefs.entries()) {
       const digestFile = paths.digestFile(i);

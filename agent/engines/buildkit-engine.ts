@@ -122,7 +122,7 @@ export function buildkitBuildArgv(
   const tls = request.registryInsecure ? ',registry.insecure=true' : '';
   argv.push(
     '--output',
-    `type=image,${csvField(`name=${request.imageRefs.join(',')}`)},push=true${tls},${buildkitCompressionOptions(request.layerCompression)}`,
+    `type=image,${csvField(`name=${request.imageRefs.join(',')}`)},push=true${tls},${buildkitCompressionOptions(request.layerCompression.buildkit)}`,
   );
   if (request.cacheRef !== null) {
     argv.push(

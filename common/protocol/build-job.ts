@@ -26,12 +26,25 @@ export const LAYER_COMPRESSION_LEVELS = {
   zstd: { min: 1, max: 20 },
 } as const satisfies Record<Exclude<LayerCompressionFormat, 'none'>, { min: number; max: number }>;
 
+/** null: the engine's own default level for the format. Always null for `none`. */
+const layerCompressionLevel = z.number().int().min(1).max(20).nullable();
+
 export const layerCompressionSchema = z.object({
   format: z.enum(LAYER_COMPRESSION_FORMATS),
-  /** null: the engine's own default level for the format. Always null for `none`. */
-  level: z.number().int().min(1).max(20).nullable(),
+  level: layerCompressionLevel,
 });
 export type LayerCompression = z.infer<typeof layerCompressionSchema>;
+
+/**
+ * What each engine pushes, as the host decided it from the configured compression
+ * (src/config/layer-compression-config.ts); the engine the guest runs applies its own entry as
+ * it is. Buildah's has no `none`: Debian 12's Buildah always compresses for a registry.
+ */
+export const engineLayerCompressionSchema = z.object({
+  buildah: z.object({ format: z.enum(['gzip', 'zstd']), level: layerCompressionLevel }),
+  buildkit: layerCompressionSchema,
+});
+export type EngineLayerCompression = z.infer<typeof engineLayerCompressionSchema>;
 const tagLike = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
 
 export const buildJobSchema = z.object({
@@ -101,12 +114,16 @@ export const buildJobSchema = z.object({
     .optional()
     .transform((v) => v ?? null),
   /**
-   * The pushed layers' compression. Absent from jobs written before it existed, which keep
-   * what those hosts got: gzip at the engine's default level.
+   * The pushed layers' compression, per engine. Absent from jobs written before it existed,
+   * which keep what those hosts got: gzip at the engine's default level.
    */
-  layerCompression: layerCompressionSchema
-    .optional()
-    .transform((v) => v ?? { format: 'gzip' as const, level: null }),
+  layerCompression: engineLayerCompressionSchema.optional().transform(
+    (v) =>
+      v ?? {
+        buildah: { format: 'gzip' as const, level: null },
+        buildkit: { format: 'gzip' as const, level: null },
+      },
+  ),
   networkMode: z.enum(['isolated', 'egress']),
   /**
    * `egress` builds only: the host's filtering proxy as the guest reaches it, which build

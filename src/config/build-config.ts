@@ -1,20 +1,13 @@
 import { z } from 'zod';
 import { envBytes, envEnum, envInt, envOptionalInt } from './env-schema.js';
+import { DEFAULT_LAYER_COMPRESSION, resolveLayerCompression } from './layer-compression-config.js';
 import {
   LAYER_COMPRESSION_FORMATS,
   LAYER_COMPRESSION_LEVELS,
-  type LayerCompression,
 } from '../../common/protocol/build-job.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
-
-/**
- * The pushed layers' compression when KILN_LAYER_COMPRESSION is unset. gzip, although
- * bench/layer-compression.bench.ts measured zstd faster to push and smaller: gzip is the one
- * format every client pulls (docs/operations.md#layer-compression has the numbers and why).
- */
-export const DEFAULT_LAYER_COMPRESSION: LayerCompression['format'] = 'gzip';
 
 /**
  * Upload limits, queue policy, resource ranges and the per-build log cap: the KILN_* variables
@@ -104,8 +97,8 @@ export const buildConfigSchema = z
     defaultCpus: env.KILN_DEFAULT_CPUS,
     maxCpus: env.KILN_MAX_CPUS,
     maxLogBytes: env.KILN_MAX_LOG_BYTES,
-    layerCompression: {
+    layerCompression: resolveLayerCompression({
       format: env.KILN_LAYER_COMPRESSION,
       level: env.KILN_LAYER_COMPRESSION_LEVEL ?? null,
-    } satisfies LayerCompression,
+    }),
   }));

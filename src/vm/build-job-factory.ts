@@ -1,8 +1,11 @@
-import type { BuildJob, LayerCompression } from '../../common/protocol/build-job.js';
+import type { BuildJob, EngineLayerCompression } from '../../common/protocol/build-job.js';
 import { MIRROR_NAMESPACE } from '../auth/scopes.js';
 import { buildReferences, buildTags } from '../builds/build-repositories.js';
 import type { Build } from '../builds/build.js';
-import { DEFAULT_LAYER_COMPRESSION } from '../config/build-config.js';
+import {
+  DEFAULT_LAYER_COMPRESSION,
+  resolveLayerCompression,
+} from '../config/layer-compression-config.js';
 
 /**
  * Always mapped through the mirror, configured or not: images an operator seeded into
@@ -26,8 +29,11 @@ export function createBuildJob(
     engine?: BuildJob['engine'];
     /** config.buildkit.frontendImage: a frontend image in the Kiln registry, or null. */
     buildkitFrontend?: string | null;
-    /** config.builds.layerCompression; absent: the default format at the engine's level. */
-    layerCompression?: LayerCompression;
+    /**
+     * What each engine pushes (config.builds.layerCompression.engines); absent: the default
+     * format at the engine's level.
+     */
+    layerCompression?: EngineLayerCompression;
     /** Set when the VM gets a cache disk. */
     cache?: BuildJob['cache'];
   },
@@ -64,10 +70,9 @@ export function createBuildJob(
     },
     engine: request.engine ?? options.engine ?? 'auto',
     buildkitFrontend: options.buildkitFrontend ?? null,
-    layerCompression: options.layerCompression ?? {
-      format: DEFAULT_LAYER_COMPRESSION,
-      level: null,
-    },
+    layerCompression:
+      options.layerCompression ??
+      resolveLayerCompression({ format: DEFAULT_LAYER_COMPRESSION, level: null }).engines,
     networkMode: request.networkMode,
     egressProxy:
       request.networkMode === 'egress'

@@ -19,11 +19,11 @@ import {
   type AgentMessage,
   type BuildPhase,
 } from '../../common/protocol/agent-messages.js';
-import type { LayerCompression } from '../../common/protocol/build-job.js';
 import { DISK_SERIALS } from '../../common/protocol/guest-boot.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
 import type { EgressConfig } from '../config/egress-config.js';
+import type { LayerCompressionConfig } from '../config/layer-compression-config.js';
 import { createBuildEgressProxy } from '../egress/create-build-egress-proxy.js';
 import type { EgressConnector } from '../egress/egress-connector.js';
 import type { EgressProxy } from '../egress/egress-proxy.js';
@@ -58,8 +58,8 @@ export interface VmBuildAttemptDeps {
   mirrorUpstreams: readonly string[];
   /** BuildKit's frontend image in the Kiln registry (config.buildkit), null: built-in. */
   buildkitFrontend?: string | null;
-  /** How the engine compresses pushed layers (config.builds.layerCompression). */
-  layerCompression?: LayerCompression;
+  /** What each engine pushes, and why where it differs (config.builds.layerCompression). */
+  layerCompression?: LayerCompressionConfig;
   /** Extra kernel command line for the guest. */
   cmdline: string;
   /** Where the guest's registry forward connects on the host (the daemon's listener). */
@@ -269,7 +269,7 @@ export class VmBuildAttempt {
           : null,
         mirrorUpstreams: deps.mirrorUpstreams,
         buildkitFrontend: deps.buildkitFrontend ?? null,
-        ...(deps.layerCompression ? { layerCompression: deps.layerCompression } : {}),
+        ...(deps.layerCompression ? { layerCompression: deps.layerCompression.engines } : {}),
       }),
     );
     const egressProxySocket = await this.startEgressProxy();
@@ -450,11 +450,23 @@ export class VmBuildAttempt {
     this.deps.logger.info({ buildId: this.input.build.id, bootSeconds }, 'guest agent connected');
     this.sink.mark('agent', now);
     if (!this.live()) return;
+    this.noteLayerCompression(message.engines);
     this.session?.send({
       type: 'start',
       registryToken: this.input.registryToken,
       secrets: this.input.secrets,
     });
+  }
+
+  /**
+   * Logs the host's reason when the engine that will run pushes layers other than configured
+   * (Buildah and `none`): the job's engine, or for `auto` the guest's best, as the agent picks.
+   */
+  private noteLayerCompression(guestEngines: readonly string[]): void {
+    const engine = this.input.build.request.engine ?? guestEngines[0];
+    const notes = this.deps.layerCompression?.notes ?? {};
+    const note = engine === 'buildah' || engine === 'buildkit' ? notes[engine] : undefined;
+    if (note !== undefined) this.sink.log('system', `[kiln] ${note}\n`, this.deps.clock.now());
   }
 
   private onMessage(message: AgentMessage): void {

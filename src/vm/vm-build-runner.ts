@@ -7,7 +7,6 @@ import { isRecordedProcessAlive } from './process-identity.js';
 import { VmBuildAttempt, type EgressHooks } from './vm-build-attempt.js';
 import type { VmLedger } from './vm-ledger.js';
 import type { Vmm, VmProcessRecord } from './vmm.js';
-import type { LayerCompression } from '../../common/protocol/build-job.js';
 import type { Clock } from '../../common/time/clock.js';
 import type {
   BuildRunner,
@@ -17,6 +16,7 @@ import type {
   RunOutcome,
 } from '../builds/build-runner.js';
 import type { EgressConfig } from '../config/egress-config.js';
+import type { LayerCompressionConfig } from '../config/layer-compression-config.js';
 import type { Scheduler } from '../time/scheduler.js';
 
 /** How long recovery waits for a SIGKILLed process to disappear. */
@@ -40,8 +40,8 @@ export interface VmBuildRunnerOptions {
   mirrorUpstreams: readonly string[];
   /** BuildKit's frontend image in the Kiln registry (config.buildkit), null: built-in. */
   buildkitFrontend?: string | null;
-  /** How the engine compresses pushed layers (config.builds.layerCompression). */
-  layerCompression?: LayerCompression;
+  /** What each engine pushes, and why where it differs (config.builds.layerCompression). */
+  layerCompression?: LayerCompressionConfig;
   /**
    * Where the guest's registry forward connects: the daemon's own listener, asked when a VM
    * starts (the daemon listens before the first build runs, so the port is known by then).

@@ -3,7 +3,6 @@ import { engineRequest } from './engine-request-fixture.js';
 import type { EngineRequest } from '../../agent/engines/build-engine.js';
 import {
   buildahBuildArgv,
-  buildahCompressionNote,
   buildahEnv,
   buildahPaths,
   buildahPruneArgv,
@@ -97,8 +96,9 @@ describe('Buildah argv', () => {
     ]);
   });
 
-  it('asks buildah push for each layer compression: the format, its level when set, gzip level 1 for none', () => {
-    const push = (layerCompression: EngineRequest['layerCompression']) => {
+  it('asks buildah push for the compression the host chose for Buildah: the format, its level when set', () => {
+    const push = (buildah: EngineRequest['layerCompression']['buildah']) => {
+      const layerCompression = { buildah, buildkit: { format: 'none', level: null } } as const;
       const argv = buildahPushArgv(
         'buildah',
         engineRequest({ layerCompression }),
@@ -111,11 +111,11 @@ describe('Buildah argv', () => {
       return argv.slice(argv.indexOf('/d/0') + 1, argv.indexOf('abc123'));
     };
     expect(push({ format: 'gzip', level: null })).toEqual(['--compression-format', 'gzip']);
-    expect(push({ format: 'gzip', level: 9 })).toEqual([
+    expect(push({ format: 'gzip', level: 1 })).toEqual([
       '--compression-format',
       'gzip',
       '--compression-level',
-      '9',
+      '1',
     ]);
     expect(push({ format: 'zstd', level: null })).toEqual(['--compression-format', 'zstd']);
     expect(push({ format: 'zstd', level: 3 })).toEqual([
@@ -124,15 +124,6 @@ describe('Buildah argv', () => {
       '--compression-level',
       '3',
     ]);
-    // Buildah 1.28 ignores --disable-compression for docker:// (containers/buildah#3904).
-    expect(push({ format: 'none', level: null })).toEqual([
-      '--compression-format',
-      'gzip',
-      '--compression-level',
-      '1',
-    ]);
-    expect(buildahCompressionNote({ format: 'none', level: null })).toMatch(/gzip level 1/);
-    expect(buildahCompressionNote({ format: 'zstd', level: null })).toBeNull();
   });
 
   it('points Buildah at the memory-backed registries.conf and auth file', () => {

@@ -67,7 +67,8 @@ describe('BuildKit argv', () => {
   });
 
   it('sets the image exporter compression for each value, forced, with OCI media types for zstd', () => {
-    const output = (layerCompression: EngineRequest['layerCompression']) => {
+    const output = (buildkit: EngineRequest['layerCompression']['buildkit']) => {
+      const layerCompression = { buildah: { format: 'zstd', level: 3 }, buildkit } as const;
       const argv = buildkitBuildArgv(
         'buildctl',
         ADDR,

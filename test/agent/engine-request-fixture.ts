@@ -19,7 +19,10 @@ export function engineRequest(overrides: Partial<EngineRequest> = {}): EngineReq
     },
     workDir: '/scratch/build/engine',
     runDir: '/run/kiln/engine',
-    layerCompression: { format: 'gzip', level: null },
+    layerCompression: {
+      buildah: { format: 'gzip', level: null },
+      buildkit: { format: 'gzip', level: null },
+    },
     ...overrides,
   };
 }

@@ -103,7 +103,10 @@ beforeEach(async () => {
     },
     engine: 'auto',
     buildkitFrontend: null,
-    layerCompression: { format: 'gzip', level: null },
+    layerCompression: {
+      buildah: { format: 'gzip', level: null },
+      buildkit: { format: 'gzip', level: null },
+    },
     networkMode: 'isolated',
     egressProxy: null,
     resources: { memoryMb: 1024, cpus: 1 },

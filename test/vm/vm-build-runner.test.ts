@@ -12,7 +12,11 @@ import type { AgentMessage, HostMessage } from '../../common/protocol/agent-mess
 import type { BuildJob } from '../../common/protocol/build-job.js';
 import { LineFramer } from '../../common/protocol/line-framer.js';
 import type { AbortReason, BuildRunSink, RunOutcome } from '../../src/builds/build-runner.js';
-import type { Build } from '../../src/builds/build.js';
+import type { Build, BuildRequest } from '../../src/builds/build.js';
+import {
+  resolveLayerCompression,
+  type LayerCompressionConfig,
+} from '../../src/config/layer-compression-config.js';
 import { readProcessStartTicks } from '../../src/vm/process-identity.js';
 import { VmBuildRunner } from '../../src/vm/vm-build-runner.js';
 import { VmLedger, type VmLedgerEntry } from '../../src/vm/vm-ledger.js';
@@ -176,7 +180,11 @@ describe('VmBuildRunner with a stand-in guest', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function runner(vmm: Vmm, bootTimeoutSeconds = 5): VmBuildRunner {
+  function runner(
+    vmm: Vmm,
+    bootTimeoutSeconds = 5,
+    layerCompression?: LayerCompressionConfig,
+  ): VmBuildRunner {
     const r = new VmBuildRunner({
       vmm,
       ledger: new VmLedger(path.join(dir, 'vm-ledger')),
@@ -191,6 +199,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       mirrorUpstreams: [],
       registryTarget: () => ({ host: '127.0.0.1', port: 5555 }),
       egress: defaultEgressConfig(),
+      ...(layerCompression ? { layerCompression } : {}),
     });
     runners.push(r);
     return r;
@@ -277,6 +286,48 @@ describe('VmBuildRunner with a stand-in guest', () => {
       registryTarget: { host: '127.0.0.1', port: 5555 },
     });
     await expectNothingLeft(vmm);
+  });
+
+  it('logs the host’s reason when the engine that runs pushes other than configured (none under Buildah)', async () => {
+    const jobs: BuildJob[] = [];
+    const none = resolveLayerCompression({ format: 'none', level: null });
+    const logsOf = async (engines: string[], request: Partial<BuildRequest> = {}) => {
+      const vmm = new StandInGuestVmm(async (g) => {
+        jobs.push(g.job);
+        g.send({ ...hello, engines });
+        await g.receive();
+        g.send({
+          type: 'result',
+          ok: true,
+          imageDigest: DIGEST,
+          imageRef: 'x',
+          phaseSeconds: {},
+          provenance,
+        });
+      });
+      const sink = new RecordingSink();
+      const outcome = await runner(vmm, 5, none).run(
+        {
+          build: { ...build, request: { ...build.request, ...request } },
+          registryToken: 't',
+          secrets: {},
+        },
+        sink,
+        new AbortController().signal,
+      );
+      expect(outcome.ok).toBe(true);
+      return sink.logs;
+    };
+
+    expect(await logsOf(['buildah'])).toEqual([
+      expect.stringMatching(/^system:\[kiln\] KILN_LAYER_COMPRESSION=none: .*gzip level 1\n$/),
+    ]);
+    expect(await logsOf(['buildkit', 'buildah'])).toEqual([]);
+    expect(await logsOf(['buildkit', 'buildah'], { engine: 'buildah' })).toHaveLength(1);
+    expect(jobs[0]?.layerCompression).toEqual({
+      buildah: { format: 'gzip', level: 1 },
+      buildkit: { format: 'none', level: null },
+    });
   });
 
   it('runs an egress build with its own proxy: forwarded from the guest, refusals as network logs and in the outcome, closed with the VM', async () => {
