@@ -2,19 +2,8 @@ import { resolveEndpoint } from './cli-config.js';
 import { EXIT, type ExitCode } from './cli-exit.js';
 import type { CliIo } from './cli-io.js';
 import { KilnClient, type RemoteCache } from './kiln-client.js';
+import { formatBytes } from './parse-units.js';
 import { renderTable } from './render-table.js';
-
-/** Bytes in the units `kiln caches` shows (binary, one decimal above KiB). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
 
 /** When a cache was last used: its last build, else its creation. */
 function lastUsed(cache: RemoteCache): string {

@@ -35,7 +35,7 @@ export function parseCpus(text: string): number {
   return Number(text.trim());
 }
 
-/** Formats a byte count for people: 1.2 MiB. */
+/** Formats a byte count for people in binary units, one decimal above bytes: 1.2 MiB. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;

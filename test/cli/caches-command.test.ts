@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { cachesTable, formatBytes } from '../../src/cli/caches-command.js';
+import { cachesTable } from '../../src/cli/caches-command.js';
+import { formatBytes } from '../../src/cli/parse-units.js';
 
 describe('kiln caches rendering', () => {
   it('shows sizes in binary units with one decimal above bytes', () => {
