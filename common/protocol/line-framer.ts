@@ -25,14 +25,9 @@ export class LineFramer {
         const rest = data.subarray(start);
         if (!this.discarding && rest.length > 0) {
           if (this.buffered + rest.length > this.maxBytes) {
+            // Skip the rest of this line up to its newline.
             this.discarding = true;
-            this.chunks = [];
-            this.buffered = 0;
-            out.push({
-              kind: 'error',
-              reason: 'oversized',
-              detail: `line over ${this.maxBytes} bytes`,
-            });
+            out.push(this.dropOversized());
           } else {
             this.chunks.push(rest);
             this.buffered += rest.length;
@@ -47,13 +42,7 @@ export class LineFramer {
         continue;
       }
       if (this.buffered + piece.length + 1 > this.maxBytes) {
-        this.chunks = [];
-        this.buffered = 0;
-        out.push({
-          kind: 'error',
-          reason: 'oversized',
-          detail: `line over ${this.maxBytes} bytes`,
-        });
+        out.push(this.dropOversized());
         continue;
       }
       const line = this.chunks.length === 0 ? piece : Buffer.concat([...this.chunks, piece]);
@@ -62,6 +51,13 @@ export class LineFramer {
       const event = decodeLine(line);
       if (event) out.push(event);
     }
+  }
+
+  /** Forgets the line buffered so far and reports it as oversized. */
+  private dropOversized(): FrameEvent {
+    this.chunks = [];
+    this.buffered = 0;
+    return { kind: 'error', reason: 'oversized', detail: `line over ${this.maxBytes} bytes` };
   }
 
   /** Called at end of stream: a non-empty unterminated line is an error (early EOF). */
