@@ -44,8 +44,7 @@ export function createAddressClassifier(options: AddressClassifierOptions): Addr
     }
     // The range names the most telling reason (`loopback` rather than "the host's own" for
     // 127.0.0.1); the host's own and the operator's ranges catch what is otherwise public.
-    const range =
-      ip.kind() === 'ipv4' ? classifyV4(ip as ipaddr.IPv4) : classifyV6(ip as ipaddr.IPv6);
+    const range = classifyRange(ip);
     if (range !== undefined) return range;
     if (host.has(canonical(ip))) return 'host_address';
     if (denied.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits))) {
@@ -97,50 +96,44 @@ export function canonicalAddress(text: string): { address: string; family: 4 | 6
   return { address: ip.toString(), family: ip.kind() === 'ipv4' ? 4 : 6 };
 }
 
-function classifyV4(ip: ipaddr.IPv4): AddressRefusal | undefined {
-  const range: string = ip.range();
-  switch (range) {
-    case 'unicast':
-      return undefined;
-    case 'unspecified':
-      return 'unspecified';
-    case 'broadcast':
-      return 'broadcast';
-    case 'multicast':
-      return 'multicast';
-    case 'linkLocal':
-      return ip.match(CLOUD_METADATA_V4, 32) ? 'cloud_metadata' : 'link_local';
-    case 'loopback':
-      return 'loopback';
-    case 'carrierGradeNat':
-      return 'carrier_grade_nat';
-    case 'private':
-      return 'private';
-    default:
-      return 'reserved';
-  }
-}
+/**
+ * ipaddr.js's range names → why such an address is refused, per family; `unicast` (null) is
+ * the only one that passes, and a name not listed is `reserved`. A cloud's metadata endpoint
+ * sits inside one range of each family and is named apart ({@link METADATA_ENDPOINTS}).
+ */
+const V4_RANGES: Readonly<Record<string, AddressRefusal | null>> = {
+  unicast: null,
+  unspecified: 'unspecified',
+  broadcast: 'broadcast',
+  multicast: 'multicast',
+  linkLocal: 'link_local',
+  loopback: 'loopback',
+  carrierGradeNat: 'carrier_grade_nat',
+  private: 'private',
+};
+const V6_RANGES: Readonly<Record<string, AddressRefusal | null>> = {
+  unicast: null,
+  unspecified: 'unspecified',
+  loopback: 'loopback',
+  linkLocal: 'link_local',
+  multicast: 'multicast',
+  uniqueLocal: 'unique_local',
+  deprecatedSiteLocal: 'site_local',
+};
+/** The instance metadata endpoints: 169.254.169.254 (link local) and AWS's IPv6 one. */
+const METADATA_ENDPOINTS: readonly Ip[] = [CLOUD_METADATA_V4, AWS_IMDS_V6];
 
-function classifyV6(ip: ipaddr.IPv6): AddressRefusal | undefined {
-  const range: string = ip.range();
-  switch (range) {
-    case 'unicast':
-      return undefined;
-    case 'unspecified':
-      return 'unspecified';
-    case 'loopback':
-      return 'loopback';
-    case 'linkLocal':
-      return 'link_local';
-    case 'multicast':
-      return 'multicast';
-    case 'uniqueLocal':
-      return ip.match(AWS_IMDS_V6, 128) ? 'cloud_metadata' : 'unique_local';
-    case 'deprecatedSiteLocal':
-      return 'site_local';
-    default:
-      return 'reserved';
+/** The refusal of an address's own range, or undefined for unicast. */
+function classifyRange(ip: Ip): AddressRefusal | undefined {
+  const refusal = (ip.kind() === 'ipv4' ? V4_RANGES : V6_RANGES)[ip.range()];
+  if (refusal === null) return undefined;
+  const normalized = ip.toNormalizedString();
+  if (
+    METADATA_ENDPOINTS.some((m) => m.kind() === ip.kind() && m.toNormalizedString() === normalized)
+  ) {
+    return 'cloud_metadata';
   }
+  return refusal ?? 'reserved';
 }
 
 function parseStrict(address: string, what: string): Ip {
