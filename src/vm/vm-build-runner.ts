@@ -1,13 +1,9 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from 'pino';
-import type { CacheDiskSource } from './cache-disk-source.js';
 import { resolveGuestImage } from './guest-image.js';
 import { isRecordedProcessAlive } from './process-identity.js';
-import { VmBuildAttempt, type EgressHooks } from './vm-build-attempt.js';
-import type { VmLedger } from './vm-ledger.js';
-import type { Vmm, VmProcessRecord } from './vmm.js';
-import type { Clock } from '../../common/time/clock.js';
+import { VmBuildAttempt, type VmBuildAttemptDeps } from './vm-build-attempt.js';
+import type { VmProcessRecord } from './vmm.js';
 import type {
   BuildRunner,
   BuildRunSink,
@@ -15,46 +11,28 @@ import type {
   RunInput,
   RunOutcome,
 } from '../builds/build-runner.js';
-import type { EgressConfig } from '../config/egress-config.js';
-import type { LayerCompressionConfig } from '../config/layer-compression-config.js';
-import type { Scheduler } from '../time/scheduler.js';
 
 /** How long recovery waits for a SIGKILLed process to disappear. */
 const REAP_WAIT_MS = 5000;
 
-export interface VmBuildRunnerOptions {
-  vmm: Vmm;
-  ledger: VmLedger;
-  clock: Clock;
-  /** Timers of each attempt (boot deadline, backstop, drain after exit). */
-  scheduler: Scheduler;
-  logger: Logger;
-  /** `<dataDir>/vms`: one run dir per build. */
-  runRoot: string;
-  /** Guest image directory (config.vm.imageDir). */
+/**
+ * What the runner needs: every attempt dependency (see {@link VmBuildAttemptDeps}), passed to
+ * each attempt as given, except those it settles per run: the guest image, the registry
+ * target and the kernel command line's default.
+ */
+export interface VmBuildRunnerOptions extends Omit<
+  VmBuildAttemptDeps,
+  'image' | 'registryTarget' | 'cmdline'
+> {
+  /** Guest image directory (config.vm.imageDir), resolved again for every run. */
   imageDir: string;
-  scratchBytes: number;
-  bootTimeoutSeconds: number;
-  limits: { maxUnpackedBytes: number; maxEntries: number; maxPathBytes: number };
-  /** Names of the mirror's upstream registries (config.mirror.upstreams). */
-  mirrorUpstreams: readonly string[];
-  /** BuildKit's frontend image in the Kiln registry (config.buildkit), null: built-in. */
-  buildkitFrontend?: string | null;
-  /** What each engine pushes, and why where it differs (config.builds.layerCompression). */
-  layerCompression?: LayerCompressionConfig;
   /**
    * Where the guest's registry forward connects: the daemon's own listener, asked when a VM
    * starts (the daemon listens before the first build runs, so the port is known by then).
    */
   registryTarget: () => { host: string; port: number };
-  /** The operator's egress settings (config.egress), for `egress` builds' proxies. */
-  egress: EgressConfig;
-  /** Replaces the egress proxies' resolver, connector or host addresses (tests only). */
-  egressHooks?: EgressHooks;
   /** Extra guest kernel command line (default "quiet"). */
   cmdline?: string;
-  /** Persistent cache disks for builds with a cache scope. */
-  caches?: CacheDiskSource;
 }
 
 /**
@@ -92,26 +70,14 @@ export class VmBuildRunner implements BuildRunner {
           phaseSeconds: {},
         };
       }
+      const { imageDir: _, registryTarget, cmdline, ...deps } = options;
       const attempt = new VmBuildAttempt(
         {
-          vmm: options.vmm,
-          ledger: options.ledger,
-          clock: options.clock,
-          scheduler: options.scheduler,
+          ...deps,
           logger,
-          runRoot: options.runRoot,
           image,
-          scratchBytes: options.scratchBytes,
-          bootTimeoutSeconds: options.bootTimeoutSeconds,
-          limits: options.limits,
-          mirrorUpstreams: options.mirrorUpstreams,
-          buildkitFrontend: options.buildkitFrontend ?? null,
-          ...(options.layerCompression ? { layerCompression: options.layerCompression } : {}),
-          cmdline: options.cmdline ?? 'quiet',
-          registryTarget: options.registryTarget(),
-          ...(options.caches ? { caches: options.caches } : {}),
-          egress: options.egress,
-          ...(options.egressHooks === undefined ? {} : { egressHooks: options.egressHooks }),
+          cmdline: cmdline ?? 'quiet',
+          registryTarget: registryTarget(),
         },
         input,
         sink,
