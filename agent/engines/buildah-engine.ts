@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildEngine, EngineHooks, EngineRequest, EngineResult } from './build-engine.js';
-import { captureCommand, runEngineProcess } from './engine-process.js';
+import { captureCommand, runEngineProcess, type EngineProcessExit } from './engine-process.js';
 import { BuildFailure } from '../../common/errors/build-failure.js';
 import type { EngineLayerCompression } from '../../common/protocol/build-job.js';
 import { dockerfileBaseImages } from '../build/dockerfile-base-images.js';
@@ -183,13 +183,12 @@ export class BuildahEngine implements BuildEngine {
     const driver = await this.storageDriver(paths, env, hooks);
 
     await hooks.phase('building');
-    const build = await runEngineProcess(buildahBuildArgv(this.buildah, request, paths, driver), {
+    const build = await this.run(
+      buildahBuildArgv(this.buildah, request, paths, driver),
       env,
-      cwd: request.contextDir,
-      onOutput: (stream, text) => hooks.log(stream, text),
-      signal: hooks.signal,
-      killGraceMs: this.options.killGraceMs,
-    });
+      hooks,
+      request.contextDir,
+    );
     if (build.cancelled) throw new BuildFailure('build_failed', 'the build was cancelled');
     if (build.code !== 0) {
       throw new BuildFailure(
@@ -211,14 +210,10 @@ export class BuildahEngine implements BuildEngine {
     let digest = '';
     for (const [i, ref] of request.imageRefs.entries()) {
       const digestFile = paths.digestFile(i);
-      const push = await runEngineProcess(
+      const push = await this.run(
         buildahPushArgv(this.buildah, request, paths, driver, imageId, ref, digestFile),
-        {
-          env,
-          onOutput: (stream, text) => hooks.log(stream, text),
-          signal: hooks.signal,
-          killGraceMs: this.options.killGraceMs,
-        },
+        env,
+        hooks,
       );
       if (push.cancelled) throw new BuildFailure('push_failed', 'the push was cancelled');
       if (push.code !== 0) {
@@ -240,15 +235,26 @@ export class BuildahEngine implements BuildEngine {
     const paths = buildahPaths(request);
     const env = buildahEnv(request, process.env);
     const driver = await this.storageDriver(paths, env, hooks);
-    const out = await runEngineProcess(buildahPruneArgv(this.buildah, paths, driver), {
+    const out = await this.run(buildahPruneArgv(this.buildah, paths, driver), env, hooks);
+    if (out.code !== 0) await hooks.log('system', `buildah rmi exited with ${out.code ?? '?'}\n`);
+    // `RUN --mount=type=cache` directories live under TMPDIR as buildah-cache-<uid>.
+    await rm(path.join(request.workDir, 'tmp'), { recursive: true, force: true });
+  }
+
+  /** Runs one buildah command with its output in the build log, stopped on cancel. */
+  private run(
+    argv: readonly string[],
+    env: NodeJS.ProcessEnv,
+    hooks: EngineHooks,
+    cwd?: string,
+  ): Promise<EngineProcessExit> {
+    return runEngineProcess(argv, {
       env,
+      ...(cwd === undefined ? {} : { cwd }),
       onOutput: (stream, text) => hooks.log(stream, text),
       signal: hooks.signal,
       killGraceMs: this.options.killGraceMs,
     });
-    if (out.code !== 0) await hooks.log('system', `buildah rmi exited with ${out.code ?? '?'}\n`);
-    // `RUN --mount=type=cache` directories live under TMPDIR as buildah-cache-<uid>.
-    await rm(path.join(request.workDir, 'tmp'), { recursive: true, force: true });
   }
 
   /** overlay on the ext4 scratch disk when the kernel allows it, else vfs. */

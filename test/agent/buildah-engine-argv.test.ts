@@ -13,16 +13,20 @@ import {
 describe('Buildah argv', () => {
   const request = engineRequest();
   const paths = buildahPaths(request);
+  /** What every subcommand starts with: the request's storage root, run root and overlay. */
+  const OVERLAY_GLOBALS = [
+    'buildah',
+    '--root',
+    '/scratch/build/engine/buildah/storage',
+    '--runroot',
+    '/run/kiln/engine/buildah-run',
+    '--storage-driver',
+    'overlay',
+  ];
 
   it('builds with OCI isolation on the host network, layers, the auth file, every tag, build args, secrets and registry cache', () => {
     expect(buildahBuildArgv('buildah', request, paths, 'overlay')).toEqual([
-      'buildah',
-      '--root',
-      '/scratch/build/engine/buildah/storage',
-      '--runroot',
-      '/run/kiln/engine/buildah-run',
-      '--storage-driver',
-      'overlay',
+      ...OVERLAY_GLOBALS,
       'build',
       '--isolation',
       'oci',
@@ -77,13 +81,7 @@ describe('Buildah argv', () => {
         '/d/1',
       ),
     ).toEqual([
-      'buildah',
-      '--root',
-      '/scratch/build/engine/buildah/storage',
-      '--runroot',
-      '/run/kiln/engine/buildah-run',
-      '--storage-driver',
-      'overlay',
+      ...OVERLAY_GLOBALS,
       'push',
       '--authfile',
       '/run/kiln/credentials/creds-1/auth.json',
@@ -139,13 +137,7 @@ describe('Buildah argv', () => {
 
   it('prunes every image and layer from the same storage root before a build on a full cache disk', () => {
     expect(buildahPruneArgv('buildah', paths, 'overlay')).toEqual([
-      'buildah',
-      '--root',
-      '/scratch/build/engine/buildah/storage',
-      '--runroot',
-      '/run/kiln/engine/buildah-run',
-      '--storage-driver',
-      'overlay',
+      ...OVERLAY_GLOBALS,
       'rmi',
       '--all',
       '--force',
