@@ -61,6 +61,8 @@ interface Harness {
   engine: StandInEngine;
   /** Resolves once a message of `type` has arrived. */
   waitFor(type: AgentMessage['type']): Promise<AgentMessage>;
+  /** Waits for hello, sends `start` and resolves with the session's outcome. */
+  run(): Promise<ServeBuildOutcome>;
 }
 
 let dir: string;
@@ -154,20 +156,44 @@ function start(
     releaseCache: cache?.release ?? null,
     diag: () => undefined,
   });
+  const waitFor: Harness['waitFor'] = (type) => {
+    const hit = received.find((m) => m.type === type);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve) => waiters.push({ type, resolve }));
+  };
   return {
     host,
     received,
     engine,
     outcome,
-    waitFor: (type) => {
-      const hit = received.find((m) => m.type === type);
-      if (hit) return Promise.resolve(hit);
-      return new Promise((resolve) => waiters.push({ type, resolve }));
+    waitFor,
+    run: async () => {
+      await waitFor('hello');
+      host.write(startLine);
+      return outcome;
     },
   };
 }
 
 const startLine = `${JSON.stringify({ type: 'start', registryToken: 'tok', secrets: { npmrc: 'x' } })}\n`;
+
+/** A build on a cache disk: the harness, the disk's directory and each release the agent made. */
+async function startOnCacheDisk(
+  behaviour: 'ok' | 'fail',
+): Promise<{ h: Harness; cacheDir: string; releases: string[] }> {
+  job = { ...job, cache: { gcThresholdPercent: 80 } };
+  const cacheDir = path.join(dir, 'cache');
+  await mkdir(cacheDir);
+  const releases: string[] = [];
+  const h = start(behaviour, {
+    dir: cacheDir,
+    release: () => {
+      releases.push('released');
+      return Promise.resolve(true);
+    },
+  });
+  return { h, cacheDir, releases };
+}
 
 describe('serveBuild', () => {
   it('says hello first, then builds on start and ends with an ok result carrying provenance', async () => {
@@ -208,20 +234,8 @@ describe('serveBuild', () => {
   });
 
   it('keeps the engine state on the cache disk and reports it released after a success', async () => {
-    job = { ...job, cache: { gcThresholdPercent: 80 } };
-    const cacheDir = path.join(dir, 'cache');
-    await mkdir(cacheDir);
-    const releases: string[] = [];
-    const h = start('ok', {
-      dir: cacheDir,
-      release: () => {
-        releases.push('released');
-        return Promise.resolve(true);
-      },
-    });
-    await h.waitFor('hello');
-    h.host.write(startLine);
-    expect(await h.outcome).toBe('result_sent');
+    const { h, cacheDir, releases } = await startOnCacheDisk('ok');
+    expect(await h.run()).toBe('result_sent');
     expect(h.engine.requests[0]?.workDir).toBe(path.join(cacheDir, 'engine'));
     expect(releases).toEqual(['released']);
     expect(h.received.at(-1)).toMatchObject({ type: 'result', ok: true, cacheSynced: true });
@@ -235,20 +249,8 @@ describe('serveBuild', () => {
   });
 
   it('does not release the cache disk after a failed build (the host discards the fork)', async () => {
-    job = { ...job, cache: { gcThresholdPercent: 80 } };
-    const cacheDir = path.join(dir, 'cache');
-    await mkdir(cacheDir);
-    const releases: string[] = [];
-    const h = start('fail', {
-      dir: cacheDir,
-      release: () => {
-        releases.push('released');
-        return Promise.resolve(true);
-      },
-    });
-    await h.waitFor('hello');
-    h.host.write(startLine);
-    expect(await h.outcome).toBe('result_sent');
+    const { h, releases } = await startOnCacheDisk('fail');
+    expect(await h.run()).toBe('result_sent');
     expect(releases).toEqual([]);
     expect(h.received.at(-1)).toMatchObject({ type: 'result', ok: false });
     expect(h.received.at(-1)).not.toHaveProperty('cacheSynced');
@@ -257,9 +259,7 @@ describe('serveBuild', () => {
   it("passes an isolated build's own build args alone, with no proxy variable", async () => {
     job = { ...job, buildArgs: { VERSION: '1' } };
     const h = start();
-    await h.waitFor('hello');
-    h.host.write(startLine);
-    expect(await h.outcome).toBe('result_sent');
+    expect(await h.run()).toBe('result_sent');
     expect(h.engine.requests[0]?.buildArgs).toEqual({ VERSION: '1' });
   });
 
@@ -271,9 +271,7 @@ describe('serveBuild', () => {
       egressProxy: { url: 'http://10.0.2.100:3128', noProxy: '10.0.2.100' },
     };
     const h = start();
-    await h.waitFor('hello');
-    h.host.write(startLine);
-    expect(await h.outcome).toBe('result_sent');
+    expect(await h.run()).toBe('result_sent');
     expect(h.engine.requests[0]?.buildArgs).toEqual({
       VERSION: '1',
       HTTP_PROXY: 'http://10.0.2.100:3128',
@@ -335,9 +333,7 @@ describe('serveBuild', () => {
 
   it('reports an engine failure with its code and the last log lines', async () => {
     const h = start('fail');
-    await h.waitFor('hello');
-    h.host.write(startLine);
-    expect(await h.outcome).toBe('result_sent');
+    expect(await h.run()).toBe('result_sent');
     const result = h.received.at(-1);
     expect(result).toMatchObject({
       type: 'result',
@@ -353,9 +349,7 @@ describe('serveBuild', () => {
   it('reports a source that fails its sha256 as invalid_source', async () => {
     job = { ...job, source: { ...job.source, sha256: 'f'.repeat(64) } };
     const h = start();
-    await h.waitFor('hello');
-    h.host.write(startLine);
-    await h.outcome;
+    await h.run();
     expect(h.received.at(-1)).toMatchObject({ type: 'result', ok: false, code: 'invalid_source' });
     expect(h.engine.requests).toHaveLength(0);
   });
