@@ -65,6 +65,11 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
   expect(isArchiveError(err) || isBuildFailure(err) ? err.code : err).toBe(code);
 }
 
+/** Unpacks an uncompressed archive of `entries` and expects it refused with `code`. */
+async function expectRefused(code: string, ...entries: Buffer[]): Promise<void> {
+  await expectCode(unpack(tarArchive(...entries)), code);
+}
+
 /** Everything under `base` except the extraction root must be untouched. */
 async function outsideRoot(): Promise<string[]> {
   return (await readdir(base)).filter((n) => !n.startsWith('root-'));
@@ -133,65 +138,48 @@ describe('unpackSource', () => {
   });
 
   it('rejects a ../ name with SOURCE_UNSAFE_PATH and writes nothing outside the root', async () => {
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: '../escape.txt', content: 'x' }))),
+    await expectRefused('SOURCE_UNSAFE_PATH', tarEntry({ name: '../escape.txt', content: 'x' }));
+    await expectRefused(
       'SOURCE_UNSAFE_PATH',
-    );
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: 'a/../../escape.txt', content: 'x' }))),
-      'SOURCE_UNSAFE_PATH',
+      tarEntry({ name: 'a/../../escape.txt', content: 'x' }),
     );
     expect(await outsideRoot()).toEqual([]);
   });
 
   it('rejects an absolute name with SOURCE_UNSAFE_PATH', async () => {
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: `${base}/abs.txt`, content: 'x' }))),
-      'SOURCE_UNSAFE_PATH',
-    );
+    await expectRefused('SOURCE_UNSAFE_PATH', tarEntry({ name: `${base}/abs.txt`, content: 'x' }));
     expect(await outsideRoot()).toEqual([]);
   });
 
   it('refuses to write through a symlink, even one pointing inside the root', async () => {
-    await expectCode(
-      unpack(
-        tarArchive(
-          tarEntry({ name: 'sub/', type: '5' }),
-          tarEntry({ name: 'ln', type: '2', linkName: 'sub' }),
-          tarEntry({ name: 'ln/file', content: 'through' }),
-        ),
-      ),
+    await expectRefused(
       'SOURCE_UNSAFE_PATH',
+      tarEntry({ name: 'sub/', type: '5' }),
+      tarEntry({ name: 'ln', type: '2', linkName: 'sub' }),
+      tarEntry({ name: 'ln/file', content: 'through' }),
     );
     expect(await readdir(root, { recursive: true })).not.toContain(path.join('sub', 'file'));
   });
 
   it('rejects symlinks that point outside the root, directly or through another symlink', async () => {
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: 'evil', type: '2', linkName: base }))),
+    await expectRefused('SOURCE_BAD_LINK', tarEntry({ name: 'evil', type: '2', linkName: base }));
+    await expectRefused(
       'SOURCE_BAD_LINK',
-    );
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: 'a/evil', type: '2', linkName: '../..' }))),
-      'SOURCE_BAD_LINK',
+      tarEntry({ name: 'a/evil', type: '2', linkName: '../..' }),
     );
     // Lexically "b -> a/.." stays inside; with a -> . it resolves to the root's parent.
-    await expectCode(
-      unpack(
-        tarArchive(
-          tarEntry({ name: 'b', type: '2', linkName: 'a/..' }),
-          tarEntry({ name: 'a', type: '2', linkName: '.' }),
-        ),
-      ),
+    await expectRefused(
       'SOURCE_BAD_LINK',
+      tarEntry({ name: 'b', type: '2', linkName: 'a/..' }),
+      tarEntry({ name: 'a', type: '2', linkName: '.' }),
     );
   });
 
   it('rejects a symlink to a file outside the root and leaves that file untouched', async () => {
     await writeFile(path.join(base, 'target.txt'), 'original');
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: 'x', type: '2', linkName: '../target.txt' }))),
+    await expectRefused(
       'SOURCE_BAD_LINK',
+      tarEntry({ name: 'x', type: '2', linkName: '../target.txt' }),
     );
     expect(await readFile(path.join(base, 'target.txt'), 'utf8')).toBe('original');
   });
@@ -210,31 +198,23 @@ describe('unpackSource', () => {
   });
 
   it('accepts hardlinks only to an earlier regular file inside the root', async () => {
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: 'h', type: '1', linkName: '../../etc/passwd' }))),
+    await expectRefused(
       'SOURCE_UNSAFE_PATH',
+      tarEntry({ name: 'h', type: '1', linkName: '../../etc/passwd' }),
     );
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: 'h', type: '1', linkName: '/etc/passwd' }))),
+    await expectRefused(
       'SOURCE_UNSAFE_PATH',
+      tarEntry({ name: 'h', type: '1', linkName: '/etc/passwd' }),
     );
-    await expectCode(
-      unpack(
-        tarArchive(
-          tarEntry({ name: 'h', type: '1', linkName: 'later' }),
-          tarEntry({ name: 'later', content: 'x' }),
-        ),
-      ),
+    await expectRefused(
       'SOURCE_BAD_LINK',
+      tarEntry({ name: 'h', type: '1', linkName: 'later' }),
+      tarEntry({ name: 'later', content: 'x' }),
     );
-    await expectCode(
-      unpack(
-        tarArchive(
-          tarEntry({ name: 's', type: '2', linkName: 'x' }),
-          tarEntry({ name: 'h', type: '1', linkName: 's' }),
-        ),
-      ),
+    await expectRefused(
       'SOURCE_BAD_LINK',
+      tarEntry({ name: 's', type: '2', linkName: 'x' }),
+      tarEntry({ name: 'h', type: '1', linkName: 's' }),
     );
   });
 
@@ -287,9 +267,10 @@ describe('unpackSource', () => {
   });
 
   it('rejects a path longer than maxPathBytes', async () => {
-    await expectCode(
-      unpack(tarArchive(paxEntry({ path: 'p'.repeat(300) }), tarEntry({ name: 'x', content: '' }))),
+    await expectRefused(
       'SOURCE_PATH_TOO_LONG',
+      paxEntry({ path: 'p'.repeat(300) }),
+      tarEntry({ name: 'x', content: '' }),
     );
   });
 
@@ -316,10 +297,7 @@ describe('unpackSource', () => {
   it('rejects a corrupted header checksum after the first entry', async () => {
     const second = tarEntry({ name: 'g', content: 'x' });
     second[0] = 'h'.charCodeAt(0);
-    await expectCode(
-      unpack(tarArchive(tarEntry({ name: 'f', content: 'x' }), second)),
-      'SOURCE_CORRUPT',
-    );
+    await expectRefused('SOURCE_CORRUPT', tarEntry({ name: 'f', content: 'x' }), second);
   });
 });
 
