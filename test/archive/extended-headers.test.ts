@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { reasonOf } from './tar-format-reason.js';
 import { ExtendedHeaders, isExtensionType } from '../../common/archive/extended-headers.js';
-import { isTarFormatError } from '../../common/archive/tar-format-error.js';
 import type { TarHeader } from '../../common/archive/tar-header.js';
 
 function header(fields: Partial<TarHeader> = {}): TarHeader {
@@ -24,15 +24,6 @@ function pax(records: Record<string, string>): Buffer {
     body += `${len}${rest}`;
   }
   return Buffer.from(body);
-}
-
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isTarFormatError(err) ? err.reason : 'not a TarFormatError';
-  }
-  return undefined;
 }
 
 describe('isExtensionType', () => {

@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { reasonOf } from './tar-format-reason.js';
 import { parsePaxRecords, parsePaxSize } from '../../common/archive/pax-records.js';
-import { isTarFormatError } from '../../common/archive/tar-format-error.js';
-
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isTarFormatError(err) ? err.reason : 'not a TarFormatError';
-  }
-  return undefined;
-}
 
 describe('parsePaxRecords', () => {
   it('reads "<len> <key>=<value>\\n" records as raw values, the last of a repeated key winning', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isTarFormatError } from '../../common/archive/tar-format-error.js';
+import { reasonOf } from './tar-format-reason.js';
 import {
   blockPadding,
   decodeTarHeader,
@@ -20,15 +20,6 @@ function reseal(h: Buffer): Buffer {
   for (const b of h) sum += b;
   h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
   return h;
-}
-
-function reasonOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isTarFormatError(err) ? err.reason : 'not a TarFormatError';
-  }
-  return undefined;
 }
 
 describe('decodeTarHeader', () => {
