@@ -155,6 +155,11 @@ const provenance = {
 };
 const DIGEST = `sha256:${'c'.repeat(64)}`;
 
+/** The agent's result for a pushed image. */
+function okResult(phaseSeconds: Record<string, number> = {}) {
+  return { type: 'result', ok: true, imageDigest: DIGEST, imageRef: 'x', phaseSeconds, provenance };
+}
+
 describe('VmBuildRunner with a stand-in guest', () => {
   let dir: string;
   let time: ManualClock;
@@ -205,6 +210,15 @@ describe('VmBuildRunner with a stand-in guest', () => {
     return r;
   }
 
+  /** Runs the test's build with a plain token and no secrets, the cases that look at neither. */
+  function runOnce(
+    vmm: Vmm,
+    sink: BuildRunSink = new RecordingSink(),
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<RunOutcome> {
+    return runner(vmm).run({ build, registryToken: 't', secrets: {} }, sink, signal);
+  }
+
   async function expectNothingLeft(vmm: StandInGuestVmm): Promise<void> {
     for (const p of vmm.processes) {
       expect(await readProcessStartTicks(p.pid)).toBeNull();
@@ -227,14 +241,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       g.send({ type: 'log', stream: 'stdout', data: 'STEP 1/2\n', at: time.now().getTime() });
       g.send({ type: 'phase', phase: 'building', at: time.now().getTime() });
       g.send({ type: 'phase', phase: 'pushing', at: time.now().getTime() });
-      g.send({
-        type: 'result',
-        ok: true,
-        imageDigest: DIGEST,
-        imageRef: 'x',
-        phaseSeconds: { building: 4 },
-        provenance,
-      });
+      g.send(okResult({ building: 4 }));
     });
     const sink = new RecordingSink();
 
@@ -296,14 +303,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
         jobs.push(g.job);
         g.send({ ...hello, engines });
         await g.receive();
-        g.send({
-          type: 'result',
-          ok: true,
-          imageDigest: DIGEST,
-          imageRef: 'x',
-          phaseSeconds: {},
-          provenance,
-        });
+        g.send(okResult());
       });
       const sink = new RecordingSink();
       const outcome = await runner(vmm, 5, none).run(
@@ -353,14 +353,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
           resolve();
         }),
       );
-      g.send({
-        type: 'result',
-        ok: true,
-        imageDigest: DIGEST,
-        imageRef: 'x',
-        phaseSeconds: {},
-        provenance,
-      });
+      g.send(okResult());
     });
     const r = new VmBuildRunner({
       vmm,
@@ -425,20 +418,9 @@ describe('VmBuildRunner with a stand-in guest', () => {
       job = g.job;
       g.send(hello);
       await g.receive();
-      g.send({
-        type: 'result',
-        ok: true,
-        imageDigest: DIGEST,
-        imageRef: 'x',
-        phaseSeconds: {},
-        provenance,
-      });
+      g.send(okResult());
     });
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
-      new AbortController().signal,
-    );
+    const outcome = await runOnce(vmm);
     expect(outcome.ok).toBe(true);
     expect(outcome).not.toHaveProperty('egress');
     expect(job?.egressProxy).toBeNull();
@@ -458,11 +440,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
         phaseSeconds: {},
       });
     });
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
-      new AbortController().signal,
-    );
+    const outcome = await runOnce(vmm);
     expect(outcome).toMatchObject({
       ok: false,
       code: 'build_failed',
@@ -476,11 +454,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     const vmm = new StandInGuestVmm((g) => {
       g.send({ ...hello, protocol: 99 });
     });
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
-      new AbortController().signal,
-    );
+    const outcome = await runOnce(vmm);
     expect(outcome).toMatchObject({
       ok: false,
       code: 'agent_protocol_error',
@@ -495,11 +469,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       await g.receive();
       g.raw('this is not json\n');
     });
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
-      new AbortController().signal,
-    );
+    const outcome = await runOnce(vmm);
     expect(outcome).toMatchObject({ ok: false, code: 'agent_protocol_error' });
     await expectNothingLeft(vmm);
   });
@@ -516,11 +486,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       });
       g.end();
     });
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
-      new AbortController().signal,
-    );
+    const outcome = await runOnce(vmm);
     expect(outcome).toMatchObject({
       ok: false,
       code: 'agent_lost',
@@ -537,11 +503,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
       consoleWritten();
     });
     const sink = new RecordingSink();
-    const pending = runner(vmm, 5).run(
-      { build, registryToken: 't', secrets: {} },
-      sink,
-      new AbortController().signal,
-    );
+    const pending = runOnce(vmm, sink);
     // The boot deadline and the backstop are armed once the VM runs.
     await Promise.all([written, time.whenArmed(2)]);
     time.advance(4999);
@@ -571,11 +533,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     const sink = new RecordingSink(() => {
       controller.abort({ kind: 'cancel' } satisfies AbortReason);
     });
-    const outcome: RunOutcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      sink,
-      controller.signal,
-    );
+    const outcome: RunOutcome = await runOnce(vmm, sink, controller.signal);
     expect(outcome).toEqual({
       ok: false,
       aborted: true,
@@ -599,11 +557,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     const sink = new RecordingSink(() => {
       controller.abort({ kind: 'timeout', seconds: 60 } satisfies AbortReason);
     });
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      sink,
-      controller.signal,
-    );
+    const outcome = await runOnce(vmm, sink, controller.signal);
     expect(outcome).toMatchObject({ ok: false, aborted: true, logTail: ['step 1'] });
     expect(outcome).not.toHaveProperty('code');
     await expectNothingLeft(vmm);
@@ -613,11 +567,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
     const controller = new AbortController();
     controller.abort({ kind: 'cancel' } satisfies AbortReason);
     const vmm = new StandInGuestVmm(() => undefined);
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
-      controller.signal,
-    );
+    const outcome = await runOnce(vmm, new RecordingSink(), controller.signal);
     expect(outcome).toMatchObject({ ok: false, aborted: true });
     expect(vmm.processes).toEqual([]);
   });
@@ -625,11 +575,7 @@ describe('VmBuildRunner with a stand-in guest', () => {
   it('fails vm_boot_failed without starting anything when the guest image is missing', async () => {
     await rm(path.join(dir, 'image', 'rootfs.img'));
     const vmm = new StandInGuestVmm(() => undefined);
-    const outcome = await runner(vmm).run(
-      { build, registryToken: 't', secrets: {} },
-      new RecordingSink(),
-      new AbortController().signal,
-    );
+    const outcome = await runOnce(vmm);
     expect(outcome).toMatchObject({
       ok: false,
       code: 'vm_boot_failed',
