@@ -15,13 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { median } from './median.js';
 import { summaryEntry } from './summarize-entry.js';
-import { E2eClient } from '../test/helpers/e2e-client.js';
-import {
-  disposeE2eDaemon,
-  REPO_ROOT,
-  seedBaseImage,
-  startE2eDaemon,
-} from '../test/helpers/e2e-daemon.js';
+import { startVmBenchDaemon } from './vm-bench-daemon.js';
+import { disposeE2eDaemon, REPO_ROOT } from '../test/helpers/e2e-daemon.js';
 import { writeSourceTarball } from '../test/helpers/e2e-source.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -38,26 +33,15 @@ interface Sample {
 }
 
 async function main(): Promise<void> {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-e2e-'));
-  const daemon = await startE2eDaemon({
-    env: {
-      KILN_MAX_CONCURRENT_BUILDS: '1',
-      KILN_DEFAULT_MEMORY_MB: '1024',
-      KILN_DEFAULT_CPUS: '1',
-      KILN_SCRATCH_BYTES: '8G',
-    },
+  const { daemon, client, vmm } = await startVmBenchDaemon({
+    KILN_MAX_CONCURRENT_BUILDS: '1',
+    KILN_DEFAULT_MEMORY_MB: '1024',
+    KILN_DEFAULT_CPUS: '1',
+    KILN_SCRATCH_BYTES: '8G',
   });
+  const work = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-e2e-'));
   const samples: Sample[] = [];
-  const selectedLine = daemon.logLines.find((l) => l.msg === 'VMM selected');
-  const selected = selectedLine
-    ? { name: selectedLine.vmm, accel: selectedLine.accel, reason: selectedLine.reason }
-    : null;
   try {
-    await seedBaseImage(daemon, await daemon.token('operator', ['registry:admin']));
-    const client = new E2eClient(
-      daemon,
-      await daemon.token('bench', ['builds:write', 'builds:read']),
-    );
     for (let i = 0; i < ROUNDS; i++) {
       const src = await writeSourceTarball(path.join(work, `src-${i}.tar.gz`), {
         Dockerfile: [
@@ -105,7 +89,7 @@ async function main(): Promise<void> {
     benchmark: 'build-e2e',
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 1024 ** 3) },
-    vmm: selected,
+    vmm,
     rounds: ROUNDS,
     succeeded: ok.length,
     medianBootToAgentSeconds: median(

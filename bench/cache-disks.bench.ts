@@ -20,13 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { median } from './median.js';
 import { summaryEntry } from './summarize-entry.js';
-import { E2eClient } from '../test/helpers/e2e-client.js';
-import {
-  disposeE2eDaemon,
-  REPO_ROOT,
-  seedBaseImage,
-  startE2eDaemon,
-} from '../test/helpers/e2e-daemon.js';
+import { startVmBenchDaemon } from './vm-bench-daemon.js';
+import { disposeE2eDaemon, REPO_ROOT } from '../test/helpers/e2e-daemon.js';
 import { writeSourceTarball } from '../test/helpers/e2e-source.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -67,27 +62,18 @@ interface Sample {
 }
 
 async function main(): Promise<void> {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-caches-'));
-  const daemon = await startE2eDaemon({
-    env: {
-      KILN_MAX_CONCURRENT_BUILDS: '1',
-      KILN_DEFAULT_MEMORY_MB: '1024',
-      KILN_DEFAULT_CPUS: '1',
-      KILN_SCRATCH_BYTES: '8G',
-      KILN_CACHE_DISK_BYTES: '4G',
-      KILN_BOOT_TIMEOUT_SECONDS: '180',
-    },
+  const { daemon, token, client, vmm } = await startVmBenchDaemon({
+    KILN_MAX_CONCURRENT_BUILDS: '1',
+    KILN_DEFAULT_MEMORY_MB: '1024',
+    KILN_DEFAULT_CPUS: '1',
+    KILN_SCRATCH_BYTES: '8G',
+    KILN_CACHE_DISK_BYTES: '4G',
+    KILN_BOOT_TIMEOUT_SECONDS: '180',
   });
+  const work = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-caches-'));
   const samples: Sample[] = [];
-  const selectedLine = daemon.logLines.find((l) => l.msg === 'VMM selected');
-  const selected = selectedLine
-    ? { name: selectedLine.vmm, accel: selectedLine.accel, reason: selectedLine.reason }
-    : null;
   let disk: unknown = null;
   try {
-    await seedBaseImage(daemon, await daemon.token('operator', ['registry:admin']));
-    const token = await daemon.token('bench', ['builds:write', 'builds:read']);
-    const client = new E2eClient(daemon, token);
     const lock = Array.from({ length: PACKAGES }, (_, i) => `pkg-${i}`).join('\n');
     for (let round = 0; round <= WARM_ROUNDS; round++) {
       const src = await writeSourceTarball(path.join(work, `src-${round}.tar.gz`), {
@@ -141,7 +127,7 @@ async function main(): Promise<void> {
     benchmark: 'cache-disks',
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 1024 ** 3) },
-    vmm: selected,
+    vmm,
     engine: 'buildah',
     packages: PACKAGES,
     warmRounds: WARM_ROUNDS,

@@ -30,14 +30,9 @@ import { pino } from 'pino';
 import { bootOnce } from './guest-boot-timer.js';
 import { median } from './median.js';
 import { packSourceContext, sha256File } from './source-context.js';
+import { startVmBenchDaemon } from './vm-bench-daemon.js';
 import { QemuVmm } from '../src/vm/qemu/qemu-vmm.js';
-import { E2eClient } from '../test/helpers/e2e-client.js';
-import {
-  disposeE2eDaemon,
-  REPO_ROOT,
-  seedBaseImage,
-  startE2eDaemon,
-} from '../test/helpers/e2e-daemon.js';
+import { disposeE2eDaemon, REPO_ROOT } from '../test/helpers/e2e-daemon.js';
 import buildGuestImage from '../test/helpers/guest-image-setup.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -138,18 +133,16 @@ async function measure(engine: EngineName, imageDir: string): Promise<void> {
     floors.push((await bootOnce(vmm, imageDir, 'floor', i)).seconds);
   }
 
-  const daemon = await startE2eDaemon({
-    env: {
-      KILN_MAX_CONCURRENT_BUILDS: '1',
-      KILN_SCRATCH_BYTES: '16G',
-    },
+  const {
+    daemon,
+    client,
+    vmm: selected,
+  } = await startVmBenchDaemon({
+    KILN_MAX_CONCURRENT_BUILDS: '1',
+    KILN_SCRATCH_BYTES: '16G',
   });
-  const selectedLine = daemon.logLines.find((l) => l.msg === 'VMM selected');
   const samples: Sample[] = [];
   try {
-    await seedBaseImage(daemon, await daemon.token('operator', ['registry:admin']));
-    const token = await daemon.token('bench', ['builds:write', 'builds:read']);
-    const client = new E2eClient(daemon, token);
     const sha = await sha256File(archive);
     for (let i = 0; i < ROUNDS; i++) {
       const startedAt = Date.now();
@@ -227,7 +220,7 @@ async function measure(engine: EngineName, imageDir: string): Promise<void> {
     quick: QUICK,
     engine,
     host: { cpus: os.cpus().length, loadavg: os.loadavg() },
-    vmm: selectedLine ? { name: selectedLine.vmm, accel: selectedLine.accel } : null,
+    vmm: selected ? { name: selected.name, accel: selected.accel } : null,
     context: { ...context, dockerfile: DOCKERFILE },
     rounds: ROUNDS,
     /** Agent-reported (guest clock) medians; unpack and tar are both guest-clock seconds. */
