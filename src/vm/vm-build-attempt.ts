@@ -609,33 +609,23 @@ export class VmBuildAttempt {
   private async cleanup(): Promise<void> {
     for (const cancel of this.timers.splice(0)) cancel();
     this.session?.close();
-    if (this.handle) {
-      try {
-        await this.handle.kill();
-      } catch (err) {
-        this.deps.logger.error(
-          { err, buildId: this.input.build.id },
-          'killing the builder VM failed',
-        );
-      }
-    }
-    if (this.egressProxy) {
-      try {
-        await this.egressProxy.close();
-      } catch (err) {
-        this.deps.logger.error(
-          { err, buildId: this.input.build.id },
-          'closing the egress proxy failed',
-        );
-      }
-    }
-    try {
+    const { handle, egressProxy } = this;
+    if (handle) await this.tryStep('killing the builder VM', () => handle.kill());
+    if (egressProxy) await this.tryStep('closing the egress proxy', () => egressProxy.close());
+    // Left in the ledger when it fails: the next recover() retries.
+    await this.tryStep('removing the run dir', async () => {
       await rm(this.runDir, { recursive: true, force: true });
       await this.deps.ledger.remove(this.input.build.id);
-    } catch (err) {
-      // Left in the ledger: the next recover() retries.
-      this.deps.logger.error({ err, buildId: this.input.build.id }, 'removing the run dir failed');
-    }
+    });
     this.move({ kind: 'ended' });
+  }
+
+  /** One cleanup step: a failure is logged and the next step still runs. */
+  private async tryStep(what: string, step: () => Promise<unknown>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      this.deps.logger.error({ err, buildId: this.input.build.id }, `${what} failed`);
+    }
   }
 }
