@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { resealTarHeader } from './reseal-tar-header.js';
 import { unpackSource } from '../../agent/source/unpack-source.js';
 import { isArchiveError } from '../../common/archive/archive-error.js';
 import { MAX_METADATA_BYTES } from '../../common/archive/archive-limits.js';
@@ -57,16 +58,6 @@ async function codes(archive: Buffer): Promise<{ host: string; guest: string }> 
   return { host: hostCode(archive), guest: (await guest(archive)).code };
 }
 
-/** Rewrites the checksum of the header at `offset` after a test edited it. */
-function reseal(archive: Buffer, offset = 0): Buffer {
-  const h = archive.subarray(offset, offset + 512);
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return archive;
-}
-
 describe('host and guest read an archive the same way', () => {
   it('reads an extension header after a pax size with its own size, the entry with the pax size', async () => {
     const data = 'z'.repeat(600);
@@ -84,7 +75,7 @@ describe('host and guest read an archive the same way', () => {
   it('refuses a global pax header that sets a path with SOURCE_FORBIDDEN_ENTRY', async () => {
     const global = paxEntry({ path: 'elsewhere' });
     global[156] = 'g'.charCodeAt(0);
-    const archive = tarArchive(reseal(global), tarEntry({ name: 'f', content: 'x' }));
+    const archive = tarArchive(resealTarHeader(global), tarEntry({ name: 'f', content: 'x' }));
     expect(await codes(archive)).toEqual({
       host: 'SOURCE_FORBIDDEN_ENTRY',
       guest: 'SOURCE_FORBIDDEN_ENTRY',
@@ -121,7 +112,7 @@ describe('host and guest read an archive the same way', () => {
       tarEntry({ name: 'g', content: 'x' }),
     );
     archive.write('0000000001\0j', 512 + 512 + 124, 'latin1');
-    expect(await codes(reseal(archive, 1024))).toEqual({
+    expect(await codes(resealTarHeader(archive, 1024))).toEqual({
       host: 'SOURCE_CORRUPT',
       guest: 'SOURCE_CORRUPT',
     });
@@ -131,7 +122,7 @@ describe('host and guest read an archive the same way', () => {
     const archive = tarArchive(tarEntry({ name: 'f', content: 'x' }));
     archive.write('ustar  \0', 257, 'latin1');
     archive.write('../../14515331212', 345, 'latin1');
-    reseal(archive);
+    resealTarHeader(archive);
     expect(await codes(archive)).toEqual({ host: 'ok', guest: 'ok' });
   });
 
