@@ -8,17 +8,10 @@ import type { BuildJob } from '../../common/protocol/build-job.js';
 import { createBuildJob } from '../../src/vm/build-job-factory.js';
 import { writeConfigVolume } from '../../src/vm/config-volume.js';
 import { tarArchive } from '../helpers/tar-builder.js';
-import { makeTestBuild } from '../vm/vm-test-build.js';
-
-const limits = { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 };
+import { makeTestBuild, TEST_JOB_OPTIONS } from '../vm/vm-test-build.js';
 
 function job(): BuildJob {
-  return createBuildJob(makeTestBuild(), {
-    guestRegistryAddress: '10.0.2.100:5000',
-    guestEgressProxyAddress: '10.0.2.100:3128',
-    limits,
-    mirrorUpstreams: [],
-  });
+  return createBuildJob(makeTestBuild(), TEST_JOB_OPTIONS);
 }
 
 async function failure(p: Promise<unknown>): Promise<{ code: string; message: string }> {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { createBuildJob } from '../../src/vm/build-job-factory.js';
-import { makeTestBuild } from '../vm/vm-test-build.js';
+import { makeTestBuild, TEST_JOB_OPTIONS } from '../vm/vm-test-build.js';
 
 describe('KILN_BUILDKIT_FRONTEND', () => {
   it('defaults to the built-in frontend, also when set to builtin', () => {
@@ -37,12 +37,7 @@ describe('KILN_BUILDKIT_FRONTEND', () => {
 });
 
 describe('build.json for BuildKit', () => {
-  const options = {
-    guestRegistryAddress: '10.0.2.100:5000',
-    guestEgressProxyAddress: '10.0.2.100:3128',
-    limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
-    mirrorUpstreams: [],
-  };
+  const options = TEST_JOB_OPTIONS;
 
   it('names the frontend image, or null for the built-in one, and the engine the build asked for', () => {
     expect(createBuildJob(makeTestBuild(), options).buildkitFrontend).toBeNull();

@@ -6,7 +6,7 @@ import {
   resolveLayerCompression,
 } from '../../src/config/layer-compression-config.js';
 import { createBuildJob } from '../../src/vm/build-job-factory.js';
-import { makeTestBuild } from '../vm/vm-test-build.js';
+import { makeTestBuild, TEST_JOB_OPTIONS } from '../vm/vm-test-build.js';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -84,12 +84,7 @@ describe('KILN_LAYER_COMPRESSION', () => {
 });
 
 describe('build.json layerCompression', () => {
-  const options = {
-    guestRegistryAddress: '10.0.2.100:5000',
-    guestEgressProxyAddress: '10.0.2.100:3128',
-    limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
-    mirrorUpstreams: [],
-  };
+  const options = TEST_JOB_OPTIONS;
 
   it('carries what each engine pushes to the guest, and the default without it', () => {
     const { engines } = resolveLayerCompression({ format: 'none', level: null });

@@ -1,4 +1,5 @@
 import type { Build, BuildRequest } from '../../src/builds/build.js';
+import type { createBuildJob } from '../../src/vm/build-job-factory.js';
 
 /** A queued Build as the manager would hand it to a runner; fields overridable per test. */
 export function makeTestBuild(
@@ -47,3 +48,14 @@ export function makeTestBuild(
     timings: { marks: [], afterFinish: null },
   };
 }
+
+/**
+ * createBuildJob's options as a runner under test passes them: the guest's registry and egress
+ * proxy addresses of the stand-in network, small limits, no mirror upstreams.
+ */
+export const TEST_JOB_OPTIONS = {
+  guestRegistryAddress: '10.0.2.100:5000',
+  guestEgressProxyAddress: '10.0.2.100:3128',
+  limits: { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 },
+  mirrorUpstreams: [],
+} as const satisfies Parameters<typeof createBuildJob>[1];

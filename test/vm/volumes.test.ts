@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { list as listTar } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTestBuild } from './vm-test-build.js';
+import { makeTestBuild, TEST_JOB_OPTIONS } from './vm-test-build.js';
 import { buildJobSchema } from '../../common/protocol/build-job.js';
 import type { Build } from '../../src/builds/build.js';
 import { createBuildJob } from '../../src/vm/build-job-factory.js';
@@ -14,8 +14,6 @@ import { prepareSourceVolume } from '../../src/vm/source-volume.js';
 function build(request: Partial<Build['request']> = {}): Build {
   return makeTestBuild({ request });
 }
-
-const limits = { maxUnpackedBytes: 5000, maxEntries: 10, maxPathBytes: 255 };
 
 describe('volumes', () => {
   let dir: string;
@@ -28,12 +26,7 @@ describe('volumes', () => {
 
   it('writes the config volume as an uncompressed tar holding only build.json, in whole sectors', async () => {
     const file = path.join(dir, 'config.tar');
-    const job = createBuildJob(build(), {
-      guestRegistryAddress: '10.0.2.100:5000',
-      guestEgressProxyAddress: '10.0.2.100:3128',
-      limits,
-      mirrorUpstreams: [],
-    });
+    const job = createBuildJob(build(), TEST_JOB_OPTIONS);
     await writeConfigVolume(file, job);
 
     const raw = await readFile(file);
@@ -54,9 +47,7 @@ describe('volumes', () => {
 
   it('describes the build in build.json without secrets, tagging the build id only without image_name', () => {
     const job = createBuildJob(build(), {
-      guestRegistryAddress: '10.0.2.100:5000',
-      guestEgressProxyAddress: '10.0.2.100:3128',
-      limits,
+      ...TEST_JOB_OPTIONS,
       mirrorUpstreams: ['ghcr.io', 'docker.io'],
     });
     expect(job.registry).toEqual({
@@ -82,12 +73,7 @@ describe('volumes', () => {
   });
 
   it('adds the latest tag when the build names its image', () => {
-    const job = createBuildJob(build({ imageName: 'web' }), {
-      guestRegistryAddress: '127.0.0.1:5000',
-      guestEgressProxyAddress: '10.0.2.100:3128',
-      limits,
-      mirrorUpstreams: [],
-    });
+    const job = createBuildJob(build({ imageName: 'web' }), TEST_JOB_OPTIONS);
     expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'latest']);
   });
 
@@ -103,12 +89,7 @@ describe('volumes', () => {
         }),
         repository: 'acme/web',
       },
-      {
-        guestRegistryAddress: '127.0.0.1:5000',
-        guestEgressProxyAddress: '10.0.2.100:3128',
-        limits,
-        mirrorUpstreams: [],
-      },
+      TEST_JOB_OPTIONS,
     );
     expect(job.registry.repository).toBe('acme/web');
     expect(job.registry.tags).toEqual(['b_aaaaaaaaaaaaaaaaaaaa', 'v1', 'stable']);

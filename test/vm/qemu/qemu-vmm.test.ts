@@ -13,7 +13,7 @@ import { isRecordedProcessAlive, readProcessStartTicks } from '../../../src/vm/p
 import { QemuVmm } from '../../../src/vm/qemu/qemu-vmm.js';
 import { createScratchVolume } from '../../../src/vm/scratch-volume.js';
 import type { VmHandle, VmSpec } from '../../../src/vm/vmm.js';
-import { makeTestBuild } from '../vm-test-build.js';
+import { makeTestBuild, TEST_JOB_OPTIONS } from '../vm-test-build.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -38,10 +38,8 @@ describe('QemuVmm (real QEMU microvm, the real guest image)', () => {
     await writeConfigVolume(
       config,
       createBuildJob(makeTestBuild({ source: { path: source, sizeBytes: 1024 } }), {
-        guestRegistryAddress: '10.0.2.100:5000',
-        guestEgressProxyAddress: '10.0.2.100:3128',
-        limits: { maxUnpackedBytes: 1e6, maxEntries: 10, maxPathBytes: 255 },
-        mirrorUpstreams: [],
+        ...TEST_JOB_OPTIONS,
+        limits: { ...TEST_JOB_OPTIONS.limits, maxUnpackedBytes: 1e6 },
       }),
     );
     const scratch = path.join(runDir, 'scratch.img');
