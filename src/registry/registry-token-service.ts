@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { jwtVerify, SignJWT } from 'jose';
+import { KeyObject, randomUUID, sign as signBytes } from 'node:crypto';
+import { jwtVerify } from 'jose';
 import type { AccessEntry } from './access-scope.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
 import type { Clock } from '../../common/time/clock.js';
@@ -28,6 +28,10 @@ export const BUILD_SUBJECT_PREFIX = 'build:';
  */
 export class RegistryTokenService {
   private readonly key: SigningKey;
+  /** The private key as node:crypto signs with it, made once. */
+  private readonly signingKey: KeyObject;
+  /** The protected header, the same for every token: encoded once. */
+  private readonly encodedHeader: string;
   private readonly audience: string;
   private readonly clock: Clock;
   private readonly verified = new VerifiedTokenCache<RegistryTokenClaims>({
@@ -37,35 +41,60 @@ export class RegistryTokenService {
   constructor(options: { key: SigningKey; audience: string; clock: Clock }) {
     if (options.audience === '') throw new Error('registry token audience must not be empty');
     this.key = options.key;
+    this.signingKey = KeyObject.from(options.key.privateKey);
+    this.encodedHeader = base64url(
+      JSON.stringify({ alg: TOKEN_ALG, kid: options.key.kid, typ: 'JWT' }),
+    );
     this.audience = options.audience;
     this.clock = options.clock;
   }
 
   /**
    * Signs a token for `sub` with `access`, valid `lifetimeSeconds` from now; `attempt` binds a
-   * build's token to one run of it.
+   * build's token to one run of it. The promise form of {@link signNow}.
    */
-  async sign(
+  sign(
     sub: string,
     access: readonly AccessEntry[],
     lifetimeSeconds: number,
     attempt: string | null = null,
   ): Promise<{ token: string; issuedAt: Date; expiresIn: number }> {
+    return Promise.resolve(this.signNow(sub, access, lifetimeSeconds, attempt));
+  }
+
+  /**
+   * Signs a token at once, on this thread: the compact JWS (RFC 7515 §7.1) of the claims with
+   * ES256 (RFC 7518 §3.4: the signature is R || S, 32 bytes each, which `ieee-p1363` gives).
+   * node:crypto's one-shot sign takes ~0.05 ms where WebCrypto's, through jose, queues a job
+   * on the thread pool and resolves a promise chain per token (~0.2 ms of the main thread's
+   * time per build in the queue benchmark). Verification stays with jose.
+   */
+  signNow(
+    sub: string,
+    access: readonly AccessEntry[],
+    lifetimeSeconds: number,
+    attempt: string | null = null,
+  ): { token: string; issuedAt: Date; expiresIn: number } {
     const issuedAt = this.clock.now();
     const iat = Math.floor(issuedAt.getTime() / 1000);
     const expiresIn = Math.max(1, Math.floor(lifetimeSeconds));
-    const claims = attempt === null ? { access: [...access] } : { access: [...access], attempt };
-    const token = await new SignJWT(claims)
-      .setProtectedHeader({ alg: TOKEN_ALG, kid: this.key.kid, typ: 'JWT' })
-      .setIssuer(TOKEN_ISSUER)
-      .setAudience(this.audience)
-      .setSubject(sub)
-      .setIssuedAt(iat)
-      .setNotBefore(iat)
-      .setExpirationTime(iat + expiresIn)
-      .setJti(randomUUID())
-      .sign(this.key.privateKey);
-    return { token, issuedAt, expiresIn };
+    const payload = {
+      access: [...access],
+      ...(attempt === null ? {} : { attempt }),
+      iss: TOKEN_ISSUER,
+      aud: this.audience,
+      sub,
+      iat,
+      nbf: iat,
+      exp: iat + expiresIn,
+      jti: randomUUID(),
+    };
+    const signingInput = `${this.encodedHeader}.${base64url(JSON.stringify(payload))}`;
+    const signature = signBytes('sha256', Buffer.from(signingInput, 'utf8'), {
+      key: this.signingKey,
+      dsaEncoding: 'ieee-p1363',
+    });
+    return { token: `${signingInput}.${signature.toString('base64url')}`, issuedAt, expiresIn };
   }
 
   /**
@@ -100,6 +129,10 @@ export class RegistryTokenService {
     this.verified.set(token, claims, { nbf: payload.nbf ?? 0, exp: payload.exp });
     return claims;
   }
+}
+
+function base64url(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64url');
 }
 
 function parseAccessClaim(value: unknown): AccessEntry[] | null {
