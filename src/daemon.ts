@@ -31,6 +31,7 @@ import { createRegistry, type Registry } from './registry/create-registry.js';
 import { BaseImageFailures } from './registry/mirror/base-image-failures.js';
 import { RegistryTokenService } from './registry/registry-token-service.js';
 import { DATABASE_FILE, openDatabase } from './storage/database.js';
+import { WalCheckpointer } from './storage/wal-checkpointer.js';
 import { KilnMetrics } from './telemetry/kiln-metrics.js';
 import type { Scheduler } from './time/scheduler.js';
 import { createVmBuildRunner } from './vm/create-vm-build-runner.js';
@@ -138,6 +139,11 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
   const dataDir = config.server.dataDir;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase(path.join(dataDir, DATABASE_FILE));
+  const checkpointer = new WalCheckpointer({
+    db,
+    scheduler,
+    logger: logger.child({ component: 'storage' }),
+  });
   let registry: Registry | undefined;
   try {
     const keys = await loadOrCreateKeys(dataDir);
@@ -343,6 +349,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       await step(() => runner.close());
       server.closeAllConnections();
       await step(() => serverClosed);
+      await step(() => checkpointer.close());
       await step(() => {
         db.close();
       });
@@ -366,6 +373,7 @@ export async function createDaemon(config: Config, deps: DaemonDeps): Promise<Da
       async start() {
         if (state !== 'created') throw new Error(`Daemon.start() called while ${state}`);
         state = 'starting';
+        checkpointer.start();
         server.listen(config.server.port, config.server.host);
         await once(server, 'listening');
         bound = server.address() as AddressInfo;
