@@ -469,6 +469,10 @@ export class BuildManager implements BuildActivity {
     const { build, controller } = running;
     const log = this.o.logger.child({ buildId: build.id, tenant: build.tenant });
     let outcome: RunOutcome;
+    // The run goes on in a later turn of the event loop. A run that ends at once (a runner
+    // failing fast, the benchmark's stand-in) is otherwise followed by the next launch within
+    // the same chain of promise reactions, and a drained queue holds every request off.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       const secrets = {
         ...this.o.secrets.values(build.tenant, build.request.secretIds),

@@ -337,6 +337,33 @@ describe('BuildManager time account', () => {
   });
 });
 
+describe('BuildManager scheduling', () => {
+  it('lets the event loop turn between queued runs that end as soon as they start', async () => {
+    const runner = new FakeBuildRunner();
+    const h = await harness({ KILN_MAX_CONCURRENT_BUILDS: '1' }, undefined, runner);
+    const builds: Build[] = [];
+    for (let i = 0; i < 6; i++) builds.push(await submit(h, 'acme'));
+    await runner.waitForRuns(1);
+    // From now on every run ends at once, as a runner failing fast does.
+    const started = runner.run.bind(runner);
+    runner.run = (input, sink, signal) => {
+      const outcome = started(input, sink, signal);
+      runner.runOf(input.build.id).finish(okOutcome(`${input.build.repository}:x`));
+      return outcome;
+    };
+    runner.runOf(builds[0]!.id).finish(okOutcome(`${builds[0]!.repository}:x`));
+    // Had every later run started in the same chain of promise reactions, all six would have
+    // started before this callback (and any request waiting on I/O) got its turn.
+    const runsAtNextTurn = await new Promise<number>((resolve) => {
+      setImmediate(() => {
+        resolve(runner.runs.length);
+      });
+    });
+    expect(runsAtNextTurn).toBeLessThan(6);
+    await eventually(() => builds.every((b) => statusOf(h, b) === 'ready'));
+  });
+});
+
 describe('BuildManager accept', () => {
   it('streams into a fresh directory under <data>/builds and removes it when the upload fails', async () => {
     const h = await harness();
