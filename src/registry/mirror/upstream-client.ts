@@ -453,8 +453,22 @@ function requestHead(
   if (authorization !== undefined) headers.authorization = authorization;
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = send(url, { method: 'GET', headers, signal }, resolve);
-    req.once('error', reject);
+    // The signal is not given to request(): Node hands it to the agent's socket, which may
+    // outlive the request, and destroys it with the abort's error where nobody may listen (a
+    // socket not yet or no longer the request's), crashing the process. Here an abort destroys
+    // the request while it lasts, without an error: the request then fails with "socket hang
+    // up", its body with "aborted", and the caller reads the cause from the signal.
+    const req = send(url, { method: 'GET', headers }, resolve);
+    const onAbort = () => {
+      req.destroy();
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => {
+      signal.removeEventListener('abort', onAbort);
+    });
+    // Kept for the request's life: a destroyed request may emit more than one error.
+    req.on('error', reject);
     req.end();
   });
 }
