@@ -12,6 +12,7 @@ const CLIENT_TESTS = [
   'test/registry/mirror-pull-through.test.ts',
   'test/registry/mirror-eviction.test.ts',
   'test/registry/mirror-corrupt-upstream.test.ts',
+  'test/registry/mirror-prefetch.test.ts',
   'test/agent/buildah-engine-registry.test.ts',
   'test/helpers/test-fixtures.test.ts',
   'test/admin/backup-data-dir.test.ts',

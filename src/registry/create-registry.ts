@@ -75,6 +75,8 @@ export interface Registry {
   collector: BlobCollector;
   /** Least-recently-used eviction of mirrored content over `KILN_MIRROR_MAX_BYTES`. */
   evictor: MirrorEvictor;
+  /** The pull-through mirror (its downloads and prefetches under way, for tests). */
+  mirror: RegistryMirror;
   /** Runs one eviction now, after any sweep or eviction under way (for tests and operators). */
   evictMirror(): Promise<EvictionReport>;
   /** How many blobs are stored and their bytes (for /metrics). */
@@ -205,6 +207,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     app,
     collector,
     evictor,
+    mirror,
     evictMirror: queueEviction,
     blobTotals: () => store.blobTotals(),
     namespaceTotals: () => store.namespaceTotals(),

@@ -4,12 +4,14 @@ import type { AddressInfo } from 'node:net';
 /**
  * A small HTTP proxy in front of a test upstream registry: it counts blob downloads per
  * digest and, for digests in `corrupt`, flips one byte of the blob it passes on — the test
- * double of an upstream (or a path to it) that serves bad bytes.
+ * double of an upstream (or a path to it) that serves bad bytes. For digests in `stall` it
+ * passes on the headers and the first chunk, then nothing more (an upstream that hangs).
  */
 export class UpstreamProxy {
   /** Blob downloads the upstream answered 200, per digest. */
   readonly blobGets = new Map<string, number>();
   readonly corrupt = new Set<string>();
+  readonly stall = new Set<string>();
   /**
    * When set, blob GETs are answered `307` to `<redirectBlobs>/<digest>` (another origin, as
    * Docker Hub sends blobs to its CDN); `blobAuthorization` records what each one carried.
@@ -44,12 +46,14 @@ export class UpstreamProxy {
           }
           res.writeHead(up.statusCode ?? 502, up.headers);
           let flipped = digest === undefined || !this.corrupt.has(digest) || up.statusCode !== 200;
+          const stalls = digest !== undefined && this.stall.has(digest) && up.statusCode === 200;
           up.on('data', (chunk: Buffer) => {
             if (!flipped && chunk.length > 0) {
               chunk[0] = (chunk[0] ?? 0) ^ 0xff;
               flipped = true;
             }
             res.write(chunk);
+            if (stalls) up.pause();
           });
           up.on('end', () => res.end());
           up.on('error', () => res.destroy());

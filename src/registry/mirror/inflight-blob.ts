@@ -84,6 +84,8 @@ export class InflightBlob {
   /** Every byte arrived and the digest matched: readers may have the last byte. */
   private verified = false;
   private state: 'running' | 'stored' | 'failed' = 'running';
+  /** The download failed (set at once; `state` follows once the file writes have drained). */
+  private refused = false;
   private error: Error | null = null;
   private readers = 0;
   private closed = false;
@@ -114,6 +116,11 @@ export class InflightBlob {
   /** Stops the download (shutdown): readers get the error, nothing is stored. */
   abort(reason: Error): void {
     if (this.state === 'running') this.options.upstream.abort(reason);
+  }
+
+  /** True once the download failed: it will store nothing, and a new request must not join it. */
+  get failed(): boolean {
+    return this.refused;
   }
 
   /** Bytes received so far. */
@@ -350,6 +357,7 @@ export class InflightBlob {
       this.state = 'stored';
       this.events.emit('change');
     } catch (err) {
+      this.refused = true;
       clearTimeout(idle);
       await this.drained().catch(() => undefined);
       this.state = 'failed';

@@ -88,7 +88,10 @@ async function mirrorManifest(
   else if (!isValidTag(reference)) {
     throw new OciError('MANIFEST_INVALID', 'invalid tag', { detail: { tag: reference } });
   }
-  const { manifest } = await mirror.manifest(name, ref);
+  const served = await mirror.manifest(name, ref);
+  const { manifest } = served;
+  // A client that GETs an image manifest asks for its blobs next: start fetching them.
+  if (c.req.method === 'GET') mirror.prefetch(name, served);
   const headers = {
     'Content-Type': manifest.mediaType,
     'Content-Length': String(manifest.size),

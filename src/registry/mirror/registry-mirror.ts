@@ -1,6 +1,7 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { BlobPrefetcher } from './blob-prefetcher.js';
 import { InflightBlob } from './inflight-blob.js';
 import { seededName, type MirrorName } from './mirror-name.js';
 import { SingleFlight } from './single-flight.js';
@@ -12,13 +13,49 @@ import { MIRROR_NAMESPACE } from '../../auth/scopes.js';
 import type { MirrorConfig } from '../../config/mirror-config.js';
 import { syncPath } from '../../storage/sync-path.js';
 import type { BlobStore } from '../blob-store.js';
-import { digestOf, looksLikeDigest, tryParseDigest, type ParsedDigest } from '../digest.js';
+import {
+  digestOf,
+  looksLikeDigest,
+  parseDigest,
+  tryParseDigest,
+  type ParsedDigest,
+} from '../digest.js';
 import { parseManifest } from '../manifest-document.js';
 import { OciError } from '../oci-error.js';
 import type { RegistryStore, StoredManifest } from '../registry-store.js';
 
+/** Blobs of one image prefetched at once (skopeo and the engines fetch a few at a time too). */
+const PREFETCH_PER_IMAGE = 4;
+/** Blobs prefetched at once over every image, so many cold pulls do not flood the upstream. */
+const PREFETCH_TOTAL = 8;
 /** Where a served manifest came from. */
 export type ManifestSource = 'seeded' | 'mirror' | 'upstream' | 'stale';
+
+/** A blob download under way: the upstream's answer pending, then the download itself. */
+interface Download {
+  running: Promise<InflightBlob>;
+  download: InflightBlob | null;
+}
+
+/**
+ * The size of each blob (config and layers) of an image manifest, by digest; empty for an
+ * index. Throws for a manifest that is not JSON (one the store holds was parsed when stored).
+ */
+function imageBlobSizes(manifest: StoredManifest): Map<string, number> {
+  const doc = parseManifest(manifest.content, manifest.mediaType);
+  const sizes = new Map<string, number>();
+  if (doc.manifests.length > 0 || doc.blobs.length === 0) return sizes;
+  const json = JSON.parse(manifest.content.toString('utf8')) as {
+    config?: { digest?: unknown; size?: unknown };
+    layers?: { digest?: unknown; size?: unknown }[];
+  };
+  for (const d of [json.config, ...(json.layers ?? [])]) {
+    if (typeof d?.digest === 'string' && typeof d.size === 'number') sizes.set(d.digest, d.size);
+  }
+  // Only what parseManifest names (it leaves out non-distributable layers).
+  for (const digest of [...sizes.keys()]) if (!doc.blobs.includes(digest)) sizes.delete(digest);
+  return sizes;
+}
 
 /** A manifest the mirror serves, and the repository it is stored under. */
 export interface MirroredManifest {
@@ -65,11 +102,22 @@ export class RegistryMirror {
   private readonly options: RegistryMirrorOptions;
   private readonly clients = new Map<string, UpstreamClient>();
   private readonly manifests = new SingleFlight<MirroredManifest>();
-  private readonly downloads = new Map<string, Promise<InflightBlob>>();
+  private readonly downloads = new Map<string, Download>();
+  private readonly prefetcher: BlobPrefetcher<{ name: MirrorName; digest: ParsedDigest }>;
   private counter = 0;
 
   private constructor(options: RegistryMirrorOptions) {
     this.options = options;
+    this.prefetcher = new BlobPrefetcher({
+      perImage: PREFETCH_PER_IMAGE,
+      total: PREFETCH_TOTAL,
+      fetch: async ({ name, digest }) => {
+        const found = await this.blob(name, digest);
+        if (found.kind === 'downloading') await found.download.done;
+      },
+      describe: ({ name, digest }) => ({ repository: name.local, digest: digest.text }),
+      logger: options.logger,
+    });
     for (const upstream of options.config.upstreams) {
       this.clients.set(
         upstream.name,
@@ -157,6 +205,37 @@ export class RegistryMirror {
   }
 
   /**
+   * Starts fetching, in the background, the blobs of an image manifest a client was just
+   * served and the mirror does not hold yet, so the client's blob requests that follow join
+   * downloads already under way (or find the blobs stored): the upstream round trips overlap
+   * instead of following one another. Nothing for an index (a client picks one platform; its
+   * manifest then prefetches), a seeded image, or when the blobs would take the mirror over
+   * its size limit. Each blob is still fetched once: a prefetch and a client share a download.
+   */
+  prefetch(name: MirrorName, served: MirroredManifest): void {
+    if (served.source === 'seeded') return;
+    const { store, config } = this.options;
+    let sizes: Map<string, number>;
+    try {
+      sizes = imageBlobSizes(served.manifest);
+    } catch {
+      return;
+    }
+    const missing = [...sizes].filter(([d]) => store.linkedBlobSize(name.local, d) === null);
+    if (missing.length === 0) return;
+    if (config.maxBytes > 0) {
+      const bytes = missing.reduce((sum, [, size]) => sum + size, 0);
+      if (store.mirrorUsageBytes() + bytes > config.maxBytes) return;
+    }
+    this.prefetcher.prefetch(missing.map(([d]) => ({ name, digest: parseDigest(d) })));
+  }
+
+  /** Prefetches running or waiting (for tests). */
+  get prefetchesPending(): number {
+    return this.prefetcher.pending;
+  }
+
+  /**
    * Finds a blob of a mirrored repository: stored (seeded `library/` first), else downloaded
    * from the upstream — one download per repository and digest however many ask at once.
    * Resolves once the upstream answered with the blob's headers, so its errors are known.
@@ -178,16 +257,22 @@ export class RegistryMirror {
       return { kind: 'stored', repository: name.local };
     }
     const key = `${name.local}@${digest.text}`;
-    let running = this.downloads.get(key);
-    if (running === undefined) {
-      running = this.startDownload(name, digest);
-      this.downloads.set(key, running);
+    let entry = this.downloads.get(key);
+    // A download that failed is not joined, even before it is forgotten: this request asks the
+    // upstream again rather than inherit an error it did not see (a prefetch's, say).
+    if (entry === undefined || entry.download?.failed === true) {
+      const started: Download = { running: this.startDownload(name, digest), download: null };
+      entry = started;
+      this.downloads.set(key, started);
       const forget = () => {
-        this.downloads.delete(key);
+        if (this.downloads.get(key) === started) this.downloads.delete(key);
       };
-      running.then((download) => download.done.then(forget, forget), forget);
+      started.running.then((download) => {
+        started.download = download;
+        download.done.then(forget, forget);
+      }, forget);
     }
-    return { kind: 'downloading', download: await running };
+    return { kind: 'downloading', download: await entry.running };
   }
 
   /**
@@ -195,11 +280,14 @@ export class RegistryMirror {
    * store once the registry is closed. Safe to call twice.
    */
   async close(): Promise<void> {
-    const running = [...this.downloads.values()];
+    // Stops the prefetches first (in this tick), so none starts a download after the list below.
+    const prefetches = this.prefetcher.close();
+    const running = [...this.downloads.values()].map((d) => d.running);
     const settled = await Promise.allSettled(running);
     const downloads = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     for (const d of downloads) d.abort(new Error('the registry is shutting down'));
     await Promise.allSettled(downloads.map((d) => d.done));
+    await prefetches;
   }
 
   private client(name: MirrorName): UpstreamClient {
