@@ -165,6 +165,7 @@ export async function createRegistry(deps: RegistryOptions): Promise<Registry> {
     collector,
     maxBytes: mirrorConfig.maxBytes,
     inFlight: () => buildRecord.servedManifests(),
+    unwrittenUse: (repository, digest) => mirror.unwrittenUse(repository, digest),
     logger,
     ...(deps.onMirrorEviction === undefined ? {} : { onEvicted: deps.onMirrorEviction }),
   });

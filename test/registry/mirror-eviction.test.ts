@@ -213,6 +213,43 @@ describe('mirror size limit', () => {
     expect([mirrored('a'), mirrored('b')].filter(Boolean)).toHaveLength(1);
   });
 
+  it('writes the last use of a warm manifest at most once a minute, and evicts by the later use all the same', async () => {
+    const usedAt = (name: keyof typeof images) =>
+      (
+        h.db
+          .prepare(
+            `SELECT m.used_at AS at FROM registry_manifests m
+               JOIN registry_repositories r ON r.id = m.repository_id
+              WHERE r.name = ? AND m.digest = ?`,
+          )
+          .get(`mirror/docker.io/library/${name}`, images[name].manifestDigest) as { at: number }
+      ).at;
+    const warm = async (name: keyof typeof images) => {
+      const res = await get(`mirror/docker.io/library/${name}/manifests/1`);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    };
+    await pull('a'); // fetched from the upstream
+    h.clock.advance(1000);
+    await warm('a'); // served from the store: written
+    const written = usedAt('a');
+    h.clock.advance(1000);
+    await pull('b');
+    h.clock.advance(30_000);
+    await warm('a'); // within a minute of the last write: not written, remembered
+    expect(usedAt('a')).toBe(written);
+    expect(usedAt('a')).toBeLessThan(usedAt('b'));
+    pastGrace();
+    await pull('c');
+    await h.registry.evictMirror();
+    // By the stored uses a would go; by the last uses b is the least recently used.
+    expect(mirrored('b')).toBe(false);
+    expect(mirrored('a') && mirrored('c')).toBe(true);
+    // A minute after the last write, the next use is written.
+    await warm('a');
+    expect(usedAt('a')).toBe(h.clock.now().getTime());
+  });
+
   it('never evicts what a build in flight was served, until the build ends', async () => {
     const build = await h.buildToken({ id: 'b_inflight', tenant: 'acme', repository: 'acme/app' });
     await pull('a', build);

@@ -23,6 +23,11 @@ export interface MirrorEvictorOptions {
   maxBytes: number;
   /** Manifests served to builds in flight (BuildRegistryRecord.servedManifests). */
   inFlight: () => readonly { repository: string; digest: string }[];
+  /**
+   * A later use of a manifest than the stored `used_at`, not written yet (the mirror writes a
+   * manifest's use at most once a minute: RegistryMirror.unwrittenUse); null when none.
+   */
+  unwrittenUse?: (repository: string, digest: string) => Date | null;
   logger: Logger;
   /** Told of every run that evicted something (for /metrics). */
   onEvicted?: (report: EvictionReport) => void;
@@ -128,6 +133,10 @@ export class MirrorEvictor {
       kept.add(key);
       for (const child of children.get(key) ?? []) kept.add(keyOf(repository, child));
     }
+    const usedAt = (e: ManifestEntry): Date => {
+      const later = this.o.unwrittenUse?.(e.repository, e.digest) ?? null;
+      return later !== null && later > e.usedAt ? later : e.usedAt;
+    };
     const mirrorOnly = new Map(store.mirrorOnlyBlobs().map((b) => [b.digest, b]));
     const freeable = (digest: string): number => {
       const blob = mirrorOnly.get(digest);
@@ -137,12 +146,9 @@ export class MirrorEvictor {
     let projected = usageBytes;
     for (const digest of mirrorOnly.keys()) projected -= freeable(digest);
     const lru = entries
-      .filter(
-        (e: ManifestEntry) =>
-          e.repository.startsWith(MIRROR_PREFIX) &&
-          e.usedAt < cutoff &&
-          !kept.has(keyOf(e.repository, e.digest)),
-      )
+      .filter((e) => e.repository.startsWith(MIRROR_PREFIX))
+      .map((e) => ({ ...e, usedAt: usedAt(e) }))
+      .filter((e) => e.usedAt < cutoff && !kept.has(keyOf(e.repository, e.digest)))
       .sort((a, b) => a.usedAt.getTime() - b.usedAt.getTime() || a.digest.localeCompare(b.digest));
     let manifests = 0;
     let manifestBytes = 0;

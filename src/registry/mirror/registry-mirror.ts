@@ -28,6 +28,13 @@ import type { RegistryStore, StoredManifest } from '../registry-store.js';
 const PREFETCH_PER_IMAGE = 4;
 /** Blobs prefetched at once over every image, so many cold pulls do not flood the upstream. */
 const PREFETCH_TOTAL = 8;
+/**
+ * A manifest served from the store has its last use written at most once per this many
+ * milliseconds: a warm pull then costs no write. Uses in between are kept in memory and
+ * given to the evictor (unwrittenUse), so least-recently-used eviction stays exact.
+ */
+const USE_WRITE_INTERVAL_MS = 60_000;
+
 /** Where a served manifest came from. */
 export type ManifestSource = 'seeded' | 'mirror' | 'upstream' | 'stale';
 
@@ -36,6 +43,9 @@ interface Download {
   running: Promise<InflightBlob>;
   download: InflightBlob | null;
 }
+
+/** Uses of manifests remembered before the stale ones are dropped (see used()). */
+const MAX_REMEMBERED_USES = 4096;
 
 /**
  * The size of each blob (config and layers) of an image manifest, by digest; empty for an
@@ -104,6 +114,8 @@ export class RegistryMirror {
   private readonly manifests = new SingleFlight<MirroredManifest>();
   private readonly downloads = new Map<string, Download>();
   private readonly prefetcher: BlobPrefetcher<{ name: MirrorName; digest: ParsedDigest }>;
+  /** Per `repository@digest`: when its last use was written, and a later use not written. */
+  private readonly uses = new Map<string, { written: number; unwritten: number | null }>();
   private counter = 0;
 
   private constructor(options: RegistryMirrorOptions) {
@@ -198,10 +210,41 @@ export class RegistryMirror {
     }
   }
 
-  /** Renews the last use of a mirrored manifest served from the store (eviction is LRU). */
+  /**
+   * Renews the last use of a mirrored manifest served from the store (eviction is LRU): written
+   * when the last write is USE_WRITE_INTERVAL_MS old, else kept in memory (unwrittenUse).
+   */
   private used(served: MirroredManifest): MirroredManifest {
+    const key = `${served.repository}@${served.manifest.digest}`;
+    const now = this.options.clock.now().getTime();
+    const use = this.uses.get(key);
+    if (use !== undefined && now - use.written < USE_WRITE_INTERVAL_MS) {
+      use.unwritten = now;
+      return served;
+    }
     this.options.store.touchManifest(served.repository, served.manifest.digest);
+    if (this.uses.size >= MAX_REMEMBERED_USES) this.forgetWrittenUses(now);
+    this.uses.set(key, { written: now, unwritten: null });
     return served;
+  }
+
+  /** Drops the uses whose write is old and which were not used since (they tell nothing). */
+  private forgetWrittenUses(now: number): void {
+    for (const [key, use] of this.uses) {
+      if (use.unwritten === null && now - use.written >= USE_WRITE_INTERVAL_MS) {
+        this.uses.delete(key);
+      }
+    }
+  }
+
+  /**
+   * The last use of a mirrored manifest that is not written to the store yet (a use within
+   * USE_WRITE_INTERVAL_MS of the last written one), or null; the evictor takes the later of it
+   * and the stored one.
+   */
+  unwrittenUse(repository: string, digest: string): Date | null {
+    const at = this.uses.get(`${repository}@${digest}`)?.unwritten ?? null;
+    return at === null ? null : new Date(at);
   }
 
   /**
