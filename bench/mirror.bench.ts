@@ -9,7 +9,10 @@
  *   npx tsx bench/mirror.bench.ts [--rounds N] [--quick]
  *
  * Each round pushes a fresh image (fresh random bytes, so the mirror holds none of it) and
- * alternates whether the direct pull runs before or after Kiln's two.
+ * alternates whether the direct pull runs before or after Kiln's two. The cold pull's floor is
+ * measured in the same round: the direct pull again, while a bare Node loop fetches the same
+ * blobs from Distribution, hashes and fsyncs them (storeImageFloor) — what any verifying,
+ * storing mirror adds to a cold pull on these cores and this disk, with no registry logic.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -23,6 +26,7 @@ import { pino } from 'pino';
 import { create as createTar } from 'tar';
 import { freePort, timedSkopeo, waitForPing } from './loopback-servers.js';
 import { median } from './median.js';
+import { storeImageFloor } from './mirror-store-floor.js';
 import { systemClock } from '../common/time/clock.js';
 import { ApiTokenService } from '../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../src/auth/key-store.js';
@@ -223,7 +227,12 @@ async function main(): Promise<void> {
         await rm(out, { recursive: true, force: true });
       }
     };
-    const times = { cold: [] as number[], warm: [] as number[], direct: [] as number[] };
+    const times = {
+      cold: [] as number[],
+      warm: [] as number[],
+      direct: [] as number[],
+      floor: [] as number[],
+    };
     /** CPU seconds this process (Kiln) spent serving each pull (user + system). */
     const kilnCpu = { cold: [] as number[], warm: [] as number[], direct: [] as number[] };
     const withCpu = async (kind: keyof typeof kilnCpu, run: () => Promise<number>) => {
@@ -255,8 +264,11 @@ async function main(): Promise<void> {
       times.cold.push(await withCpu('cold', () => pull(viaKiln, kilnCreds, 'cold')));
       times.warm.push(await withCpu('warm', () => pull(viaKiln, kilnCreds, 'warm')));
       if (round % 2 === 1) times.direct.push(await withCpu('direct', direct));
+      const storing = storeImageFloor(`http://${distHost}`, repo, '22-slim', root);
+      const [floorPull] = await Promise.all([direct(), storing]);
+      times.floor.push(floorPull);
       console.log(
-        `round ${round}: direct ${times.direct.at(-1)?.toFixed(2)} s, cold through the mirror ${times.cold.at(-1)?.toFixed(2)} s, warm ${times.warm.at(-1)?.toFixed(2)} s`,
+        `round ${round}: direct ${times.direct.at(-1)?.toFixed(2)} s, cold through the mirror ${times.cold.at(-1)?.toFixed(2)} s, warm ${times.warm.at(-1)?.toFixed(2)} s, direct while storing the blobs ${floorPull.toFixed(2)} s`,
       );
     }
 
@@ -264,6 +276,7 @@ async function main(): Promise<void> {
     const cold = med(times.cold);
     const warm = med(times.warm);
     const direct = med(times.direct);
+    const floor = med(times.floor);
     const coldRatio = cold / direct;
     const warmRatio = warm / direct;
     const imageMiB = LAYER_MIB.reduce((a, b) => a + b, 0);
@@ -290,6 +303,15 @@ async function main(): Promise<void> {
         directFromUpstream: { samples: times.direct, median: direct, ...spread(times.direct) },
         coldThroughMirror: { samples: times.cold, median: cold, ...spread(times.cold) },
         warmFromKiln: { samples: times.warm, median: warm, ...spread(times.warm) },
+      },
+      floors: {
+        'cold pull': {
+          what: 'the direct pull while a bare Node loop fetches, hashes and fsyncs the same blobs from Distribution, 4 at a time (bench/mirror-store-floor.ts): the least a verifying, storing mirror adds here; not judged',
+          samples: times.floor,
+          median: floor,
+          ...spread(times.floor),
+          ratioToDirect: floor / direct,
+        },
       },
       kilnCpuSeconds: {
         note: 'CPU (user + system) of the process serving Kiln during each pull; direct pulls do not touch Kiln (the figure is the bench driver alone)',
@@ -323,7 +345,7 @@ async function main(): Promise<void> {
     const outFile = path.join(import.meta.dirname, 'results', 'mirror.json');
     await mkdir(path.dirname(outFile), { recursive: true });
     await writeFile(outFile, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(JSON.stringify({ coldRatio, warmRatio }));
+    console.log(JSON.stringify({ coldRatio, warmRatio, floorRatio: floor / direct }));
   } finally {
     if (server !== null) {
       const s = server;
