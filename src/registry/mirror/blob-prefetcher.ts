@@ -62,7 +62,11 @@ export class BlobPrefetcher<T> {
   /** Starts no more prefetches and waits for those running (their downloads are the caller's to abort). */
   async close(): Promise<void> {
     this.closed = true;
-    for (const wake of this.waiting.splice(0)) wake();
+    // Each waiter wakes holding a slot, which it gives back at once.
+    for (const wake of this.waiting.splice(0)) {
+      this.active += 1;
+      wake();
+    }
     await Promise.allSettled([...this.workers]);
   }
 
@@ -86,19 +90,22 @@ export class BlobPrefetcher<T> {
     }
   }
 
+  /** Takes one of the `total` slots, waiting for one when all are taken. */
   private async slot(): Promise<void> {
     if (this.closed || this.active < this.o.total) {
       this.active += 1;
       return;
     }
+    // Woken by release() (or close()) with the slot handed over: `active` already counts it.
     await new Promise<void>((resolve) => {
       this.waiting.push(resolve);
     });
-    this.active += 1;
   }
 
+  /** Hands the slot to the worker waiting longest, else frees it. */
   private release(): void {
-    this.active -= 1;
-    this.waiting.shift()?.();
+    const next = this.waiting.shift();
+    if (next === undefined) this.active -= 1;
+    else next();
   }
 }
