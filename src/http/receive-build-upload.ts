@@ -1,4 +1,3 @@
-import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
@@ -11,6 +10,7 @@ import {
 import { SourceInspector, type SourceLimits } from '../builds/source-inspector.js';
 import type { ReceivedUpload, UploadTarget } from '../builds/upload-receiver.js';
 import { AppError, isAppError } from '../errors/app-error.js';
+import { FlushingFileWriter } from '../storage/flushing-file-writer.js';
 
 /** Largest text field accepted (an inline Dockerfile is the biggest). */
 const MAX_FIELD_BYTES = 1024 * 1024;
@@ -22,6 +22,15 @@ const MAX_FIELD_BYTES = 1024 * 1024;
  * arrived meanwhile into one writev. Bounded: a few of these per upload.
  */
 const STAGE_BYTES = 1024 * 1024;
+
+/**
+ * Bytes of the source written between two background fdatasyncs. Without them the whole
+ * upload stayed dirty in the page cache and the final fsync wrote all of it after the last
+ * byte arrived (1.4 s of a 1 GiB upload's 2.8 s); flushing as it goes overlaps the disk with
+ * the transfer and leaves the final fsync 0.01-0.08 s. 64 MiB measured no faster and leaves
+ * a longer tail.
+ */
+const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
 
 /**
  * Streams a multipart POST /builds body: text fields into memory (small, bounded), the
@@ -114,16 +123,17 @@ export async function receiveBuildUpload(options: {
       const current = new SourceInspector(limits, STAGE_BYTES);
       st.inspector = current;
       // 'wx': the build directory is new; a leftover file would be a bug, not something to
-      // overwrite. `flush`: the file is fsynced before it closes, so a build accepted (and
-      // stored as queued) keeps its whole source through a crash.
+      // overwrite. `syncOnFinish`: the file is fsynced before the pipeline resolves, so a
+      // build accepted (and stored as queued) keeps its whole source through a crash.
       const done = pipeline(
         stream,
         current,
-        createWriteStream(partialPath, {
+        new FlushingFileWriter({
+          file: partialPath,
           flags: 'wx',
-          mode: 0o600,
+          flushEveryBytes: FLUSH_EVERY_BYTES,
           highWaterMark: STAGE_BYTES,
-          flush: true,
+          syncOnFinish: true,
         }),
       );
       st.fileDone = done;
