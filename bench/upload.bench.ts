@@ -11,6 +11,11 @@
  * daemon's peak RSS growth during an upload ≤ 64 MiB. Each figure is the median of the runs,
  * with the spread; Kiln and the reference alternate which goes first.
  *
+ * The plain tar also has a same-run floor, not judged: the same curl upload to a bare node:http
+ * server that only writes the body through the daemon's file writer and fsyncs it
+ * (bench/upload-floor-server.ts), timed right after each Kiln run. What Kiln takes beyond it is
+ * its own work (multipart parsing, the hash, the tar walk, auth and the database).
+ *
  *   npx tsx bench/upload.bench.ts [--quick] [--runs N] [--mib M] [--cpu-prof DIR] [--only tar|tar.gz]
  *
  * `--quick`: 256 MiB, one run. `--cpu-prof DIR`: the daemon writes a V8 CPU profile there.
@@ -26,6 +31,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { median } from './median.js';
+import { UploadFloorServer } from './upload-floor-server.js';
 import { tarEntry } from '../test/helpers/tar-builder.js';
 
 const execFileAsync = promisify(execFile);
@@ -247,6 +253,42 @@ async function startDaemon(dataDir: string): Promise<Daemon> {
   };
 }
 
+/** POSTs `file` as the multipart `source` part, as a client of the API would; the HTTP status. */
+async function curlUpload(url: string, file: string, token?: string): Promise<number> {
+  const { stdout } = await execFileAsync('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    ...(token === undefined ? [] : ['-H', `authorization: Bearer ${token}`]),
+    '-H',
+    'Expect:',
+    '-F',
+    `source=@${file};type=application/octet-stream`,
+    url,
+  ]);
+  return Number(stdout.trim());
+}
+
+/** One upload of `file` to the floor server (a fresh directory each time); its time in seconds. */
+async function floorUpload(root: string, file: string): Promise<number> {
+  const dir = await mkdtemp(path.join(root, 'floor-'));
+  const floor = new UploadFloorServer(dir);
+  try {
+    const url = await floor.listen();
+    let status = 0;
+    const time = await seconds(async () => {
+      status = await curlUpload(url, file);
+    });
+    if (status !== 202) throw new Error(`the floor server answered ${status}`);
+    return time;
+  } finally {
+    await floor.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * One upload by curl; returns its time and the daemon's peak RSS during it above `baselineKiB`
  * (the settled daemon's RSS before its first upload, so what earlier uploads kept counts too).
@@ -270,21 +312,7 @@ async function upload(
   const threadsBefore = threadCpuSeconds(daemon.pid);
   const mainSystemBefore = cpuSeconds(daemon.pid, daemon.pid, 'system');
   const time = await seconds(async () => {
-    const { stdout } = await execFileAsync('curl', [
-      '-sS',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '-H',
-      `authorization: Bearer ${daemon.token}`,
-      '-H',
-      'Expect:',
-      '-F',
-      `source=@${file};type=application/octet-stream`,
-      `http://127.0.0.1:${daemon.port}/builds`,
-    ]);
-    status = Number(stdout.trim());
+    status = await curlUpload(`http://127.0.0.1:${daemon.port}/builds`, file, daemon.token);
   });
   const peak = statusKiB(daemon.pid, 'VmHWM');
   return {
@@ -302,6 +330,8 @@ interface Case {
   reference: string;
   /** Runs the reference once; resolves to the CPU seconds it used. */
   runReference: () => Promise<number>;
+  /** Whether the bare-server floor is timed with it. */
+  floor: boolean;
 }
 
 /** `uptime`'s load averages (1, 5, 15 min) when the run began: the machine is shared. */
@@ -327,12 +357,14 @@ async function main(): Promise<void> {
           await rm(copy);
           return cpu;
         },
+        floor: true,
       },
       {
         name: 'tar.gz',
         file: gz,
         reference: 'gzip -dc of the file to /dev/null',
         runReference: () => shellCpu('gzip -dc "$1" > /dev/null', gz),
+        floor: false,
       },
     ];
     const cases = allCases.filter((c) => only === undefined || c.name === only);
@@ -353,6 +385,7 @@ async function main(): Promise<void> {
       const threadCpu: { main: number; mainSystem: number; others: number[] }[] = [];
       const referenceCpu: number[] = [];
       const statuses: number[] = [];
+      const floor: number[] = [];
       for (let r = 0; r < runs; r++) {
         const kilnFirst = r % 2 === 0;
         const runReference = async () => {
@@ -371,15 +404,21 @@ async function main(): Promise<void> {
         statuses.push(u.status);
         kilnCpu.push(u.cpuSeconds);
         threadCpu.push(u.threadCpu);
+        if (c.floor) floor.push(await floorUpload(root, c.file));
         if (kilnFirst) await runReference();
         console.log(
-          `${c.name} run ${r}: kiln ${u.seconds.toFixed(2)} s (HTTP ${u.status}, RSS +${u.rssGrowthMiB.toFixed(1)} MiB, CPU ${u.cpuSeconds.toFixed(2)} s: main thread ${u.threadCpu.main} s (system ${u.threadCpu.mainSystem}), others ${u.threadCpu.others.join(' ')}), reference ${reference.at(-1)?.toFixed(2)} s (CPU ${referenceCpu.at(-1)?.toFixed(2)} s), load ${os.loadavg()[0]?.toFixed(1)}`,
+          `${c.name} run ${r}: kiln ${u.seconds.toFixed(2)} s (HTTP ${u.status}, RSS +${u.rssGrowthMiB.toFixed(1)} MiB, CPU ${u.cpuSeconds.toFixed(2)} s: main thread ${u.threadCpu.main} s (system ${u.threadCpu.mainSystem}), others ${u.threadCpu.others.join(' ')}), ${c.floor ? `floor ${floor.at(-1)?.toFixed(2)} s, ` : ''}reference ${reference.at(-1)?.toFixed(2)} s (CPU ${referenceCpu.at(-1)?.toFixed(2)} s), load ${os.loadavg()[0]?.toFixed(1)}`,
         );
       }
       const kilnMedian = median(kiln) ?? Number.NaN;
       const refMedian = median(reference) ?? Number.NaN;
       const ratio = refMedian / kilnMedian;
       const peakGrowth = Math.max(...rss);
+      const floorMedian = median(floor);
+      const floorNote =
+        floorMedian === null
+          ? ''
+          : `; floor (a bare node:http server writing the body through the same writer, fsynced) ${round(bytes / MiB / floorMedian, 1)} MiB/s, ${round(refMedian / floorMedian, 2)}× the reference`;
       const accepted = statuses.every((s) => s === 202);
       summary.push(
         {
@@ -391,7 +430,7 @@ async function main(): Promise<void> {
           pass: accepted && ratio >= THROUGHPUT_TARGET,
           unit: 'MiB/s',
           better: 'higher' as const,
-          note: c.reference,
+          note: `${c.reference}${floorNote}`,
         },
         {
           name: `upload ${c.name} peak RSS growth`,
@@ -413,6 +452,13 @@ async function main(): Promise<void> {
         referenceSeconds: reference.map((s) => round(s)),
         kiln: spread(kiln),
         referenceSpread: spread(reference),
+        ...(floor.length === 0
+          ? {}
+          : {
+              floorSeconds: floor.map((s) => round(s)),
+              floorSpread: spread(floor),
+              floorMiBps: round(bytes / MiB / (floorMedian ?? Number.NaN), 1),
+            }),
         kilnMiBps: round(bytes / MiB / kilnMedian, 1),
         referenceMiBps: round(bytes / MiB / refMedian, 1),
         rssGrowthMiB: rss.map((v) => round(v, 1)),
