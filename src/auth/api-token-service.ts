@@ -6,6 +6,10 @@ import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
 import type { Clock } from '../../common/time/clock.js';
 import { AppError } from '../errors/app-error.js';
 import { isValidNameComponent } from '../registry/repository-name.js';
+import { VerifiedTokenCache } from '../registry/verified-token-cache.js';
+
+/** How many verified API tokens are remembered (a client sends one token with every request). */
+const VERIFIED_TOKENS_KEPT = 1024;
 
 /**
  * Tenant names use only lowercase letters, digits and `-`, at most 63 of them
@@ -33,6 +37,9 @@ export function isValidTenant(tenant: string): boolean {
 export class ApiTokenService {
   private readonly key: SigningKey;
   private readonly clock: Clock;
+  private readonly verified = new VerifiedTokenCache<ApiPrincipal>({
+    maxEntries: VERIFIED_TOKENS_KEPT,
+  });
 
   constructor(options: { key: SigningKey; clock: Clock }) {
     this.key = options.key;
@@ -63,8 +70,16 @@ export class ApiTokenService {
       .sign(this.key.privateKey);
   }
 
-  /** Verifies a token; throws AppError INVALID_TOKEN for anything not a valid API token. */
+  /**
+   * Verifies a token; throws AppError INVALID_TOKEN for anything not a valid API token. A token
+   * verified before is answered from memory while the clock is inside its `nbf`…`exp` window:
+   * API tokens are not revoked (they expire), so a signature that was good stays good, and a
+   * client polling `GET /builds` does not queue an ES256 verification on libuv's thread pool
+   * behind the daemon's file work for every request.
+   */
   async verify(token: string): Promise<ApiPrincipal> {
+    const known = this.verified.get(token, Math.floor(this.clock.now().getTime() / 1000));
+    if (known !== undefined) return known;
     let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
     try {
       ({ payload } = await jwtVerify(token, this.key.publicKey, {
@@ -90,6 +105,10 @@ export class ApiTokenService {
     if (typeof rawScope === 'string') {
       for (const s of rawScope.split(' ')) if (isApiScope(s)) scopes.add(s);
     }
-    return { tenant, scopes, tokenId: payload.jti };
+    const principal: ApiPrincipal = { tenant, scopes, tokenId: payload.jti };
+    if (typeof payload.exp === 'number') {
+      this.verified.set(token, principal, { nbf: payload.nbf ?? 0, exp: payload.exp });
+    }
+    return principal;
   }
 }

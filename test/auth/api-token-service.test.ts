@@ -40,6 +40,22 @@ describe('ApiTokenService', () => {
     expect(p.tokenId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it('answers a token verified before from memory only until it expires', async () => {
+    const own = new ManualClock(Date.parse('2026-05-01T12:00:00Z'));
+    const svc = new ApiTokenService({ key: keys.api, clock: own });
+    const token = await svc.create({ tenant: 'acme', scopes: ['builds:read'], ttlSeconds: 60 });
+    const first = await svc.verify(token);
+    own.advance(59_000);
+    expect(await svc.verify(token)).toBe(first);
+    const [head, body, sig] = token.split('.') as [string, string, string];
+    const flipped = `${sig.slice(0, -2)}${sig.endsWith('AA') ? 'AB' : 'AA'}`;
+    await expect(svc.verify(`${head}.${body}.${flipped}`)).rejects.toMatchObject({
+      code: 'INVALID_TOKEN',
+    });
+    own.advance(1_000);
+    await expect(svc.verify(token)).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+  });
+
   it('refuses tokens signed with the registry key or for another audience', async () => {
     const svc = new ApiTokenService({ key: keys.api, clock });
     const registrySigned = new ApiTokenService({ key: keys.registry, clock });
