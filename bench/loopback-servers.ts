@@ -1,22 +1,8 @@
 import { execFile } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
+export { freePort } from '../test/helpers/free-port.js';
 
 const execFileAsync = promisify(execFile);
-
-/** A TCP port on 127.0.0.1 that was free a moment ago (for a server the bench starts). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
 
 /** Polls `url` until it answers at all (any status), or throws the last error past the deadline. */
 export async function waitForPing(url: string, deadlineMs: number): Promise<void> {

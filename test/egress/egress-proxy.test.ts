@@ -14,6 +14,7 @@ import { EgressProxy, type EgressProxyOptions } from '../../src/egress/egress-pr
 import type { EgressResolver, ResolvedAddress } from '../../src/egress/egress-resolver.js';
 import { hostAddresses } from '../../src/egress/host-addresses.js';
 import { HostAllowlist } from '../../src/egress/host-allowlist.js';
+import { freePort } from '../helpers/free-port.js';
 import { LoopbackOnlyConnector } from '../helpers/loopback-only-connector.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
@@ -99,19 +100,6 @@ function startEcho(): Promise<void> {
       resolve();
     });
   });
-}
-
-/** A loopback port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) =>
-    s.close(() => {
-      resolve();
-    }),
-  );
-  return port;
 }
 
 async function startProxy(
