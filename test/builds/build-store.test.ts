@@ -7,6 +7,7 @@ import { BuildStore } from '../../src/builds/build-store.js';
 import { newTimeline } from '../../src/builds/build-timeline.js';
 import type { Build } from '../../src/builds/build.js';
 import { openDatabase } from '../../src/storage/database.js';
+import { testBuild } from '../helpers/test-build.js';
 
 let dir: string;
 let file: string;
@@ -35,41 +36,18 @@ afterEach(() => {
 function aBuild(): Build {
   counter += 1;
   const id = `bld_store_${counter}`;
-  return {
+  return testBuild({
     id,
-    tenant: 'acme',
-    status: 'queued',
-    request: {
-      dockerfile: null,
-      dockerfilePath: 'Dockerfile',
-      contextDir: '.',
-      buildArgs: {},
-      secretIds: [],
-      cacheScope: null,
-      timeoutSeconds: 600,
-      memoryMb: 1024,
-      cpus: 1,
-      networkMode: 'isolated',
-      imageName: null,
-    },
     source: {
       path: `/data/builds/${id}/source`,
       sizeBytes: 1,
       sha256: 'a'.repeat(64),
-      compression: 'none',
       entries: 1,
       unpackedBytes: 1,
     },
-    repository: `acme/${id}`,
-    cacheRepository: null,
     createdAt: new Date(1_000),
-    startedAt: null,
-    finishedAt: null,
-    attempts: 0,
-    result: null,
-    failure: null,
     timings: newTimeline(900, 1_000),
-  };
+  });
 }
 
 /** Makes every insert of a `type` event fail inside SQLite, as a full disk would. */

@@ -8,6 +8,7 @@ import type { Database } from 'better-sqlite3';
 import { Hono } from 'hono';
 import { pino } from 'pino';
 import { ManualClock } from './manual-clock.js';
+import { testBuild } from './test-build.js';
 import { ApiTokenService } from '../../src/auth/api-token-service.js';
 import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
@@ -61,42 +62,18 @@ export function registryTestBuild(input: {
   /** `image_tags`; the first name should be `repository`'s. */
   imageTags?: { name: string; tag: string }[];
 }): Build {
-  return {
+  return testBuild({
     id: input.id,
     tenant: input.tenant,
     status: 'building',
-    request: {
-      dockerfile: null,
-      dockerfilePath: 'Dockerfile',
-      contextDir: '.',
-      buildArgs: {},
-      secretIds: [],
-      cacheScope: null,
-      timeoutSeconds: input.timeoutSeconds ?? 600,
-      memoryMb: 1024,
-      cpus: 1,
-      networkMode: 'isolated',
-      imageName: null,
-      ...(input.imageTags === undefined ? {} : { imageTags: input.imageTags }),
-    },
-    source: {
-      path: '/nonexistent',
-      sizeBytes: 0,
-      sha256: '0'.repeat(64),
-      compression: 'none',
-      entries: 0,
-      unpackedBytes: 0,
-    },
     repository: input.repository,
     cacheRepository: input.cacheRepository ?? null,
-    createdAt: new Date(0),
-    startedAt: null,
-    finishedAt: null,
     attempts: 1,
-    result: null,
-    failure: null,
-    timings: { marks: [], afterFinish: null },
-  };
+    request: {
+      timeoutSeconds: input.timeoutSeconds ?? 600,
+      ...(input.imageTags === undefined ? {} : { imageTags: input.imageTags }),
+    },
+  });
 }
 
 /**

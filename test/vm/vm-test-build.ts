@@ -1,5 +1,6 @@
 import type { Build, BuildRequest } from '../../src/builds/build.js';
 import type { createBuildJob } from '../../src/vm/build-job-factory.js';
+import { testBuild } from '../helpers/test-build.js';
 
 /** A queued Build as the manager would hand it to a runner; fields overridable per test. */
 export function makeTestBuild(
@@ -9,23 +10,14 @@ export function makeTestBuild(
     source?: Partial<Build['source']>;
   } = {},
 ): Build {
-  const id = overrides.id ?? 'b_aaaaaaaaaaaaaaaaaaaa';
-  return {
-    id,
-    tenant: 'acme',
-    status: 'queued',
+  return testBuild({
+    id: overrides.id,
+    cacheRepository: 'cache/acme/main',
     request: {
-      dockerfile: null,
-      dockerfilePath: 'Dockerfile',
       contextDir: '',
       buildArgs: { A: '1' },
       secretIds: ['npm'],
       cacheScope: 'main',
-      timeoutSeconds: 600,
-      memoryMb: 1024,
-      cpus: 1,
-      networkMode: 'isolated',
-      imageName: null,
       ...overrides.request,
     },
     source: {
@@ -37,16 +29,7 @@ export function makeTestBuild(
       unpackedBytes: 2000,
       ...overrides.source,
     },
-    repository: `acme/${id}`,
-    cacheRepository: 'cache/acme/main',
-    createdAt: new Date(0),
-    startedAt: null,
-    finishedAt: null,
-    attempts: 0,
-    result: null,
-    failure: null,
-    timings: { marks: [], afterFinish: null },
-  };
+  });
 }
 
 /**
