@@ -16,8 +16,11 @@
  *
  * Floors measured in the same rounds, next to the figures (not judged): the raw GET of the same
  * file from a bare node:http server (bench/blob-floor-server.ts: what Node itself costs to move
- * the bytes), and skopeo copying the same OCI layouts to a directory with no registry at all
- * (what a pull costs the client alone: reading, hashing and writing the layers).
+ * the bytes), skopeo copying the same OCI layouts to a directory with no registry at all
+ * (what a pull costs the client alone: reading, hashing and writing the layers), and skopeo
+ * pulling the same layouts from a bare node:http registry (bench/registry-floor-server.ts: no
+ * auth, no database; what a pull from any registry served by Node costs, Kiln's own part being
+ * what it adds on top).
  *
  * `--quick`: 64 MiB, 10 layers, one round. Each round writes fresh images (fresh random bytes,
  * so neither registry can skip an upload through a known blob or a cross-repository mount) and
@@ -36,6 +39,7 @@ import { pino } from 'pino';
 import { BlobFloorServer } from './blob-floor-server.js';
 import { freePort, timedSkopeo, waitForPing } from './loopback-servers.js';
 import { median } from './median.js';
+import { RegistryFloorServer } from './registry-floor-server.js';
 import { systemClock } from '../common/time/clock.js';
 import { ApiTokenService } from '../src/auth/api-token-service.js';
 import { loadOrCreateKeys } from '../src/auth/key-store.js';
@@ -174,6 +178,13 @@ const FLOORS = {
 } as const satisfies Partial<Record<Measure, string>>;
 type Floored = keyof typeof FLOORS;
 
+/** Same-run floors of the pulls in Node (not judged; see the header). */
+const NODE_FLOORS = {
+  'pull single layer': 'skopeo from a bare node:http registry (bench/registry-floor-server.ts)',
+  'pull 50 layers': 'skopeo from a bare node:http registry (bench/registry-floor-server.ts)',
+} as const satisfies Partial<Record<Measure, string>>;
+type NodeFloored = keyof typeof NODE_FLOORS;
+
 /** `uptime`'s load averages (1, 5, 15 min) when the run began: the machine is shared. */
 const LOAD_AT_START = os.loadavg();
 
@@ -273,6 +284,10 @@ async function main(): Promise<void> {
       'pull 50 layers': [],
       'raw blob GET': [],
     };
+    const nodeFloorTimes: Record<NodeFloored, number[]> = {
+      'pull single layer': [],
+      'pull 50 layers': [],
+    };
     const skopeo = (t: Target, from: string, to: string, dir: 'src' | 'dest') =>
       timedSkopeo([
         'copy',
@@ -317,6 +332,25 @@ async function main(): Promise<void> {
         );
       floorTimes['pull single layer'].push(await local(layoutDir));
       floorTimes['pull 50 layers'].push(await local(manyDir));
+      const nodeFloorPull = async (layout: string) => {
+        const floorRegistry = new RegistryFloorServer(layout);
+        const host = await floorRegistry.listen();
+        try {
+          return await timedSkopeo([
+            'copy',
+            '--authfile',
+            authFile,
+            '--src-tls-verify=false',
+            `docker://${host}/library/floor:latest`,
+            `dir:${floorOut}`,
+          ]);
+        } finally {
+          await rm(floorOut, { recursive: true, force: true });
+          await floorRegistry.close();
+        }
+      };
+      nodeFloorTimes['pull single layer'].push(await nodeFloorPull(layoutDir));
+      nodeFloorTimes['pull 50 layers'].push(await nodeFloorPull(manyDir));
       const floorServer = new BlobFloorServer(
         path.join(layoutDir, 'blobs', 'sha256', single.layer.replace('sha256:', '')),
       );
@@ -331,6 +365,8 @@ async function main(): Promise<void> {
       console.log(
         `round ${round} floors: ${Object.keys(FLOORS)
           .map((m) => `${m} ${floorTimes[m as Floored].at(-1)?.toFixed(2)} s`)
+          .join(', ')}; from a bare node registry: ${Object.keys(NODE_FLOORS)
+          .map((m) => `${m} ${nodeFloorTimes[m as NodeFloored].at(-1)?.toFixed(2)} s`)
           .join(', ')}`,
       );
       await rm(layoutDir, { recursive: true, force: true });
@@ -355,6 +391,8 @@ async function main(): Promise<void> {
       const ratio = value / reference;
       const label = m.replace('50 layers', `${LAYERS} layers`);
       const floor = m in FLOORS ? (median(floorTimes[m as Floored]) ?? undefined) : undefined;
+      const nodeFloor =
+        m in NODE_FLOORS ? (median(nodeFloorTimes[m as NodeFloored]) ?? undefined) : undefined;
       return {
         name: `registry ${label}`,
         value: Number(value.toFixed(4)),
@@ -367,7 +405,10 @@ async function main(): Promise<void> {
           'Kiln vs Distribution (docker-registry), median time' +
           (floor === undefined
             ? ''
-            : `; floor (${FLOORS[m as Floored]}) ${floor.toFixed(3)} s, ${(floor / reference).toFixed(2)}× Distribution`),
+            : `; floor (${FLOORS[m as Floored]}) ${floor.toFixed(3)} s, ${(floor / reference).toFixed(2)}× Distribution`) +
+          (nodeFloor === undefined
+            ? ''
+            : `; Node floor (${NODE_FLOORS[m as NodeFloored]}) ${nodeFloor.toFixed(3)} s, ${(nodeFloor / reference).toFixed(2)}× Distribution`),
       };
     });
     const result = {
@@ -394,6 +435,12 @@ async function main(): Promise<void> {
         Object.entries(FLOORS).map(([m, what]) => [
           m,
           { what, ...stats(floorTimes[m as Floored]) },
+        ]),
+      ),
+      nodeFloors: Object.fromEntries(
+        Object.entries(NODE_FLOORS).map(([m, what]) => [
+          m,
+          { what, ...stats(nodeFloorTimes[m as NodeFloored]) },
         ]),
       ),
     };
