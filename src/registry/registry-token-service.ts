@@ -94,7 +94,14 @@ export class RegistryTokenService {
       key: this.signingKey,
       dsaEncoding: 'ieee-p1363',
     });
-    return { token: `${signingInput}.${signature.toString('base64url')}`, issuedAt, expiresIn };
+    const token = `${signingInput}.${signature.toString('base64url')}`;
+    // A token this service signed needs no ES256 check on its first use (a pull's first
+    // request): it is remembered as verified, for the window it is valid in, like any other.
+    this.verified.set(token, frozenClaims(sub, access, payload.exp, attempt), {
+      nbf: iat,
+      exp: payload.exp,
+    });
+    return { token, issuedAt, expiresIn };
   }
 
   /**
@@ -119,16 +126,27 @@ export class RegistryTokenService {
       throw new Error('registry token lacks sub, exp or a valid access claim');
     }
     const attempt = typeof payload.attempt === 'string' ? payload.attempt : null;
-    // Frozen: every later request with this token gets the same object.
-    const claims: RegistryTokenClaims = Object.freeze({
-      sub: payload.sub,
-      access: Object.freeze(access.map((entry) => Object.freeze(entry))),
-      exp: payload.exp,
-      attempt,
-    });
+    const claims = frozenClaims(payload.sub, access, payload.exp, attempt);
     this.verified.set(token, claims, { nbf: payload.nbf ?? 0, exp: payload.exp });
     return claims;
   }
+}
+
+/** Claims as every later request with the token gets them: one frozen object. */
+function frozenClaims(
+  sub: string,
+  access: readonly AccessEntry[],
+  exp: number,
+  attempt: string | null,
+): RegistryTokenClaims {
+  return Object.freeze({
+    sub,
+    access: Object.freeze(
+      access.map((entry) => Object.freeze({ ...entry, actions: [...entry.actions] })),
+    ),
+    exp,
+    attempt,
+  });
 }
 
 function base64url(text: string): string {

@@ -33,6 +33,19 @@ describe('RegistryTokenService.verify', () => {
     await expect(tokens.verify(token)).rejects.toThrow('"exp"');
   });
 
+  it('remembers a token it signed with the claims jose verifies in it, none of them shared with the caller', async () => {
+    const clock = new ManualClock();
+    const tokens = new RegistryTokenService({ key: keys.registry, audience: 'kiln', clock });
+    const fresh = new RegistryTokenService({ key: keys.registry, audience: 'kiln', clock });
+    const access = [{ type: 'repository' as const, name: 'acme/app', actions: ['pull', 'push'] }];
+    const { token } = tokens.signNow('build:b_1', access, 60, 'attempt-1');
+    access[0]?.actions.push('delete');
+    const remembered = await tokens.verify(token);
+    expect(remembered).toEqual(await fresh.verify(token));
+    expect(remembered.access[0]?.actions).toEqual(['pull', 'push']);
+    expect(Object.isFrozen(remembered.access[0])).toBe(true);
+  });
+
   it('never remembers a token it refused', async () => {
     const clock = new ManualClock();
     const tokens = new RegistryTokenService({ key: keys.registry, audience: 'kiln', clock });
