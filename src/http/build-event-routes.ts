@@ -21,11 +21,20 @@ const BATCH = 100;
 const MAX_PENDING_BYTES = 1024 * 1024;
 const WRITE_BYTES = MAX_PENDING_BYTES / 4;
 /**
- * A followed build's recent frames kept in memory (shared by its followers), and the pages of
- * stored frames kept for those further behind (over every build), so the memory the fan-out
- * holds is bounded whatever the number of followers.
+ * A followed build's recent frames kept in memory (shared by its followers), the pages of
+ * stored frames kept for those further behind (over every build), both in buffers of 16 KiB
+ * so a view handed to a socket keeps alive about what it shows, and the bytes handed to all
+ * followers' sockets at once (each follower's write is its share of them, 16 KiB at least):
+ * the memory the fan-out holds is bounded by bytes, not by the number of followers.
  */
-const HUB = { windowBytes: 16 * 1024 * 1024, pageEvents: 32, pageCacheBytes: 16 * 1024 * 1024 };
+const HUB = {
+  windowBytes: 16 * 1024 * 1024,
+  pageEvents: 32,
+  pageCacheBytes: 16 * 1024 * 1024,
+  segmentBytes: 16 * 1024,
+  pendingBytes: 32 * 1024 * 1024,
+  minWriteBytes: 16 * 1024,
+};
 const MAX_TAIL_LINES = 10_000;
 
 export interface BuildEventRoutesDeps {

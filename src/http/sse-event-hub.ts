@@ -20,6 +20,14 @@ export interface SseEventHubOptions {
   pageEvents: number;
   /** Bytes of stored-frame pages kept, over every build. */
   pageCacheBytes: number;
+  /** Bytes per buffer of encoded frames: a reader's view keeps alive only the buffers it spans. */
+  segmentBytes: number;
+  /**
+   * Bytes handed to followers' sockets at once, over every follower: each follower's write is
+   * this shared by the number of followers, between `minWriteBytes` and what it asks for.
+   */
+  pendingBytes: number;
+  minWriteBytes: number;
 }
 
 interface BuildChannel {
@@ -43,15 +51,21 @@ interface BuildChannel {
 export class SseEventHub {
   private readonly channels = new Map<string, BuildChannel>();
   private readonly pages: SseFramePages;
+  private followers = 0;
 
   constructor(
     private readonly events: EventLog,
     private readonly options: SseEventHubOptions,
   ) {
     if (!(options.windowBytes >= 0)) throw new RangeError('windowBytes must not be negative');
+    if (!(options.segmentBytes > 0)) throw new RangeError('segmentBytes must be positive');
+    if (!(options.minWriteBytes > 0 && options.pendingBytes >= options.minWriteBytes)) {
+      throw new RangeError('pendingBytes must be at least minWriteBytes, which must be positive');
+    }
     this.pages = new SseFramePages(events, {
       pageEvents: options.pageEvents,
       maxBytes: options.pageCacheBytes,
+      segmentBytes: options.segmentBytes,
     });
   }
 
@@ -88,7 +102,12 @@ export class SseEventHub {
       wake();
     };
     current.wakers.add(entry);
+    this.followers += 1;
+    let following = true;
     return () => {
+      if (!following) return;
+      following = false;
+      this.followers -= 1;
       current.wakers.delete(entry);
       if (current.wakers.size === 0 && this.channels.get(buildId) === current) {
         current.unsubscribe();
@@ -97,6 +116,15 @@ export class SseEventHub {
         this.channels.delete(buildId);
       }
     };
+  }
+
+  /**
+   * Bytes a follower that asks for `maxBytes` per write may have: the pending budget shared by
+   * every follower, so what sockets hold back stays bounded however many follow.
+   */
+  writeBytes(maxBytes: number): number {
+    const share = Math.floor(this.options.pendingBytes / Math.max(1, this.followers));
+    return Math.min(maxBytes, Math.max(this.options.minWriteBytes, share));
   }
 
   /**
@@ -118,13 +146,8 @@ export class SseEventHub {
     }
     const page = this.pages.pageOf(buildId, fromId);
     if (page === null) return null;
-    const { frames, lastId } = framesFrom(page, fromId, maxBytes);
-    return {
-      chunks: [frames],
-      bytes: frames.length,
-      lastId,
-      final: page.final && lastId === page.lastId,
-    };
+    const { chunks, bytes, lastId } = framesFrom(page, fromId, maxBytes);
+    return { chunks, bytes, lastId, final: page.final && lastId === page.lastId };
   }
 
   private fromWindow(window: FrameBatch[], fromId: number, maxBytes: number): FrameRun | null {
@@ -140,9 +163,9 @@ export class SseEventHub {
     for (let i = lo; i < window.length && run.bytes < maxBytes; i++) {
       const batch = window[i];
       if (batch === undefined) break;
-      const { frames, lastId } = framesFrom(batch, run.lastId + 1, maxBytes - run.bytes);
-      run.chunks.push(frames);
-      run.bytes += frames.length;
+      const { chunks, bytes, lastId } = framesFrom(batch, run.lastId + 1, maxBytes - run.bytes);
+      run.chunks.push(...chunks);
+      run.bytes += bytes;
       run.lastId = lastId;
       run.final = batch.final && lastId === batch.lastId;
       if (lastId < batch.lastId) break;
@@ -155,12 +178,12 @@ export class SseEventHub {
     const events = channel.collected;
     channel.collected = [];
     if (events.length === 0 || channel.wakers.size === 0) return;
-    const batch = encodeFrames(events);
+    const batch = encodeFrames(events, this.options.segmentBytes);
     channel.window.push(batch);
-    channel.windowBytes += batch.frames.length;
+    channel.windowBytes += batch.bytes;
     while (channel.windowBytes > this.options.windowBytes && channel.window.length > 1) {
       const dropped = channel.window.shift();
-      channel.windowBytes -= dropped?.frames.length ?? 0;
+      channel.windowBytes -= dropped?.bytes ?? 0;
     }
     for (const wake of [...channel.wakers]) wake();
   }

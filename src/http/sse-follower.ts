@@ -76,7 +76,8 @@ export class SseFollower {
     this.pumping = true;
     try {
       for (;;) {
-        const { hub, buildId, writeBytes } = this.options;
+        const { hub, buildId } = this.options;
+        const writeBytes = hub.writeBytes(this.options.writeBytes);
         let run = hub.framesFrom(buildId, this.nextId, writeBytes, this.storeOnly);
         if (run === null && !this.storeOnly && this.checkEnd) {
           // Checked only when caught up and then once per heartbeat: a finished build's

@@ -6,6 +6,8 @@ export interface SseFramePagesOptions {
   pageEvents: number;
   /** Bytes of encoded pages kept; the least recently used go first. */
   maxBytes: number;
+  /** Bytes per buffer of a page's frames (what one reader's view keeps alive, at most). */
+  segmentBytes: number;
 }
 
 /**
@@ -40,19 +42,19 @@ export class SseFramePages {
         this.pages.set(key, cached);
         return cached;
       }
-      this.bytes -= cached.frames.length;
+      this.bytes -= cached.bytes;
     }
     const start = index * this.options.pageEvents;
     const stored = this.events.read(buildId, start, this.options.pageEvents);
     const last = stored.at(-1);
     if (last === undefined || last.id < id) return null;
-    const page = encodeFrames(stored);
+    const page = encodeFrames(stored, this.options.segmentBytes);
     this.pages.set(key, page);
-    this.bytes += page.frames.length;
+    this.bytes += page.bytes;
     for (const [oldKey, old] of this.pages) {
       if (this.bytes <= this.options.maxBytes || old === page) break;
       this.pages.delete(oldKey);
-      this.bytes -= old.frames.length;
+      this.bytes -= old.bytes;
     }
     return page;
   }

@@ -117,7 +117,14 @@ describe('SseEventHub', () => {
     await h.runner.waitForRuns(1);
     const run = h.runner.runOf(id);
     // A window that keeps only the newest batch: older events come from pages of 4.
-    const hub = new SseEventHub(h.events, { windowBytes: 1, pageEvents: 4, pageCacheBytes: 4096 });
+    const hub = new SseEventHub(h.events, {
+      windowBytes: 1,
+      pageEvents: 4,
+      pageCacheBytes: 4096,
+      segmentBytes: 64,
+      pendingBytes: 1 << 20,
+      minWriteBytes: 1,
+    });
     let wakes = 0;
     const stop = hub.follow(id, () => {
       wakes += 1;
@@ -158,6 +165,9 @@ describe('SseEventHub', () => {
       windowBytes: 0,
       pageEvents: 64,
       pageCacheBytes: 1 << 20,
+      segmentBytes: 1 << 14,
+      pendingBytes: 1 << 20,
+      minWriteBytes: 1,
     });
     const first = hub.framesFrom(id, 1, 1 << 20);
     expect(first).not.toBeNull();
