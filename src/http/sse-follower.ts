@@ -31,6 +31,8 @@ export class SseFollower {
   private nextId: number;
   private sink: SseSink | null = null;
   private blocked = false;
+  /** Drains seen so far: a write that answers false after a drain came during it is not blocked. */
+  private drains = 0;
   private pumping = false;
   private done = false;
   /** Ask whether the build ended the next time nothing is left to send. */
@@ -61,6 +63,7 @@ export class SseFollower {
 
   /** The sink's socket took what was waiting. */
   drained(): void {
+    this.drains += 1;
     this.blocked = false;
     this.pump();
   }
@@ -92,13 +95,16 @@ export class SseFollower {
           if (this.storeOnly) this.finish();
           return;
         }
+        const drains = this.drains;
         const ok = sink.write(run.chunks);
         this.nextId = run.lastId + 1;
         if (run.final) {
           this.finish();
           return;
         }
-        if (!ok) {
+        // A drain during the write (a web stream's pull runs inside enqueue) was ignored by
+        // pump's guard: blocking now would wait for a drain that already came.
+        if (!ok && this.drains === drains) {
           this.blocked = true;
           return;
         }
@@ -115,8 +121,9 @@ export class SseFollower {
   private beat(): void {
     if (this.done) return;
     this.checkEnd = true;
+    const drains = this.drains;
     if (!this.blocked && this.sink !== null && !this.sink.write([this.options.heartbeat()])) {
-      this.blocked = true;
+      if (this.drains === drains) this.blocked = true;
     }
     this.pump();
   }
