@@ -144,10 +144,20 @@ export class SseEventHub {
     if (window !== undefined && oldest !== undefined && fromId >= oldest.firstId) {
       return this.fromWindow(window, fromId, maxBytes);
     }
-    const page = this.pages.pageOf(buildId, fromId);
-    if (page === null) return null;
-    const { chunks, bytes, lastId } = framesFrom(page, fromId, maxBytes);
-    return { chunks, bytes, lastId, final: page.final && lastId === page.lastId };
+    // Pages are small (a miss reads and encodes about what one write takes), so a run may
+    // span several of them.
+    const run: FrameRun = { chunks: [], bytes: 0, lastId: fromId - 1, final: false };
+    while (run.bytes < maxBytes && !run.final) {
+      const page = this.pages.pageOf(buildId, run.lastId + 1);
+      if (page === null) break;
+      const { chunks, bytes, lastId } = framesFrom(page, run.lastId + 1, maxBytes - run.bytes);
+      run.chunks.push(...chunks);
+      run.bytes += bytes;
+      run.lastId = lastId;
+      run.final = page.final && lastId === page.lastId;
+      if (lastId < page.lastId) break;
+    }
+    return run.chunks.length === 0 ? null : run;
   }
 
   private fromWindow(window: FrameBatch[], fromId: number, maxBytes: number): FrameRun | null {
