@@ -157,6 +157,44 @@ describe('SseEventHub', () => {
     stop();
   });
 
+  it('hands a reader views that keep alive about what they show, not a whole batch or page', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    const segmentBytes = 12 * 1024;
+    const hub = new SseEventHub(h.events, {
+      windowBytes: 1 << 20,
+      pageEvents: 8,
+      pageCacheBytes: 1 << 20,
+      segmentBytes,
+      pendingBytes: 1 << 20,
+      minWriteBytes: 1,
+    });
+    const stop = hub.follow(id, () => undefined);
+    // Frames of about 5 KiB, 64 of them in one batch of the window and in pages of 8.
+    const filler = 'z'.repeat(5000);
+    const before = h.events.read(id, 0, 1000).length;
+    for (let i = 0; i < 64; i++)
+      run.sink.log(
+        'stdout',
+        `#${i} ${filler}
+`,
+        h.time.now(),
+      );
+    await turn();
+    const stored = h.events.read(id, 0, 1000).length;
+    for (const fromStore of [false, true]) {
+      for (let from = before + 1; from <= stored; from += 5) {
+        const r = hub.framesFrom(id, from, 1, fromStore)!;
+        expect(idsOf(r)).toEqual([from]);
+        const pinned = new Set(r.chunks.map((chunk) => chunk.buffer));
+        const pinnedBytes = [...pinned].reduce((sum, buffer) => sum + buffer.byteLength, 0);
+        expect(pinnedBytes).toBeLessThanOrEqual(r.bytes + segmentBytes);
+      }
+    }
+    stop();
+  });
+
   it('reads a stored page again once a reader needs events stored after it was read', async () => {
     const id = await submit();
     await h.runner.waitForRuns(1);
