@@ -16,8 +16,10 @@ export interface FrameRun {
 export interface SseEventHubOptions {
   /** Bytes of a build's most recent frames kept in memory while it has followers. */
   windowBytes: number;
-  /** Events per page of stored frames (for readers behind the window). */
-  pageEvents: number;
+  /** Bytes per page of stored frames (for readers behind the window), about. */
+  pageBytes: number;
+  /** Events per page at most. */
+  maxPageEvents: number;
   /** Bytes of stored-frame pages kept, over every build. */
   pageCacheBytes: number;
   /** Bytes per buffer of encoded frames: a reader's view keeps alive only the buffers it spans. */
@@ -63,7 +65,8 @@ export class SseEventHub {
       throw new RangeError('pendingBytes must be at least minWriteBytes, which must be positive');
     }
     this.pages = new SseFramePages(events, {
-      pageEvents: options.pageEvents,
+      pageBytes: options.pageBytes,
+      maxPageEvents: options.maxPageEvents,
       maxBytes: options.pageCacheBytes,
       segmentBytes: options.segmentBytes,
     });

@@ -119,7 +119,8 @@ describe('SseEventHub', () => {
     // A window that keeps only the newest batch: older events come from pages of 4.
     const hub = new SseEventHub(h.events, {
       windowBytes: 1,
-      pageEvents: 4,
+      pageBytes: 1,
+      maxPageEvents: 4,
       pageCacheBytes: 4096,
       segmentBytes: 64,
       pendingBytes: 1 << 20,
@@ -164,7 +165,8 @@ describe('SseEventHub', () => {
     const segmentBytes = 12 * 1024;
     const hub = new SseEventHub(h.events, {
       windowBytes: 1 << 20,
-      pageEvents: 8,
+      pageBytes: 40 * 1024,
+      maxPageEvents: 8,
       pageCacheBytes: 1 << 20,
       segmentBytes,
       pendingBytes: 1 << 20,
@@ -201,7 +203,8 @@ describe('SseEventHub', () => {
     const run = h.runner.runOf(id);
     const hub = new SseEventHub(h.events, {
       windowBytes: 0,
-      pageEvents: 64,
+      pageBytes: 1 << 20,
+      maxPageEvents: 64,
       pageCacheBytes: 1 << 20,
       segmentBytes: 1 << 14,
       pendingBytes: 1 << 20,

@@ -84,7 +84,8 @@ describe('SseFollower', () => {
     const run = h.runner.runOf(id);
     const hub = new SseEventHub(h.events, {
       windowBytes: 64 * 1024,
-      pageEvents: 8,
+      pageBytes: 4096,
+      maxPageEvents: 16,
       pageCacheBytes: 256 * 1024,
       segmentBytes: 2048,
       pendingBytes: 64 * 1024,
