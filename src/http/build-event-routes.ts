@@ -24,7 +24,7 @@ const WRITE_BYTES = MAX_PENDING_BYTES / 4;
  * A followed build's recent frames kept in memory (shared by its followers); the pages of
  * stored frames kept for those further behind, over every build (32 KiB a page, so a page
  * read again for a reader the cache no longer serves costs about one write); both
- * in buffers of 16 KiB, so a view handed to a socket keeps alive about what it shows; and the
+ * in buffers of 4 KiB, so a view handed to a socket keeps alive about what it shows; and the
  * bytes handed to all followers' sockets at once (each follower's write is its share of them,
  * 16 KiB at least): the memory the fan-out holds is bounded by bytes, not by followers.
  */

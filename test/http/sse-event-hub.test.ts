@@ -197,6 +197,40 @@ describe('SseEventHub', () => {
     stop();
   });
 
+  it('shares a page of about pageBytes between readers inside it, and fits a new page between known ones', async () => {
+    const id = await submit();
+    await h.runner.waitForRuns(1);
+    const run = h.runner.runOf(id);
+    const filler = 'p'.repeat(1000);
+    for (let i = 0; i < 200; i++) run.sink.log('stdout', `#${i} ${filler}\n`, h.time.now());
+    const hub = new SseEventHub(h.events, {
+      windowBytes: 0,
+      pageBytes: 10 * 1024,
+      maxPageEvents: 64,
+      pageCacheBytes: 1 << 20,
+      segmentBytes: 1 << 20,
+      pendingBytes: 1 << 20,
+      minWriteBytes: 1,
+    });
+    const base = h.events.read(id, 0, 1000).find((e) => e.data.type === 'log')!.id;
+    // Sizes its reads from the frames seen so far: the second page is about 10 KiB.
+    hub.framesFrom(id, base, 1);
+    const a = hub.framesFrom(id, base + 50, 1)!;
+    const b = hub.framesFrom(id, base + 53, 1)!;
+    expect(b.chunks[0]?.buffer).toBe(a.chunks[0]?.buffer);
+    expect(a.chunks[0]!.buffer.byteLength).toBeLessThan(16 * 1024);
+    expect(a.chunks[0]!.buffer.byteLength).toBeGreaterThanOrEqual(8 * 1024);
+    // Ids before base + 50 and after the first page: a page of their own, ending where the known one starts.
+    const seen: number[] = [];
+    for (let next = base + 40, r = hub.framesFrom(id, next, 1); next < base + 60;) {
+      seen.push(...idsOf(r!));
+      next = r!.lastId + 1;
+      r = hub.framesFrom(id, next, 1);
+    }
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => base + 40 + i));
+    expect(hub.framesFrom(id, base + 50, 1)?.chunks[0]?.buffer).toBe(a.chunks[0]?.buffer);
+  });
+
   it('reads a stored page again once a reader needs events stored after it was read', async () => {
     const id = await submit();
     await h.runner.waitForRuns(1);
