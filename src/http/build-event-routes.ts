@@ -22,19 +22,21 @@ const MAX_PENDING_BYTES = 1024 * 1024;
 const WRITE_BYTES = MAX_PENDING_BYTES / 4;
 /**
  * A followed build's recent frames kept in memory (shared by its followers); the pages of
- * stored frames kept for those further behind, over every build (32 KiB a page, so a page
- * read again for a reader the cache no longer serves costs about one write); both
- * in buffers of 4 KiB, so a view handed to a socket keeps alive about what it shows; and the
- * bytes handed to all followers' sockets at once (each follower's write is its share of them,
- * 16 KiB at least): the memory the fan-out holds is bounded by bytes, not by followers.
+ * stored frames kept for those further behind, over every build (about 256 KiB a page, so a
+ * page read again for a reader the cache no longer serves costs about one write); both in
+ * buffers of 64 KiB, so a view handed to a socket keeps alive at most one buffer more than it
+ * shows; and the bytes handed to all followers' sockets at once (each follower's write is its
+ * share of them, 16 KiB to 256 KiB): what the fan-out holds is bounded by bytes, whatever the
+ * number of followers. Smaller writes cost more than they save: with 1000 followers at
+ * 5 MB/s, 16 KiB writes doubled the daemon's CPU and its heap churn (bench/event-fanout).
  */
 const HUB = {
   windowBytes: 16 * 1024 * 1024,
-  pageBytes: 32 * 1024,
+  pageBytes: 256 * 1024,
   maxPageEvents: 256,
   pageCacheBytes: 16 * 1024 * 1024,
-  segmentBytes: 4 * 1024,
-  pendingBytes: 16 * 1024 * 1024,
+  segmentBytes: 64 * 1024,
+  pendingBytes: 256 * 1024 * 1024,
   minWriteBytes: 16 * 1024,
 };
 const MAX_TAIL_LINES = 10_000;
