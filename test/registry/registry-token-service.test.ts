@@ -7,19 +7,19 @@ import { loadOrCreateKeys, type KeySet } from '../../src/auth/key-store.js';
 import { RegistryTokenService } from '../../src/registry/registry-token-service.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
+let dir: string;
+let keys: KeySet;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-registry-tokens-'));
+  keys = await loadOrCreateKeys(dir);
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
 describe('RegistryTokenService.verify', () => {
-  let dir: string;
-  let keys: KeySet;
-
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-registry-tokens-'));
-    keys = await loadOrCreateKeys(dir);
-  });
-
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
   it('answers a token verified before with the same claims, and refuses it once it expired', async () => {
     const clock = new ManualClock();
     const tokens = new RegistryTokenService({ key: keys.registry, audience: 'kiln', clock });
@@ -57,18 +57,6 @@ describe('RegistryTokenService.verify', () => {
 });
 
 describe('RegistryTokenService.signNow', () => {
-  let dir: string;
-  let keys: KeySet;
-
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-registry-tokens-'));
-    keys = await loadOrCreateKeys(dir);
-  });
-
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
   it('signs an ES256 JWT that jose verifies with the public key, with every claim', async () => {
     const clock = new ManualClock();
     const tokens = new RegistryTokenService({ key: keys.registry, audience: 'kiln-reg', clock });
