@@ -1,8 +1,7 @@
 import { open } from 'node:fs/promises';
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
-const CHUNK_BYTES = 2 * 1024 * 1024;
+import type { ServerResponse } from 'node:http';
+import { FloorHttpServer } from './floor-http-server.js';
+import { allocateChunkPair, sendFileChunks } from './send-file-chunks.js';
 
 /**
  * The floor of a blob GET in plain Node on this machine: a bare node:http server that answers
@@ -13,34 +12,17 @@ const CHUNK_BYTES = 2 * 1024 * 1024;
  * benchmark's GETs are sequential): the buffers are the server's.
  */
 export class BlobFloorServer {
-  private readonly server: Server;
-  private buffers: [Buffer, Buffer] = [
-    Buffer.allocUnsafeSlow(CHUNK_BYTES),
-    Buffer.allocUnsafeSlow(CHUNK_BYTES),
-  ];
+  private readonly server = new FloorHttpServer((_req, res) => this.send(res));
+  private buffers = allocateChunkPair();
 
-  constructor(private readonly file: string) {
-    this.server = createServer((req, res) => {
-      this.send(res).catch(() => {
-        res.destroy();
-      });
-    });
-  }
+  constructor(private readonly file: string) {}
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve) => {
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}/blob`;
+    return `http://127.0.0.1:${await this.server.listen()}/blob`;
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => {
-        resolve();
-      });
-    });
+    await this.server.close();
   }
 
   private async send(res: ServerResponse): Promise<void> {
@@ -51,24 +33,7 @@ export class BlobFloorServer {
         'Content-Type': 'application/octet-stream',
         'Content-Length': String(size),
       });
-      let [current, spare] = this.buffers;
-      let done = 0;
-      let reading = handle.read(current, 0, Math.min(CHUNK_BYTES, size), 0);
-      while (done < size) {
-        const { bytesRead } = await reading;
-        if (bytesRead === 0) throw new Error('file ended early');
-        done += bytesRead;
-        reading = handle.read(spare, 0, Math.min(CHUNK_BYTES, Math.max(0, size - done)), done);
-        await new Promise<void>((resolve, reject) => {
-          res.write(current.subarray(0, bytesRead), (err) => {
-            if (err) reject(err);
-            else resolve();
-          });
-        });
-        [current, spare] = [spare, current];
-      }
-      await reading;
-      this.buffers = [current, spare];
+      this.buffers = await sendFileChunks(handle, size, res, this.buffers);
       res.end();
     } finally {
       await handle.close();

@@ -1,9 +1,8 @@
 import { open, readFile } from 'node:fs/promises';
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import path from 'node:path';
-
-const CHUNK_BYTES = 2 * 1024 * 1024;
+import { FloorHttpServer } from './floor-http-server.js';
+import { allocateChunkPair, sendFileChunks } from './send-file-chunks.js';
 
 /**
  * The floor of a pull in plain Node on this machine: a bare node:http server that answers the
@@ -14,33 +13,21 @@ const CHUNK_BYTES = 2 * 1024 * 1024;
  * itself is what Node and the HTTP exchanges cost; Kiln's own part is what it adds on top.
  */
 export class RegistryFloorServer {
-  private readonly server: Server;
+  private readonly server = new FloorHttpServer((req, res) =>
+    this.answer(req.method ?? 'GET', req.url ?? '/', res),
+  );
   /** Buffer pairs not in use (one pair per download in flight). */
   private readonly free: [Buffer, Buffer][] = [];
 
-  constructor(private readonly layout: string) {
-    this.server = createServer((req, res) => {
-      this.answer(req.method ?? 'GET', req.url ?? '/', res).catch(() => {
-        res.destroy();
-      });
-    });
-  }
+  constructor(private readonly layout: string) {}
 
   /** Listens on 127.0.0.1 and returns `host:port`. */
   async listen(): Promise<string> {
-    await new Promise<void>((resolve) => {
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    const { port } = this.server.address() as AddressInfo;
-    return `127.0.0.1:${port}`;
+    return `127.0.0.1:${await this.server.listen()}`;
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => {
-        resolve();
-      });
-    });
+    await this.server.close();
   }
 
   private async answer(method: string, url: string, res: ServerResponse): Promise<void> {
@@ -90,28 +77,8 @@ export class RegistryFloorServer {
         res.end();
         return;
       }
-      const pair = this.free.pop() ?? [
-        Buffer.allocUnsafeSlow(CHUNK_BYTES),
-        Buffer.allocUnsafeSlow(CHUNK_BYTES),
-      ];
-      let [current, spare] = pair;
-      let done = 0;
-      let reading = handle.read(current, 0, Math.min(CHUNK_BYTES, size), 0);
-      while (done < size) {
-        const { bytesRead } = await reading;
-        if (bytesRead === 0) throw new Error('blob file ended early');
-        done += bytesRead;
-        reading = handle.read(spare, 0, Math.min(CHUNK_BYTES, Math.max(0, size - done)), done);
-        await new Promise<void>((resolve, reject) => {
-          res.write(current.subarray(0, bytesRead), (err) => {
-            if (err) reject(err);
-            else resolve();
-          });
-        });
-        [current, spare] = [spare, current];
-      }
-      await reading;
-      this.free.push([current, spare]);
+      const pair = this.free.pop() ?? allocateChunkPair();
+      this.free.push(await sendFileChunks(handle, size, res, pair));
       res.end();
     } finally {
       await handle.close();

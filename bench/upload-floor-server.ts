@@ -1,7 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { FloorHttpServer } from './floor-http-server.js';
 import { FlushingFileWriter } from '../src/storage/flushing-file-writer.js';
 import { syncPath } from '../src/storage/sync-path.js';
 
@@ -14,31 +14,17 @@ import { syncPath } from '../src/storage/sync-path.js';
  * making them durable, so a daemon in Node cannot accept an upload faster than this.
  */
 export class UploadFloorServer {
-  private readonly server: Server;
+  private readonly server = new FloorHttpServer((req, res) => this.receive(req, res));
   private count = 0;
 
-  constructor(private readonly dir: string) {
-    this.server = createServer((req, res) => {
-      this.receive(req, res).catch(() => {
-        res.destroy();
-      });
-    });
-  }
+  constructor(private readonly dir: string) {}
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve) => {
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}/builds`;
+    return `http://127.0.0.1:${await this.server.listen()}/builds`;
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => {
-        resolve();
-      });
-    });
+    await this.server.close();
   }
 
   private async receive(req: IncomingMessage, res: ServerResponse): Promise<void> {
