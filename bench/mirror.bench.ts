@@ -24,7 +24,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
 import { create as createTar } from 'tar';
-import { freePort, timedSkopeo, waitForPing } from './loopback-servers.js';
+import { freePort, tearDownLoopbackRun, timedSkopeoPull, waitForPing } from './loopback-servers.js';
 import { median } from './median.js';
 import { storeImageFloor } from './mirror-store-floor.js';
 import { systemClock } from '../common/time/clock.js';
@@ -211,22 +211,8 @@ async function main(): Promise<void> {
       ttlSeconds: 3600,
     });
 
-    const pull = async (source: string, creds: string[], name: string): Promise<number> => {
-      const out = path.join(root, `pulled-${name}`);
-      try {
-        return await timedSkopeo([
-          'copy',
-          '--authfile',
-          authFile,
-          '--src-tls-verify=false',
-          ...creds,
-          source,
-          `dir:${out}`,
-        ]);
-      } finally {
-        await rm(out, { recursive: true, force: true });
-      }
-    };
+    const pull = (source: string, creds: string[], name: string): Promise<number> =>
+      timedSkopeoPull(authFile, source, path.join(root, `pulled-${name}`), creds);
     const times = {
       cold: [] as number[],
       warm: [] as number[],
@@ -347,28 +333,7 @@ async function main(): Promise<void> {
     await writeFile(outFile, `${JSON.stringify(result, null, 2)}\n`);
     console.log(JSON.stringify({ coldRatio, warmRatio, floorRatio: floor / direct }));
   } finally {
-    if (server !== null) {
-      const s = server;
-      await new Promise<void>((resolve) => {
-        s.close(() => {
-          resolve();
-        });
-      });
-    }
-    if (closeKiln !== null) await closeKiln();
-    if (distribution !== null) {
-      const d = distribution;
-      if (d.exitCode === null && d.signalCode === null) {
-        const exited = new Promise<void>((resolve) => {
-          d.once('exit', () => {
-            resolve();
-          });
-        });
-        d.kill('SIGTERM');
-        await exited;
-      }
-    }
-    await rm(root, { recursive: true, force: true });
+    await tearDownLoopbackRun({ server, closeKiln, distribution, root });
   }
 }
 

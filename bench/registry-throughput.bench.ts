@@ -37,7 +37,13 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pino } from 'pino';
 import { BlobFloorServer } from './blob-floor-server.js';
-import { freePort, timedSkopeo, waitForPing } from './loopback-servers.js';
+import {
+  freePort,
+  tearDownLoopbackRun,
+  timedSkopeo,
+  timedSkopeoPull,
+  waitForPing,
+} from './loopback-servers.js';
 import { median } from './median.js';
 import { RegistryFloorServer } from './registry-floor-server.js';
 import { systemClock } from '../common/time/clock.js';
@@ -336,16 +342,8 @@ async function main(): Promise<void> {
         const floorRegistry = new RegistryFloorServer(layout);
         const host = await floorRegistry.listen();
         try {
-          return await timedSkopeo([
-            'copy',
-            '--authfile',
-            authFile,
-            '--src-tls-verify=false',
-            `docker://${host}/library/floor:latest`,
-            `dir:${floorOut}`,
-          ]);
+          return await timedSkopeoPull(authFile, `docker://${host}/library/floor:latest`, floorOut);
         } finally {
-          await rm(floorOut, { recursive: true, force: true });
           await floorRegistry.close();
         }
       };
@@ -450,28 +448,7 @@ async function main(): Promise<void> {
     console.table(summary);
     if (!result.pass) process.exitCode = 1;
   } finally {
-    if (server !== null) {
-      const s = server;
-      await new Promise<void>((resolve) => {
-        s.close(() => {
-          resolve();
-        });
-      });
-    }
-    if (closeKiln !== null) await closeKiln();
-    if (distribution !== null) {
-      const d = distribution;
-      if (d.exitCode === null && d.signalCode === null) {
-        const exited = new Promise<void>((resolve) => {
-          d.once('exit', () => {
-            resolve();
-          });
-        });
-        d.kill('SIGTERM');
-        await exited;
-      }
-    }
-    await rm(root, { recursive: true, force: true });
+    await tearDownLoopbackRun({ server, closeKiln, distribution, root });
   }
 }
 
