@@ -3,7 +3,7 @@ import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseMirrorConfig } from '../../src/config/mirror-config.js';
+import { dockerIoMirror } from '../helpers/docker-io-mirror.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
 import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
@@ -60,16 +60,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  const credentials = path.join(tmp, 'mirror-auth.json');
-  const basic = Buffer.from(`${dist.user}:${dist.password}`).toString('base64');
-  await writeFile(credentials, JSON.stringify({ auths: { 'docker.io': { auth: basic } } }));
-  h = await RegistryHarness.start({
-    mirror: parseMirrorConfig({
-      KILN_MIRROR_UPSTREAMS: `docker.io=${dist.url}`,
-      KILN_MIRROR_INSECURE_UPSTREAMS: 'docker.io',
-      KILN_MIRROR_CREDENTIALS_FILE: credentials,
-    }),
-  });
+  h = await RegistryHarness.start({ mirror: await dockerIoMirror(dist, dist.url, tmp) });
   token = await h.buildToken({ id: 'b_corrupt', tenant: 'acme', repository: 'acme/app' });
 });
 

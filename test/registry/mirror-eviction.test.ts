@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseMirrorConfig } from '../../src/config/mirror-config.js';
 import { KilnMetrics } from '../../src/telemetry/kiln-metrics.js';
+import { dockerIoMirror } from '../helpers/docker-io-mirror.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
 import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
 import { runClient } from '../helpers/registry-clients.js';
@@ -72,13 +72,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   proxy = await UpstreamProxy.start(dist.url);
-  const credentials = path.join(tmp, 'mirror-auth.json');
-  const basic = Buffer.from(`${dist.user}:${dist.password}`).toString('base64');
-  await writeFile(credentials, JSON.stringify({ auths: { 'docker.io': { auth: basic } } }));
-  const mirror = parseMirrorConfig({
-    KILN_MIRROR_UPSTREAMS: `docker.io=${proxy.url}`,
-    KILN_MIRROR_INSECURE_UPSTREAMS: 'docker.io',
-    KILN_MIRROR_CREDENTIALS_FILE: credentials,
+  const mirror = await dockerIoMirror(dist, proxy.url, tmp, {
     KILN_MIRROR_MAX_BYTES: String(MAX_BYTES),
   });
   h = await RegistryHarness.start({

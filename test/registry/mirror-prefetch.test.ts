@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseMirrorConfig } from '../../src/config/mirror-config.js';
+import { dockerIoMirror } from '../helpers/docker-io-mirror.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
 import { writeOciIndexLayout, type OciIndexLayout } from '../helpers/mirror-oci-index.js';
 import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
@@ -65,16 +65,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   proxy = await UpstreamProxy.start(dist.url);
-  const credentials = path.join(tmp, 'mirror-auth.json');
-  const basic = Buffer.from(`${dist.user}:${dist.password}`).toString('base64');
-  await writeFile(credentials, JSON.stringify({ auths: { 'docker.io': { auth: basic } } }));
-  h = await RegistryHarness.start({
-    mirror: parseMirrorConfig({
-      KILN_MIRROR_UPSTREAMS: `docker.io=${proxy.url}`,
-      KILN_MIRROR_INSECURE_UPSTREAMS: 'docker.io',
-      KILN_MIRROR_CREDENTIALS_FILE: credentials,
-    }),
-  });
+  h = await RegistryHarness.start({ mirror: await dockerIoMirror(dist, proxy.url, tmp) });
   token = await h.buildToken({ id: 'b_prefetch', tenant: 'acme', repository: 'acme/app' });
 });
 
