@@ -8,6 +8,7 @@ import { startDistribution, type DistributionRegistry } from '../helpers/mirror-
 import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
+import { skopeoPull } from '../helpers/skopeo-pull.js';
 
 /*
  * An upstream whose own storage went bad: Debian's Distribution on loopback serves whatever
@@ -69,16 +70,7 @@ afterEach(async () => {
 });
 
 function pull(ref: string, dest: string) {
-  return runClient('skopeo', [
-    'copy',
-    '--authfile',
-    authFile,
-    '--src-tls-verify=false',
-    '--src-creds',
-    `kiln:${token}`,
-    `docker://${h.host}/${ref}`,
-    `dir:${dest}`,
-  ]);
+  return skopeoPull(authFile, token, `docker://${h.host}/${ref}`, dest);
 }
 
 function storedBlobPath(digest: string): string {

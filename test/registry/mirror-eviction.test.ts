@@ -10,6 +10,7 @@ import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
 import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
+import { skopeoPull } from '../helpers/skopeo-pull.js';
 
 /*
  * The mirror's size limit against a real upstream on loopback (Distribution behind the
@@ -169,16 +170,12 @@ describe('mirror size limit', () => {
     const before = proxy.blobGets.get(images.b.layerDigest);
     expect(before).toBe(1);
     const dest = path.join(tmp, `repull-${Date.now()}`);
-    const run = await runClient('skopeo', [
-      'copy',
-      '--authfile',
+    const run = await skopeoPull(
       authFile,
-      '--src-tls-verify=false',
-      '--src-creds',
-      `kiln:${pullToken}`,
+      pullToken,
       `docker://${h.host}/mirror/docker.io/library/b:1`,
-      `dir:${dest}`,
-    ]);
+      dest,
+    );
     expect(run.stderr).toBe('');
     expect(run.ok).toBe(true);
     expect(proxy.blobGets.get(images.b.layerDigest)).toBe(2);

@@ -10,6 +10,7 @@ import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
 import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
+import { skopeoPull } from '../helpers/skopeo-pull.js';
 
 /*
  * The mirror's prefetch: once it serves an image manifest it does not hold the blobs of, it
@@ -127,16 +128,12 @@ describe('the mirror prefetch', () => {
 
   it('keeps one upstream GET per blob when skopeo pulls while the prefetch runs', async () => {
     const dest = path.join(tmp, `pull-${Date.now()}`);
-    const run = await runClient('skopeo', [
-      'copy',
-      '--authfile',
+    const run = await skopeoPull(
       authFile,
-      '--src-tls-verify=false',
-      '--src-creds',
-      `kiln:${token}`,
+      token,
       'docker://' + `${h.host}/mirror/docker.io/library/app:1`,
-      `dir:${dest}`,
-    ]);
+      dest,
+    );
     expect(run.stderr).toBe('');
     expect(run.ok).toBe(true);
     const layer = await readFile(path.join(dest, image.layerDigest.slice(7)));

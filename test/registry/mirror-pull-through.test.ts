@@ -12,6 +12,7 @@ import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
 import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
+import { skopeoPull } from '../helpers/skopeo-pull.js';
 
 /*
  * The mirror against real upstreams on loopback: Debian's Distribution with htpasswd Basic
@@ -148,17 +149,7 @@ afterEach(async () => {
 });
 
 function pull(ref: string, dest: string, extra: string[] = []) {
-  return runClient('skopeo', [
-    'copy',
-    '--authfile',
-    authFile,
-    '--src-tls-verify=false',
-    '--src-creds',
-    `kiln:${token}`,
-    ...extra,
-    `docker://${h.host}/${ref}`,
-    `dir:${dest}`,
-  ]);
+  return skopeoPull(authFile, token, `docker://${h.host}/${ref}`, dest, extra);
 }
 
 function get(pathname: string, headers: Record<string, string> = {}): Promise<Response> {

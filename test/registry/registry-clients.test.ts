@@ -13,6 +13,7 @@ import {
 } from '../helpers/registry-forged-tokens.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
+import { skopeoPull } from '../helpers/skopeo-pull.js';
 
 let tmp: string;
 let layout: OciLayout;
@@ -92,16 +93,7 @@ describe('skopeo against the registry', () => {
     expect(Buffer.from(inspect.stdout)).toEqual(await ociBlob(layout.manifestDigest));
 
     const out = path.join(tmp, `pulled-${Date.now()}`);
-    const pull = await runClient('skopeo', [
-      'copy',
-      '--authfile',
-      authFile,
-      '--src-tls-verify=false',
-      '--src-creds',
-      `kiln:${token}`,
-      `docker://${h.host}/acme/web:b_sk`,
-      `dir:${out}`,
-    ]);
+    const pull = await skopeoPull(authFile, token, `docker://${h.host}/acme/web:b_sk`, out);
     expect(pull.ok).toBe(true);
     expect(await readFile(path.join(out, 'manifest.json'))).toEqual(
       await ociBlob(layout.manifestDigest),
@@ -249,16 +241,7 @@ describe('buildah against the registry', () => {
     expect(refused.ok).toBe(false);
 
     const out = path.join(tmp, `buildah-pulled-${Date.now()}`);
-    const back = await runClient('skopeo', [
-      'copy',
-      '--authfile',
-      authFile,
-      '--src-tls-verify=false',
-      '--src-creds',
-      `kiln:${token}`,
-      `docker://${h.host}/cache/acme/main:layer`,
-      `dir:${out}`,
-    ]);
+    const back = await skopeoPull(authFile, token, `docker://${h.host}/cache/acme/main:layer`, out);
     expect(back.ok).toBe(true);
     // buildah stores layers uncompressed and recompresses them on push, so the layer's
     // uncompressed bytes (its diff_id) are what must survive the round trip unchanged.
