@@ -5,6 +5,7 @@ import type { CapturedLog } from './captured-log.js';
 import { FakeBuildRunner } from './fake-build-runner.js';
 import { LoopbackOnlyConnector } from './loopback-only-connector.js';
 import { ManualClock } from './manual-clock.js';
+import { sampleTar } from './tar-builder.js';
 import type { ApiScope } from '../../src/auth/scopes.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon.js';
@@ -20,6 +21,8 @@ export interface Harness extends Omit<Daemon, 'runner' | 'start' | 'close'> {
   url: string;
   port: number;
   token(tenant: string, scopes?: ApiScope[]): Promise<string>;
+  /** Submits the sample tar over HTTP with `token`; the new build's id (asserts the 202). */
+  submitSample(token: string): Promise<string>;
   /** Entries under <dataDir>/builds. */
   buildDirs(): string[];
   buildRows(): number;
@@ -108,6 +111,19 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     port,
     token: (tenant, scopes = ['builds:write', 'builds:read', 'secrets:write']) =>
       apiTokens.create({ tenant, scopes, ttlSeconds: 3600 }),
+    submitSample: async (token) => {
+      const fd = new FormData();
+      fd.append('source', new Blob([sampleTar()]), 'app.tar');
+      const res = await fetch(`${url}/builds`, {
+        method: 'POST',
+        body: fd,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      if (res.status !== 202) {
+        throw new Error(`test harness: POST /builds answered ${res.status}: ${await res.text()}`);
+      }
+      return ((await res.json()) as { id: string }).id;
+    },
     buildDirs: () => {
       try {
         return readdirSync(path.join(dataDir, 'builds'));

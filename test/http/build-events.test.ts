@@ -2,7 +2,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually, readSse } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
-import { sampleTar } from '../helpers/tar-builder.js';
 
 let h: Harness;
 let token: string;
@@ -15,16 +14,8 @@ afterEach(async () => {
   await h.close();
 });
 
-async function submit(): Promise<string> {
-  const fd = new FormData();
-  fd.append('source', new Blob([sampleTar()]), 'app.tar');
-  const res = await fetch(`${h.url}/builds`, {
-    method: 'POST',
-    body: fd,
-    headers: { authorization: `Bearer ${token}` },
-  });
-  expect(res.status).toBe(202);
-  return ((await res.json()) as { id: string }).id;
+function submit(): Promise<string> {
+  return h.submitSample(token);
 }
 
 function events(id: string, query = '', headers: Record<string, string> = {}) {

@@ -3,7 +3,6 @@ import { SseEventHub, type FrameRun } from '../../src/http/sse-event-hub.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { readSse, type SseEvent } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
-import { sampleTar } from '../helpers/tar-builder.js';
 
 let h: Harness;
 let token: string;
@@ -16,16 +15,8 @@ afterEach(async () => {
   await h.close();
 });
 
-async function submit(): Promise<string> {
-  const fd = new FormData();
-  fd.append('source', new Blob([sampleTar()]), 'app.tar');
-  const res = await fetch(`${h.url}/builds`, {
-    method: 'POST',
-    body: fd,
-    headers: { authorization: `Bearer ${token}` },
-  });
-  expect(res.status).toBe(202);
-  return ((await res.json()) as { id: string }).id;
+function submit(): Promise<string> {
+  return h.submitSample(token);
 }
 
 function follow(id: string): Promise<Response> {

@@ -6,7 +6,6 @@ import type { SseSink } from '../../src/http/sse-sink.js';
 import { createHarness, type Harness } from '../helpers/api-harness.js';
 import { eventually } from '../helpers/api-server.js';
 import { okOutcome } from '../helpers/fake-build-runner.js';
-import { sampleTar } from '../helpers/tar-builder.js';
 
 let h: Harness;
 let token: string;
@@ -19,16 +18,8 @@ afterEach(async () => {
   await h.close();
 });
 
-async function submit(): Promise<string> {
-  const fd = new FormData();
-  fd.append('source', new Blob([sampleTar()]), 'app.tar');
-  const res = await fetch(`${h.url}/builds`, {
-    method: 'POST',
-    body: fd,
-    headers: { authorization: `Bearer ${token}` },
-  });
-  expect(res.status).toBe(202);
-  return ((await res.json()) as { id: string }).id;
+function submit(): Promise<string> {
+  return h.submitSample(token);
 }
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
