@@ -6,9 +6,11 @@
  *
  *   npx tsx bench/build-e2e.bench.ts [--quick]      → bench/results/build-e2e.json
  *
- * `--quick`: one round. The summary figure is Kiln's own time per build (submit-to-ready minus
- * the boot and the agent's phases, measured in the same builds) against the 0.5 s budget the
- * project sets for KVM-class machines: under TCG it includes the slow VM teardown.
+ * `--quick`: one round. The summary figure is Kiln's own time per build: submit-to-ready minus
+ * the VM's start and boot to the agent's hello and minus the engine's start, build and push as
+ * the agent reports them, measured in the same builds, against the 0.5 s budget the project
+ * sets for KVM-class machines. What is left (upload, queue, token, the run's preparation, the
+ * agent's unpack and its other work, teardown) is broken down per phase in the results.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -23,6 +25,10 @@ const QUICK = process.argv.includes('--quick');
 const ROUNDS = QUICK ? 1 : Number(process.env.KILN_BENCH_ROUNDS ?? 3);
 /** Kiln's own seconds per build allowed under KVM-class speeds (issue 15). */
 const OVERHEAD_BUDGET_SECONDS = 0.5;
+/** The VM's part: the VMM's start and the boot to the agent's hello. */
+const BOOT_PHASES: readonly string[] = ['vm_start', 'boot'];
+/** The build engine's own part, as the agent reports it. */
+const ENGINE_PHASES: readonly string[] = ['engine_start', 'building', 'pushing'];
 
 interface Sample {
   buildId: string;
@@ -74,17 +80,38 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
   const ok = samples.filter((s) => s.status === 'ready');
-  const overhead = median(
-    ok.flatMap((s) =>
-      s.bootSeconds === null
-        ? []
-        : [
-            s.submitToReadySeconds -
-              s.bootSeconds -
-              Object.values(s.phaseSeconds).reduce((a, b) => a + b, 0),
-          ],
-    ),
+  // Kiln's own time: what is left of submit-to-ready once the VM's start and boot to the
+  // agent's hello and the engine's own phases (its start, the build, the push) are taken out.
+  // The timeline's phases already hold boot and vm_start, so nothing is taken out twice.
+  const kilnSeconds = (s: Sample): number =>
+    s.submitToReadySeconds -
+    [...BOOT_PHASES, ...ENGINE_PHASES].reduce(
+      (sum, phase) => sum + (s.phaseSeconds[phase] ?? 0),
+      0,
+    );
+  const overhead = median(ok.filter((s) => s.bootSeconds !== null).map(kilnSeconds));
+  // Where Kiln's own time goes: the median of each other phase, and what no phase accounts for.
+  const kilnPhases = new Set(
+    ok
+      .flatMap((s) => Object.keys(s.phaseSeconds))
+      .filter((phase) => !BOOT_PHASES.includes(phase) && !ENGINE_PHASES.includes(phase)),
   );
+  const kilnBreakdownSeconds: Record<string, number | null> = Object.fromEntries([
+    ...[...kilnPhases].map((phase): [string, number | null] => [
+      phase,
+      median(ok.map((s) => s.phaseSeconds[phase] ?? 0)),
+    ]),
+    [
+      'unaccounted',
+      median(
+        ok.map(
+          (s) =>
+            s.submitToReadySeconds -
+            Object.values(s.phaseSeconds).reduce((sum, seconds) => sum + seconds, 0),
+        ),
+      ),
+    ],
+  ]);
   const result = {
     benchmark: 'build-e2e',
     date: new Date().toISOString(),
@@ -97,6 +124,7 @@ async function main(): Promise<void> {
     ),
     medianSubmitToReadySeconds: median(ok.map((s) => s.submitToReadySeconds)),
     medianKilnOverheadSeconds: overhead,
+    kilnBreakdownSeconds,
     quick: QUICK,
     loadavg: os.loadavg(),
     summary:
@@ -104,12 +132,12 @@ async function main(): Promise<void> {
         ? []
         : [
             summaryEntry({
-              name: 'Kiln time per build (submit-to-ready − boot − agent phases)',
+              name: 'Kiln time per build (submit-to-ready − VM start and boot − engine phases)',
               value: overhead,
               reference: OVERHEAD_BUDGET_SECONDS,
               target: 1,
               unit: 's',
-              note: 'reference: the 0.5 s budget for KVM-class machines',
+              note: 'reference: the 0.5 s budget for KVM-class machines; breakdown in kilnBreakdownSeconds',
             }),
           ],
     samples,
