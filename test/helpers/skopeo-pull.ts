@@ -24,3 +24,29 @@ export function skopeoPull(
     `dir:${dest}`,
   ]);
 }
+
+/**
+ * `skopeo copy` of `source` (an `oci:` layout reference, after `--all` for a whole index) to
+ * `dest` (a `docker://` reference), through `authFile`, over plain HTTP, as `creds`
+ * (`user:password`). Layers are pushed as written (uncompressed ones too), so the digests stay
+ * the layout's. Throws when the copy fails: seeding is a test's setup, not what it judges.
+ */
+export async function skopeoSeed(
+  authFile: string,
+  creds: string,
+  source: readonly string[],
+  dest: string,
+): Promise<void> {
+  const run = await runClient('skopeo', [
+    'copy',
+    '--authfile',
+    authFile,
+    '--dest-tls-verify=false',
+    '--dest-creds',
+    creds,
+    '--preserve-digests',
+    ...source,
+    dest,
+  ]);
+  if (!run.ok) throw new Error(`seeding ${dest} failed: ${run.stderr}`);
+}

@@ -5,10 +5,9 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dockerIoMirror } from '../helpers/docker-io-mirror.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
-import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
-import { skopeoPull } from '../helpers/skopeo-pull.js';
+import { skopeoPull, skopeoSeed } from '../helpers/skopeo-pull.js';
 
 /*
  * An upstream whose own storage went bad: Debian's Distribution on loopback serves whatever
@@ -24,19 +23,8 @@ let other: OciLayout;
 let h: RegistryHarness;
 let token: string;
 
-async function seed(layout: OciLayout, dest: string): Promise<void> {
-  const run = await runClient('skopeo', [
-    'copy',
-    '--authfile',
-    authFile,
-    '--dest-tls-verify=false',
-    '--dest-creds',
-    `${dist.user}:${dist.password}`,
-    '--preserve-digests',
-    `oci:${layout.dir}:latest`,
-    dest,
-  ]);
-  if (!run.ok) throw new Error(`seeding ${dest} failed: ${run.stderr}`);
+function seed(layout: OciLayout, dest: string): Promise<void> {
+  return skopeoSeed(authFile, `${dist.user}:${dist.password}`, [`oci:${layout.dir}:latest`], dest);
 }
 
 beforeAll(async () => {

@@ -7,10 +7,9 @@ import { KilnMetrics } from '../../src/telemetry/kiln-metrics.js';
 import { dockerIoMirror } from '../helpers/docker-io-mirror.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
 import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
-import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
-import { skopeoPull } from '../helpers/skopeo-pull.js';
+import { skopeoPull, skopeoSeed } from '../helpers/skopeo-pull.js';
 
 /*
  * The mirror's size limit against a real upstream on loopback (Distribution behind the
@@ -32,19 +31,8 @@ let proxy: UpstreamProxy;
 let h: RegistryHarness;
 let pullToken: string;
 
-async function seed(layout: OciLayout, dest: string, creds: string): Promise<void> {
-  const run = await runClient('skopeo', [
-    'copy',
-    '--authfile',
-    authFile,
-    '--dest-tls-verify=false',
-    '--dest-creds',
-    creds,
-    '--preserve-digests',
-    `oci:${layout.dir}:latest`,
-    dest,
-  ]);
-  if (!run.ok) throw new Error(`seeding ${dest} failed: ${run.stderr}`);
+function seed(layout: OciLayout, dest: string, creds: string): Promise<void> {
+  return skopeoSeed(authFile, creds, [`oci:${layout.dir}:latest`], dest);
 }
 
 beforeAll(async () => {

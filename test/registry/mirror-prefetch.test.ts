@@ -7,10 +7,9 @@ import { dockerIoMirror } from '../helpers/docker-io-mirror.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
 import { writeOciIndexLayout, type OciIndexLayout } from '../helpers/mirror-oci-index.js';
 import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
-import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
-import { skopeoPull } from '../helpers/skopeo-pull.js';
+import { skopeoPull, skopeoSeed } from '../helpers/skopeo-pull.js';
 
 /*
  * The mirror's prefetch: once it serves an image manifest it does not hold the blobs of, it
@@ -44,18 +43,12 @@ beforeAll(async () => {
     [['--all', `oci:${node.dir}:latest`], 'library/node:22-slim'],
   ];
   for (const [from, to] of seeds) {
-    const run = await runClient('skopeo', [
-      'copy',
-      '--authfile',
+    await skopeoSeed(
       authFile,
-      '--dest-tls-verify=false',
-      '--dest-creds',
       `${dist.user}:${dist.password}`,
-      '--preserve-digests',
-      ...from,
+      from,
       `docker://${dist.host}/${to}`,
-    ]);
-    if (!run.ok) throw new Error(`seeding ${to} failed: ${run.stderr}`);
+    );
   }
 }, 120_000);
 

@@ -9,10 +9,9 @@ import { parseMirrorConfig } from '../../src/config/mirror-config.js';
 import { startDistribution, type DistributionRegistry } from '../helpers/mirror-distribution.js';
 import { writeOciIndexLayout, type OciIndexLayout } from '../helpers/mirror-oci-index.js';
 import { UpstreamProxy } from '../helpers/mirror-upstream-proxy.js';
-import { runClient } from '../helpers/registry-clients.js';
 import { RegistryHarness } from '../helpers/registry-harness.js';
 import { writeOciLayout, type OciLayout } from '../helpers/registry-oci-layout.js';
-import { skopeoPull } from '../helpers/skopeo-pull.js';
+import { skopeoPull, skopeoSeed } from '../helpers/skopeo-pull.js';
 
 /*
  * The mirror against real upstreams on loopback: Debian's Distribution with htpasswd Basic
@@ -41,20 +40,8 @@ async function layoutBlob(dir: string, digest: string): Promise<Buffer> {
   return readFile(path.join(dir, 'blobs', 'sha256', digest.replace(/^sha256:/, '')));
 }
 
-async function seed(args: string[], dest: string, creds: string): Promise<void> {
-  const run = await runClient('skopeo', [
-    'copy',
-    '--authfile',
-    authFile,
-    '--dest-tls-verify=false',
-    '--dest-creds',
-    creds,
-    // Layers are pushed as written (uncompressed ones too), so the digests stay the layout's.
-    '--preserve-digests',
-    ...args,
-    dest,
-  ]);
-  if (!run.ok) throw new Error(`seeding ${dest} failed: ${run.stderr}`);
+function seed(args: string[], dest: string, creds: string): Promise<void> {
+  return skopeoSeed(authFile, creds, args, dest);
 }
 
 beforeAll(async () => {
