@@ -3,10 +3,10 @@ import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { ApiPrincipal } from './api-principal.js';
 import { API_AUDIENCE, TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from './key-store.js';
 import { isApiScope, RESERVED_TENANTS, type ApiScope } from './scopes.js';
+import { VerifiedTokenCache } from './verified-token-cache.js';
 import type { Clock } from '../../common/time/clock.js';
 import { AppError } from '../errors/app-error.js';
 import { isValidNameComponent } from '../registry/repository-name.js';
-import { VerifiedTokenCache } from '../registry/verified-token-cache.js';
 
 /** How many verified API tokens are remembered (a client sends one token with every request). */
 const VERIFIED_TOKENS_KEPT = 1024;

@@ -1,9 +1,9 @@
 import { KeyObject, randomUUID, sign as signBytes } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import type { AccessEntry } from './access-scope.js';
-import { VerifiedTokenCache } from './verified-token-cache.js';
 import type { Clock } from '../../common/time/clock.js';
 import { TOKEN_ALG, TOKEN_ISSUER, type SigningKey } from '../auth/key-store.js';
+import { VerifiedTokenCache } from '../auth/verified-token-cache.js';
 
 /** A verified registry token. */
 export interface RegistryTokenClaims {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VerifiedTokenCache } from '../../src/registry/verified-token-cache.js';
+import { VerifiedTokenCache } from '../../src/auth/verified-token-cache.js';
 
 describe('VerifiedTokenCache', () => {
   it('answers a token only inside its nbf…exp window, and forgets it once expired', () => {
