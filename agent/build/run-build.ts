@@ -14,7 +14,7 @@ import type {
   ResultMessage,
   StartMessage,
 } from '../../common/protocol/agent-messages.js';
-import type { BuildJob } from '../../common/protocol/build-job.js';
+import { pickEngineName, type BuildJob } from '../../common/protocol/build-job.js';
 import type { Clock } from '../../common/time/clock.js';
 import { createCredentialsDir, type CredentialsDir } from '../credentials/credentials-dir.js';
 import type { BuildEngine } from '../engines/build-engine.js';
@@ -55,7 +55,11 @@ export interface RunBuildDeps {
 
 /** Picks the engine build.json asks for; "auto" takes the best one present. */
 function selectEngine(engines: readonly BuildEngine[], wanted: BuildJob['engine']): BuildEngine {
-  const engine = wanted === 'auto' ? engines[0] : engines.find((e) => e.name === wanted);
+  const name = pickEngineName(
+    wanted,
+    engines.map((e) => e.name),
+  );
+  const engine = engines.find((e) => e.name === name);
   if (!engine) {
     throw new BuildFailure(
       'internal',

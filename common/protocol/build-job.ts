@@ -148,3 +148,15 @@ export const buildJobSchema = z.object({
 });
 
 export type BuildJob = z.infer<typeof buildJobSchema>;
+
+/**
+ * The engine a job runs under, of those a guest has (listed best first): the one the job
+ * names, or for "auto" the best; undefined when the guest lacks it. The agent runs this one,
+ * and the host names it in what it logs about the run.
+ */
+export function pickEngineName<T extends string>(
+  wanted: BuildJob['engine'],
+  present: readonly T[],
+): T | undefined {
+  return wanted === 'auto' ? present[0] : present.find((name) => name === wanted);
+}

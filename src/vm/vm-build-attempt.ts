@@ -19,6 +19,7 @@ import {
   type AgentMessage,
   type BuildPhase,
 } from '../../common/protocol/agent-messages.js';
+import { pickEngineName, type BuildJob } from '../../common/protocol/build-job.js';
 import { DISK_SERIALS } from '../../common/protocol/guest-boot.js';
 import type { Clock } from '../../common/time/clock.js';
 import type { AbortReason, BuildRunSink, RunInput, RunOutcome } from '../builds/build-runner.js';
@@ -128,6 +129,8 @@ export class VmBuildAttempt {
   private state: AttemptState = { kind: 'preparing' };
   /** Resources to release in cleanup(), set as they come to exist. */
   private handle: VmHandle | null = null;
+  /** The engine build.json asks for ("auto" until the agent picks). */
+  private jobEngine: BuildJob['engine'] = 'auto';
   private session: AgentSession | null = null;
   private egressProxy: EgressProxy | null = null;
   private readonly timers: (() => void)[] = [];
@@ -258,20 +261,17 @@ export class VmBuildAttempt {
         deps.clock.now(),
       );
     }
-    await writeConfigVolume(
-      configPath,
-      createBuildJob(build, {
-        guestRegistryAddress: deps.vmm.guestRegistryAddress,
-        guestEgressProxyAddress: deps.vmm.guestEgressProxyAddress,
-        limits: deps.limits,
-        cache: this.cacheFork
-          ? { gcThresholdPercent: deps.caches?.gcThresholdPercent ?? 80 }
-          : null,
-        mirrorUpstreams: deps.mirrorUpstreams,
-        buildkitFrontend: deps.buildkitFrontend ?? null,
-        ...(deps.layerCompression ? { layerCompression: deps.layerCompression.engines } : {}),
-      }),
-    );
+    const job = createBuildJob(build, {
+      guestRegistryAddress: deps.vmm.guestRegistryAddress,
+      guestEgressProxyAddress: deps.vmm.guestEgressProxyAddress,
+      limits: deps.limits,
+      cache: this.cacheFork ? { gcThresholdPercent: deps.caches?.gcThresholdPercent ?? 80 } : null,
+      mirrorUpstreams: deps.mirrorUpstreams,
+      buildkitFrontend: deps.buildkitFrontend ?? null,
+      ...(deps.layerCompression ? { layerCompression: deps.layerCompression.engines } : {}),
+    });
+    this.jobEngine = job.engine;
+    await writeConfigVolume(configPath, job);
     const egressProxySocket = await this.startEgressProxy();
     await createScratchVolume(scratchPath, deps.scratchBytes);
     await prepareSourceVolume(build.source.path, build.source.sizeBytes);
@@ -460,10 +460,10 @@ export class VmBuildAttempt {
 
   /**
    * Logs the host's reason when the engine that will run pushes layers other than configured
-   * (Buildah and `none`): the job's engine, or for `auto` the guest's best, as the agent picks.
+   * (Buildah and `none`): the engine the agent picks for the job among the guest's.
    */
   private noteLayerCompression(guestEngines: readonly string[]): void {
-    const engine = this.input.build.request.engine ?? guestEngines[0];
+    const engine = pickEngineName(this.jobEngine, guestEngines);
     const notes = this.deps.layerCompression?.notes ?? {};
     const note = engine === 'buildah' || engine === 'buildkit' ? notes[engine] : undefined;
     if (note !== undefined) this.sink.log('system', `[kiln] ${note}\n`, this.deps.clock.now());
