@@ -4,15 +4,6 @@ import { z } from 'zod';
  * Small zod helpers for environment variables: every value arrives as a string (or is absent),
  * so these coerce, apply the default and validate in one place.
  */
-export const envInt = (def: number, min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
-    .optional()
-    .transform((v) => v ?? def);
 
 /** A whole number in [min, max], or undefined when unset (no default). */
 export const envOptionalInt = (min: number, max: number) =>
@@ -23,6 +14,10 @@ export const envOptionalInt = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max))
     .optional();
+
+/** A whole number in [min, max], `def` when unset. */
+export const envInt = (def: number, min: number, max: number) =>
+  envOptionalInt(min, max).transform((v) => v ?? def);
 
 /** One of a fixed set of words, `def` when unset. */
 export const envEnum = <const T extends readonly [string, ...string[]]>(

@@ -120,19 +120,19 @@ const V6_RANGES: Readonly<Record<string, AddressRefusal | null>> = {
   uniqueLocal: 'unique_local',
   deprecatedSiteLocal: 'site_local',
 };
-/** The instance metadata endpoints: 169.254.169.254 (link local) and AWS's IPv6 one. */
-const METADATA_ENDPOINTS: readonly Ip[] = [CLOUD_METADATA_V4, AWS_IMDS_V6];
+/**
+ * The instance metadata endpoints, 169.254.169.254 (link local) and AWS's IPv6 one, in their
+ * normalized spelling (an IPv4 and an IPv6 spelling never collide).
+ */
+const METADATA_ENDPOINTS: ReadonlySet<string> = new Set(
+  [CLOUD_METADATA_V4, AWS_IMDS_V6].map((m) => m.toNormalizedString()),
+);
 
 /** The refusal of an address's own range, or undefined for unicast. */
 function classifyRange(ip: Ip): AddressRefusal | undefined {
   const refusal = (ip.kind() === 'ipv4' ? V4_RANGES : V6_RANGES)[ip.range()];
   if (refusal === null) return undefined;
-  const normalized = ip.toNormalizedString();
-  if (
-    METADATA_ENDPOINTS.some((m) => m.kind() === ip.kind() && m.toNormalizedString() === normalized)
-  ) {
-    return 'cloud_metadata';
-  }
+  if (METADATA_ENDPOINTS.has(ip.toNormalizedString())) return 'cloud_metadata';
   return refusal ?? 'reserved';
 }
 
