@@ -14,6 +14,8 @@ export interface ManifestDocument {
   mediaType: string;
   /** Blobs that must already be in the repository (config and distributable layers). */
   blobs: string[];
+  /** The size each of `blobs` is declared with, by digest. */
+  blobSizes: Map<string, number>;
   /** Manifests an index refers to, which must already be in the repository. */
   manifests: string[];
   subjectDigest: string | null;
@@ -40,7 +42,8 @@ function invalid(message: string): OciError {
   return new OciError('MANIFEST_INVALID', message);
 }
 
-function descriptorDigest(d: unknown, where: string): string {
+/** A descriptor's digest and size, checked. */
+function checkedDescriptor(d: unknown, where: string): { digest: string; size: number } {
   if (typeof d !== 'object' || d === null) throw invalid(`${where} is not a descriptor`);
   const { digest, size } = d as Descriptor;
   if (typeof digest !== 'string' || !tryParseDigest(digest)) {
@@ -49,7 +52,11 @@ function descriptorDigest(d: unknown, where: string): string {
   if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) {
     throw invalid(`${where} has an invalid size`);
   }
-  return digest;
+  return { digest, size };
+}
+
+function descriptorDigest(d: unknown, where: string): string {
+  return checkedDescriptor(d, where).digest;
 }
 
 /**
@@ -82,18 +89,24 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Ma
   }
 
   const blobs: string[] = [];
+  const blobSizes = new Map<string, number>();
   const manifests: string[] = [];
   let artifactType = typeof doc.artifactType === 'string' ? doc.artifactType : null;
   if (IMAGE_TYPES.has(mediaType)) {
     if (!Array.isArray(doc.layers)) throw invalid('manifest has no layers array');
-    blobs.push(descriptorDigest(doc.config, 'config'));
+    const configDescriptor = checkedDescriptor(doc.config, 'config');
+    blobs.push(configDescriptor.digest);
+    blobSizes.set(configDescriptor.digest, configDescriptor.size);
     const config = doc.config as Descriptor;
     if (artifactType === null && typeof config.mediaType === 'string') {
       artifactType = config.mediaType;
     }
     (doc.layers as unknown[]).forEach((layer, i) => {
-      const digest = descriptorDigest(layer, `layers[${i}]`);
-      if (!isNonDistributable((layer as Descriptor).mediaType)) blobs.push(digest);
+      const { digest, size } = checkedDescriptor(layer, `layers[${i}]`);
+      if (!isNonDistributable((layer as Descriptor).mediaType)) {
+        blobs.push(digest);
+        blobSizes.set(digest, size);
+      }
     });
   } else {
     if (!Array.isArray(doc.manifests)) throw invalid('index has no manifests array');
@@ -109,5 +122,5 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Ma
       if (typeof v === 'string') annotations[k] = v;
     }
   }
-  return { mediaType, blobs, manifests, subjectDigest, artifactType, annotations };
+  return { mediaType, blobs, blobSizes, manifests, subjectDigest, artifactType, annotations };
 }

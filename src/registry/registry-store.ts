@@ -357,6 +357,14 @@ export class RegistryStore {
     return size;
   }
 
+  /**
+   * Whether a blob is visible in `repository`, without renewing its grace period: for a look
+   * that serves nothing (the mirror deciding what to prefetch), so a warm pull writes nothing.
+   */
+  hasLinkedBlob(repository: string, digest: string): boolean {
+    return this.s.linkedBlob.get(repository, digest) !== undefined;
+  }
+
   /** Blobs nobody has touched since `cutoff` (candidates for garbage collection). */
   untouchedBlobs(cutoff: Date): { digest: string; size: number }[] {
     return this.s.untouchedBlobs.all(cutoff.getTime());

@@ -47,26 +47,6 @@ interface Download {
 /** Uses of manifests remembered before the stale ones are dropped (see used()). */
 const MAX_REMEMBERED_USES = 4096;
 
-/**
- * The size of each blob (config and layers) of an image manifest, by digest; empty for an
- * index. Throws for a manifest that is not JSON (one the store holds was parsed when stored).
- */
-function imageBlobSizes(manifest: StoredManifest): Map<string, number> {
-  const doc = parseManifest(manifest.content, manifest.mediaType);
-  const sizes = new Map<string, number>();
-  if (doc.manifests.length > 0 || doc.blobs.length === 0) return sizes;
-  const json = JSON.parse(manifest.content.toString('utf8')) as {
-    config?: { digest?: unknown; size?: unknown };
-    layers?: { digest?: unknown; size?: unknown }[];
-  };
-  for (const d of [json.config, ...(json.layers ?? [])]) {
-    if (typeof d?.digest === 'string' && typeof d.size === 'number') sizes.set(d.digest, d.size);
-  }
-  // Only what parseManifest names (it leaves out non-distributable layers).
-  for (const digest of [...sizes.keys()]) if (!doc.blobs.includes(digest)) sizes.delete(digest);
-  return sizes;
-}
-
 /** A manifest the mirror serves, and the repository it is stored under. */
 export interface MirroredManifest {
   manifest: StoredManifest;
@@ -260,11 +240,12 @@ export class RegistryMirror {
     const { store, config } = this.options;
     let sizes: Map<string, number>;
     try {
-      sizes = imageBlobSizes(served.manifest);
+      // An index names no blobs (a client picks one platform; its manifest prefetches then).
+      ({ blobSizes: sizes } = parseManifest(served.manifest.content, served.manifest.mediaType));
     } catch {
       return;
     }
-    const missing = [...sizes].filter(([d]) => store.linkedBlobSize(name.local, d) === null);
+    const missing = [...sizes].filter(([d]) => !store.hasLinkedBlob(name.local, d));
     if (missing.length === 0) return;
     if (config.maxBytes > 0) {
       const bytes = missing.reduce((sum, [, size]) => sum + size, 0);
