@@ -132,12 +132,7 @@ export class BlobStore {
       actual = await hashFile(file, digest.algorithm);
     }
     if (actual !== digest.hex) return { ok: false, size };
-    const handle = await open(file, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await syncPath(file);
     await this.arrive(digest, async () => {
       const target = this.blobPath(digest);
       await mkdir(path.dirname(target), { recursive: true });

@@ -84,8 +84,7 @@ export class InflightBlob {
   /** Every byte arrived and the digest matched: readers may have the last byte. */
   private verified = false;
   private state: 'running' | 'stored' | 'failed' = 'running';
-  /** The download failed (set at once; `state` follows once the file writes have drained). */
-  private refused = false;
+  /** Why the download failed, set at once (`state` follows once the file writes have drained). */
   private error: Error | null = null;
   private readers = 0;
   private closed = false;
@@ -120,7 +119,7 @@ export class InflightBlob {
 
   /** True once the download failed: it will store nothing, and a new request must not join it. */
   get failed(): boolean {
-    return this.refused;
+    return this.error !== null;
   }
 
   /** Bytes received so far. */
@@ -357,11 +356,10 @@ export class InflightBlob {
       this.state = 'stored';
       this.events.emit('change');
     } catch (err) {
-      this.refused = true;
+      this.error = err instanceof Error ? err : new Error(String(err));
       clearTimeout(idle);
       await this.drained().catch(() => undefined);
       this.state = 'failed';
-      this.error = err instanceof Error ? err : new Error(String(err));
       this.events.emit('change');
       this.options.logger.warn(
         { err: this.error, digest: digest.text, upstream: target.upstream },
