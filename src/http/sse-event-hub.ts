@@ -149,18 +149,7 @@ export class SseEventHub {
     }
     // Pages are small (a miss reads and encodes about what one write takes), so a run may
     // span several of them.
-    const run: FrameRun = { chunks: [], bytes: 0, lastId: fromId - 1, final: false };
-    while (run.bytes < maxBytes && !run.final) {
-      const page = this.pages.pageOf(buildId, run.lastId + 1);
-      if (page === null) break;
-      const { chunks, bytes, lastId } = framesFrom(page, run.lastId + 1, maxBytes - run.bytes);
-      run.chunks.push(...chunks);
-      run.bytes += bytes;
-      run.lastId = lastId;
-      run.final = page.final && lastId === page.lastId;
-      if (lastId < page.lastId) break;
-    }
-    return run.chunks.length === 0 ? null : run;
+    return collectRun(fromId, maxBytes, (nextId) => this.pages.pageOf(buildId, nextId));
   }
 
   private fromWindow(window: FrameBatch[], fromId: number, maxBytes: number): FrameRun | null {
@@ -172,18 +161,8 @@ export class SseEventHub {
       if ((window[mid]?.lastId ?? Infinity) < fromId) lo = mid + 1;
       else hi = mid;
     }
-    const run: FrameRun = { chunks: [], bytes: 0, lastId: fromId - 1, final: false };
-    for (let i = lo; i < window.length && run.bytes < maxBytes; i++) {
-      const batch = window[i];
-      if (batch === undefined) break;
-      const { chunks, bytes, lastId } = framesFrom(batch, run.lastId + 1, maxBytes - run.bytes);
-      run.chunks.push(...chunks);
-      run.bytes += bytes;
-      run.lastId = lastId;
-      run.final = batch.final && lastId === batch.lastId;
-      if (lastId < batch.lastId) break;
-    }
-    return run.chunks.length === 0 ? null : run;
+    let next = lo;
+    return collectRun(fromId, maxBytes, () => window[next++] ?? null);
   }
 
   private flush(channel: BuildChannel): void {
@@ -200,4 +179,28 @@ export class SseEventHub {
     }
     for (const wake of [...channel.wakers]) wake();
   }
+}
+
+/**
+ * A run of frames from `fromId` on, up to about `maxBytes`, taken from the batches `nextBatch`
+ * hands out in id order (given the id the run needs next); it ends at a batch it only partly
+ * takes, at the final frame, or when no batch follows. Null when it took nothing.
+ */
+function collectRun(
+  fromId: number,
+  maxBytes: number,
+  nextBatch: (nextId: number) => FrameBatch | null,
+): FrameRun | null {
+  const run: FrameRun = { chunks: [], bytes: 0, lastId: fromId - 1, final: false };
+  while (run.bytes < maxBytes && !run.final) {
+    const batch = nextBatch(run.lastId + 1);
+    if (batch === null) break;
+    const { chunks, bytes, lastId } = framesFrom(batch, run.lastId + 1, maxBytes - run.bytes);
+    run.chunks.push(...chunks);
+    run.bytes += bytes;
+    run.lastId = lastId;
+    run.final = batch.final && lastId === batch.lastId;
+    if (lastId < batch.lastId) break;
+  }
+  return run.chunks.length === 0 ? null : run;
 }
