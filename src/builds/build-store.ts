@@ -175,10 +175,6 @@ export class BuildStore {
     );
   }
 
-  insert(build: Build): void {
-    this.insertStmt.run(this.toParams(build));
-  }
-
   get(id: string): Build | null {
     const row = this.getStmt.get(id);
     return row ? toBuild(row) : null;

@@ -20,7 +20,7 @@ export class EventLog {
     private readonly maxLogBytes: number,
   ) {}
 
-  append(buildId: string, data: Exclude<BuildEventData, { type: 'log' }>): BuildEvent {
+  append(buildId: string, data: TransitionEventData): BuildEvent {
     const event = this.store.appendEvent(buildId, data, this.clock.now());
     this.notify(event);
     return event;

@@ -24,7 +24,7 @@ export interface FrameBatch {
 }
 
 /** The `data` of an event's frame (docs/contracts.md#build-events). */
-export function eventPayload(event: BuildEvent): string {
+function eventPayload(event: BuildEvent): string {
   const { type: _type, ...rest } = event.data;
   return JSON.stringify({ build_id: event.buildId, at: event.createdAt.toISOString(), ...rest });
 }
